@@ -1,0 +1,280 @@
+//! The configuration file: TOML read into raw serde structs (unknown keys refused), then
+//! validated into the settings the rest of the binary uses.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mcpgw_transport::checks::HostPolicy;
+use mcpgw_transport::edge::EdgeConfig;
+use mcpgw_transport::session::SessionLimits;
+use serde::Deserialize;
+
+/// The default configuration, embedded in the binary.
+pub(crate) const DEFAULT_TOML: &str = include_str!("../../../config/mcpgw.toml");
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML or not a valid configuration.
+    #[error("{origin}:{line}:{column}: {message}")]
+    Parse {
+        /// The file, or `<embedded default>`.
+        origin: String,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// What is wrong there.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// The file, or `<embedded default>`.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    paths: RawPaths,
+    #[serde(default)]
+    sessions: RawSessions,
+    #[serde(default)]
+    security: RawSecurity,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen: SocketAddr,
+    max_body_bytes: usize,
+    header_read_timeout_secs: u64,
+    public_prefix: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 4 * 1024 * 1024,
+            header_read_timeout_secs: 30,
+            public_prefix: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPaths {
+    sse: String,
+    messages: String,
+    mcp: String,
+}
+
+impl Default for RawPaths {
+    fn default() -> Self {
+        Self { sse: "/sse".into(), messages: "/messages".into(), mcp: "/mcp".into() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSessions {
+    keepalive_secs: u64,
+    legacy_grace_secs: u64,
+    idle_timeout_secs: u64,
+    inbound_queue: usize,
+    stream_queue: usize,
+    backlog: usize,
+}
+
+impl Default for RawSessions {
+    fn default() -> Self {
+        Self {
+            keepalive_secs: 15,
+            legacy_grace_secs: 5,
+            idle_timeout_secs: 1800,
+            inbound_queue: 64,
+            stream_queue: 64,
+            backlog: 256,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSecurity {
+    allowed_hosts: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+}
+
+/// The paths each endpoint is served on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Paths {
+    /// Legacy event stream (`GET`).
+    pub(crate) sse: String,
+    /// Legacy message endpoint (`POST`).
+    pub(crate) messages: String,
+    /// Streamable HTTP endpoint.
+    pub(crate) mcp: String,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// Where to listen.
+    pub(crate) listen: SocketAddr,
+    /// Time allowed for request headers.
+    pub(crate) header_read_timeout: Duration,
+    /// Endpoint paths.
+    pub(crate) paths: Paths,
+    /// Settings of the HTTP edge.
+    pub(crate) edge: EdgeConfig,
+    /// Per-session queue sizes.
+    pub(crate) limits: SessionLimits,
+    /// A session idle this long (no request, no open stream) is ended.
+    pub(crate) idle_timeout: Duration,
+}
+
+impl Config {
+    /// Loads `path`, or the embedded default when `path` is `None`.
+    pub(crate) fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                Self::parse(&text, &path.display().to_string())
+            }
+            None => Self::parse(DEFAULT_TOML, "<embedded default>"),
+        }
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub(crate) fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |span| line_and_column(text, span.start));
+            ConfigError::Parse { origin: origin.to_owned(), line, column, message: e.message().trim().to_owned() }
+        })?;
+        raw.validate(origin)
+    }
+}
+
+impl RawConfig {
+    fn validate(self, origin: &str) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { origin: origin.to_owned(), message };
+        for (key, path) in
+            [("paths.sse", &self.paths.sse), ("paths.messages", &self.paths.messages), ("paths.mcp", &self.paths.mcp)]
+        {
+            if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') || path.contains(['?', '#']) {
+                return Err(invalid(format!("{key} must be a path like \"/name\", not {path:?}")));
+            }
+        }
+        let p = &self.paths;
+        if p.sse == p.messages || p.sse == p.mcp || p.messages == p.mcp {
+            return Err(invalid("paths.sse, paths.messages and paths.mcp must differ".into()));
+        }
+        let prefix = self.server.public_prefix.trim_end_matches('/');
+        if !prefix.is_empty() && (!prefix.starts_with('/') || prefix.contains(['?', '#'])) {
+            return Err(invalid(format!("server.public_prefix must be empty or start with '/', not {prefix:?}")));
+        }
+        if self.server.max_body_bytes == 0 {
+            return Err(invalid("server.max_body_bytes must be positive".into()));
+        }
+        let s = &self.sessions;
+        for (key, value) in [("sessions.inbound_queue", s.inbound_queue), ("sessions.stream_queue", s.stream_queue)] {
+            if value == 0 {
+                return Err(invalid(format!("{key} must be positive")));
+            }
+        }
+        let hosts = match (self.security.allowed_hosts, self.security.allowed_origins) {
+            (None, None) if self.server.listen.ip().is_loopback() => HostPolicy::loopback(),
+            (allowed_hosts, allowed_origins) => HostPolicy { allowed_hosts, allowed_origins },
+        };
+        let edge = EdgeConfig {
+            keepalive: Duration::from_secs(s.keepalive_secs),
+            legacy_grace: Duration::from_secs(s.legacy_grace_secs),
+            max_body: self.server.max_body_bytes,
+            messages_path: p.messages.clone(),
+            public_prefix: prefix.to_owned(),
+            hosts,
+        };
+        Ok(Config {
+            listen: self.server.listen,
+            header_read_timeout: Duration::from_secs(self.server.header_read_timeout_secs.max(1)),
+            paths: Paths { sse: p.sse.clone(), messages: p.messages.clone(), mcp: p.mcp.clone() },
+            edge,
+            limits: SessionLimits { inbound: s.inbound_queue, stream: s.stream_queue, backlog: s.backlog },
+            idle_timeout: Duration::from_secs(s.idle_timeout_secs),
+        })
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let c = Config::parse(DEFAULT_TOML, "default").expect("valid");
+        assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(c.paths.mcp, "/mcp");
+        assert_eq!(c.edge.max_body, 4 * 1024 * 1024);
+        assert!(c.edge.hosts.allowed_hosts.is_some(), "loopback listen gets the loopback host policy");
+    }
+
+    #[test]
+    fn an_empty_file_means_defaults() {
+        let c = Config::parse("", "empty").expect("valid");
+        assert_eq!(c.edge.keepalive, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_line() {
+        let err = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", "f.toml").expect_err("refused");
+        let text = err.to_string();
+        assert!(text.starts_with("f.toml:3:"), "{text}");
+        assert!(text.contains("lisen"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::parse("[paths]\nmcp = \"mcp\"\n", "f").is_err());
+        assert!(Config::parse("[paths]\nmcp = \"/sse\"\n", "f").is_err());
+        assert!(Config::parse("[server]\nlisten = \"nowhere\"\n", "f").is_err());
+    }
+
+    #[test]
+    fn a_public_listen_allows_any_host_unless_configured() {
+        let c = Config::parse("[server]\nlisten = \"0.0.0.0:8080\"\n", "f").expect("valid");
+        assert!(c.edge.hosts.allowed_hosts.is_none());
+        let c =
+            Config::parse("[server]\nlisten = \"0.0.0.0:8080\"\n[security]\nallowed_hosts = [\"mcp.example\"]\n", "f")
+                .expect("valid");
+        assert_eq!(c.edge.hosts.allowed_hosts, Some(vec!["mcp.example".to_owned()]));
+    }
+}

@@ -1,0 +1,150 @@
+//! `mcpgw`: an MCP gateway serving legacy HTTP+SSE and Streamable HTTP on one port, with
+//! a fresh MCP server for every client session.
+//!
+//! # Layout
+//! - `config`: the TOML configuration, validated.
+//! - `registry`: the one map of live sessions of both kinds, and the idle reaper.
+//! - `router`: path → MCP transport or operational endpoint.
+//! - `server`: the listener, connections and the ordered shutdown.
+
+mod config;
+mod registry;
+mod router;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use mcpgw_core::ServerFactory;
+use mcpgw_transport::Edge;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::router::App;
+use crate::server::ServeOptions;
+
+/// The configuration file used when `--config` is not given and it exists; otherwise the
+/// embedded default applies.
+const DEFAULT_CONFIG_PATH: &str = "config/mcpgw.toml";
+
+/// Exit status for a configuration that cannot be used (as linkerd and sysexits' EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+/// An MCP gateway: legacy HTTP+SSE and Streamable HTTP on one port.
+#[derive(Debug, Parser)]
+#[command(name = "mcpgw", version, about)]
+struct Cli {
+    /// The configuration file (TOML). Default: config/mcpgw.toml if present, else the
+    /// embedded default.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Address and port to listen on, overriding the configuration.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let path = cli.config.clone().or_else(|| {
+        let default = PathBuf::from(DEFAULT_CONFIG_PATH);
+        default.exists().then_some(default)
+    });
+    let mut config = match Config::load(path.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("mcpgw: bad configuration: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Some(listen) = cli.listen {
+        config.listen = listen;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcpgw: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcpgw: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MCPGW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener.local_addr().context("the listener has no local address")?;
+    let tasks = TaskTracker::new();
+    let shutdown = CancellationToken::new();
+
+    let registry = Registry::new(ServerFactory::new(tasks.clone()), config.limits);
+    let edge = Edge::new(registry.clone(), config.edge.clone(), tasks.clone());
+    let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone()));
+    tasks.spawn(registry.clone().run_reaper(config.idle_timeout, shutdown.clone()));
+
+    tracing::info!(
+        "mcpgw {} listening on http://{local} (Streamable HTTP: http://{local}{}, legacy SSE: http://{local}{})",
+        env!("CARGO_PKG_VERSION"),
+        config.paths.mcp,
+        config.paths.sse,
+    );
+    let options =
+        ServeOptions { header_read_timeout: config.header_read_timeout, drain_deadline: Duration::from_secs(10) };
+    let server = tokio::spawn(server::serve(listener, app, options, shutdown.clone(), tasks.clone()));
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    server.await.context("the listener task failed")?;
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await.is_err() {
+        tracing::warn!("some tasks were still running at exit");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for SIGTERM (what systemd and Kubernetes send) or SIGINT (Ctrl-C).
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! The session registry: one map of the live sessions of both transports, keyed by the
+//! typed session id, and the idle reaper.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use mcpgw_core::{Outbound, OutboundClosed, ServerFactory};
+use mcpgw_transport::session::SessionLimits;
+use mcpgw_transport::{Error, Session, SessionId, SessionKind, Sessions};
+use rmcp::model::ServerJsonRpcMessage;
+use tokio_util::sync::CancellationToken;
+
+/// All live sessions, both kinds, in one map.
+pub(crate) struct Registry {
+    map: DashMap<SessionId, Arc<Session>>,
+    factory: ServerFactory,
+    limits: SessionLimits,
+    me: Weak<Registry>,
+}
+
+impl Registry {
+    /// An empty registry whose sessions' servers `factory` builds.
+    pub(crate) fn new(factory: ServerFactory, limits: SessionLimits) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self { map: DashMap::new(), factory, limits, me: me.clone() })
+    }
+
+    /// How many sessions of each kind are live: (legacy, streamable).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        self.map.iter().fold((0, 0), |(l, s), e| match e.kind() {
+            SessionKind::Legacy => (l + 1, s),
+            SessionKind::Streamable => (l, s + 1),
+        })
+    }
+
+    /// Ends every session (at shutdown).
+    pub(crate) fn end_all(&self) {
+        let ids: Vec<SessionId> = self.map.iter().map(|e| *e.key()).collect();
+        for id in ids {
+            self.end(id);
+        }
+    }
+
+    /// Ends the sessions idle longer than `ttl`. Returns how many it ended.
+    pub(crate) fn reap_idle(&self, ttl: Duration) -> usize {
+        let idle: Vec<SessionId> = self.map.iter().filter(|e| e.idle_for() > ttl).map(|e| *e.key()).collect();
+        for id in &idle {
+            tracing::info!(session = %id, "session idle past its timeout; ending it");
+            self.end(*id);
+        }
+        idle.len()
+    }
+
+    /// Runs the idle reaper until `shutdown`.
+    pub(crate) async fn run_reaper(self: Arc<Self>, ttl: Duration, shutdown: CancellationToken) {
+        if ttl.is_zero() {
+            return;
+        }
+        let every = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => { self.reap_idle(ttl); }
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+impl Sessions for Registry {
+    fn create(&self, kind: SessionKind) -> Result<Arc<Session>, Error> {
+        let id = SessionId::random();
+        let (session, inbound) = Session::new(id, kind, self.limits);
+        self.map.insert(id, session.clone());
+        let me = self.me.clone();
+        let started = self.factory.start(
+            &id.to_string(),
+            inbound,
+            SessionOutbound(session.clone()),
+            session.cancel_token(),
+            move || {
+                if let Some(registry) = me.upgrade() {
+                    registry.end(id);
+                }
+            },
+        );
+        if let Err(e) = started {
+            self.end(id);
+            tracing::warn!(error = %e, "refused a new session");
+            return Err(Error::Unavailable("the gateway is shutting down"));
+        }
+        Ok(session)
+    }
+
+    fn get(&self, id: SessionId) -> Option<Arc<Session>> {
+        self.map.get(&id).map(|e| e.value().clone())
+    }
+
+    fn end(&self, id: SessionId) {
+        if let Some((_, session)) = self.map.remove(&id) {
+            session.end();
+            tracing::info!(session = %id, kind = session.kind().as_str(), "session ended");
+        }
+    }
+}
+
+/// A session's outbound side, as the core crate's sink.
+struct SessionOutbound(Arc<Session>);
+
+impl Outbound for SessionOutbound {
+    fn deliver(
+        &self,
+        message: ServerJsonRpcMessage,
+    ) -> impl Future<Output = Result<(), OutboundClosed>> + Send + 'static {
+        let delivered = self.0.deliver(message);
+        async move { delivered.await.map_err(|_| OutboundClosed) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_util::task::TaskTracker;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_sessions_are_reaped_and_busy_ones_kept() {
+        let registry = Registry::new(ServerFactory::new(TaskTracker::new()), SessionLimits::default());
+        let idle = registry.create(SessionKind::Streamable).expect("created");
+        let listening = registry.create(SessionKind::Legacy).expect("created");
+        let _stream = listening.open_standalone();
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(registry.reap_idle(Duration::from_secs(60)), 1);
+        assert!(registry.get(idle.id()).is_none());
+        assert!(idle.is_ended());
+        assert!(registry.get(listening.id()).is_some());
+        assert_eq!(registry.counts(), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn ended_sessions_leave_the_map() {
+        let registry = Registry::new(ServerFactory::new(TaskTracker::new()), SessionLimits::default());
+        let ids: Vec<_> = (0..10).map(|_| registry.create(SessionKind::Streamable).expect("created").id()).collect();
+        assert_eq!(registry.counts(), (0, 10));
+        for id in ids {
+            registry.end(id);
+        }
+        assert_eq!(registry.counts(), (0, 0));
+    }
+}

@@ -1,0 +1,78 @@
+//! The listener: accepts connections, serves HTTP/1.1 (keep-alive) and HTTP/2 on each,
+//! and shuts down in order: stop accepting, end sessions, let connections finish within a
+//! deadline, then drop the rest.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::router::App;
+
+/// How the listener runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServeOptions {
+    /// Time a client has to send its request headers.
+    pub(crate) header_read_timeout: Duration,
+    /// How long connections may take to finish at shutdown.
+    pub(crate) drain_deadline: Duration,
+}
+
+/// Serves `listener` until `shutdown` fires, then drains.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout).keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before accept: keep
+                    // serving the connections we have.
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, %peer, "could not set TCP_NODELAY");
+        }
+        let app = app.clone();
+        let service = service_fn(move |request| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.route(request).await) }
+        });
+        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let connection = graceful.watch(connection);
+        tasks.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("stopped accepting; ending sessions");
+    app.registry().end_all();
+    tokio::select! {
+        () = graceful.shutdown() => tracing::debug!("all connections finished"),
+        () = tokio::time::sleep(options.drain_deadline) => {
+            tracing::warn!(deadline = ?options.drain_deadline, "connections still open at the drain deadline; dropping them");
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! [`Edge`]: the entry point the binary routes requests to, and [`Sessions`], what it
+//! needs from the session registry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use tokio_util::task::TaskTracker;
+
+use crate::body::{Body, SseStream};
+use crate::checks::{self, HostPolicy};
+use crate::error::Error;
+use crate::session::{Session, SessionKind};
+use crate::session_id::SessionId;
+use crate::{legacy, streamable};
+
+/// The session registry, as the HTTP handlers see it. The binary implements it: it owns
+/// the one map of sessions of both kinds and knows how to build an MCP server.
+pub trait Sessions: Send + Sync + 'static {
+    /// Creates a session of `kind` with a fresh MCP server behind it, or refuses with
+    /// [`Error::Unavailable`].
+    fn create(&self, kind: SessionKind) -> Result<Arc<Session>, Error>;
+    /// The live session with this id, of either kind.
+    fn get(&self, id: SessionId) -> Option<Arc<Session>>;
+    /// Ends the session and forgets it; later requests for it get 404.
+    fn end(&self, id: SessionId);
+}
+
+/// Settings of the HTTP edge.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// A `: keepalive` comment after this much silence on an event stream (zero: never).
+    pub keepalive: Duration,
+    /// How long a legacy session outlives its event stream, for a reconnect.
+    pub legacy_grace: Duration,
+    /// The largest POST body accepted, in bytes.
+    pub max_body: usize,
+    /// The path legacy clients POST to, as routed by the binary.
+    pub messages_path: String,
+    /// A prefix the gateway is mounted under by a reverse proxy, put in front of the
+    /// `endpoint` event's path; `X-Forwarded-Prefix` overrides it per request.
+    pub public_prefix: String,
+    /// Which Host and Origin values are served.
+    pub hosts: HostPolicy,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            keepalive: Duration::from_secs(15),
+            legacy_grace: Duration::from_secs(5),
+            max_body: 4 * 1024 * 1024,
+            messages_path: "/messages".to_owned(),
+            public_prefix: String::new(),
+            hosts: HostPolicy::default(),
+        }
+    }
+}
+
+/// Which MCP endpoint a request was routed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /sse`: opens a legacy session and its event stream.
+    LegacyStream,
+    /// `POST /messages?sessionId=`: a legacy client message.
+    LegacyMessages,
+    /// `/mcp`: Streamable HTTP.
+    Streamable,
+}
+
+/// The HTTP edge: serves both MCP transports over a [`Sessions`] registry.
+pub struct Edge<S> {
+    pub(crate) sessions: Arc<S>,
+    pub(crate) config: EdgeConfig,
+    pub(crate) tasks: TaskTracker,
+}
+
+impl<S: Sessions> Edge<S> {
+    /// An edge over `sessions`; timers it starts are tracked by `tasks`.
+    pub fn new(sessions: Arc<S>, config: EdgeConfig, tasks: TaskTracker) -> Self {
+        Self { sessions, config, tasks }
+    }
+
+    /// Answers one request routed to an MCP endpoint. Host and Origin are checked before
+    /// anything else; every answer, errors included, carries the CORS headers.
+    pub async fn handle<B>(&self, route: Route, request: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = request.into_parts();
+        let result = match self.config.hosts.check(&parts) {
+            Err(e) => Err(e),
+            Ok(()) if parts.method == Method::OPTIONS => {
+                let mut response = Response::new(Body::Empty);
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                checks::add_preflight(&parts.headers, response.headers_mut());
+                return response;
+            }
+            Ok(()) => match route {
+                Route::LegacyStream if parts.method == Method::GET => legacy::connect(self, &parts),
+                Route::LegacyStream => Err(Error::MethodNotAllowed("GET, OPTIONS")),
+                Route::LegacyMessages if parts.method == Method::POST => legacy::post(self, &parts, body).await,
+                Route::LegacyMessages => Err(Error::MethodNotAllowed("POST, OPTIONS")),
+                Route::Streamable => streamable::handle(self, &parts, body).await,
+            },
+        };
+        let mut response = result.unwrap_or_else(Error::into_response);
+        checks::add_cors(&parts.headers, response.headers_mut());
+        response
+    }
+
+    /// The session with this id if it is live and of this kind: the two id spaces never
+    /// cross, so a legacy id on `/mcp` is unknown, and the reverse.
+    pub(crate) fn live_session(&self, id: SessionId, kind: SessionKind) -> Result<Arc<Session>, Error> {
+        let session =
+            self.sessions.get(id).filter(|s| s.kind() == kind && !s.is_ended()).ok_or(Error::SessionNotFound)?;
+        session.touch();
+        Ok(session)
+    }
+}
+
+/// A 200 event-stream response with the headers that keep proxies from buffering it.
+pub(crate) fn sse_response(stream: SseStream) -> Response<Body> {
+    let mut response = Response::new(Body::Sse(stream));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// A response with this status and no body.
+pub(crate) fn status_only(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = status;
+    response
+}

@@ -1,0 +1,136 @@
+//! The crate's one error enum, and the one function that maps it to the wire.
+
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::json;
+
+use crate::body::Body;
+
+/// Everything an MCP HTTP request can be refused for.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The body is not valid JSON.
+    #[error("Parse error: {0}")]
+    Parse(#[source] serde_json::Error),
+    /// The body is JSON but not a JSON-RPC message we accept here.
+    #[error("Invalid Request: {0}")]
+    InvalidRequest(&'static str),
+    /// A non-initialize request arrived without `Mcp-Session-Id`.
+    #[error("Bad Request: Mcp-Session-Id header is required")]
+    MissingSessionId,
+    /// A legacy POST without a usable `sessionId` query parameter.
+    #[error("Bad Request: {0}")]
+    BadSessionParam(&'static str),
+    /// No live session has this id (or it belongs to the other transport).
+    #[error("Session not found")]
+    SessionNotFound,
+    /// The HTTP method is not served on this path.
+    #[error("Method Not Allowed")]
+    MethodNotAllowed(&'static str),
+    /// The `Accept` header names nothing we can send.
+    #[error("Not Acceptable: {0}")]
+    NotAcceptable(&'static str),
+    /// The body is not `application/json`.
+    #[error("Unsupported Media Type: Content-Type must be application/json")]
+    UnsupportedMediaType,
+    /// The body is over the configured limit.
+    #[error("Payload Too Large: the limit is {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Reading the body failed (the client went away or sent a broken body).
+    #[error("Bad Request: the request body could not be read")]
+    BodyRead,
+    /// `MCP-Protocol-Version` names a version we do not speak.
+    #[error("Bad Request: Unsupported protocol version: {0}")]
+    UnsupportedProtocolVersion(String),
+    /// Host or Origin not allowed (DNS rebinding protection).
+    #[error("Forbidden: {0}")]
+    Forbidden(String),
+    /// The gateway cannot take this session or message now.
+    #[error("Service Unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+/// JSON-RPC "invalid request".
+const INVALID_REQUEST: i32 = -32600;
+/// JSON-RPC "parse error".
+const PARSE_ERROR: i32 = -32700;
+/// Implementation-defined server error, used for HTTP-level refusals. Deliberately not one
+/// of the 2026-07-28 codes (-32020..-32022), so clients probing for that revision fall back.
+const SERVER_ERROR: i32 = -32000;
+/// The code the SDKs use for an unknown session.
+const SESSION_NOT_FOUND: i32 = -32001;
+
+impl Error {
+    /// The HTTP status and JSON-RPC error code this error is answered with.
+    pub fn status_and_code(&self) -> (StatusCode, i32) {
+        match self {
+            Error::Parse(_) => (StatusCode::BAD_REQUEST, PARSE_ERROR),
+            Error::InvalidRequest(_) => (StatusCode::BAD_REQUEST, INVALID_REQUEST),
+            Error::MissingSessionId
+            | Error::BadSessionParam(_)
+            | Error::BodyRead
+            | Error::UnsupportedProtocolVersion(_) => (StatusCode::BAD_REQUEST, SERVER_ERROR),
+            Error::SessionNotFound => (StatusCode::NOT_FOUND, SESSION_NOT_FOUND),
+            Error::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, SERVER_ERROR),
+            Error::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, SERVER_ERROR),
+            Error::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, SERVER_ERROR),
+            Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, SERVER_ERROR),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, SERVER_ERROR),
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR),
+        }
+    }
+
+    /// The response: the status, and a JSON-RPC error body with `id: null`.
+    pub fn into_response(self) -> Response<Body> {
+        let (status, code) = self.status_and_code();
+        let body = json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": { "code": code, "message": self.to_string() },
+        });
+        let mut response = Response::new(Body::full(body.to_string()));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Error::MethodNotAllowed(allow) = self {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Error::Unavailable(_) = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_never_use_the_2026_range() {
+        let all = [
+            Error::InvalidRequest("x"),
+            Error::MissingSessionId,
+            Error::BadSessionParam("x"),
+            Error::SessionNotFound,
+            Error::MethodNotAllowed("GET"),
+            Error::NotAcceptable("x"),
+            Error::UnsupportedMediaType,
+            Error::PayloadTooLarge(1),
+            Error::BodyRead,
+            Error::UnsupportedProtocolVersion("x".into()),
+            Error::Forbidden("x".into()),
+            Error::Unavailable("x"),
+        ];
+        for e in all {
+            let (_, code) = e.status_and_code();
+            assert!(!(-32022..=-32020).contains(&code), "{e}");
+        }
+    }
+
+    #[test]
+    fn method_not_allowed_carries_allow() {
+        let r = Error::MethodNotAllowed("GET, POST, DELETE").into_response();
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers()[header::ALLOW], "GET, POST, DELETE");
+    }
+}

@@ -1,0 +1,109 @@
+//! Legacy HTTP+SSE (spec 2024-11-05): `GET /sse` opens a session whose first event,
+//! `endpoint`, names where to POST; `POST /messages?sessionId=` answers 202 and the reply
+//! arrives on the stream.
+
+use std::sync::Arc;
+
+use http::request::Parts;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::{Body, SseStream};
+use crate::checks::{self, X_FORWARDED_PREFIX};
+use crate::edge::{Edge, Sessions, sse_response, status_only};
+use crate::error::Error;
+use crate::message::{self, Posted};
+use crate::session::{Session, SessionKind};
+use crate::session_id::SessionId;
+use crate::sse;
+
+/// `GET /sse` (or `GET /mcp` without a session): a new legacy session and its stream.
+pub(crate) fn connect<S: Sessions>(edge: &Edge<S>, parts: &Parts) -> Result<Response<Body>, Error> {
+    if !checks::accepts(&parts.headers).sse {
+        return Err(Error::NotAcceptable("Accept must allow text/event-stream"));
+    }
+    let session = edge.sessions.create(SessionKind::Legacy)?;
+    let rx = session.open_standalone();
+    let endpoint = format!("{}{}?sessionId={}", prefix(edge, parts), edge.config.messages_path, session.id());
+    tracing::info!(session = %session.id(), "legacy session opened");
+    let prelude = sse::Event { event: Some("endpoint"), data: endpoint.as_bytes(), ..sse::Event::default() }.encode();
+    let stream =
+        SseStream::new(rx, edge.config.keepalive).with_prelude(prelude).on_close(end_after_grace(edge, session));
+    Ok(sse_response(stream))
+}
+
+/// When the stream closes, the session waits the grace period for the client to come
+/// back, then ends.
+fn end_after_grace<S: Sessions>(edge: &Edge<S>, session: Arc<Session>) -> crate::body::OnClose {
+    let sessions = edge.sessions.clone();
+    let tasks = edge.tasks.clone();
+    let grace = edge.config.legacy_grace;
+    let weak = session.standalone_handle();
+    Box::new(move || {
+        if let Some(weak) = &weak {
+            session.close_standalone_if_current(weak);
+        }
+        if session.has_standalone() || session.is_ended() {
+            return;
+        }
+        if grace.is_zero() {
+            sessions.end(session.id());
+            return;
+        }
+        tasks.spawn(async move {
+            let ended = session.cancel_token();
+            tokio::select! {
+                () = tokio::time::sleep(grace) => {
+                    if !session.has_standalone() {
+                        tracing::debug!(session = %session.id(), "legacy stream gone past the grace period");
+                        sessions.end(session.id());
+                    }
+                }
+                () = ended.cancelled() => {}
+            }
+        });
+    })
+}
+
+/// The external path prefix: `X-Forwarded-Prefix` when a proxy sets a sane one, else the
+/// configured one.
+fn prefix<'a, S>(edge: &'a Edge<S>, parts: &'a Parts) -> &'a str {
+    let forwarded = parts
+        .headers
+        .get(&X_FORWARDED_PREFIX)
+        .and_then(|v| v.to_str().ok())
+        .map(|p| p.trim().trim_end_matches('/'))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains(['?', '#', ' ']));
+    forwarded.unwrap_or(edge.config.public_prefix.trim_end_matches('/'))
+}
+
+/// `POST /messages?sessionId=`: hands one message to the session; the answer goes on the
+/// event stream.
+pub(crate) async fn post<S, B>(edge: &Edge<S>, parts: &Parts, body: B) -> Result<Response<Body>, Error>
+where
+    S: Sessions,
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let id = session_param(parts)?;
+    let session = edge.live_session(id, SessionKind::Legacy)?;
+    checks::require_json_content_type(&parts.headers)?;
+    let bytes = message::read_body(body, edge.config.max_body).await?;
+    let message = match message::parse(&bytes)? {
+        Posted::Single(m) => m,
+        Posted::Batch(_) => return Err(Error::InvalidRequest("batches are not accepted on the legacy transport")),
+    };
+    session.send(message).await.map_err(|_| Error::SessionNotFound)?;
+    let mut response = status_only(StatusCode::ACCEPTED);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    *response.body_mut() = Body::full("Accepted");
+    Ok(response)
+}
+
+fn session_param(parts: &Parts) -> Result<SessionId, Error> {
+    let query = parts.uri.query().unwrap_or("");
+    let value = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "sessionId")
+        .map(|(_, v)| v)
+        .ok_or(Error::BadSessionParam("the sessionId query parameter is required"))?;
+    value.parse().map_err(|_| Error::BadSessionParam("the sessionId query parameter is malformed"))
+}

@@ -1,0 +1,40 @@
+//! mcpgw's HTTP edge: the two MCP transports, hand-written on hyper 1.
+//!
+//! This crate turns HTTP requests into parsed JSON-RPC messages for a session, and the
+//! session's outgoing messages into JSON or SSE responses. It knows nothing of upstreams
+//! or of how the per-session MCP server is built: the binary plugs that in through
+//! [`Sessions`].
+//!
+//! # Layout
+//! - [`session_id`]: the typed [`SessionId`] (128 random bits, 32 hex digits).
+//! - [`error`]: the crate's one error enum and its mapping to HTTP status + JSON-RPC error.
+//! - [`sse`]: SSE event encoding and a tolerant decoder.
+//! - [`body`]: the response body type (empty, full, or a live SSE stream with keepalives).
+//! - [`checks`]: Accept, Content-Type, MCP-Protocol-Version, Host/Origin and CORS.
+//! - [`message`]: parsing a POST body, once, into one message or a batch.
+//! - [`session`]: per-session state and the routing of outgoing messages to streams.
+//! - [`legacy`]: `GET /sse` and `POST /messages?sessionId=` (spec 2024-11-05).
+//! - [`streamable`]: `POST/GET/DELETE /mcp` (specs 2025-03-26 to 2025-11-25).
+//! - [`edge`]: [`Edge`], the entry point that ties the handlers to a [`Sessions`] store.
+//!
+//! # Cancel safety
+//! Every handler may be dropped at any await point (the client went away). Dropping a
+//! handler never ends a session: a Streamable session ends on `DELETE`, on idle expiry or at
+//! shutdown; a legacy session ends when its event stream has been gone for the grace period.
+
+pub mod body;
+pub mod checks;
+pub mod edge;
+pub mod error;
+pub mod legacy;
+pub mod message;
+pub mod session;
+pub mod session_id;
+pub mod sse;
+pub mod streamable;
+
+pub use body::Body;
+pub use edge::{Edge, EdgeConfig, Sessions};
+pub use error::Error;
+pub use session::{Closed, Session, SessionKind};
+pub use session_id::SessionId;

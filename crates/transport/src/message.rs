@@ -1,0 +1,93 @@
+//! Reading a POST body and parsing it, once, into JSON-RPC messages.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage};
+use serde_json::error::Category;
+
+use crate::error::Error;
+
+/// A parsed POST body.
+#[derive(Debug)]
+pub enum Posted {
+    /// One message.
+    Single(ClientJsonRpcMessage),
+    /// A JSON array of messages (allowed only for sessions at 2025-03-26).
+    Batch(Vec<ClientJsonRpcMessage>),
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413.
+pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Error>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if body.size_hint().lower() > limit as u64 {
+        return Err(Error::PayloadTooLarge(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(Error::PayloadTooLarge(limit)),
+        Err(_) => Err(Error::BodyRead),
+    }
+}
+
+/// Parses a body: malformed JSON is -32700, JSON that is not a JSON-RPC message -32600.
+pub fn parse(body: &[u8]) -> Result<Posted, Error> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let batch: Vec<ClientJsonRpcMessage> = serde_json::from_slice(body).map_err(classify)?;
+        if batch.is_empty() {
+            return Err(Error::InvalidRequest("an empty batch"));
+        }
+        return Ok(Posted::Batch(batch));
+    }
+    serde_json::from_slice(body).map(Posted::Single).map_err(classify)
+}
+
+fn classify(e: serde_json::Error) -> Error {
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => Error::Parse(e),
+        Category::Data => Error::InvalidRequest("the body is not a JSON-RPC 2.0 message"),
+    }
+}
+
+/// Whether this message is the `initialize` request.
+pub fn is_initialize(message: &ClientJsonRpcMessage) -> bool {
+    matches!(message, JsonRpcMessage::Request(r) if matches!(r.request, ClientRequest::InitializeRequest(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_json_is_a_parse_error() {
+        assert!(matches!(parse(b"{nope"), Err(Error::Parse(_))));
+        assert!(matches!(parse(b""), Err(Error::Parse(_))));
+    }
+
+    #[test]
+    fn json_that_is_not_jsonrpc_is_invalid() {
+        assert!(matches!(parse(br#"{"foo":1}"#), Err(Error::InvalidRequest(_))));
+        assert!(matches!(parse(br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#), Err(Error::InvalidRequest(_))));
+        assert!(matches!(parse(b"[]"), Err(Error::InvalidRequest(_))));
+        assert!(matches!(parse(b"42"), Err(Error::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn parses_single_and_batch() {
+        let init = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+        let Ok(Posted::Single(m)) = parse(init) else { panic!("single") };
+        assert!(is_initialize(&m));
+        let batch =
+            br#"[{"jsonrpc":"2.0","id":2,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
+        assert!(matches!(parse(batch), Ok(Posted::Batch(b)) if b.len() == 2));
+    }
+
+    #[tokio::test]
+    async fn refuses_bodies_over_the_limit() {
+        let body = http_body_util::Full::new(Bytes::from(vec![b' '; 100]));
+        assert!(matches!(read_body(body, 10).await, Err(Error::PayloadTooLarge(10))));
+    }
+}

@@ -1,0 +1,492 @@
+//! One session as the HTTP edge sees it: the inbound channel to its MCP server, and the
+//! routing of everything that server sends to the right open stream.
+//!
+//! Routing rules (Streamable HTTP): a response goes to the POST stream that carried its
+//! request, which then ends; a progress notification goes to the stream of the request that
+//! owns its token; a server→client request made while handling a request (rmcp marks it with
+//! `OriginatingRequestId`) goes on that request's stream; everything else goes to the
+//! standalone GET stream. Legacy HTTP+SSE sessions have only the one stream. A message for a
+//! stream that is not open waits in a small bounded backlog until one opens.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rmcp::model::{
+    ClientJsonRpcMessage, GetExtensions, JsonRpcMessage, ProgressToken, RequestId, ServerJsonRpcMessage,
+    ServerNotification, ServerResult,
+};
+use rmcp::service::OriginatingRequestId;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::session_id::SessionId;
+use crate::sse;
+
+/// Which transport a session was created on. The two id spaces never cross.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionKind {
+    /// HTTP+SSE, spec 2024-11-05.
+    Legacy,
+    /// Streamable HTTP, specs 2025-03-26 and later.
+    Streamable,
+}
+
+impl SessionKind {
+    /// A short lowercase name, for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Legacy => "legacy",
+            SessionKind::Streamable => "streamable",
+        }
+    }
+}
+
+/// The session or stream is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the session is closed")]
+pub struct Closed;
+
+/// A message on its way to a client, serialized once.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    json: Bytes,
+    response: bool,
+}
+
+impl Outgoing {
+    /// A message that is not a response (a notification or a server request).
+    pub fn other(json: Bytes) -> Self {
+        Self { json, response: false }
+    }
+
+    /// The JSON text.
+    pub fn json(&self) -> &Bytes {
+        &self.json
+    }
+
+    /// Whether it is a response or error answering a request.
+    pub fn is_response(&self) -> bool {
+        self.response
+    }
+
+    /// The SSE frame that carries it.
+    pub fn to_sse(&self) -> Bytes {
+        sse::message(&self.json)
+    }
+}
+
+/// Sizes of a session's queues; every one is bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Client messages waiting for the MCP server.
+    pub inbound: usize,
+    /// Messages waiting to be written to one open stream.
+    pub stream: usize,
+    /// Messages kept while no stream is open to take them.
+    pub backlog: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self { inbound: 64, stream: 64, backlog: 256 }
+    }
+}
+
+/// A live session: created by the registry, shared by the handlers and the MCP server.
+#[derive(Debug)]
+pub struct Session {
+    id: SessionId,
+    kind: SessionKind,
+    inbound: mpsc::Sender<ClientJsonRpcMessage>,
+    routes: Mutex<Routes>,
+    ended: CancellationToken,
+    limits: SessionLimits,
+    /// When the session was created; activity is measured from here.
+    created: Instant,
+    /// Milliseconds after `created` of the last client request.
+    last_active_ms: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Routes {
+    /// Open POST streams by the id of the request they wait on.
+    posts: HashMap<RequestId, PostRoute>,
+    /// Progress tokens of in-flight requests, to the request that owns them.
+    progress: HashMap<ProgressToken, RequestId>,
+    /// The standalone stream (GET on /mcp, or the legacy event stream).
+    standalone: Option<mpsc::Sender<Outgoing>>,
+    /// Messages for the standalone stream while none is open.
+    backlog: VecDeque<Outgoing>,
+    /// The protocol version negotiated at initialize, once known.
+    version: Option<String>,
+}
+
+#[derive(Debug)]
+struct PostRoute {
+    tx: mpsc::Sender<Outgoing>,
+    progress: Option<ProgressToken>,
+}
+
+impl Session {
+    /// A new session, and the receiving end of its inbound channel for the MCP server.
+    pub fn new(
+        id: SessionId,
+        kind: SessionKind,
+        limits: SessionLimits,
+    ) -> (Arc<Self>, mpsc::Receiver<ClientJsonRpcMessage>) {
+        let (inbound, rx) = mpsc::channel(limits.inbound.max(1));
+        let session = Self {
+            id,
+            kind,
+            inbound,
+            routes: Mutex::new(Routes::default()),
+            ended: CancellationToken::new(),
+            limits,
+            created: Instant::now(),
+            last_active_ms: AtomicU64::new(0),
+        };
+        (Arc::new(session), rx)
+    }
+
+    /// The session id.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The transport it was created on.
+    pub fn kind(&self) -> SessionKind {
+        self.kind
+    }
+
+    /// Cancelled when the session ends; the MCP server runs under it.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.ended.clone()
+    }
+
+    /// Whether the session has ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended.is_cancelled()
+    }
+
+    /// The protocol version negotiated at initialize, once the server has answered it.
+    pub fn negotiated_version(&self) -> Option<String> {
+        self.routes().version.clone()
+    }
+
+    /// Records client activity now.
+    pub fn touch(&self) {
+        let ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_active_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the last client request, or zero while a stream is open or a request
+    /// is in flight: a session a client is still listening to is never idle.
+    pub fn idle_for(&self) -> Duration {
+        {
+            let routes = self.routes();
+            let streaming = routes.standalone.as_ref().is_some_and(|tx| !tx.is_closed());
+            if streaming || !routes.posts.is_empty() {
+                return Duration::ZERO;
+            }
+        }
+        let last = Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed));
+        self.created.elapsed().saturating_sub(last)
+    }
+
+    /// Ends the session: the MCP server stops and every open stream closes.
+    pub fn end(&self) {
+        self.ended.cancel();
+        let mut routes = self.routes();
+        routes.posts.clear();
+        routes.progress.clear();
+        routes.standalone = None;
+        routes.backlog.clear();
+    }
+
+    /// Hands a client message to the session's MCP server, waiting while its queue is full.
+    pub async fn send(&self, message: ClientJsonRpcMessage) -> Result<(), Closed> {
+        if self.is_ended() {
+            return Err(Closed);
+        }
+        tokio::select! {
+            sent = self.inbound.send(message) => sent.map_err(|_| Closed),
+            () = self.ended.cancelled() => Err(Closed),
+        }
+    }
+
+    /// Opens the standalone stream, replacing (and so closing) any earlier one, and moves
+    /// the backlog onto it.
+    pub fn open_standalone(&self) -> mpsc::Receiver<Outgoing> {
+        let (tx, rx) = mpsc::channel(self.limits.stream.max(1));
+        let mut routes = self.routes();
+        while let Some(out) = routes.backlog.pop_front() {
+            if let Err(e) = tx.try_send(out) {
+                routes.backlog.push_front(e.into_inner());
+                break;
+            }
+        }
+        if !self.is_ended() {
+            routes.standalone = Some(tx);
+        }
+        rx
+    }
+
+    /// Forgets the standalone stream if `rx` belongs to it (its body was dropped).
+    pub fn close_standalone_if_current(&self, closed: &mpsc::WeakSender<Outgoing>) {
+        let mut routes = self.routes();
+        let current = routes.standalone.as_ref().is_some_and(|tx| closed.upgrade().is_some_and(|c| c.same_channel(tx)));
+        if current {
+            routes.standalone = None;
+        }
+    }
+
+    /// Whether a standalone stream is open.
+    pub fn has_standalone(&self) -> bool {
+        self.routes().standalone.as_ref().is_some_and(|tx| !tx.is_closed())
+    }
+
+    /// A weak handle on the current standalone stream, to recognise it when it closes.
+    pub fn standalone_handle(&self) -> Option<mpsc::WeakSender<Outgoing>> {
+        self.routes().standalone.as_ref().map(mpsc::Sender::downgrade)
+    }
+
+    /// Opens a stream for the responses to these requests (one POST). The stream ends once
+    /// every one of them has been answered.
+    pub fn open_post(
+        &self,
+        requests: impl IntoIterator<Item = (RequestId, Option<ProgressToken>)>,
+    ) -> mpsc::Receiver<Outgoing> {
+        let (tx, rx) = mpsc::channel(self.limits.stream.max(1));
+        let mut routes = self.routes();
+        if self.is_ended() {
+            return rx;
+        }
+        for (id, progress) in requests {
+            if let Some(token) = &progress {
+                routes.progress.insert(token.clone(), id.clone());
+            }
+            routes.posts.insert(id, PostRoute { tx: tx.clone(), progress });
+        }
+        rx
+    }
+
+    /// Puts a message on the standalone stream, or in the backlog while none is open.
+    pub fn to_standalone(&self, out: Outgoing) {
+        let mut routes = self.routes();
+        let out = match &routes.standalone {
+            Some(tx) => match tx.try_send(out) {
+                Ok(()) => return,
+                Err(e) => e.into_inner(),
+            },
+            None => out,
+        };
+        routes.keep(out, self.limits.backlog, self.id);
+    }
+
+    /// Forgets a request the client cancelled: no response will come, so its stream ends.
+    pub fn forget_request(&self, id: &RequestId) {
+        let mut routes = self.routes();
+        if let Some(route) = routes.posts.remove(id)
+            && let Some(token) = route.progress
+        {
+            routes.progress.remove(&token);
+        }
+    }
+
+    /// Routes one message from the MCP server. The routing decision and, when there is
+    /// room, the enqueueing happen before this returns, so messages keep the order in which
+    /// the server sent them; the future only waits when the stream's queue is full.
+    pub fn deliver(&self, message: ServerJsonRpcMessage) -> impl Future<Output = Result<(), Closed>> + Send + 'static {
+        let waiting = self.route(message);
+        async move {
+            match waiting {
+                Some((tx, out)) => tx.send(out).await.map_err(|_| Closed),
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// Enqueues the message where it belongs; returns it with its stream when that stream's
+    /// queue is full, for the caller to wait on.
+    fn route(&self, message: ServerJsonRpcMessage) -> Option<(mpsc::Sender<Outgoing>, Outgoing)> {
+        let json = match serde_json::to_vec(&message) {
+            Ok(json) => Bytes::from(json),
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "dropping a server message that cannot be serialized");
+                return None;
+            }
+        };
+        let mut routes = self.routes();
+        let (target, response) = match &message {
+            JsonRpcMessage::Response(r) => {
+                if let ServerResult::InitializeResult(init) = &r.result {
+                    routes.version = Some(init.protocol_version.to_string());
+                }
+                (routes.take_post(&r.id), true)
+            }
+            JsonRpcMessage::Error(e) => (e.id.as_ref().and_then(|id| routes.take_post(id)), true),
+            JsonRpcMessage::Notification(n) => {
+                let owner = match &n.notification {
+                    ServerNotification::ProgressNotification(p) => {
+                        routes.progress.get(&p.params.progress_token).cloned()
+                    }
+                    ServerNotification::CancelledNotification(c) => c.params.request_id.clone(),
+                    _ => None,
+                };
+                (owner.and_then(|id| routes.posts.get(&id).map(|p| p.tx.clone())), false)
+            }
+            JsonRpcMessage::Request(r) => {
+                let origin = r.request.extensions().get::<OriginatingRequestId>().map(|o| o.0.clone());
+                (origin.and_then(|id| routes.posts.get(&id).map(|p| p.tx.clone())), false)
+            }
+        };
+        let out = Outgoing { json, response };
+        let target = target.or_else(|| routes.standalone.clone());
+        match target {
+            Some(tx) => match tx.try_send(out) {
+                Ok(()) => None,
+                Err(TrySendError::Full(out)) => Some((tx, out)),
+                Err(TrySendError::Closed(out)) => {
+                    // The client went away from this stream. Keep what belongs to no
+                    // request for the next stream; a response whose POST is gone is lost
+                    // until resumption keeps an event log.
+                    if out.response {
+                        tracing::debug!(session = %self.id, "the client left before its response was ready");
+                    } else {
+                        routes.standalone = None;
+                        routes.keep(out, self.limits.backlog, self.id);
+                    }
+                    None
+                }
+            },
+            None => {
+                routes.keep(out, self.limits.backlog, self.id);
+                None
+            }
+        }
+    }
+
+    fn routes(&self) -> MutexGuard<'_, Routes> {
+        // The lock guards plain data and is never held across an await or a call that could
+        // panic while the data is half-updated, so a poisoned lock still holds a valid value.
+        self.routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Routes {
+    /// Removes the route of an answered request, and its progress token.
+    fn take_post(&mut self, id: &RequestId) -> Option<mpsc::Sender<Outgoing>> {
+        let route = self.posts.remove(id)?;
+        if let Some(token) = route.progress {
+            self.progress.remove(&token);
+        }
+        Some(route.tx)
+    }
+
+    fn keep(&mut self, out: Outgoing, cap: usize, id: SessionId) {
+        if self.backlog.len() >= cap {
+            self.backlog.pop_front();
+            tracing::warn!(session = %id, "backlog full: dropped the oldest message for a stream that is not open");
+        }
+        self.backlog.push_back(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::{EmptyResult, NumberOrString, ProgressNotificationParam};
+
+    fn new_session() -> Arc<Session> {
+        Session::new(SessionId::random(), SessionKind::Streamable, SessionLimits::default()).0
+    }
+
+    fn response(id: i64) -> ServerJsonRpcMessage {
+        JsonRpcMessage::response(ServerResult::EmptyResult(EmptyResult {}), RequestId::Number(id))
+    }
+
+    fn progress(token: &str) -> ServerJsonRpcMessage {
+        let param = ProgressNotificationParam::new(ProgressToken(NumberOrString::String(token.into())), 1.0);
+        JsonRpcMessage::notification(ServerNotification::ProgressNotification(rmcp::model::ProgressNotification::new(
+            param,
+        )))
+    }
+
+    #[tokio::test]
+    async fn response_goes_to_its_post_stream_which_then_ends() {
+        let s = new_session();
+        let mut rx = s.open_post([(RequestId::Number(1), None)]);
+        s.deliver(response(1)).await.expect("delivered");
+        let out = rx.recv().await.expect("a message");
+        assert!(out.is_response());
+        assert!(rx.recv().await.is_none(), "the stream ends after its response");
+    }
+
+    #[tokio::test]
+    async fn progress_follows_its_token_and_the_rest_goes_standalone() {
+        let s = new_session();
+        let token = ProgressToken(NumberOrString::String("t".into()));
+        let mut post = s.open_post([(RequestId::Number(7), Some(token))]);
+        s.deliver(progress("other")).await.expect("kept");
+        s.deliver(progress("t")).await.expect("delivered");
+        let got = post.recv().await.expect("progress");
+        assert!(!got.is_response());
+        assert!(std::str::from_utf8(got.json()).expect("utf8").contains("\"t\""));
+        let mut get = s.open_standalone();
+        let backlog = get.recv().await.expect("backlog replayed");
+        assert!(std::str::from_utf8(backlog.json()).expect("utf8").contains("other"));
+    }
+
+    #[tokio::test]
+    async fn a_new_standalone_stream_replaces_the_old() {
+        let s = new_session();
+        let mut first = s.open_standalone();
+        let _second = s.open_standalone();
+        assert!(first.recv().await.is_none(), "the replaced stream ends");
+    }
+
+    #[tokio::test]
+    async fn end_closes_everything() {
+        let s = new_session();
+        let mut post = s.open_post([(RequestId::Number(1), None)]);
+        let mut get = s.open_standalone();
+        s.end();
+        assert!(post.recv().await.is_none());
+        assert!(get.recv().await.is_none());
+        assert!(
+            s.send(JsonRpcMessage::notification(rmcp::model::ClientNotification::InitializedNotification(
+                Default::default()
+            )))
+            .await
+            .is_err()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_time_counts_only_when_nothing_is_open() {
+        let s = new_session();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(s.idle_for(), Duration::from_secs(10));
+        let stream = s.open_standalone();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(s.idle_for(), Duration::ZERO, "an open stream is not idle");
+        drop(stream);
+        s.touch();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(s.idle_for(), Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn forgotten_request_ends_its_stream() {
+        let s = new_session();
+        let mut post = s.open_post([(RequestId::Number(3), None)]);
+        s.forget_request(&RequestId::Number(3));
+        assert!(post.recv().await.is_none());
+    }
+}

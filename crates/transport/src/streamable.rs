@@ -1,0 +1,231 @@
+//! Streamable HTTP (specs 2025-03-26, 2025-06-18, 2025-11-25) on one endpoint:
+//! `POST` carries client messages, `GET` opens the standalone stream, `DELETE` ends the
+//! session.
+//!
+//! The reply to a POST is chosen from the client's `Accept`. When both JSON and SSE are
+//! allowed the choice waits for the first message: a response that comes alone is sent as
+//! `application/json` (the cheapest), and anything sent before it (progress, a sampling
+//! request) opens an event stream instead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use rmcp::model::{ClientNotification, ClientRequest, GetMeta, JsonRpcMessage, ProgressToken, RequestId};
+use tokio::sync::mpsc;
+
+use crate::body::{Body, SseStream};
+use crate::checks::{self, Accepts, MCP_SESSION_ID};
+use crate::edge::{Edge, Sessions, sse_response, status_only};
+use crate::error::Error;
+use crate::legacy;
+use crate::message::{self, Posted};
+use crate::session::{Outgoing, Session, SessionKind};
+
+/// The protocol version whose sessions may POST JSON-RPC batches.
+const BATCH_VERSION: &str = "2025-03-26";
+
+pub(crate) async fn handle<S, B>(edge: &Edge<S>, parts: &Parts, body: B) -> Result<Response<Body>, Error>
+where
+    S: Sessions,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match parts.method {
+        Method::POST => post(edge, parts, body).await,
+        Method::GET => get(edge, parts),
+        Method::DELETE => delete(edge, parts),
+        _ => Err(Error::MethodNotAllowed("GET, POST, DELETE, OPTIONS")),
+    }
+}
+
+/// The session named by `Mcp-Session-Id`: `None` when the header is absent; an id that is
+/// malformed, unknown, ended or of the legacy kind is 404.
+fn session_header<S: Sessions>(edge: &Edge<S>, parts: &Parts) -> Result<Option<Arc<Session>>, Error> {
+    let Some(value) = parts.headers.get(&MCP_SESSION_ID) else { return Ok(None) };
+    let id = value.to_str().ok().and_then(|v| v.trim().parse().ok()).ok_or(Error::SessionNotFound)?;
+    edge.live_session(id, SessionKind::Streamable).map(Some)
+}
+
+async fn post<S, B>(edge: &Edge<S>, parts: &Parts, body: B) -> Result<Response<Body>, Error>
+where
+    S: Sessions,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let accepts = checks::accepts(&parts.headers);
+    if !accepts.json && !accepts.sse {
+        return Err(Error::NotAcceptable("Accept must allow application/json or text/event-stream"));
+    }
+    checks::require_json_content_type(&parts.headers)?;
+    checks::protocol_version(&parts.headers)?;
+    let bytes = message::read_body(body, edge.config.max_body).await?;
+    let posted = message::parse(&bytes)?;
+    let session = session_header(edge, parts)?;
+    match (session, posted) {
+        (None, Posted::Single(m)) if message::is_initialize(&m) => {
+            let session = edge.sessions.create(SessionKind::Streamable)?;
+            tracing::info!(session = %session.id(), "streamable session opened");
+            let mut response = dispatch(&session, vec![m], accepts, false, edge.config.keepalive).await?;
+            let id = HeaderValue::from_str(&session.id().to_string()).map_err(|_| Error::Unavailable("session id"))?;
+            response.headers_mut().insert(MCP_SESSION_ID.clone(), id);
+            Ok(response)
+        }
+        // A request without a session, initialize aside: this also answers 2026-07-28
+        // `server/discover` probes with a non-2026 error, so those clients fall back.
+        (None, _) => Err(Error::MissingSessionId),
+        (Some(_), Posted::Single(m)) if message::is_initialize(&m) => {
+            Err(Error::InvalidRequest("the session is already initialized"))
+        }
+        (Some(session), Posted::Single(m)) => dispatch(&session, vec![m], accepts, false, edge.config.keepalive).await,
+        (Some(session), Posted::Batch(batch)) => {
+            if session.negotiated_version().as_deref() != Some(BATCH_VERSION) {
+                return Err(Error::InvalidRequest("batches are only accepted in sessions at protocol 2025-03-26"));
+            }
+            if batch.iter().any(message::is_initialize) {
+                return Err(Error::InvalidRequest("initialize must not be in a batch"));
+            }
+            dispatch(&session, batch, accepts, true, edge.config.keepalive).await
+        }
+    }
+}
+
+/// Hands the messages to the session and answers: 202 when none is a request, otherwise
+/// the responses, as JSON or SSE.
+async fn dispatch(
+    session: &Session,
+    messages: Vec<rmcp::model::ClientJsonRpcMessage>,
+    accepts: Accepts,
+    batch: bool,
+    keepalive: Duration,
+) -> Result<Response<Body>, Error> {
+    let requests: Vec<(RequestId, Option<ProgressToken>)> = messages
+        .iter()
+        .filter_map(|m| match m {
+            JsonRpcMessage::Request(r) => Some((r.id.clone(), progress_token(&r.request))),
+            _ => None,
+        })
+        .collect();
+    let expected = requests.len();
+    let rx = (expected > 0).then(|| session.open_post(requests));
+    for m in messages {
+        let cancelled = match &m {
+            JsonRpcMessage::Notification(n) => match &n.notification {
+                ClientNotification::CancelledNotification(c) => c.params.request_id.clone(),
+                _ => None,
+            },
+            _ => None,
+        };
+        session.send(m).await.map_err(|_| Error::SessionNotFound)?;
+        if let Some(id) = cancelled {
+            session.forget_request(&id);
+        }
+    }
+    let Some(rx) = rx else { return Ok(status_only(StatusCode::ACCEPTED)) };
+    reply(session, rx, accepts, expected, batch, keepalive).await
+}
+
+fn progress_token(request: &ClientRequest) -> Option<ProgressToken> {
+    request.get_meta().get_progress_token()
+}
+
+/// The answer to a POST that carried requests.
+async fn reply(
+    session: &Session,
+    mut rx: mpsc::Receiver<Outgoing>,
+    accepts: Accepts,
+    expected: usize,
+    batch: bool,
+    keepalive: Duration,
+) -> Result<Response<Body>, Error> {
+    if !accepts.json {
+        return Ok(sse_response(SseStream::new(rx, keepalive)));
+    }
+    if accepts.sse && batch {
+        return Ok(sse_response(SseStream::new(rx, keepalive)));
+    }
+    if !accepts.sse {
+        return json_only(session, rx, expected, batch).await;
+    }
+    // Both allowed, one request: let the first message decide.
+    match rx.recv().await {
+        Some(first) if first.is_response() => Ok(json_response(first.json().clone())),
+        Some(first) => Ok(sse_response(SseStream::new(rx, keepalive).with_prelude(first.to_sse()))),
+        None if session.is_ended() => Err(Error::SessionNotFound),
+        // The client cancelled the request: no response will come.
+        None => Ok(sse_response(SseStream::new(rx, keepalive))),
+    }
+}
+
+/// A client that takes only JSON gets the responses in one body; anything else the server
+/// sends meanwhile goes to the standalone stream.
+async fn json_only(
+    session: &Session,
+    mut rx: mpsc::Receiver<Outgoing>,
+    expected: usize,
+    batch: bool,
+) -> Result<Response<Body>, Error> {
+    let mut responses = Vec::with_capacity(expected);
+    while responses.len() < expected {
+        match rx.recv().await {
+            Some(out) if out.is_response() => responses.push(out.json().clone()),
+            Some(out) => session.to_standalone(out),
+            None => break,
+        }
+    }
+    if responses.is_empty() {
+        if session.is_ended() {
+            return Err(Error::SessionNotFound);
+        }
+        return Ok(status_only(StatusCode::ACCEPTED));
+    }
+    if !batch {
+        return Ok(json_response(responses.swap_remove(0)));
+    }
+    let mut body = Vec::with_capacity(responses.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
+    body.push(b'[');
+    for (i, r) in responses.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(r);
+    }
+    body.push(b']');
+    Ok(json_response(Bytes::from(body)))
+}
+
+fn json_response(json: Bytes) -> Response<Body> {
+    let mut response = Response::new(Body::full(json));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `GET`: the standalone stream of a session; without a session id, the legacy handshake,
+/// for clients that fall back to HTTP+SSE on the URL they were given.
+fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts) -> Result<Response<Body>, Error> {
+    if !checks::accepts(&parts.headers).sse {
+        return Err(Error::NotAcceptable("Accept must allow text/event-stream"));
+    }
+    let Some(session) = session_header(edge, parts)? else {
+        return legacy::connect(edge, parts);
+    };
+    checks::protocol_version(&parts.headers)?;
+    let rx = session.open_standalone();
+    let weak = session.standalone_handle();
+    let stream = SseStream::new(rx, edge.config.keepalive).on_close(Box::new(move || {
+        if let Some(weak) = &weak {
+            session.close_standalone_if_current(weak);
+        }
+    }));
+    Ok(sse_response(stream))
+}
+
+/// `DELETE`: ends the session.
+fn delete<S: Sessions>(edge: &Edge<S>, parts: &Parts) -> Result<Response<Body>, Error> {
+    let session = session_header(edge, parts)?.ok_or(Error::MissingSessionId)?;
+    tracing::info!(session = %session.id(), "streamable session deleted by the client");
+    edge.sessions.end(session.id());
+    Ok(status_only(StatusCode::OK))
+}
