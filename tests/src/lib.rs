@@ -31,7 +31,11 @@ pub fn binary() -> PathBuf {
     let path = std::env::var_os("MCPGW_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/mcpgw"));
-    assert!(path.exists(), "the mcpgw binary is missing at {}: run `cargo build -p mcpgw` (make test does)", path.display());
+    assert!(
+        path.exists(),
+        "the mcpgw binary is missing at {}: run `cargo build -p mcpgw` (make test does)",
+        path.display()
+    );
     path
 }
 
@@ -95,12 +99,14 @@ impl Gateway {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(at) = line.find("listening on http://") {
+                let url = line.find("listening on http://").map(|at| {
                     let rest = &line[at + "listening on ".len()..];
-                    let url: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    rest.chars().take_while(|c| !c.is_whitespace()).collect::<String>()
+                });
+                lines.lock().expect("log lock").push(line);
+                if let Some(url) = url {
                     let _ = tx.send(url);
                 }
-                lines.lock().expect("log lock").push(line);
             }
         });
         let base = match rx.recv_timeout(WAIT) {
@@ -241,7 +247,13 @@ impl Http {
     }
 
     /// Sends a request and returns the response head with its body still streaming.
-    pub async fn open(&self, method: Method, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> hyper::Response<Incoming> {
+    pub async fn open(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> hyper::Response<Incoming> {
         let mut builder = Request::builder().method(method).uri(url);
         for (k, v) in headers {
             builder = builder.header(*k, *v);
@@ -398,7 +410,8 @@ impl LegacySession {
     /// Opens `GET <url>` and reads the `endpoint` event.
     pub async fn connect(gateway: &Gateway, path: &str) -> Self {
         let http = Http::new();
-        let response = http.open(Method::GET, &gateway.url(path), &[("accept", "text/event-stream")], Bytes::new()).await;
+        let response =
+            http.open(Method::GET, &gateway.url(path), &[("accept", "text/event-stream")], Bytes::new()).await;
         let mut stream = SseReader::new(response);
         assert_eq!(stream.status, StatusCode::OK);
         let first = stream.next().await.expect("the endpoint event");

@@ -87,7 +87,8 @@ async fn missing_session_id_is_400_and_unknown_is_404() {
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
     assert_eq!(missing.error_code(), -32000);
     for bad in ["0123456789abcdef0123456789abcdef", "not-even-hex"] {
-        let unknown = http.post(&gw.url("/mcp"), &[("mcp-session-id", bad)], &request(1, "tools/list", json!({}))).await;
+        let unknown =
+            http.post(&gw.url("/mcp"), &[("mcp-session-id", bad)], &request(1, "tools/list", json!({}))).await;
         assert_eq!(unknown.status, StatusCode::NOT_FOUND);
         assert_eq!(unknown.error_code(), -32001);
         assert_eq!(unknown.json()["id"], serde_json::Value::Null);
@@ -198,7 +199,11 @@ async fn a_client_response_is_202() {
 async fn batches_only_in_2025_03_26_sessions() {
     let gw = Gateway::start();
     let old = session(&gw, "2025-03-26").await;
-    let batch = json!([request(1, "ping", json!({})), notification("notifications/initialized"), request(2, "tools/list", json!({}))]);
+    let batch = json!([
+        request(1, "ping", json!({})),
+        notification("notifications/initialized"),
+        request(2, "tools/list", json!({}))
+    ]);
     let reply = old.post(&batch).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let mut ids: Vec<i64> = reply.messages().iter().filter_map(|m| m["id"].as_i64()).collect();
@@ -327,7 +332,8 @@ async fn cancelling_a_call_ends_it_and_its_stream() {
             http.send(Method::POST, &url, &headers, call.to_string()).await
         })
     };
-    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 11, "reason": "test"}});
+    let cancel =
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 11, "reason": "test"}});
     // The cancel may overtake the call on the wire; send it until the call's POST returns.
     let reply = loop {
         assert_eq!(s.post(&cancel).await.status, StatusCode::ACCEPTED);

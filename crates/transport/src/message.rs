@@ -9,6 +9,7 @@ use crate::error::Error;
 
 /// A parsed POST body.
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "moved once, right away; boxing would cost an allocation per message")]
 pub enum Posted {
     /// One message.
     Single(ClientJsonRpcMessage),

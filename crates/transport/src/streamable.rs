@@ -61,9 +61,10 @@ where
     }
     checks::require_json_content_type(&parts.headers)?;
     checks::protocol_version(&parts.headers)?;
+    // An unknown session is answered first: whatever the body, the client must start over.
+    let session = session_header(edge, parts)?;
     let bytes = message::read_body(body, edge.config.max_body).await?;
     let posted = message::parse(&bytes)?;
-    let session = session_header(edge, parts)?;
     match (session, posted) {
         (None, Posted::Single(m)) if message::is_initialize(&m) => {
             let session = edge.sessions.create(SessionKind::Streamable)?;

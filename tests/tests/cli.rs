@@ -1,0 +1,85 @@
+//! The command line: start-up log, bad configurations, a busy port, and SIGTERM.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+
+use mcpgw_tests::{Gateway, WAIT, binary, wait_with_deadline};
+
+fn run(args: &[&str]) -> (i32, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mcpgw");
+    let status = wait_with_deadline(&mut child, WAIT);
+    let mut out = String::new();
+    for pipe in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
+        child.stderr.take().map(|p| Box::new(p) as _),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut pipe = pipe;
+        std::io::Read::read_to_string(&mut pipe, &mut out).expect("read output");
+    }
+    (status.code().expect("an exit code"), out)
+}
+
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("mcpgw-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+#[test]
+fn start_up_logs_both_transport_urls() {
+    let gw = Gateway::start();
+    let log = gw.log.lock().expect("log").join("\n");
+    assert!(log.contains(&format!("{}/mcp", gw.base)), "{log}");
+    assert!(log.contains(&format!("{}/sse", gw.base)), "{log}");
+}
+
+#[test]
+fn an_unknown_key_exits_64_with_one_line_naming_it() {
+    let path = write("bad.toml", "[server]\nlisen = \"127.0.0.1:1\"\n");
+    let (code, out) = run(&["--config", path.to_str().expect("utf8")]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, 64, "{out}");
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert!(out.contains("lisen") && out.contains(":2:"), "{out}");
+}
+
+#[test]
+fn a_missing_config_file_exits_64() {
+    let (code, out) = run(&["--config", "/nonexistent/mcpgw.toml"]);
+    assert_eq!(code, 64, "{out}");
+    assert!(out.contains("/nonexistent/mcpgw.toml"), "{out}");
+}
+
+#[test]
+fn a_busy_port_exits_non_zero_with_one_clear_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let path = write("empty.toml", "");
+    let (code, out) = run(&["--config", path.to_str().expect("utf8"), "--listen", &addr]);
+    let _ = std::fs::remove_file(&path);
+    assert_ne!(code, 0);
+    let last = out.trim().lines().last().expect("a line");
+    assert!(last.contains("cannot listen on") && last.contains(&addr), "{out}");
+}
+
+#[test]
+fn version_prints_the_version() {
+    let (code, out) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(env!("CARGO_PKG_VERSION")), "{out}");
+}
+
+#[test]
+fn sigterm_exits_zero() {
+    let mut gw = Gateway::start();
+    assert!(gw.terminate().success());
+}
