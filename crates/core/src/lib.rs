@@ -5,14 +5,22 @@
 //! # Layout
 //! - [`channel`]: the rmcp `Transport` over a bounded inbound channel and an [`Outbound`].
 //! - [`session`]: [`ServerFactory`], which starts one session's server as a tracked task.
-//! - [`upstream`]: what a session's server serves; for now the built-in tools.
+//! - [`proxy`]: [`Proxy`], the per-session server over every upstream.
+//! - [`catalog`]: merging the upstreams' tools, prompts and resources, and their names.
+//! - [`upstream`]: the upstreams: built-in tools, stdio children, remote HTTP and SSE
+//!   servers, and the connections to them.
 //! - [`error`]: the crate's error enum.
 
+pub mod catalog;
 pub mod channel;
 pub mod error;
+pub mod proxy;
 pub mod session;
 pub mod upstream;
 
 pub use channel::{Outbound, OutboundClosed};
 pub use error::Error;
+pub use proxy::Proxy;
 pub use session::ServerFactory;
+pub use upstream::set::Upstreams;
+pub use upstream::spec::{Share, ToolFilter, UpstreamKind, UpstreamSpec};

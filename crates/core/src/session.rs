@@ -7,20 +7,32 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::channel::{ChannelTransport, Outbound};
 use crate::error::Error;
-use crate::upstream::builtin::Builtin;
+use crate::proxy::Proxy;
+use crate::upstream::set::Upstreams;
 
 /// Builds and starts the MCP server of each new session.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerFactory {
+    upstreams: Arc<Upstreams>,
     tasks: TaskTracker,
 }
 
+static SESSION_KEYS: AtomicU64 = AtomicU64::new(1);
+
 impl ServerFactory {
-    /// A factory whose session tasks are tracked by `tasks`.
-    pub fn new(tasks: TaskTracker) -> Self {
-        Self { tasks }
+    /// A factory serving `upstreams`, whose session tasks are tracked by `tasks`.
+    pub fn new(upstreams: Arc<Upstreams>, tasks: TaskTracker) -> Self {
+        Self { upstreams, tasks }
+    }
+
+    /// The upstreams new sessions are served.
+    pub fn upstreams(&self) -> &Arc<Upstreams> {
+        &self.upstreams
     }
 
     /// Starts a session's server on its own task. It reads `inbound`, writes to
@@ -39,7 +51,8 @@ impl ServerFactory {
         }
         let transport = ChannelTransport::new(inbound, outbound);
         let span = tracing::info_span!("session", session = %label);
-        let handler = Builtin::new();
+        let key = SESSION_KEYS.fetch_add(1, Ordering::Relaxed);
+        let handler = Proxy::new(self.upstreams.clone(), key, cancel.child_token(), self.tasks.clone());
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {
                 match serve_server_with_ct(handler, transport, cancel).await {

@@ -1,5 +1,18 @@
-//! What a session's server serves. Each kind of upstream has its own module.
+//! The upstream MCP servers a session's server fronts.
 //!
-//! - [`builtin`]: in-process tools, a resource and a prompt: the embedded default.
+//! - [`spec`]: what an upstream is, as configured.
+//! - [`set`]: all configured upstreams, and the shared connections.
+//! - [`link`]: a live connection to a remote upstream, its supervisor, and the routing of
+//!   what it sends back.
+//! - [`connect`]: opening one connection (stdio child, Streamable HTTP, legacy SSE).
+//! - `ordered`: delivers progress and log notifications in the order the upstream sent them.
+//! - [`sse_client`]: the legacy HTTP+SSE client transport.
+//! - [`builtin`]: the in-process tools.
 
 pub mod builtin;
+pub(crate) mod connect;
+pub mod link;
+pub(crate) mod ordered;
+pub mod set;
+pub mod spec;
+pub mod sse_client;

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use mcpgw_core::ServerFactory;
+use mcpgw_core::{ServerFactory, Upstreams};
 use mcpgw_transport::Edge;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -95,7 +95,7 @@ fn main() -> ExitCode {
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MCPGW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
@@ -111,7 +111,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
     let shutdown = CancellationToken::new();
 
-    let registry = Registry::new(ServerFactory::new(tasks.clone()), config.limits);
+    let upstreams = Upstreams::start(config.upstreams.clone(), shutdown.child_token(), &tasks);
+    let registry = Registry::new(ServerFactory::new(upstreams, tasks.clone()), config.limits);
     let edge = Edge::new(registry.clone(), config.edge.clone(), tasks.clone());
     let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone()));
     tasks.spawn(registry.clone().run_reaper(config.idle_timeout, shutdown.clone()));

@@ -124,7 +124,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_sessions_are_reaped_and_busy_ones_kept() {
-        let registry = Registry::new(ServerFactory::new(TaskTracker::new()), SessionLimits::default());
+        let registry = Registry::new(ServerFactory::new(mcpgw_core::Upstreams::builtin(&TaskTracker::new()), TaskTracker::new()), SessionLimits::default());
         let idle = registry.create(SessionKind::Streamable).expect("created");
         let listening = registry.create(SessionKind::Legacy).expect("created");
         let _stream = listening.open_standalone();
@@ -138,7 +138,7 @@ mod tests {
 
     #[tokio::test]
     async fn ended_sessions_leave_the_map() {
-        let registry = Registry::new(ServerFactory::new(TaskTracker::new()), SessionLimits::default());
+        let registry = Registry::new(ServerFactory::new(mcpgw_core::Upstreams::builtin(&TaskTracker::new()), TaskTracker::new()), SessionLimits::default());
         let ids: Vec<_> = (0..10).map(|_| registry.create(SessionKind::Streamable).expect("created").id()).collect();
         assert_eq!(registry.counts(), (0, 10));
         for id in ids {

@@ -337,7 +337,9 @@ impl Session {
                         routes.progress.get(&p.params.progress_token).cloned()
                     }
                     ServerNotification::CancelledNotification(c) => c.params.request_id.clone(),
-                    _ => None,
+                    // A notification tied to a request (an upstream's log line during a call)
+                    // rides that request's stream.
+                    other => other.extensions().get::<OriginatingRequestId>().map(|o| o.0.clone()),
                 };
                 (owner.and_then(|id| routes.posts.get(&id).map(|p| p.tx.clone())), false)
             }

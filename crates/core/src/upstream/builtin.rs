@@ -70,6 +70,24 @@ impl Default for Builtin {
     }
 }
 
+impl Builtin {
+    /// Its tools.
+    pub fn tools(&self) -> Vec<rmcp::model::Tool> {
+        self.tool_router.list_all()
+    }
+
+    /// Its resources.
+    pub fn resources(&self) -> Vec<Resource> {
+        vec![Resource::new(ABOUT_URI, "about").with_description("What this gateway is.").with_mime_type("text/plain")]
+    }
+
+    /// Its prompts.
+    pub fn prompts(&self) -> Vec<Prompt> {
+        let name = PromptArgument::new("name").with_description("Who to greet.").with_required(true);
+        vec![Prompt::new(GREETING_PROMPT, Some("A friendly greeting."), Some(vec![name]))]
+    }
+}
+
 #[tool_router]
 impl Builtin {
     /// A fresh server.
@@ -161,9 +179,7 @@ impl ServerHandler for Builtin {
         _request: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let name = PromptArgument::new("name").with_description("Who to greet.").with_required(true);
-        let prompt = Prompt::new(GREETING_PROMPT, Some("A friendly greeting."), Some(vec![name]));
-        Ok(ListPromptsResult::with_all_items(vec![prompt]))
+        Ok(ListPromptsResult::with_all_items(self.prompts()))
     }
 
     async fn get_prompt(

@@ -1,17 +1,23 @@
 //! The configuration file: TOML read into raw serde structs (unknown keys refused), then
-//! validated into the settings the rest of the binary uses.
+//! validated into the settings the rest of the binary uses. A `.json` file is read as the
+//! `mcpServers` JSON of desktop MCP clients instead (see [`desktop`]).
+
+mod desktop;
+mod upstreams;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use indexmap::IndexMap;
+use mcpgw_core::{UpstreamKind, UpstreamSpec};
 use mcpgw_transport::checks::HostPolicy;
 use mcpgw_transport::edge::EdgeConfig;
 use mcpgw_transport::session::SessionLimits;
 use serde::Deserialize;
 
 /// The default configuration, embedded in the binary.
-pub(crate) const DEFAULT_TOML: &str = include_str!("../../../config/mcpgw.toml");
+pub(crate) const DEFAULT_TOML: &str = include_str!("../../../../config/mcpgw.toml");
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +64,7 @@ struct RawConfig {
     sessions: RawSessions,
     #[serde(default)]
     security: RawSecurity,
+    upstreams: Option<IndexMap<String, upstreams::RawUpstream>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +158,8 @@ pub(crate) struct Config {
     pub(crate) limits: SessionLimits,
     /// A session idle this long (no request, no open stream) is ended.
     pub(crate) idle_timeout: Duration,
+    /// The upstreams, in configuration order.
+    pub(crate) upstreams: Vec<UpstreamSpec>,
 }
 
 impl Config {
@@ -160,7 +169,11 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                Self::parse(&text, &path.display().to_string())
+                let origin = path.display().to_string();
+                if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+                    return Self::parse_desktop_json(&text, &origin);
+                }
+                Self::parse(&text, &origin)
             }
             None => Self::parse(DEFAULT_TOML, "<embedded default>"),
         }
@@ -176,8 +189,25 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Reads the `mcpServers` JSON of desktop clients: its servers are the upstreams, and
+    /// every other setting keeps its default.
+    pub(crate) fn parse_desktop_json(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let upstreams = desktop::upstreams(text).map_err(|message| ConfigError::Invalid { origin: origin.to_owned(), message })?;
+        let mut config = RawConfig::default().validate(origin)?;
+        config.upstreams = upstreams;
+        Ok(config)
+    }
+}
+
 impl RawConfig {
     fn validate(self, origin: &str) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { origin: origin.to_owned(), message };
+        let upstreams = match self.upstreams {
+            // No [upstreams] at all: the built-in tools, so a bare config still serves.
+            None => vec![UpstreamSpec::new("builtin", UpstreamKind::Builtin)],
+            Some(raw) => upstreams::specs(raw).map_err(invalid)?,
+        };
         let invalid = |message: String| ConfigError::Invalid { origin: origin.to_owned(), message };
         for (key, path) in
             [("paths.sse", &self.paths.sse), ("paths.messages", &self.paths.messages), ("paths.mcp", &self.paths.mcp)]
@@ -222,6 +252,7 @@ impl RawConfig {
             edge,
             limits: SessionLimits { inbound: s.inbound_queue, stream: s.stream_queue, backlog: s.backlog },
             idle_timeout: Duration::from_secs(s.idle_timeout_secs),
+            upstreams,
         })
     }
 }
@@ -266,6 +297,49 @@ mod tests {
         assert!(Config::parse("[paths]\nmcp = \"mcp\"\n", "f").is_err());
         assert!(Config::parse("[paths]\nmcp = \"/sse\"\n", "f").is_err());
         assert!(Config::parse("[server]\nlisten = \"nowhere\"\n", "f").is_err());
+    }
+
+    #[test]
+    fn upstreams_keep_their_order_and_kind_specific_keys_are_checked() {
+        let text = r#"
+[upstreams.zeta]
+kind = "stdio"
+command = "server"
+args = ["--stdio"]
+share = "shared"
+tools_deny = ["rm"]
+
+[upstreams.alpha]
+kind = "http"
+url = "http://127.0.0.1:9/mcp"
+headers = { Authorization = "Bearer x" }
+prefix = "a_"
+
+[upstreams.builtin]
+kind = "builtin"
+"#;
+        let c = Config::parse(text, "f").expect("valid");
+        let names: Vec<&str> = c.upstreams.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["zeta", "alpha", "builtin"]);
+        assert_eq!(c.upstreams[0].share, mcpgw_core::Share::Shared);
+        assert!(!c.upstreams[0].tools.allows("rm"));
+        assert_eq!(c.upstreams[1].prefix.as_deref(), Some("a_"));
+
+        let wrong = Config::parse("[upstreams.x]\nkind = \"stdio\"\ncommand = \"a\"\nurl = \"http://b\"\n", "f").expect_err("refused");
+        assert!(wrong.to_string().contains("upstreams.x.url"), "{wrong}");
+        let missing = Config::parse("[upstreams.x]\nkind = \"http\"\n", "f").expect_err("refused");
+        assert!(missing.to_string().contains("upstreams.x.url"), "{missing}");
+        let unknown = Config::parse("[upstreams.x]\nkind = \"builtin\"\ncomand = \"a\"\n", "f").expect_err("refused");
+        assert!(unknown.to_string().contains("comand") && unknown.to_string().starts_with("f:3:"), "{unknown}");
+        let bad_kind = Config::parse("[upstreams.x]\nkind = \"ftp\"\n", "f").expect_err("refused");
+        assert!(bad_kind.to_string().contains("ftp"), "{bad_kind}");
+    }
+
+    #[test]
+    fn no_upstreams_section_means_the_builtin_tools() {
+        let c = Config::parse("", "f").expect("valid");
+        assert_eq!(c.upstreams.len(), 1);
+        assert_eq!(c.upstreams[0].kind, UpstreamKind::Builtin);
     }
 
     #[test]

@@ -1,0 +1,443 @@
+//! The MCP server each client session gets: it serves the union of the configured
+//! upstreams, and forwards every request to the upstream that owns its tool, prompt or
+//! resource.
+
+#![allow(deprecated)] // logging/setLevel and resource subscriptions are deprecated in 2026-07-28 only
+
+use std::sync::{Arc, OnceLock};
+
+use futures::future::join_all;
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest, CompleteRequestParams,
+    CompleteResult, ErrorCode, GetPromptRequest, GetPromptRequestParams, GetPromptResponse, Implementation,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, PromptsCapability, ReadResourceRequest, ReadResourceRequestParams,
+    ReadResourceResponse, Reference, ResourcesCapability, ServerCapabilities, ServerConfig, ServerResult,
+    SetLevelRequest, SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, ToolsCapability,
+    UnsubscribeRequest, UnsubscribeRequestParams,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::catalog::{Catalog, Listing};
+use crate::upstream::builtin::Builtin;
+use crate::upstream::link::{Link, SessionKey, client_config};
+use crate::upstream::set::Upstreams;
+use crate::upstream::spec::{Share, UpstreamKind, UpstreamSpec};
+
+/// One session's server.
+pub struct Proxy {
+    upstreams: Arc<Upstreams>,
+    key: SessionKey,
+    members: OnceLock<Vec<Member>>,
+    info: OnceLock<ServerConfig>,
+    catalog: tokio::sync::Mutex<Option<(Vec<u64>, Arc<Catalog>)>>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// One upstream as a session sees it.
+enum Member {
+    Builtin(Builtin),
+    Remote { spec: Arc<UpstreamSpec>, link: Arc<Link> },
+}
+
+impl Member {
+    fn spec_name<'a>(&'a self, spec: &'a UpstreamSpec) -> &'a str {
+        match self {
+            Member::Builtin(_) => &spec.name,
+            Member::Remote { spec, .. } => &spec.name,
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        match self {
+            Member::Builtin(_) => 0,
+            Member::Remote { link, .. } => link.generation(),
+        }
+    }
+
+    fn capabilities(&self) -> Option<ServerCapabilities> {
+        match self {
+            Member::Builtin(b) => Some(b.get_info().capabilities),
+            Member::Remote { link, .. } => link.capabilities(),
+        }
+    }
+}
+
+/// What one member lists, fetched for a catalog.
+#[derive(Default)]
+struct Listed {
+    tools: Vec<rmcp::model::Tool>,
+    prompts: Vec<rmcp::model::Prompt>,
+    resources: Vec<rmcp::model::Resource>,
+    templates: Vec<rmcp::model::ResourceTemplate>,
+}
+
+impl Proxy {
+    /// A session's server over `upstreams`; its own upstream connections live until
+    /// `cancel` fires.
+    pub fn new(upstreams: Arc<Upstreams>, key: SessionKey, cancel: CancellationToken, tasks: TaskTracker) -> Self {
+        Self {
+            upstreams,
+            key,
+            members: OnceLock::new(),
+            info: OnceLock::new(),
+            catalog: tokio::sync::Mutex::new(None),
+            cancel,
+            tasks,
+        }
+    }
+
+    fn members(&self) -> Result<&[Member], ErrorData> {
+        self.members.get().map(Vec::as_slice).ok_or_else(|| ErrorData::invalid_request("the session is not initialized", None))
+    }
+
+    /// Connects the session's upstreams: shared ones are joined, per-session ones started
+    /// with this client's capabilities, so what the upstream asks of its client (sampling,
+    /// elicitation, roots) matches what this client can do.
+    async fn connect(&self, request: &InitializeRequestParams, ctx: &RequestContext<RoleServer>) -> Vec<Member> {
+        let mut members = Vec::with_capacity(self.upstreams.specs().len());
+        for spec in self.upstreams.specs() {
+            let member = match (&spec.kind, spec.share) {
+                (UpstreamKind::Builtin, _) => Member::Builtin(Builtin::new()),
+                (_, Share::Shared) => {
+                    let link = self.upstreams.shared_link(&spec.name);
+                    Member::Remote { spec: spec.clone(), link }
+                }
+                (_, Share::Session) => {
+                    let client = client_config(request.capabilities.clone(), Some(request.client_info.clone()));
+                    let count = self.upstreams.count(&spec.name);
+                    let link = Link::start(spec.clone(), client, count, self.cancel.child_token(), &self.tasks);
+                    Member::Remote { spec: spec.clone(), link }
+                }
+            };
+            if let Member::Remote { link, .. } = &member {
+                link.attach(self.key, ctx.peer.clone());
+            }
+            members.push(member);
+        }
+        let starting = members.iter().filter_map(|m| match m {
+            Member::Remote { spec, link } => Some(link.ready(spec.connect_timeout)),
+            Member::Builtin(_) => None,
+        });
+        join_all(starting).await;
+        members
+    }
+
+    /// The session's catalog, rebuilt when an upstream's listings may have changed.
+    async fn catalog(&self) -> Result<Arc<Catalog>, ErrorData> {
+        let members = self.members()?;
+        let generations: Vec<u64> = members.iter().map(Member::generation).collect();
+        let mut slot = self.catalog.lock().await;
+        if let Some((seen, catalog)) = &*slot
+            && *seen == generations
+        {
+            return Ok(catalog.clone());
+        }
+        let listed = join_all(members.iter().map(list_member)).await;
+        let specs = self.upstreams.specs();
+        let listings: Vec<Listing<'_>> = members
+            .iter()
+            .zip(specs)
+            .zip(&listed)
+            .map(|((member, spec), l)| Listing {
+                upstream: member.spec_name(spec),
+                prefix: spec.prefix.as_deref(),
+                filter: Some(&spec.tools),
+                tools: &l.tools,
+                prompts: &l.prompts,
+                resources: &l.resources,
+                templates: &l.templates,
+            })
+            .collect();
+        let catalog = Arc::new(Catalog::merge(&listings));
+        *slot = Some((generations, catalog.clone()));
+        Ok(catalog)
+    }
+
+    fn remote(&self, index: usize) -> Result<(&Arc<Link>, bool), ErrorData> {
+        match self.members()?.get(index) {
+            Some(Member::Remote { link, .. }) => Ok((link, false)),
+            _ => Err(ErrorData::internal_error("no such upstream", None)),
+        }
+    }
+
+    async fn forward(&self, index: usize, request: ClientRequest, ctx: &RequestContext<RoleServer>) -> Result<ServerResult, ErrorData> {
+        let (link, _) = self.remote(index)?;
+        link.forward(request, ctx, self.key).await
+    }
+}
+
+async fn list_member(member: &Member) -> Listed {
+    match member {
+        Member::Builtin(b) => Listed { tools: b.tools(), prompts: b.prompts(), resources: b.resources(), templates: Vec::new() },
+        Member::Remote { spec, link } => {
+            let Some(caps) = link.capabilities() else { return Listed::default() };
+            let warn = |what: &str, e: ErrorData| {
+                tracing::warn!(upstream = %spec.name, error = %e.message, "listing {what} failed; leaving them out");
+            };
+            let mut listed = Listed::default();
+            if caps.tools.is_some() {
+                match link.tools().await {
+                    Ok(t) => listed.tools = t.as_ref().clone(),
+                    Err(e) => warn("tools", e),
+                }
+            }
+            if caps.prompts.is_some() {
+                match link.prompts().await {
+                    Ok(p) => listed.prompts = p.as_ref().clone(),
+                    Err(e) => warn("prompts", e),
+                }
+            }
+            if caps.resources.is_some() {
+                match link.resources().await {
+                    Ok(r) => listed.resources = r.as_ref().clone(),
+                    Err(e) => warn("resources", e),
+                }
+                match link.templates().await {
+                    Ok(t) => listed.templates = t.as_ref().clone(),
+                    Err(e) => warn("resource templates", e),
+                }
+            }
+            listed
+        }
+    }
+}
+
+/// The union of the members' capabilities. List changes are always announced: upstreams
+/// restart and come back with other lists.
+fn merged_capabilities(members: &[Member]) -> ServerCapabilities {
+    let mut merged = ServerCapabilities::default();
+    for caps in members.iter().filter_map(Member::capabilities) {
+        if caps.tools.is_some() {
+            let mut tools = ToolsCapability::default();
+            tools.list_changed = Some(true);
+            merged.tools = Some(tools);
+        }
+        if caps.prompts.is_some() {
+            let mut prompts = PromptsCapability::default();
+            prompts.list_changed = Some(true);
+            merged.prompts = Some(prompts);
+        }
+        if let Some(resources) = &caps.resources {
+            let subscribe = resources.subscribe == Some(true)
+                || merged.resources.as_ref().is_some_and(|r| r.subscribe == Some(true));
+            let mut r = ResourcesCapability::default();
+            r.list_changed = Some(true);
+            r.subscribe = subscribe.then_some(true);
+            merged.resources = Some(r);
+        }
+        if caps.logging.is_some() {
+            merged.logging = caps.logging.clone();
+        }
+        if caps.completions.is_some() {
+            merged.completions = caps.completions.clone();
+        }
+    }
+    merged
+}
+
+fn is_not_found(e: &ErrorData) -> bool {
+    e.code == ErrorCode::RESOURCE_NOT_FOUND || e.code == ErrorCode::INVALID_PARAMS || e.code == ErrorCode::METHOD_NOT_FOUND
+}
+
+impl ServerHandler for Proxy {
+    fn get_info(&self) -> ServerConfig {
+        self.info.get().cloned().unwrap_or_else(|| {
+            ServerConfig::new(ServerCapabilities::default())
+                .with_server_info(Implementation::new("mcpgw", env!("CARGO_PKG_VERSION")))
+        })
+    }
+
+    async fn initialize(&self, request: InitializeRequestParams, ctx: RequestContext<RoleServer>) -> Result<InitializeResult, ErrorData> {
+        if ctx.peer.peer_info().is_none() {
+            ctx.peer.set_peer_info(request.clone());
+        }
+        if self.members.get().is_none() {
+            let members = self.connect(&request, &ctx).await;
+            let capabilities = merged_capabilities(&members);
+            let _ = self.info.set(
+                ServerConfig::new(capabilities)
+                    .with_server_info(Implementation::new("mcpgw", env!("CARGO_PKG_VERSION"))),
+            );
+            let _ = self.members.set(members);
+        }
+        self.negotiate_initialize(&request)
+    }
+
+    async fn ping(&self, _ctx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        Ok(())
+    }
+
+    async fn list_tools(&self, _r: Option<PaginatedRequestParams>, _ctx: RequestContext<RoleServer>) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.catalog().await?.tools.clone()))
+    }
+
+    async fn call_tool(&self, mut params: CallToolRequestParams, ctx: RequestContext<RoleServer>) -> Result<CallToolResponse, ErrorData> {
+        let catalog = self.catalog().await?;
+        let route = catalog
+            .tool(&params.name)
+            .cloned()
+            .ok_or_else(|| ErrorData::invalid_params(format!("tool not found: {}", params.name), None))?;
+        params.name = route.name.into();
+        match self.members()?.get(route.upstream) {
+            Some(Member::Builtin(b)) => b.call_tool(params, ctx).await,
+            _ => match self.forward(route.upstream, ClientRequest::CallToolRequest(CallToolRequest::new(params)), &ctx).await? {
+                ServerResult::CallToolResult(r) => Ok(r.into()),
+                other => Err(unexpected("tools/call", &other)),
+            },
+        }
+    }
+
+    async fn list_prompts(&self, _r: Option<PaginatedRequestParams>, _ctx: RequestContext<RoleServer>) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(self.catalog().await?.prompts.clone()))
+    }
+
+    async fn get_prompt(&self, mut params: GetPromptRequestParams, ctx: RequestContext<RoleServer>) -> Result<GetPromptResponse, ErrorData> {
+        let catalog = self.catalog().await?;
+        let route = catalog
+            .prompt(&params.name)
+            .cloned()
+            .ok_or_else(|| ErrorData::invalid_params(format!("prompt not found: {}", params.name), None))?;
+        params.name = route.name;
+        match self.members()?.get(route.upstream) {
+            Some(Member::Builtin(b)) => b.get_prompt(params, ctx).await,
+            _ => match self.forward(route.upstream, ClientRequest::GetPromptRequest(GetPromptRequest::new(params)), &ctx).await? {
+                ServerResult::GetPromptResult(r) => Ok(r.into()),
+                other => Err(unexpected("prompts/get", &other)),
+            },
+        }
+    }
+
+    async fn list_resources(&self, _r: Option<PaginatedRequestParams>, _ctx: RequestContext<RoleServer>) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(self.catalog().await?.resources.clone()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(self.catalog().await?.templates.clone()))
+    }
+
+    async fn read_resource(&self, params: ReadResourceRequestParams, ctx: RequestContext<RoleServer>) -> Result<ReadResourceResponse, ErrorData> {
+        let catalog = self.catalog().await?;
+        let mut last = ErrorData::resource_not_found(format!("resource not found: {}", params.uri), None);
+        for owner in catalog.resource_owners(&params.uri) {
+            let result = match self.members()?.get(owner) {
+                Some(Member::Builtin(b)) => b.read_resource(params.clone(), ctx.clone()).await,
+                _ => {
+                    let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params.clone()));
+                    match self.forward(owner, request, &ctx).await {
+                        Ok(ServerResult::ReadResourceResult(r)) => Ok(r.into()),
+                        Ok(other) => Err(unexpected("resources/read", &other)),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match result {
+                Err(e) if is_not_found(&e) => last = e,
+                done => return done,
+            }
+        }
+        Err(last)
+    }
+
+    async fn subscribe(&self, params: SubscribeRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let owner = self.resource_remote(&params.uri).await?;
+        let (link, _) = self.remote(owner)?;
+        link.forward(ClientRequest::SubscribeRequest(SubscribeRequest::new(params.clone())), &ctx, self.key).await?;
+        link.set_subscription(self.key, &params.uri, true);
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, params: UnsubscribeRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let owner = self.resource_remote(&params.uri).await?;
+        let (link, _) = self.remote(owner)?;
+        link.set_subscription(self.key, &params.uri, false);
+        link.forward(ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params)), &ctx, self.key).await?;
+        Ok(())
+    }
+
+    async fn complete(&self, mut params: CompleteRequestParams, ctx: RequestContext<RoleServer>) -> Result<CompleteResult, ErrorData> {
+        let catalog = self.catalog().await?;
+        let owner = match &mut params.r#ref {
+            Reference::Prompt(prompt) => catalog.prompt(&prompt.name).cloned().map(|route| {
+                prompt.name = route.name;
+                route.upstream
+            }),
+            Reference::Resource(resource) => catalog.template_owner(&resource.uri),
+            _ => None,
+        };
+        let Some(owner) = owner else { return Ok(CompleteResult::default()) };
+        match self.members()?.get(owner) {
+            Some(Member::Builtin(b)) => b.complete(params, ctx).await,
+            _ => match self.forward(owner, ClientRequest::CompleteRequest(CompleteRequest::new(params)), &ctx).await? {
+                ServerResult::CompleteResult(r) => Ok(r),
+                other => Err(unexpected("completion/complete", &other)),
+            },
+        }
+    }
+
+    async fn set_level(&self, params: SetLevelRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let mut sent = false;
+        for member in self.members()? {
+            if let Member::Remote { link, .. } = member
+                && link.capabilities().is_some_and(|c| c.logging.is_some())
+            {
+                let request = ClientRequest::SetLevelRequest(SetLevelRequest::new(params.clone()));
+                link.forward(request, &ctx, self.key).await?;
+                sent = true;
+            }
+        }
+        if !sent {
+            tracing::debug!("logging/setLevel: no upstream logs");
+        }
+        Ok(())
+    }
+
+    async fn on_roots_list_changed(&self, _ctx: NotificationContext<RoleServer>) {
+        let Ok(members) = self.members() else { return };
+        for member in members {
+            if let Member::Remote { spec, link } = member
+                && spec.share == Share::Session
+                && let Ok(peer) = link.peer().await
+            {
+                let _ = peer.notify_roots_list_changed().await;
+            }
+        }
+    }
+}
+
+impl Proxy {
+    async fn resource_remote(&self, uri: &str) -> Result<usize, ErrorData> {
+        let catalog = self.catalog().await?;
+        let members = self.members()?;
+        catalog
+            .resource_owners(uri)
+            .into_iter()
+            .find(|o| matches!(members.get(*o), Some(Member::Remote { .. })))
+            .ok_or_else(|| ErrorData::resource_not_found(format!("resource not found: {uri}"), None))
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(members) = self.members.get() {
+            for member in members {
+                if let Member::Remote { link, .. } = member {
+                    link.detach(self.key);
+                }
+            }
+        }
+    }
+}
+
+fn unexpected(method: &str, result: &ServerResult) -> ErrorData {
+    tracing::warn!(method, ?result, "an upstream answered with the wrong result type");
+    ErrorData::internal_error(format!("the upstream answered {method} with an unexpected result"), None)
+}

@@ -1,0 +1,80 @@
+//! Opening one connection to a remote upstream and running rmcp's client over it.
+
+use std::process::Stdio;
+
+use process_wrap::tokio::{CommandWrap, ProcessGroup};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use rmcp::service::{RunningService, serve_client_with_ct};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientCacheConfig, RoleClient};
+use tokio::io::AsyncBufReadExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use std::sync::Weak;
+
+use crate::upstream::link::{Link, LinkClient};
+use crate::upstream::ordered::Ordered;
+use crate::upstream::spec::{UpstreamKind, UpstreamSpec};
+use crate::upstream::sse_client::SseClientTransport;
+
+/// Starts the upstream (a child, or a connection) and completes `initialize` with it.
+pub(crate) async fn serve(
+    spec: &UpstreamSpec,
+    client: LinkClient,
+    link: Weak<Link>,
+    ct: CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<RunningService<RoleClient, LinkClient>, String> {
+    let running = match &spec.kind {
+        UpstreamKind::Stdio { command, args, env, cwd } => {
+            let mut cmd = tokio::process::Command::new(command);
+            cmd.args(args).envs(env);
+            if let Some(cwd) = cwd {
+                cmd.current_dir(cwd);
+            }
+            // Its own process group, so ending the connection ends everything it started.
+            let mut wrapped = CommandWrap::from(cmd);
+            wrapped.wrap(ProcessGroup::leader());
+            let (child, stderr) = TokioChildProcess::builder(wrapped)
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot start {command}: {e}"))?;
+            if let Some(stderr) = stderr {
+                let name = spec.name.clone();
+                tasks.spawn(async move {
+                    let mut lines = tokio::io::BufReader::new(stderr).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        tracing::info!(upstream = %name, "stderr: {line}");
+                    }
+                });
+            }
+            serve_client_with_ct(client, Ordered::new(child, link), ct).await.map_err(|e| e.to_string())?
+        }
+        UpstreamKind::Http { url, headers } => {
+            let config =
+                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(header_map(headers)?.into_iter().filter_map(|(k, v)| k.map(|k| (k, v))).collect());
+            let transport = StreamableHttpClientTransport::from_config(config);
+            serve_client_with_ct(client, Ordered::new(transport, link), ct).await.map_err(|e| e.to_string())?
+        }
+        UpstreamKind::Sse { url, headers } => {
+            let transport = SseClientTransport::connect(url, header_map(headers)?, tasks).await.map_err(|e| e.to_string())?;
+            serve_client_with_ct(client, Ordered::new(transport, link), ct).await.map_err(|e| e.to_string())?
+        }
+        UpstreamKind::Builtin => return Err("the built-in upstream is not a connection".into()),
+    };
+    // A gateway must never answer from a stale list of a dead upstream.
+    running.peer().set_response_cache_config(ClientCacheConfig::disabled()).await;
+    Ok(running)
+}
+
+fn header_map(headers: &std::collections::BTreeMap<String, String>) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("bad header name {name:?}: {e}"))?;
+        let value = HeaderValue::from_str(value).map_err(|e| format!("bad value for header {name}: {e}"))?;
+        map.insert(name, value);
+    }
+    Ok(map)
+}

@@ -1,0 +1,550 @@
+//! A live connection to one remote upstream (stdio child, Streamable HTTP or legacy SSE
+//! server), kept up by a supervisor that reconnects with exponential backoff, and the
+//! routing of what the upstream sends back to the right client session.
+//!
+//! A link serves one client session (`share = "session"`) or all of them (`"shared"`).
+//! Either way it knows its audience (the sessions using it) and the calls in flight on it,
+//! so that progress, sampling, elicitation and roots requests, log messages and
+//! `list_changed` notifications reach the sessions they belong to.
+
+#![allow(deprecated)] // sampling, roots and logging are deprecated in 2026-07-28 but live in every 2025 session
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use rmcp::model::{
+    CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ClientResult, ErrorCode, GetExtensions,
+    Implementation, LoggingMessageNotification, ProgressNotification, ProgressToken, Prompt, ProtocolVersion, RequestId, Resource,
+    ResourceTemplate, ServerCapabilities, ServerNotification, ServerRequest, ServerResult, Tool,
+};
+use rmcp::service::{
+    InboundStreamOrigin, NotificationContext, OriginatingRequestId, PeerRequestOptions, RequestContext, RunningService,
+    ServiceRole,
+};
+use rmcp::{ErrorData, Peer, RoleClient, RoleServer, Service, ServiceError};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::upstream::connect;
+use crate::upstream::spec::{Share, UpstreamSpec};
+
+/// Identifies a client session among a link's audience.
+pub type SessionKey = u64;
+
+/// The first and the longest wait between reconnects.
+const BACKOFF_START: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A connection that lived this long resets the backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+/// Where a link stands.
+#[derive(Clone)]
+pub(crate) enum LinkState {
+    /// Starting (or restarting) the upstream.
+    Connecting,
+    /// Connected: requests go to this peer.
+    Up(Peer<RoleClient>),
+    /// Not connected; the supervisor retries after a backoff. The reason is for errors.
+    Down(Arc<str>),
+    /// Stopped for good (its session or the gateway ended).
+    Closed,
+}
+
+/// Counts live connections of one upstream against its cap.
+#[derive(Debug, Default)]
+pub struct ConnectionCount(AtomicUsize);
+
+impl ConnectionCount {
+    /// Live connections now.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A connection to one remote upstream.
+pub struct Link {
+    spec: Arc<UpstreamSpec>,
+    state: watch::Sender<LinkState>,
+    routes: Mutex<Routes>,
+    /// Bumped whenever what the upstream lists may have changed (reconnect, list_changed).
+    generation: AtomicU64,
+    cache: tokio::sync::Mutex<Cache>,
+    client: ClientConfig,
+    cancel: CancellationToken,
+    count: Arc<ConnectionCount>,
+}
+
+#[derive(Default)]
+struct Routes {
+    /// Sessions using this link, with the peer that reaches each client.
+    audience: HashMap<SessionKey, Peer<RoleServer>>,
+    /// Calls in flight, by the id the upstream knows them by.
+    inflight: HashMap<RequestId, InFlight>,
+    /// Upstream progress tokens of calls in flight, to the client's own token.
+    progress: HashMap<ProgressToken, (Peer<RoleServer>, ProgressToken)>,
+    /// Resource subscriptions: URI → sessions.
+    subscriptions: HashMap<String, HashSet<SessionKey>>,
+}
+
+#[derive(Clone)]
+struct InFlight {
+    session: SessionKey,
+    peer: Peer<RoleServer>,
+    /// The id the client gave the request: where related messages should ride.
+    client_id: RequestId,
+    /// Order of arrival, to pick the latest.
+    serial: u64,
+}
+
+#[derive(Default)]
+struct Cache {
+    generation: u64,
+    tools: Option<Arc<Vec<Tool>>>,
+    prompts: Option<Arc<Vec<Prompt>>>,
+    resources: Option<Arc<Vec<Resource>>>,
+    templates: Option<Arc<Vec<ResourceTemplate>>>,
+}
+
+static SERIAL: AtomicU64 = AtomicU64::new(0);
+
+type ListFuture<T> = std::pin::Pin<Box<dyn Future<Output = Result<Vec<T>, ServiceError>> + Send>>;
+
+impl Link {
+    /// Starts a link and its supervisor (tracked by `tasks`); it stops when `cancel` fires.
+    /// `client` is what the gateway tells the upstream about its client: for a session's
+    /// own link, that session's client capabilities and info.
+    pub(crate) fn start(
+        spec: Arc<UpstreamSpec>,
+        client: ClientConfig,
+        count: Arc<ConnectionCount>,
+        cancel: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Arc<Self> {
+        let (state, _) = watch::channel(LinkState::Connecting);
+        let link = Arc::new(Self {
+            spec,
+            state,
+            routes: Mutex::new(Routes::default()),
+            generation: AtomicU64::new(0),
+            cache: tokio::sync::Mutex::new(Cache::default()),
+            client,
+            cancel,
+            count,
+        });
+        tasks.spawn(supervise(link.clone(), tasks.clone()));
+        link
+    }
+
+    /// The upstream's configuration.
+    pub fn spec(&self) -> &UpstreamSpec {
+        &self.spec
+    }
+
+    /// Changes whenever what the upstream lists may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The upstream's capabilities, when connected.
+    pub fn capabilities(&self) -> Option<ServerCapabilities> {
+        match &*self.state.borrow() {
+            LinkState::Up(peer) => peer.peer_info().map(|info| info.capabilities.clone()),
+            _ => None,
+        }
+    }
+
+    /// Waits until the link is up or has failed, for at most `limit`.
+    pub async fn ready(&self, limit: Duration) {
+        let mut rx = self.state.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|s| !matches!(s, LinkState::Connecting))).await;
+    }
+
+    /// Adds a session to the audience.
+    pub fn attach(&self, session: SessionKey, peer: Peer<RoleServer>) {
+        self.routes().audience.insert(session, peer);
+    }
+
+    /// Removes a session from the audience, with its subscriptions.
+    pub fn detach(&self, session: SessionKey) {
+        let mut routes = self.routes();
+        routes.audience.remove(&session);
+        routes.subscriptions.retain(|_, who| {
+            who.remove(&session);
+            !who.is_empty()
+        });
+    }
+
+    /// Records that `session` subscribed to `uri` (or unsubscribed).
+    pub fn set_subscription(&self, session: SessionKey, uri: &str, on: bool) {
+        let mut routes = self.routes();
+        if on {
+            routes.subscriptions.entry(uri.to_owned()).or_default().insert(session);
+        } else if let Some(who) = routes.subscriptions.get_mut(uri) {
+            who.remove(&session);
+        }
+    }
+
+    /// The connected peer, waiting while the upstream is (re)starting.
+    pub async fn peer(&self) -> Result<Peer<RoleClient>, ErrorData> {
+        let mut rx = self.state.subscribe();
+        let waited = tokio::time::timeout(self.spec.connect_timeout, rx.wait_for(|s| !matches!(s, LinkState::Connecting))).await;
+        let state = match waited {
+            Ok(Ok(state)) => state.clone(),
+            _ => LinkState::Connecting,
+        };
+        match state {
+            LinkState::Up(peer) => Ok(peer),
+            LinkState::Connecting => Err(self.unavailable("it is still starting")),
+            LinkState::Down(why) => Err(self.unavailable(&why)),
+            LinkState::Closed => Err(self.unavailable("it was stopped")),
+        }
+    }
+
+    fn unavailable(&self, why: &str) -> ErrorData {
+        ErrorData::internal_error(format!("upstream '{}' is unavailable: {why}", self.spec.name), None)
+    }
+
+    /// Maps an rmcp client error to the JSON-RPC error the client gets: the upstream's own
+    /// error passes through; anything else names the upstream.
+    pub fn error(&self, e: ServiceError) -> ErrorData {
+        match e {
+            ServiceError::McpError(e) => e,
+            other => ErrorData::internal_error(format!("upstream '{}': {other}", self.spec.name), None),
+        }
+    }
+
+    /// The upstream's tools, from the cache when it is current.
+    pub async fn tools(&self) -> Result<Arc<Vec<Tool>>, ErrorData> {
+        self.cached(|c| &mut c.tools, |p| Box::pin(async move { p.list_all_tools().await })).await
+    }
+
+    /// The upstream's prompts.
+    pub async fn prompts(&self) -> Result<Arc<Vec<Prompt>>, ErrorData> {
+        self.cached(|c| &mut c.prompts, |p| Box::pin(async move { p.list_all_prompts().await })).await
+    }
+
+    /// The upstream's resources.
+    pub async fn resources(&self) -> Result<Arc<Vec<Resource>>, ErrorData> {
+        self.cached(|c| &mut c.resources, |p| Box::pin(async move { p.list_all_resources().await })).await
+    }
+
+    /// The upstream's resource templates.
+    pub async fn templates(&self) -> Result<Arc<Vec<ResourceTemplate>>, ErrorData> {
+        self.cached(|c| &mut c.templates, |p| Box::pin(async move { p.list_all_resource_templates().await })).await
+    }
+
+    async fn cached<T>(
+        &self,
+        slot: impl Fn(&mut Cache) -> &mut Option<Arc<Vec<T>>>,
+        fetch: impl FnOnce(Peer<RoleClient>) -> ListFuture<T>,
+    ) -> Result<Arc<Vec<T>>, ErrorData> {
+        let peer = self.peer().await?;
+        let generation = self.generation();
+        let mut cache = self.cache.lock().await;
+        if cache.generation != generation {
+            *cache = Cache { generation, ..Cache::default() };
+        }
+        if let Some(hit) = slot(&mut cache) {
+            return Ok(hit.clone());
+        }
+        let fresh = Arc::new(fetch(peer).await.map_err(|e| self.error(e))?);
+        if self.generation() == generation {
+            *slot(&mut cache) = Some(fresh.clone());
+        }
+        Ok(fresh)
+    }
+
+    /// Forwards a client request and returns the upstream's result. Progress the upstream
+    /// reports is mapped back to the client's token, requests the upstream makes meanwhile
+    /// are tied to this call, and a client cancel is passed on.
+    pub async fn forward(
+        &self,
+        request: ClientRequest,
+        ctx: &RequestContext<RoleServer>,
+        session: SessionKey,
+    ) -> Result<ServerResult, ErrorData> {
+        let peer = self.peer().await?;
+        let options = PeerRequestOptions::no_options().with_meta(ctx.meta.clone());
+        let handle = peer.send_request_with_option(request, options).await.map_err(|e| self.error(e))?;
+        let upstream_id = handle.id.clone();
+        let _tracked = self.track(&upstream_id, &handle.progress_token, session, ctx);
+        tokio::select! {
+            result = handle.await_response() => result.map_err(|e| self.error(e)),
+            () = ctx.ct.cancelled() => {
+                let why = CancelledNotificationParam::new(Some(upstream_id), Some("cancelled by the client".into()));
+                let _ = peer.notify_cancelled(why).await;
+                Err(ErrorData::new(ErrorCode(-32800), "request cancelled", None))
+            }
+        }
+    }
+
+    fn track<'a>(&'a self, id: &RequestId, token: &ProgressToken, session: SessionKey, ctx: &RequestContext<RoleServer>) -> Tracked<'a> {
+        let mut routes = self.routes();
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+        routes.inflight.insert(id.clone(), InFlight { session, peer: ctx.peer.clone(), client_id: ctx.id.clone(), serial });
+        if let Some(client_token) = ctx.meta.get_progress_token() {
+            routes.progress.insert(token.clone(), (ctx.peer.clone(), client_token));
+        }
+        Tracked { link: self, id: id.clone(), token: token.clone() }
+    }
+
+    fn routes(&self) -> MutexGuard<'_, Routes> {
+        // Plain maps, never locked across an await or a panicking call.
+        self.routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The session (and the client request it belongs to) that a request or notification
+    /// from the upstream is for.
+    fn target(&self, origin: Option<&InboundStreamOrigin>) -> Result<(Peer<RoleServer>, Option<RequestId>), String> {
+        let routes = self.routes();
+        if let Some(InboundStreamOrigin::OutboundRequest(id)) = origin
+            && let Some(call) = routes.inflight.get(id)
+        {
+            return Ok((call.peer.clone(), Some(call.client_id.clone())));
+        }
+        let sessions: HashSet<SessionKey> = routes.inflight.values().map(|c| c.session).collect();
+        match sessions.len() {
+            1 => {
+                let latest = routes.inflight.values().max_by_key(|c| c.serial).cloned();
+                let call = latest.ok_or("no call in flight")?;
+                Ok((call.peer, Some(call.client_id)))
+            }
+            0 if self.spec.share == Share::Session => match routes.audience.values().next() {
+                Some(peer) => Ok((peer.clone(), None)),
+                None => Err("its client session is gone".into()),
+            },
+            0 => Err("no client session has a call in flight on this shared upstream".into()),
+            n => Err(format!("{n} client sessions have calls in flight on this shared upstream; it cannot be tied to one")),
+        }
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Removes a call's routes when it ends, however it ends.
+struct Tracked<'a> {
+    link: &'a Link,
+    id: RequestId,
+    token: ProgressToken,
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        let mut routes = self.link.routes();
+        routes.inflight.remove(&self.id);
+        routes.progress.remove(&self.token);
+    }
+}
+
+/// Keeps a link connected until it is cancelled: connect, wait for the connection to end,
+/// back off, reconnect.
+async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
+    let mut backoff = BACKOFF_START;
+    loop {
+        if link.cancel.is_cancelled() {
+            break;
+        }
+        let _ = link.state.send(LinkState::Connecting);
+        let started = tokio::time::Instant::now();
+        let attempt = connect_once(&link, &tasks).await;
+        match attempt {
+            Ok(running) => {
+                let peer = running.peer().clone();
+                link.bump();
+                let _ = link.state.send(LinkState::Up(peer));
+                tracing::info!(upstream = %link.spec.name, kind = link.spec.kind.as_str(), "upstream connected");
+                let ended = tokio::select! {
+                    reason = running.waiting() => Some(reason),
+                    () = link.cancel.cancelled() => None,
+                };
+                link.count.0.fetch_sub(1, Ordering::AcqRel);
+                link.bump();
+                let Some(reason) = ended else { break };
+                tracing::warn!(upstream = %link.spec.name, ?reason, "upstream connection ended; restarting");
+                let _ = link.state.send(LinkState::Down("it exited and is restarting".into()));
+                if started.elapsed() >= STABLE_AFTER {
+                    backoff = BACKOFF_START;
+                }
+            }
+            Err(why) => {
+                tracing::warn!(upstream = %link.spec.name, error = %why, retry_in = ?backoff, "upstream could not be started");
+                let _ = link.state.send(LinkState::Down(why.into()));
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = link.cancel.cancelled() => break,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+    let _ = link.state.send(LinkState::Closed);
+}
+
+async fn connect_once(link: &Arc<Link>, tasks: &TaskTracker) -> Result<RunningService<RoleClient, LinkClient>, String> {
+    if let Some(cap) = link.spec.max_connections {
+        let now = link.count.0.fetch_add(1, Ordering::AcqRel);
+        if now >= cap {
+            link.count.0.fetch_sub(1, Ordering::AcqRel);
+            return Err(format!("it is at its cap of {cap} connections"));
+        }
+    } else {
+        link.count.0.fetch_add(1, Ordering::AcqRel);
+    }
+    let client = LinkClient { link: Arc::downgrade(link), info: link.client.clone() };
+    let weak = Arc::downgrade(link);
+    let ct = link.cancel.child_token();
+    let connected = tokio::time::timeout(link.spec.connect_timeout, connect::serve(&link.spec, client, weak, ct, tasks)).await;
+    let result = match connected {
+        Ok(result) => result,
+        Err(_) => Err(format!("it did not finish initialize within {:?}", link.spec.connect_timeout)),
+    };
+    if result.is_err() {
+        link.count.0.fetch_sub(1, Ordering::AcqRel);
+    }
+    result
+}
+
+/// The client side of a link: what the upstream sends to the gateway.
+pub(crate) struct LinkClient {
+    link: Weak<Link>,
+    info: ClientConfig,
+}
+
+impl LinkClient {
+    fn link(&self) -> Result<Arc<Link>, ErrorData> {
+        self.link.upgrade().ok_or_else(|| ErrorData::internal_error("the gateway session is gone", None))
+    }
+}
+
+impl Service<RoleClient> for LinkClient {
+    async fn handle_request(&self, request: ServerRequest, ctx: RequestContext<RoleClient>) -> Result<ClientResult, ErrorData> {
+        if let ServerRequest::PingRequest(_) = request {
+            return Ok(ClientResult::empty(()));
+        }
+        let link = self.link()?;
+        let (peer, client_id) = link
+            .target(ctx.extensions.get::<InboundStreamOrigin>())
+            .map_err(|why| ErrorData::internal_error(format!("upstream '{}' sent {}: {why}", link.spec.name, request_method(&request)), None))?;
+        let mut request = request;
+        if let Some(id) = client_id {
+            request.extensions_mut().insert(OriginatingRequestId(id));
+        }
+        // This handler runs inside rmcp's task for the upstream's request, whose id rmcp
+        // would stamp on anything sent from here as its origin; the upstream's ids mean
+        // nothing to the client, so send from a task of its own.
+        let forward = tokio::spawn(async move { peer.send_request_with_option(request, PeerRequestOptions::no_options()).await });
+        let handle = match forward.await {
+            Ok(Ok(handle)) => handle,
+            Ok(Err(e)) => return Err(link.error(e)),
+            Err(e) => return Err(ErrorData::internal_error(format!("forwarding failed: {e}"), None)),
+        };
+        let client_request = handle.id.clone();
+        let client_peer = handle.peer.clone();
+        tokio::select! {
+            result = handle.await_response() => result.map_err(|e| link.error(e)),
+            () = ctx.ct.cancelled() => {
+                let why = CancelledNotificationParam::new(Some(client_request), Some("cancelled by the upstream".into()));
+                let _ = client_peer.notify_cancelled(why).await;
+                Err(ErrorData::new(ErrorCode(-32800), "request cancelled", None))
+            }
+        }
+    }
+
+    async fn handle_notification(&self, notification: ServerNotification, _ctx: NotificationContext<RoleClient>) -> Result<(), ErrorData> {
+        let Ok(link) = self.link() else { return Ok(()) };
+        match notification {
+            ServerNotification::ResourceUpdatedNotification(n) => {
+                let peers: Vec<Peer<RoleServer>> = {
+                    let routes = link.routes();
+                    let who = routes.subscriptions.get(&n.params.uri);
+                    routes.audience.iter().filter(|(k, _)| who.is_some_and(|w| w.contains(k))).map(|(_, p)| p.clone()).collect()
+                };
+                for peer in peers {
+                    let _ = peer.notify_resource_updated(n.params.clone()).await;
+                }
+            }
+            ServerNotification::ToolListChangedNotification(_) => {
+                link.bump();
+                for peer in link.audience() {
+                    let _ = peer.notify_tool_list_changed().await;
+                }
+            }
+            ServerNotification::PromptListChangedNotification(_) => {
+                link.bump();
+                for peer in link.audience() {
+                    let _ = peer.notify_prompt_list_changed().await;
+                }
+            }
+            ServerNotification::ResourceListChangedNotification(_) => {
+                link.bump();
+                for peer in link.audience() {
+                    let _ = peer.notify_resource_list_changed().await;
+                }
+            }
+            // Cancellation of the upstream's own requests reaches their handlers through
+            // `ctx.ct`; the rest has no downstream meaning for a 2025 session.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn get_info(&self) -> <RoleClient as ServiceRole>::Info {
+        self.info.clone()
+    }
+}
+
+impl Link {
+    fn audience(&self) -> Vec<Peer<RoleServer>> {
+        self.routes().audience.values().cloned().collect()
+    }
+
+    /// Passes an upstream progress notification to the client whose call it is about,
+    /// under the client's own progress token.
+    pub(crate) async fn deliver_progress(&self, n: ProgressNotification) {
+        let mapped = self.routes().progress.get(&n.params.progress_token).cloned();
+        if let Some((peer, token)) = mapped {
+            let mut params = n.params;
+            params.progress_token = token;
+            let _ = peer.notify_progress(params).await;
+        }
+    }
+
+    /// Passes an upstream log message on: during a call, on that call's stream; otherwise
+    /// to every session that sees this upstream.
+    pub(crate) async fn deliver_log(&self, n: LoggingMessageNotification) {
+        let targets: Vec<(Peer<RoleServer>, Option<RequestId>)> = match self.target(n.extensions.get::<InboundStreamOrigin>()) {
+            Ok((peer, Some(id))) => vec![(peer, Some(id))],
+            _ => self.routes().audience.values().map(|p| (p.clone(), None)).collect(),
+        };
+        for (peer, origin) in targets {
+            let mut note = LoggingMessageNotification::new(n.params.clone());
+            if let Some(id) = origin {
+                note.extensions.insert(OriginatingRequestId(id));
+            }
+            let _ = peer.send_notification(ServerNotification::LoggingMessageNotification(note)).await;
+        }
+    }
+}
+
+fn request_method(request: &ServerRequest) -> &str {
+    match request {
+        ServerRequest::PingRequest(_) => "ping",
+        ServerRequest::CreateMessageRequest(_) => "sampling/createMessage",
+        ServerRequest::ListRootsRequest(_) => "roots/list",
+        ServerRequest::ElicitRequest(_) => "elicitation/create",
+        ServerRequest::CustomRequest(r) => r.method.as_str(),
+        _ => "a request",
+    }
+}
+
+/// What the gateway tells an upstream about its client: a session's own link carries that
+/// client's capabilities and info; a shared link declares what the gateway can forward.
+pub(crate) fn client_config(capabilities: ClientCapabilities, client: Option<Implementation>) -> ClientConfig {
+    let info = client.unwrap_or_else(|| Implementation::new("mcpgw", env!("CARGO_PKG_VERSION")));
+    ClientConfig::new(capabilities, info).with_protocol_version(ProtocolVersion::V_2025_11_25)
+}

@@ -1,0 +1,126 @@
+//! What an upstream is, as configured: its name, how to reach it, whether sessions share
+//! it, and which of its tools are exposed under which names.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One configured upstream MCP server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamSpec {
+    /// Its name: used in logs, metrics and, on a name collision, as the tool prefix.
+    pub name: String,
+    /// How to reach it.
+    pub kind: UpstreamKind,
+    /// One connection per client session, or one for all.
+    pub share: Share,
+    /// Which of its tools are exposed.
+    pub tools: ToolFilter,
+    /// Put in front of every tool and prompt name it exposes (for example `fs_`).
+    pub prefix: Option<String>,
+    /// At most this many live connections (children, for stdio) at once; `None`: no cap.
+    pub max_connections: Option<usize>,
+    /// How long starting it and its `initialize` may take.
+    pub connect_timeout: Duration,
+}
+
+impl UpstreamSpec {
+    /// A spec with the defaults for everything but the name and kind.
+    pub fn new(name: impl Into<String>, kind: UpstreamKind) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            share: Share::Session,
+            tools: ToolFilter::default(),
+            prefix: None,
+            max_connections: None,
+            connect_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How to reach an upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpstreamKind {
+    /// mcpgw's in-process tools.
+    Builtin,
+    /// A child process speaking MCP on stdin/stdout.
+    Stdio {
+        /// The program.
+        command: String,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Extra environment variables (the gateway's own environment is inherited).
+        env: BTreeMap<String, String>,
+        /// Its working directory; the gateway's when `None`.
+        cwd: Option<PathBuf>,
+    },
+    /// A remote Streamable HTTP server.
+    Http {
+        /// Its MCP endpoint URL.
+        url: String,
+        /// Extra request headers (for example `Authorization`).
+        headers: BTreeMap<String, String>,
+    },
+    /// A remote legacy HTTP+SSE server.
+    Sse {
+        /// Its event-stream URL.
+        url: String,
+        /// Extra request headers.
+        headers: BTreeMap<String, String>,
+    },
+}
+
+impl UpstreamKind {
+    /// A short lowercase name, for logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UpstreamKind::Builtin => "builtin",
+            UpstreamKind::Stdio { .. } => "stdio",
+            UpstreamKind::Http { .. } => "http",
+            UpstreamKind::Sse { .. } => "sse",
+        }
+    }
+}
+
+/// Whether client sessions share one connection to an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Share {
+    /// A connection (a child, for stdio) per client session: full isolation, and requests
+    /// the upstream sends (sampling, elicitation) reach exactly the right client.
+    #[default]
+    Session,
+    /// One connection for every session, requests multiplexed. A request the upstream sends
+    /// goes to the one session with a call in flight on it, otherwise it is refused.
+    Shared,
+}
+
+/// Which tools of an upstream are exposed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolFilter {
+    /// Only these (by the upstream's own name), when set.
+    pub allow: Option<Vec<String>>,
+    /// Never these.
+    pub deny: Vec<String>,
+}
+
+impl ToolFilter {
+    /// Whether the tool with this (upstream) name is exposed.
+    pub fn allows(&self, name: &str) -> bool {
+        self.allow.as_ref().is_none_or(|a| a.iter().any(|n| n == name)) && !self.deny.iter().any(|n| n == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_applies_allow_then_deny() {
+        let f = ToolFilter { allow: Some(vec!["a".into(), "b".into()]), deny: vec!["b".into()] };
+        assert!(f.allows("a"));
+        assert!(!f.allows("b"));
+        assert!(!f.allows("c"));
+        assert!(ToolFilter::default().allows("anything"));
+    }
+}
