@@ -11,11 +11,16 @@ TS_DIR := tests/ts
 export MCPGW_BIN := $(CURDIR)/target/debug/mcpgw
 
 .PHONY: help run build test test-rust test-python test-ts deps deps-python deps-ts lint fmt clean
+.PHONY: install uninstall deb check-units
 
 help:
 	@echo "make run     start the gateway on the embedded default config (http://127.0.0.1:8080)"
 	@echo "make test    install what the tests need, then run every test suite"
 	@echo "make lint    rustfmt check and clippy with warnings as errors"
+	@echo "make check-units  verify config/mcpgw.{service,socket} offline; fail if exposure > 2.0"
+	@echo "make install      release build, binary, config, units under PREFIX=/usr/local (DESTDIR= ok)"
+	@echo "make uninstall    remove what install put (keeps /etc/mcpgw)"
+	@echo "make deb          build a Debian package with cargo-deb (installed if missing)"
 
 run:
 	$(CARGO) run -p mcpgw --
@@ -60,3 +65,56 @@ fmt:
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV) $(TS_DIR)/node_modules
+
+# ---- deployment: systemd units, install, Debian package (docs/deployment.md) --------------
+PREFIX  ?= /usr/local
+DESTDIR ?=
+UNITDIR ?= /lib/systemd/system
+# The units name /usr/bin/mcpgw; install rewrites that to $(PREFIX)/bin/mcpgw.
+define install_unit
+	sed -e 's|/usr/bin/mcpgw|$(PREFIX)/bin/mcpgw|g' -e 's|/usr/share/doc/mcpgw|$(PREFIX)/share/doc/mcpgw|g' \
+		config/$(1) > $(DESTDIR)$(UNITDIR)/$(1).tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/$(1).tmp
+	mv -f $(DESTDIR)$(UNITDIR)/$(1).tmp $(DESTDIR)$(UNITDIR)/$(1)
+endef
+
+check-units: build
+	packaging/check-units.sh
+
+install:
+	$(CARGO) build --release -p mcpgw
+	install -D -m 0755 target/release/mcpgw $(DESTDIR)$(PREFIX)/bin/mcpgw
+	install -d -m 0755 $(DESTDIR)/etc/mcpgw
+	if [ -e $(DESTDIR)/etc/mcpgw/mcpgw.toml ]; then \
+		echo "keeping the existing $(DESTDIR)/etc/mcpgw/mcpgw.toml"; \
+	else \
+		install -m 0644 config/mcpgw.toml $(DESTDIR)/etc/mcpgw/mcpgw.toml; \
+	fi
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	$(call install_unit,mcpgw.service)
+	$(call install_unit,mcpgw.socket)
+	install -D -m 0644 docs/deployment.md $(DESTDIR)$(PREFIX)/share/doc/mcpgw/deployment.md
+	install -D -m 0644 docs/configuration.md $(DESTDIR)$(PREFIX)/share/doc/mcpgw/configuration.md
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/mcpgw and $(DESTDIR)$(UNITDIR)/mcpgw.{service,socket};"
+	@echo "start it with: systemctl enable --now mcpgw.service   (docs/deployment.md)"
+
+uninstall:
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl disable --now mcpgw.socket mcpgw.service 2>/dev/null || true; \
+	fi
+	rm -f $(DESTDIR)$(PREFIX)/bin/mcpgw
+	rm -f $(DESTDIR)$(UNITDIR)/mcpgw.service $(DESTDIR)$(UNITDIR)/mcpgw.socket
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/mcpgw
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "kept $(DESTDIR)/etc/mcpgw (configuration) and /var/lib/mcpgw (state, if any)"
+
+deb:
+	$(CARGO) deb --version >/dev/null 2>&1 || $(CARGO) install cargo-deb --locked
+	out=$$($(CARGO) deb -p mcpgw); \
+		deb=$$(grep '\.deb$$' <<<"$$out"); \
+		contents=$$(dpkg-deb -c "$$deb"); \
+		for f in usr/bin/mcpgw etc/mcpgw/mcpgw.toml systemd/system/mcpgw.service systemd/system/mcpgw.socket; do \
+			grep -q "$$f$$" <<<"$$contents" || { echo "$$deb lacks $$f" >&2; exit 1; }; \
+		done; \
+		echo "$$out"

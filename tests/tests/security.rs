@@ -75,6 +75,7 @@ async fn a_foreign_host_or_origin_is_403_before_dispatch_on_loopback() {
     let rebinding = http.send(Method::POST, &gw.url("/mcp"), &evil_host, init.clone()).await;
     assert_eq!(rebinding.status, StatusCode::FORBIDDEN);
     assert!(rebinding.header("mcp-session-id").is_none(), "nothing was dispatched");
+    assert!(rebinding.header("access-control-allow-origin").is_none(), "the refused page may not read the answer");
     let evil_origin = [POST_HEADERS.to_vec(), vec![("origin", "https://evil.example")]].concat();
     assert_eq!(
         http.send(Method::POST, &gw.url("/mcp"), &evil_origin, init.clone()).await.status,

@@ -105,6 +105,9 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    // Before anything can announce that we are up: a SIGTERM that arrives right after the
+    // listening line must start the drain, not kill the process.
+    let signals = Signals::install()?;
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr().context("the listener has no local address")?;
@@ -127,7 +130,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ServeOptions { header_read_timeout: config.header_read_timeout, drain_deadline: Duration::from_secs(10) };
     let server = tokio::spawn(server::serve(listener, app, options, shutdown.clone(), tasks.clone()));
 
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("shutting down");
     shutdown.cancel();
     server.await.context("the listener task failed")?;
@@ -139,14 +142,26 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits for SIGTERM (what systemd and Kubernetes send) or SIGINT (Ctrl-C).
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM (what systemd and Kubernetes send) and SIGINT (Ctrl-C), installed once.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
     }
-    Ok(())
+
+    /// Waits for either signal.
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

@@ -90,7 +90,8 @@ impl<S: Sessions> Edge<S> {
     {
         let (parts, body) = request.into_parts();
         let result = match self.config.hosts.check(&parts) {
-            Err(e) => Err(e),
+            // A refused Host or Origin gets no CORS headers: its page may not read the answer.
+            Err(e) => return e.into_response(),
             Ok(()) if parts.method == Method::OPTIONS => {
                 let mut response = Response::new(Body::Empty);
                 *response.status_mut() = StatusCode::NO_CONTENT;

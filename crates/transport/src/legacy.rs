@@ -84,10 +84,12 @@ where
     B: http_body::Body<Data = bytes::Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // The body is read first so that a refusal never leaves it unread on a connection the
+    // client will reuse (see streamable::post).
+    let bytes = message::read_body(body, edge.config.max_body).await?;
     let id = session_param(parts)?;
     let session = edge.live_session(id, SessionKind::Legacy)?;
     checks::require_json_content_type(&parts.headers)?;
-    let bytes = message::read_body(body, edge.config.max_body).await?;
     let message = match message::parse(&bytes)? {
         Posted::Single(m) => m,
         Posted::Batch(_) => return Err(Error::InvalidRequest("batches are not accepted on the legacy transport")),

@@ -193,7 +193,7 @@ mod tests {
         for input in [
             &b"event: endpoint\ndata: /x\n\n"[..],
             b"event: endpoint\r\ndata: /x\r\n\r\n",
-            b"event: endpoint\rdata: /x\r\r",
+            b"event: endpoint\rdata: /x\r\r: a comment after the blank line\r",
         ] {
             let got = decode_all(input);
             assert_eq!(got.len(), 1, "{input:?}");

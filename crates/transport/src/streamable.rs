@@ -60,10 +60,14 @@ where
         return Err(Error::NotAcceptable("Accept must allow application/json or text/event-stream"));
     }
     checks::require_json_content_type(&parts.headers)?;
-    checks::protocol_version(&parts.headers)?;
-    // An unknown session is answered first: whatever the body, the client must start over.
-    let session = session_header(edge, parts)?;
+    // Read the body before refusing anything else: an HTTP/1.1 answer sent before the body
+    // was read makes hyper close the connection, and clients that reuse it (a fallback
+    // `initialize` right after a refused 2026 probe) then fail.
     let bytes = message::read_body(body, edge.config.max_body).await?;
+    checks::protocol_version(&parts.headers)?;
+    // An unknown session is answered before the body is parsed: whatever it holds, the
+    // client must start over.
+    let session = session_header(edge, parts)?;
     let posted = message::parse(&bytes)?;
     match (session, posted) {
         (None, Posted::Single(m)) if message::is_initialize(&m) => {

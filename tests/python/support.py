@@ -1,0 +1,232 @@
+"""Helpers shared by the tests: running the gateway binary, connecting the official SDK
+client over either transport, recording the HTTP exchanges it makes, reading `/healthz`."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import httpx2
+import pytest
+from mcp.client import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types import Implementation
+
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 15.0
+
+
+class Gateway:
+    """One running gateway process."""
+
+    def __init__(self, binary: Path, config_path: Path, workdir: Path) -> None:
+        self.log: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        env = dict(os.environ)
+        env.setdefault("MCPGW_LOG", "info")
+        self.proc = subprocess.Popen(
+            [str(binary), "--config", str(config_path), "--listen", "127.0.0.1:0"],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+        self._reader = threading.Thread(target=self._drain, name="mcpgw-stderr", daemon=True)
+        self._reader.start()
+        self.url = self._wait_listening()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line.rstrip("\n"))
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _wait_listening(self) -> str:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                pytest.fail(f"mcpgw did not log its listening line within {START_TIMEOUT_S} s:\n{self.log_text()}")
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                code = self.proc.wait(timeout=STOP_TIMEOUT_S)
+                pytest.fail(f"mcpgw exited (status {code}) before listening:\n{self.log_text()}")
+            match = LISTENING.search(line)
+            if match:
+                return match.group(1)
+
+    def log_text(self) -> str:
+        return "\n".join(self.log)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+
+    def stop(self) -> int:
+        """SIGTERM, then wait (bounded) for the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"mcpgw did not exit within {STOP_TIMEOUT_S} s of SIGTERM:\n{self.log_text()}")
+        self._reader.join(timeout=STOP_TIMEOUT_S)
+        return code
+
+
+Transport = Literal["streamable", "sse"]
+TRANSPORTS: tuple[Transport, ...] = ("streamable", "sse")
+
+# Every SDK request gets a bounded wait, so a lost response fails the test instead of hanging it.
+REQUEST_TIMEOUT_S = 10.0
+HTTP_TIMEOUT = httpx2.Timeout(10.0, read=60.0)
+CLIENT_INFO = Implementation(name="mcpgw-e2e-python", version="0")
+
+
+@dataclass
+class Exchange:
+    method: str
+    path: str
+    status: int
+    session_header: str | None
+
+
+@dataclass
+class Recorder:
+    """What one client did over HTTP: every response (method, path, status), and the
+    session id the gateway gave it (the `Mcp-Session-Id` header, or the legacy
+    `sessionId` of the endpoint event)."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+    session_id: str | None = None
+
+    async def on_response(self, response: httpx2.Response) -> None:
+        sid = response.headers.get("mcp-session-id")
+        if sid and self.session_id is None:
+            self.session_id = sid
+        self.exchanges.append(
+            Exchange(
+                method=response.request.method,
+                path=response.request.url.path,
+                status=response.status_code,
+                session_header=response.request.headers.get("mcp-session-id"),
+            )
+        )
+
+    def on_legacy_session(self, session_id: str) -> None:
+        self.session_id = session_id
+
+    def http_client(self, headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None):
+        """An httpx2 client that reports to this recorder (also usable as the SSE client factory)."""
+        return httpx2.AsyncClient(
+            headers=headers,
+            timeout=timeout or HTTP_TIMEOUT,
+            auth=auth,
+            event_hooks={"response": [self.on_response]},
+        )
+
+    def requests(self, method: str) -> list[Exchange]:
+        return [e for e in self.exchanges if e.method == method]
+
+
+@asynccontextmanager
+async def connect(
+    base_url: str,
+    transport: Transport,
+    *,
+    mode: str = "legacy",
+    recorder: Recorder | None = None,
+    terminate_on_close: bool = True,
+) -> AsyncIterator[Client]:
+    """An SDK `Client` connected to the gateway over `transport`, handshake done.
+
+    `mode` is the SDK's connect mode: "legacy" runs the `initialize` handshake
+    (`ClientSession.initialize()`), "auto" (the SDK default) probes `server/discover` first.
+    The response cache is off so that every call reaches the gateway.
+    """
+    recorder = recorder or Recorder()
+    if transport == "streamable":
+        async with recorder.http_client() as http:
+            t = streamable_http_client(f"{base_url}/mcp", http_client=http, terminate_on_close=terminate_on_close)
+            async with Client(
+                t, mode=mode, cache=None, read_timeout_seconds=REQUEST_TIMEOUT_S, client_info=CLIENT_INFO
+            ) as client:
+                yield client
+    elif transport == "sse":
+        t = sse_client(
+            f"{base_url}/sse",
+            timeout=10.0,
+            sse_read_timeout=60.0,
+            httpx_client_factory=recorder.http_client,
+            on_session_created=recorder.on_legacy_session,
+        )
+        async with Client(
+            t, mode=mode, cache=None, read_timeout_seconds=REQUEST_TIMEOUT_S, client_info=CLIENT_INFO
+        ) as client:
+            yield client
+    else:  # pragma: no cover
+        raise ValueError(transport)
+
+
+def text_of(result: Any) -> str:
+    """The text of a tool result's single text block."""
+    assert not result.is_error, f"tool returned an error: {result}"
+    assert len(result.content) == 1, result.content
+    block = result.content[0]
+    assert block.type == "text", block
+    return block.text
+
+
+async def healthz(base_url: str) -> dict[str, Any]:
+    async with httpx2.AsyncClient(timeout=5.0) as http:
+        response = await http.get(f"{base_url}/healthz")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ok", body
+    return body
+
+
+async def session_counts(base_url: str) -> tuple[int, int]:
+    """Live sessions in the gateway's registry: (legacy, streamable)."""
+    sessions = (await healthz(base_url))["sessions"]
+    return sessions["legacy"], sessions["streamable"]
+
+
+async def wait_for_counts(base_url: str, legacy: int, streamable: int, *, within: float = 5.0) -> None:
+    """Poll /healthz (every 20 ms) until it reports exactly these counts; fail after `within` s."""
+    last: tuple[int, int] | None = None
+    try:
+        with anyio.fail_after(within):
+            while True:
+                last = await session_counts(base_url)
+                if last == (legacy, streamable):
+                    return
+                await anyio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(
+            f"/healthz never reported legacy={legacy} streamable={streamable} within {within} s; "
+            f"last seen legacy={last[0] if last else '?'} streamable={last[1] if last else '?'}"
+        ) from None
