@@ -245,6 +245,14 @@ fn is_not_found(e: &ErrorData) -> bool {
 }
 
 impl ServerHandler for Proxy {
+    /// Only the versions with an `initialize` handshake: a session's upstreams may ask its
+    /// client for sampling or elicitation, which 2026-07-28 forbids, so 2026 clients are
+    /// steered to a 2025 session (on legacy SSE too, where a `server/discover` probe reaches
+    /// the server).
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [rmcp::model::ProtocolVersion]> {
+        std::borrow::Cow::Borrowed(rmcp::model::ProtocolVersion::known_up_to(&rmcp::model::ProtocolVersion::V_2025_11_25))
+    }
+
     fn get_info(&self) -> ServerConfig {
         self.info.get().cloned().unwrap_or_else(|| {
             ServerConfig::new(ServerCapabilities::default())
