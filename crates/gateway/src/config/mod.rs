@@ -193,7 +193,8 @@ impl Config {
     /// Reads the `mcpServers` JSON of desktop clients: its servers are the upstreams, and
     /// every other setting keeps its default.
     pub(crate) fn parse_desktop_json(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let upstreams = desktop::upstreams(text).map_err(|message| ConfigError::Invalid { origin: origin.to_owned(), message })?;
+        let upstreams =
+            desktop::upstreams(text).map_err(|message| ConfigError::Invalid { origin: origin.to_owned(), message })?;
         let mut config = RawConfig::default().validate(origin)?;
         config.upstreams = upstreams;
         Ok(config)
@@ -325,7 +326,8 @@ kind = "builtin"
         assert!(!c.upstreams[0].tools.allows("rm"));
         assert_eq!(c.upstreams[1].prefix.as_deref(), Some("a_"));
 
-        let wrong = Config::parse("[upstreams.x]\nkind = \"stdio\"\ncommand = \"a\"\nurl = \"http://b\"\n", "f").expect_err("refused");
+        let wrong = Config::parse("[upstreams.x]\nkind = \"stdio\"\ncommand = \"a\"\nurl = \"http://b\"\n", "f")
+            .expect_err("refused");
         assert!(wrong.to_string().contains("upstreams.x.url"), "{wrong}");
         let missing = Config::parse("[upstreams.x]\nkind = \"http\"\n", "f").expect_err("refused");
         assert!(missing.to_string().contains("upstreams.x.url"), "{missing}");
@@ -333,6 +335,18 @@ kind = "builtin"
         assert!(unknown.to_string().contains("comand") && unknown.to_string().starts_with("f:3:"), "{unknown}");
         let bad_kind = Config::parse("[upstreams.x]\nkind = \"ftp\"\n", "f").expect_err("refused");
         assert!(bad_kind.to_string().contains("ftp"), "{bad_kind}");
+    }
+
+    #[test]
+    fn every_example_config_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("config/examples") {
+            let path = entry.expect("entry").path();
+            Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
+            seen += 1;
+        }
+        assert!(seen >= 3, "the examples are there");
     }
 
     #[test]
