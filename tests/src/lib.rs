@@ -46,6 +46,8 @@ pub struct Gateway {
     pub base: String,
     /// Every line the process wrote to stderr so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Signalled after each new log line.
+    logged: Arc<std::sync::Condvar>,
     _config: Option<tempfile_path::TempPath>,
 }
 
@@ -68,6 +70,73 @@ mod tempfile_path {
     }
 }
 
+/// How to start a gateway: its config, arguments, environment, and the program that
+/// launches it (a shell that hands it an inherited socket, for socket activation).
+pub struct Launch {
+    config: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<Stdio>,
+    wrapper: Option<Vec<String>>,
+    listen: bool,
+}
+
+impl Launch {
+    /// A launch with this TOML config.
+    pub fn new(config: &str) -> Self {
+        Self { config: config.to_owned(), args: Vec::new(), env: Vec::new(), stdin: None, wrapper: None, listen: true }
+    }
+
+    /// Extra arguments.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// An environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts it through `sh -c SCRIPT`, the gateway's command line being `"$0" "$@"`, with
+    /// `stdin` as the shell's standard input; no `--listen` is added.
+    pub fn through_shell(mut self, script: &str, stdin: Stdio) -> Self {
+        self.wrapper = Some(vec!["sh".into(), "-c".into(), script.to_owned()]);
+        self.stdin = Some(stdin);
+        self.listen = false;
+        self
+    }
+
+    /// Starts the gateway and waits for its listening line.
+    pub fn start(self) -> Gateway {
+        let temp = write_temp_config(&self.config);
+        let mut gateway_args: Vec<String> = vec!["--config".into(), temp.path().display().to_string()];
+        if self.listen {
+            gateway_args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+        }
+        gateway_args.extend(self.args);
+        let mut command = match self.wrapper {
+            Some(wrapper) => {
+                let mut c = Command::new(&wrapper[0]);
+                c.args(&wrapper[1..]).arg(binary()).args(&gateway_args);
+                c
+            }
+            None => {
+                let mut c = Command::new(binary());
+                c.args(&gateway_args);
+                c
+            }
+        };
+        command
+            .envs(self.env)
+            .stdin(self.stdin.unwrap_or_else(Stdio::null))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        Gateway::spawn(command, temp)
+    }
+}
+
 impl Gateway {
     /// Starts the gateway on the embedded default config.
     pub fn start() -> Self {
@@ -76,26 +145,17 @@ impl Gateway {
 
     /// Starts the gateway with this TOML config (an empty string means all defaults).
     pub fn start_with(config: &str) -> Self {
-        Self::start_args(config, &[])
+        Launch::new(config).start()
     }
 
-    /// Starts the gateway with this config and extra arguments.
-    pub fn start_args(config: &str, args: &[&str]) -> Self {
-        let temp = write_temp_config(config);
-        let mut command = Command::new(binary());
-        command
-            .arg("--config")
-            .arg(temp.path())
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+    fn spawn(mut command: Command, temp: tempfile_path::TempPath) -> Self {
         let mut child = command.spawn().expect("start mcpgw");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
+        let logged = Arc::new(std::sync::Condvar::new());
         let (tx, rx) = std_mpsc::channel();
         let lines = log.clone();
+        let signal = logged.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -104,6 +164,7 @@ impl Gateway {
                     rest.chars().take_while(|c| !c.is_whitespace()).collect::<String>()
                 });
                 lines.lock().expect("log lock").push(line);
+                signal.notify_all();
                 if let Some(url) = url {
                     let _ = tx.send(url);
                 }
@@ -116,7 +177,46 @@ impl Gateway {
                 panic!("mcpgw did not report its address; log: {:?}", log.lock().expect("log lock"));
             }
         };
-        Self { child: Some(child), base, log, _config: Some(temp) }
+        Self { child: Some(child), base, log, logged, _config: Some(temp) }
+    }
+
+    /// Starts the gateway with this config and extra arguments.
+    pub fn start_args(config: &str, args: &[&str]) -> Self {
+        Launch::new(config).args(args).start()
+    }
+
+    /// The configuration file it was started with (rewrite it, then [`Self::signal`]
+    /// `HUP`, to reload).
+    pub fn config_path(&self) -> &std::path::Path {
+        self._config.as_ref().expect("a config file").path()
+    }
+
+    /// Sends a signal (`TERM`, `HUP`, …) to the gateway.
+    pub fn signal(&self, name: &str) {
+        let pid = self.pid();
+        let status = Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status().expect("kill");
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Waits (at most [`WAIT`]) for a log line containing `text`.
+    pub fn wait_for_log(&self, text: &str) {
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut lines = self.log.lock().expect("log lock");
+        while !lines.iter().any(|l| l.contains(text)) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "no log line with {text:?} in {WAIT:?}; log: {lines:?}");
+            lines = self.logged.wait_timeout(lines, left).expect("log lock").0;
+        }
+    }
+
+    /// Whether a log line containing `text` has been written.
+    pub fn logged(&self, text: &str) -> bool {
+        self.log.lock().expect("log lock").iter().any(|l| l.contains(text))
     }
 
     /// `host:port` of the listener.
@@ -127,6 +227,12 @@ impl Gateway {
     /// The full URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Waits for the process to exit (after a signal sent with [`Self::signal`]).
+    pub fn terminate_wait(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        wait_with_deadline(&mut child, WAIT)
     }
 
     /// Sends SIGTERM and waits for the exit status.

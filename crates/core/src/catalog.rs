@@ -116,7 +116,8 @@ impl Catalog {
     /// then those whose templates match it, then the other upstreams with templates.
     pub fn resource_owners(&self, uri: &str) -> Vec<usize> {
         let mut owners: Vec<usize> = self.resource_owners.get(uri).copied().into_iter().collect();
-        let matching = self.templates.iter().zip(&self.template_owners).filter(|(t, _)| template_matches(&t.uri_template, uri));
+        let matching =
+            self.templates.iter().zip(&self.template_owners).filter(|(t, _)| template_matches(&t.uri_template, uri));
         let others = self.template_owners.iter();
         for owner in matching.map(|(_, o)| o).chain(others) {
             if !owners.contains(owner) {
@@ -133,7 +134,10 @@ impl Catalog {
 }
 
 /// Exposed names, keyed by (upstream index, its own name).
-fn exposed_names(listings: &[Listing<'_>], names: impl Fn(&Listing<'_>) -> Vec<String>) -> HashMap<(usize, String), String> {
+fn exposed_names(
+    listings: &[Listing<'_>],
+    names: impl Fn(&Listing<'_>) -> Vec<String>,
+) -> HashMap<(usize, String), String> {
     let mut wanted: Vec<(usize, String, String)> = Vec::new();
     for (upstream, listing) in listings.iter().enumerate() {
         for name in names(listing) {
@@ -150,8 +154,11 @@ fn exposed_names(listings: &[Listing<'_>], names: impl Fn(&Listing<'_>) -> Vec<S
     wanted
         .into_iter()
         .map(|(upstream, name, exposed)| {
-            let exposed =
-                if colliding.contains(&exposed) { format!("{}_{exposed}", listings[upstream].upstream) } else { exposed };
+            let exposed = if colliding.contains(&exposed) {
+                format!("{}_{exposed}", listings[upstream].upstream)
+            } else {
+                exposed
+            };
             ((upstream, name), exposed)
         })
         .collect()
@@ -167,7 +174,9 @@ fn template_matches(template: &str, uri: &str) -> bool {
     rest = after;
     for part in parts {
         let Some((_, literal)) = part.split_once('}') else { return false };
-        let end = if literal.is_empty() { rest.find('/').unwrap_or(rest.len()) } else {
+        let end = if literal.is_empty() {
+            rest.find('/').unwrap_or(rest.len())
+        } else {
             match rest.find(literal) {
                 Some(i) => i,
                 None => return false,
@@ -214,7 +223,13 @@ mod tests {
     fn prefixes_and_filters_apply() {
         let a = [tool("read"), tool("delete")];
         let filter = ToolFilter { allow: None, deny: vec!["delete".into()] };
-        let catalog = Catalog::merge(&[Listing { upstream: "fs", prefix: Some("fs_"), filter: Some(&filter), tools: &a, ..Listing::default() }]);
+        let catalog = Catalog::merge(&[Listing {
+            upstream: "fs",
+            prefix: Some("fs_"),
+            filter: Some(&filter),
+            tools: &a,
+            ..Listing::default()
+        }]);
         let names: Vec<&str> = catalog.tools.iter().map(|t| t.name.as_ref()).collect();
         assert_eq!(names, ["fs_read"]);
         assert_eq!(catalog.tool("fs_read").map(|r| r.name.as_str()), Some("read"));

@@ -92,7 +92,10 @@ impl Proxy {
     }
 
     fn members(&self) -> Result<&[Member], ErrorData> {
-        self.members.get().map(Vec::as_slice).ok_or_else(|| ErrorData::invalid_request("the session is not initialized", None))
+        self.members
+            .get()
+            .map(Vec::as_slice)
+            .ok_or_else(|| ErrorData::invalid_request("the session is not initialized", None))
     }
 
     /// Connects the session's upstreams: shared ones are joined, per-session ones started
@@ -165,7 +168,12 @@ impl Proxy {
         }
     }
 
-    async fn forward(&self, index: usize, request: ClientRequest, ctx: &RequestContext<RoleServer>) -> Result<ServerResult, ErrorData> {
+    async fn forward(
+        &self,
+        index: usize,
+        request: ClientRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
         let (link, _) = self.remote(index)?;
         link.forward(request, ctx, self.key).await
     }
@@ -173,7 +181,9 @@ impl Proxy {
 
 async fn list_member(member: &Member) -> Listed {
     match member {
-        Member::Builtin(b) => Listed { tools: b.tools(), prompts: b.prompts(), resources: b.resources(), templates: Vec::new() },
+        Member::Builtin(b) => {
+            Listed { tools: b.tools(), prompts: b.prompts(), resources: b.resources(), templates: Vec::new() }
+        }
         Member::Remote { spec, link } => {
             let Some(caps) = link.capabilities() else { return Listed::default() };
             let warn = |what: &str, e: ErrorData| {
@@ -241,7 +251,9 @@ fn merged_capabilities(members: &[Member]) -> ServerCapabilities {
 }
 
 fn is_not_found(e: &ErrorData) -> bool {
-    e.code == ErrorCode::RESOURCE_NOT_FOUND || e.code == ErrorCode::INVALID_PARAMS || e.code == ErrorCode::METHOD_NOT_FOUND
+    e.code == ErrorCode::RESOURCE_NOT_FOUND
+        || e.code == ErrorCode::INVALID_PARAMS
+        || e.code == ErrorCode::METHOD_NOT_FOUND
 }
 
 impl ServerHandler for Proxy {
@@ -250,7 +262,9 @@ impl ServerHandler for Proxy {
     /// steered to a 2025 session (on legacy SSE too, where a `server/discover` probe reaches
     /// the server).
     fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [rmcp::model::ProtocolVersion]> {
-        std::borrow::Cow::Borrowed(rmcp::model::ProtocolVersion::known_up_to(&rmcp::model::ProtocolVersion::V_2025_11_25))
+        std::borrow::Cow::Borrowed(rmcp::model::ProtocolVersion::known_up_to(
+            &rmcp::model::ProtocolVersion::V_2025_11_25,
+        ))
     }
 
     fn get_info(&self) -> ServerConfig {
@@ -260,7 +274,11 @@ impl ServerHandler for Proxy {
         })
     }
 
-    async fn initialize(&self, request: InitializeRequestParams, ctx: RequestContext<RoleServer>) -> Result<InitializeResult, ErrorData> {
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
         if ctx.peer.peer_info().is_none() {
             ctx.peer.set_peer_info(request.clone());
         }
@@ -280,11 +298,19 @@ impl ServerHandler for Proxy {
         Ok(())
     }
 
-    async fn list_tools(&self, _r: Option<PaginatedRequestParams>, _ctx: RequestContext<RoleServer>) -> Result<ListToolsResult, ErrorData> {
+    async fn list_tools(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult::with_all_items(self.catalog().await?.tools.clone()))
     }
 
-    async fn call_tool(&self, mut params: CallToolRequestParams, ctx: RequestContext<RoleServer>) -> Result<CallToolResponse, ErrorData> {
+    async fn call_tool(
+        &self,
+        mut params: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
         let catalog = self.catalog().await?;
         let route = catalog
             .tool(&params.name)
@@ -293,18 +319,29 @@ impl ServerHandler for Proxy {
         params.name = route.name.into();
         match self.members()?.get(route.upstream) {
             Some(Member::Builtin(b)) => b.call_tool(params, ctx).await,
-            _ => match self.forward(route.upstream, ClientRequest::CallToolRequest(CallToolRequest::new(params)), &ctx).await? {
+            _ => match self
+                .forward(route.upstream, ClientRequest::CallToolRequest(CallToolRequest::new(params)), &ctx)
+                .await?
+            {
                 ServerResult::CallToolResult(r) => Ok(r.into()),
                 other => Err(unexpected("tools/call", &other)),
             },
         }
     }
 
-    async fn list_prompts(&self, _r: Option<PaginatedRequestParams>, _ctx: RequestContext<RoleServer>) -> Result<ListPromptsResult, ErrorData> {
+    async fn list_prompts(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
         Ok(ListPromptsResult::with_all_items(self.catalog().await?.prompts.clone()))
     }
 
-    async fn get_prompt(&self, mut params: GetPromptRequestParams, ctx: RequestContext<RoleServer>) -> Result<GetPromptResponse, ErrorData> {
+    async fn get_prompt(
+        &self,
+        mut params: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
         let catalog = self.catalog().await?;
         let route = catalog
             .prompt(&params.name)
@@ -313,14 +350,21 @@ impl ServerHandler for Proxy {
         params.name = route.name;
         match self.members()?.get(route.upstream) {
             Some(Member::Builtin(b)) => b.get_prompt(params, ctx).await,
-            _ => match self.forward(route.upstream, ClientRequest::GetPromptRequest(GetPromptRequest::new(params)), &ctx).await? {
+            _ => match self
+                .forward(route.upstream, ClientRequest::GetPromptRequest(GetPromptRequest::new(params)), &ctx)
+                .await?
+            {
                 ServerResult::GetPromptResult(r) => Ok(r.into()),
                 other => Err(unexpected("prompts/get", &other)),
             },
         }
     }
 
-    async fn list_resources(&self, _r: Option<PaginatedRequestParams>, _ctx: RequestContext<RoleServer>) -> Result<ListResourcesResult, ErrorData> {
+    async fn list_resources(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
         Ok(ListResourcesResult::with_all_items(self.catalog().await?.resources.clone()))
     }
 
@@ -332,7 +376,11 @@ impl ServerHandler for Proxy {
         Ok(ListResourceTemplatesResult::with_all_items(self.catalog().await?.templates.clone()))
     }
 
-    async fn read_resource(&self, params: ReadResourceRequestParams, ctx: RequestContext<RoleServer>) -> Result<ReadResourceResponse, ErrorData> {
+    async fn read_resource(
+        &self,
+        params: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
         let catalog = self.catalog().await?;
         let mut last = ErrorData::resource_not_found(format!("resource not found: {}", params.uri), None);
         for owner in catalog.resource_owners(&params.uri) {
@@ -355,7 +403,11 @@ impl ServerHandler for Proxy {
         Err(last)
     }
 
-    async fn subscribe(&self, params: SubscribeRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+    async fn subscribe(
+        &self,
+        params: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
         let owner = self.resource_remote(&params.uri).await?;
         let (link, _) = self.remote(owner)?;
         link.forward(ClientRequest::SubscribeRequest(SubscribeRequest::new(params.clone())), &ctx, self.key).await?;
@@ -363,7 +415,11 @@ impl ServerHandler for Proxy {
         Ok(())
     }
 
-    async fn unsubscribe(&self, params: UnsubscribeRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+    async fn unsubscribe(
+        &self,
+        params: UnsubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
         let owner = self.resource_remote(&params.uri).await?;
         let (link, _) = self.remote(owner)?;
         link.set_subscription(self.key, &params.uri, false);
@@ -371,7 +427,11 @@ impl ServerHandler for Proxy {
         Ok(())
     }
 
-    async fn complete(&self, mut params: CompleteRequestParams, ctx: RequestContext<RoleServer>) -> Result<CompleteResult, ErrorData> {
+    async fn complete(
+        &self,
+        mut params: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
         let catalog = self.catalog().await?;
         let owner = match &mut params.r#ref {
             Reference::Prompt(prompt) => catalog.prompt(&prompt.name).cloned().map(|route| {

@@ -1,32 +1,40 @@
 //! `mcpgw`: an MCP gateway serving legacy HTTP+SSE and Streamable HTTP on one port, with
-//! a fresh MCP server for every client session.
+//! a fresh MCP server for every client session, in front of stdio and remote upstreams.
 //!
 //! # Layout
-//! - `config`: the TOML configuration, validated.
+//! - `config`: the TOML configuration (and desktop-client JSON), validated.
 //! - `registry`: the one map of live sessions of both kinds, and the idle reaper.
-//! - `router`: path → MCP transport or operational endpoint.
-//! - `server`: the listener, connections and the ordered shutdown.
+//! - `router`: path → MCP transport or operational endpoint (`/healthz`, `/readyz`,
+//!   `/metrics`).
+//! - `server`: the listener, connections and their orderly close.
+//! - `systemd`: readiness, status, watchdog and socket activation.
+//! - `metrics`: the Prometheus metrics.
+//! - `io`: byte counting on connections.
 
 mod config;
+mod io;
+mod metrics;
 mod registry;
 mod router;
 mod server;
+mod systemd;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use mcpgw_core::{ServerFactory, Upstreams};
 use mcpgw_transport::Edge;
-use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::router::App;
 use crate::server::ServeOptions;
@@ -38,12 +46,20 @@ const DEFAULT_CONFIG_PATH: &str = "config/mcpgw.toml";
 /// Exit status for a configuration that cannot be used (as linkerd and sysexits' EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
 
+/// At shutdown, event-stream clients are told to wait this long before reconnecting.
+const RETRY_HINT: Duration = Duration::from_secs(2);
+
+/// How long connections may take to close once every session has ended.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
+
 /// An MCP gateway: legacy HTTP+SSE and Streamable HTTP on one port.
 #[derive(Debug, Parser)]
 #[command(name = "mcpgw", version, about)]
 struct Cli {
-    /// The configuration file (TOML). Default: config/mcpgw.toml if present, else the
-    /// embedded default.
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The configuration file: TOML, or the `mcpServers` JSON of desktop clients (`.json`).
+    /// Default: config/mcpgw.toml if present, else the embedded default.
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
     /// Address and port to listen on, overriding the configuration.
@@ -54,6 +70,15 @@ struct Cli {
     log_format: LogFormat,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Checks a configuration file and exits: 0 when it is valid, 64 with the error when not.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -62,6 +87,9 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        return check_config(file);
+    }
     init_tracing(cli.log_format);
     let path = cli.config.clone().or_else(|| {
         let default = PathBuf::from(DEFAULT_CONFIG_PATH);
@@ -77,6 +105,13 @@ fn main() -> ExitCode {
     if let Some(listen) = cli.listen {
         config.listen = listen;
     }
+    let inherited = match systemd::inherited_listener() {
+        Ok(inherited) => inherited,
+        Err(e) => {
+            eprintln!("mcpgw: cannot use the socket passed by the service manager: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -84,7 +119,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, path, inherited)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcpgw: {e:#}");
@@ -93,7 +128,22 @@ fn main() -> ExitCode {
     }
 }
 
+fn check_config(file: &Path) -> ExitCode {
+    match Config::load(Some(file)) {
+        Ok(config) => {
+            let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+            println!("{}: ok ({} upstreams: {})", file.display(), names.len(), names.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
 fn init_tracing(format: LogFormat) {
+    // rmcp logs every message at info; its warnings are what an operator needs.
     let filter = tracing_subscriber::EnvFilter::try_from_env("MCPGW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -104,35 +154,73 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::TcpListener>) -> anyhow::Result<()> {
     // Before anything can announce that we are up: a SIGTERM that arrives right after the
     // listening line must start the drain, not kill the process.
-    let signals = Signals::install()?;
-    let listener =
-        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let mut signals = Signals::install()?;
+    let (listener, activated) = systemd::listener(inherited, config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr().context("the listener has no local address")?;
     let tasks = TaskTracker::new();
-    let shutdown = CancellationToken::new();
+    // `stop` ends everything long-lived (shared upstreams, reaper, watchdog) at the end of
+    // the drain; `stop_accepting` starts it.
+    let stop = CancellationToken::new();
+    let stop_accepting = CancellationToken::new();
+    let sessions_ended = CancellationToken::new();
 
-    let upstreams = Upstreams::start(config.upstreams.clone(), shutdown.child_token(), &tasks);
-    let registry = Registry::new(ServerFactory::new(upstreams, tasks.clone()), config.limits);
+    let metrics = Metrics::new();
+    let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), &tasks);
+    let registry = Registry::new(ServerFactory::new(upstreams.clone(), tasks.clone()), config.limits, metrics.clone());
     let edge = Edge::new(registry.clone(), config.edge.clone(), tasks.clone());
-    let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone()));
-    tasks.spawn(registry.clone().run_reaper(config.idle_timeout, shutdown.clone()));
+    let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics));
+    tasks.spawn(registry.clone().run_reaper(config.idle_timeout, stop.clone()));
+    tasks.spawn(systemd::watchdog(stop.clone()));
+    tasks.spawn(systemd::report_status(registry.clone(), stop.clone()));
 
     tracing::info!(
+        socket_activated = activated,
         "mcpgw {} listening on http://{local} (Streamable HTTP: http://{local}{}, legacy SSE: http://{local}{})",
         env!("CARGO_PKG_VERSION"),
         config.paths.mcp,
         config.paths.sse,
     );
-    let options =
-        ServeOptions { header_read_timeout: config.header_read_timeout, drain_deadline: Duration::from_secs(10) };
-    let server = tokio::spawn(server::serve(listener, app, options, shutdown.clone(), tasks.clone()));
+    let options = ServeOptions { header_read_timeout: config.header_read_timeout, close_deadline: CLOSE_DEADLINE };
+    let server = tokio::spawn(server::serve(
+        listener,
+        app.clone(),
+        options,
+        stop_accepting.clone(),
+        sessions_ended.clone(),
+        tasks.clone(),
+    ));
 
-    signals.wait().await;
+    // Ready once the shared upstreams have started (or failed to: the others still serve).
+    let startup = startup_limit(&config);
+    let stopped_early = tokio::select! {
+        () = upstreams.ready(startup) => false,
+        signal = signals.next() => signal == Received::Stop,
+    };
+    drop(upstreams);
+    if !stopped_early {
+        app.set_ready(true);
+        systemd::ready(&systemd::status_line(registry.counts()));
+        tracing::info!("ready");
+        while signals.next().await == Received::Reload {
+            reload(path.as_deref(), &registry, &tasks, &stop).await;
+        }
+    }
+
     tracing::info!("shutting down");
-    shutdown.cancel();
+    systemd::stopping();
+    app.set_ready(false);
+    registry.close();
+    stop_accepting.cancel();
+    registry.hint_retry(RETRY_HINT);
+    drain(&registry, config.drain_timeout).await;
+    registry.end_all();
+    stop.cancel();
+    sessions_ended.cancel();
     server.await.context("the listener task failed")?;
     tasks.close();
     if tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await.is_err() {
@@ -142,26 +230,77 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGTERM (what systemd and Kubernetes send) and SIGINT (Ctrl-C), installed once.
+/// How long start-up waits for the shared upstreams: the longest of their connect timeouts.
+fn startup_limit(config: &Config) -> Duration {
+    config.upstreams.iter().map(|u| u.connect_timeout).max().unwrap_or(Duration::ZERO)
+}
+
+/// Lets calls in flight finish, for at most `deadline`.
+async fn drain(registry: &Registry, deadline: Duration) {
+    let give_up = tokio::time::Instant::now() + deadline;
+    // Nothing announces "the last call finished" across sessions, so look again on a short
+    // period; this runs once, at shutdown.
+    let mut period = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        let left = registry.in_flight();
+        if left == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= give_up {
+            tracing::warn!(calls = left, ?deadline, "calls still in flight at the drain deadline; ending them");
+            return;
+        }
+        period.tick().await;
+    }
+}
+
+/// Re-reads the configuration: new sessions get the new upstreams, live sessions keep
+/// theirs. A configuration that does not load changes nothing.
+async fn reload(path: Option<&Path>, registry: &Registry, tasks: &TaskTracker, stop: &CancellationToken) {
+    systemd::reloading();
+    match Config::load(path) {
+        Ok(config) => {
+            let names: Vec<String> = config.upstreams.iter().map(|u| u.name.clone()).collect();
+            let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), tasks);
+            registry.set_factory(ServerFactory::new(upstreams.clone(), tasks.clone()));
+            upstreams.ready(startup_limit(&config)).await;
+            tracing::info!(upstreams = ?names, "configuration reloaded; new sessions get these upstreams (other settings apply at restart)");
+        }
+        Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
+    }
+    systemd::ready(&systemd::status_line(registry.counts()));
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Received {
+    /// SIGTERM (what systemd and Kubernetes send) or SIGINT (Ctrl-C).
+    Stop,
+    /// SIGHUP (`systemctl reload`).
+    Reload,
+}
+
+/// The signals mcpgw acts on, installed once at start.
 struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
+    term: Signal,
+    int: Signal,
+    hup: Signal,
 }
 
 impl Signals {
     fn install() -> anyhow::Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
         Ok(Self {
             term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
             int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?,
         })
     }
 
-    /// Waits for either signal.
-    async fn wait(mut self) {
+    /// The next signal.
+    async fn next(&mut self) -> Received {
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+            _ = self.term.recv() => Received::Stop,
+            _ = self.int.recv() => Received::Stop,
+            _ = self.hup.recv() => Received::Reload,
         }
     }
 }

@@ -1,28 +1,77 @@
 //! The session registry: one map of the live sessions of both transports, keyed by the
 //! typed session id, and the idle reaper.
 
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use mcpgw_core::upstream::set::UpstreamStats;
 use mcpgw_core::{Outbound, OutboundClosed, ServerFactory};
 use mcpgw_transport::session::SessionLimits;
 use mcpgw_transport::{Error, Session, SessionId, SessionKind, Sessions};
 use rmcp::model::ServerJsonRpcMessage;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::Metrics;
+
 /// All live sessions, both kinds, in one map.
 pub(crate) struct Registry {
     map: DashMap<SessionId, Arc<Session>>,
-    factory: ServerFactory,
+    /// Builds new sessions' servers; replaced on reload (live sessions keep theirs).
+    factory: RwLock<ServerFactory>,
     limits: SessionLimits,
+    metrics: Arc<Metrics>,
+    /// Set at shutdown: no new sessions.
+    closed: AtomicBool,
     me: Weak<Registry>,
 }
 
 impl Registry {
     /// An empty registry whose sessions' servers `factory` builds.
-    pub(crate) fn new(factory: ServerFactory, limits: SessionLimits) -> Arc<Self> {
-        Arc::new_cyclic(|me| Self { map: DashMap::new(), factory, limits, me: me.clone() })
+    pub(crate) fn new(factory: ServerFactory, limits: SessionLimits, metrics: Arc<Metrics>) -> Arc<Self> {
+        let registry = Arc::new_cyclic(|me| Self {
+            map: DashMap::new(),
+            factory: RwLock::new(factory),
+            limits,
+            metrics: metrics.clone(),
+            closed: AtomicBool::new(false),
+            me: me.clone(),
+        });
+        metrics.watch(&registry);
+        registry
+    }
+
+    fn factory(&self) -> ServerFactory {
+        // Held only to clone; a panic cannot leave the factory half-written.
+        self.factory.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Serves new sessions from `factory`; live sessions keep the servers they have.
+    pub(crate) fn set_factory(&self, factory: ServerFactory) {
+        *self.factory.write().unwrap_or_else(std::sync::PoisonError::into_inner) = factory;
+    }
+
+    /// The current upstreams' figures.
+    pub(crate) fn upstream_stats(&self) -> Vec<UpstreamStats> {
+        self.factory().upstreams().stats()
+    }
+
+    /// Refuses new sessions from now on (shutdown).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Client requests still waiting for an answer, over all sessions.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.map.iter().map(|e| e.in_flight()).sum()
+    }
+
+    /// Tells every open event stream when to reconnect.
+    pub(crate) fn hint_retry(&self, after: Duration) {
+        for entry in &self.map {
+            entry.hint_retry(after);
+        }
     }
 
     /// How many sessions of each kind are live: (legacy, streamable).
@@ -69,11 +118,14 @@ impl Registry {
 
 impl Sessions for Registry {
     fn create(&self, kind: SessionKind) -> Result<Arc<Session>, Error> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable("the gateway is shutting down"));
+        }
         let id = SessionId::random();
         let (session, inbound) = Session::new(id, kind, self.limits);
         self.map.insert(id, session.clone());
         let me = self.me.clone();
-        let started = self.factory.start(
+        let started = self.factory().start(
             &id.to_string(),
             inbound,
             SessionOutbound(session.clone()),
@@ -89,6 +141,7 @@ impl Sessions for Registry {
             tracing::warn!(error = %e, "refused a new session");
             return Err(Error::Unavailable("the gateway is shutting down"));
         }
+        self.metrics.session_created(kind.as_str());
         Ok(session)
     }
 
@@ -96,9 +149,14 @@ impl Sessions for Registry {
         self.map.get(&id).map(|e| e.value().clone())
     }
 
+    fn observe(&self, kind: SessionKind, method: &'static str) {
+        self.metrics.message(kind.as_str(), method);
+    }
+
     fn end(&self, id: SessionId) {
         if let Some((_, session)) = self.map.remove(&id) {
             session.end();
+            self.metrics.session_ended(session.kind().as_str());
             tracing::info!(session = %id, kind = session.kind().as_str(), "session ended");
         }
     }
@@ -122,9 +180,15 @@ mod tests {
     use super::*;
     use tokio_util::task::TaskTracker;
 
+    fn test_registry() -> Arc<Registry> {
+        let tasks = TaskTracker::new();
+        let factory = ServerFactory::new(mcpgw_core::Upstreams::builtin(&tasks), tasks);
+        Registry::new(factory, SessionLimits::default(), Metrics::new())
+    }
+
     #[tokio::test(start_paused = true)]
     async fn idle_sessions_are_reaped_and_busy_ones_kept() {
-        let registry = Registry::new(ServerFactory::new(mcpgw_core::Upstreams::builtin(&TaskTracker::new()), TaskTracker::new()), SessionLimits::default());
+        let registry = test_registry();
         let idle = registry.create(SessionKind::Streamable).expect("created");
         let listening = registry.create(SessionKind::Legacy).expect("created");
         let _stream = listening.open_standalone();
@@ -137,8 +201,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_closed_registry_refuses_new_sessions() {
+        let registry = test_registry();
+        registry.close();
+        assert!(matches!(registry.create(SessionKind::Streamable), Err(Error::Unavailable(_))));
+    }
+
+    #[tokio::test]
     async fn ended_sessions_leave_the_map() {
-        let registry = Registry::new(ServerFactory::new(mcpgw_core::Upstreams::builtin(&TaskTracker::new()), TaskTracker::new()), SessionLimits::default());
+        let registry = test_registry();
         let ids: Vec<_> = (0..10).map(|_| registry.create(SessionKind::Streamable).expect("created").id()).collect();
         assert_eq!(registry.counts(), (0, 10));
         for id in ids {

@@ -1,12 +1,14 @@
 //! Routing by path: the two MCP transports, and the operational endpoints.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use mcpgw_transport::Body;
 use mcpgw_transport::edge::{Edge, Route};
 
 use crate::config::Paths;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 
 /// Everything a connection needs to answer requests.
@@ -14,42 +16,68 @@ pub(crate) struct App {
     edge: Edge<Registry>,
     paths: Paths,
     registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    /// Listening, upstreams started, not draining: what `/readyz` reports.
+    ready: AtomicBool,
 }
 
 impl App {
     /// An app serving `edge` on `paths`.
-    pub(crate) fn new(edge: Edge<Registry>, paths: Paths, registry: Arc<Registry>) -> Self {
-        Self { edge, paths, registry }
+    pub(crate) fn new(edge: Edge<Registry>, paths: Paths, registry: Arc<Registry>, metrics: Arc<Metrics>) -> Self {
+        Self { edge, paths, registry, metrics, ready: AtomicBool::new(false) }
     }
 
-    /// The session registry.
-    pub(crate) fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+    /// The metrics.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
-    /// Answers one request.
+    /// Sets what `/readyz` answers.
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Answers one request, and counts it.
     pub(crate) async fn route<B>(&self, request: Request<B>) -> Response<Body>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let started = tokio::time::Instant::now();
+        let method = request.method().clone();
         let path = request.uri().path();
-        let route = if is(path, &self.paths.mcp) {
-            Some(Route::Streamable)
+        let (label, route) = if is(path, &self.paths.mcp) {
+            ("mcp", Some(Route::Streamable))
         } else if is(path, &self.paths.sse) {
-            Some(Route::LegacyStream)
+            ("sse", Some(Route::LegacyStream))
         } else if is(path, &self.paths.messages) {
-            Some(Route::LegacyMessages)
+            ("messages", Some(Route::LegacyMessages))
         } else {
-            None
+            match path {
+                "/healthz" => ("healthz", None),
+                "/readyz" => ("readyz", None),
+                "/metrics" => ("metrics", None),
+                _ => ("other", None),
+            }
         };
-        if let Some(route) = route {
-            return self.edge.handle(route, request).await;
-        }
-        match path {
-            "/healthz" => self.health(),
+        let response = match (route, label) {
+            (Some(route), _) => self.edge.handle(route, request).await,
+            (None, "healthz") => self.health(),
+            (None, "readyz") if self.ready.load(Ordering::SeqCst) => text(StatusCode::OK, "ready\n"),
+            (None, "readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+            (None, "metrics") => self.render_metrics(),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
-        }
+        };
+        self.metrics.http_request(label, &method, response.status().as_u16(), started.elapsed());
+        response
+    }
+
+    fn render_metrics(&self) -> Response<Body> {
+        let mut response = Response::new(Body::full(self.metrics.render()));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+        response
     }
 }
 

@@ -1,6 +1,6 @@
 //! The listener: accepts connections, serves HTTP/1.1 (keep-alive) and HTTP/2 on each,
-//! and shuts down in order: stop accepting, end sessions, let connections finish within a
-//! deadline, then drop the rest.
+//! and shuts down in order: stop accepting, wait for the sessions to end, let connections
+//! close within a deadline, then drop the rest.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::io::Counted;
 use crate::router::App;
 
 /// How the listener runs.
@@ -21,16 +22,18 @@ use crate::router::App;
 pub(crate) struct ServeOptions {
     /// Time a client has to send its request headers.
     pub(crate) header_read_timeout: Duration,
-    /// How long connections may take to finish at shutdown.
-    pub(crate) drain_deadline: Duration,
+    /// How long connections may take to close once the sessions have ended.
+    pub(crate) close_deadline: Duration,
 }
 
-/// Serves `listener` until `shutdown` fires, then drains.
+/// Serves `listener` until `stop_accepting` fires; then waits for `sessions_ended` and
+/// closes the connections, within the deadline.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     options: ServeOptions,
-    shutdown: CancellationToken,
+    stop_accepting: CancellationToken,
+    sessions_ended: CancellationToken,
     tasks: TaskTracker,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -48,11 +51,12 @@ pub(crate) async fn serve(
                     continue;
                 }
             },
-            () = shutdown.cancelled() => break,
+            () = stop_accepting.cancelled() => break,
         };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, %peer, "could not set TCP_NODELAY");
         }
+        let stream = Counted::new(stream, app.metrics().clone());
         let app = app.clone();
         let service = service_fn(move |request| {
             let app = app.clone();
@@ -67,12 +71,12 @@ pub(crate) async fn serve(
         });
     }
     drop(listener);
-    tracing::info!("stopped accepting; ending sessions");
-    app.registry().end_all();
+    tracing::info!("stopped accepting connections");
+    sessions_ended.cancelled().await;
     tokio::select! {
-        () = graceful.shutdown() => tracing::debug!("all connections finished"),
-        () = tokio::time::sleep(options.drain_deadline) => {
-            tracing::warn!(deadline = ?options.drain_deadline, "connections still open at the drain deadline; dropping them");
+        () = graceful.shutdown() => tracing::debug!("all connections closed"),
+        () = tokio::time::sleep(options.close_deadline) => {
+            tracing::warn!(deadline = ?options.close_deadline, "connections still open at the deadline; dropping them");
         }
     }
 }

@@ -24,6 +24,8 @@ pub trait Sessions: Send + Sync + 'static {
     fn get(&self, id: SessionId) -> Option<Arc<Session>>;
     /// Ends the session and forgets it; later requests for it get 404.
     fn end(&self, id: SessionId);
+    /// Sees every client message accepted, by its JSON-RPC method (for metrics).
+    fn observe(&self, _kind: SessionKind, _method: &'static str) {}
 }
 
 /// Settings of the HTTP edge.

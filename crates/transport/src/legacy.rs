@@ -94,6 +94,7 @@ where
         Posted::Single(m) => m,
         Posted::Batch(_) => return Err(Error::InvalidRequest("batches are not accepted on the legacy transport")),
     };
+    edge.sessions.observe(SessionKind::Legacy, message::method_label(&message));
     session.send(message).await.map_err(|_| Error::SessionNotFound)?;
     let mut response = status_only(StatusCode::ACCEPTED);
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));

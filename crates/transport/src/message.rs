@@ -53,6 +53,35 @@ fn classify(e: serde_json::Error) -> Error {
     }
 }
 
+/// A label for the message's method, from a fixed set (a client cannot grow it): the MCP
+/// method of a request, or its kind.
+pub fn method_label(message: &ClientJsonRpcMessage) -> &'static str {
+    let JsonRpcMessage::Request(r) = message else {
+        return match message {
+            JsonRpcMessage::Notification(_) => "notification",
+            JsonRpcMessage::Response(_) => "response",
+            _ => "error",
+        };
+    };
+    match &r.request {
+        ClientRequest::PingRequest(_) => "ping",
+        ClientRequest::InitializeRequest(_) => "initialize",
+        ClientRequest::DiscoverRequest(_) => "server/discover",
+        ClientRequest::CompleteRequest(_) => "completion/complete",
+        ClientRequest::SetLevelRequest(_) => "logging/setLevel",
+        ClientRequest::GetPromptRequest(_) => "prompts/get",
+        ClientRequest::ListPromptsRequest(_) => "prompts/list",
+        ClientRequest::ListResourcesRequest(_) => "resources/list",
+        ClientRequest::ListResourceTemplatesRequest(_) => "resources/templates/list",
+        ClientRequest::ReadResourceRequest(_) => "resources/read",
+        ClientRequest::SubscribeRequest(_) => "resources/subscribe",
+        ClientRequest::UnsubscribeRequest(_) => "resources/unsubscribe",
+        ClientRequest::CallToolRequest(_) => "tools/call",
+        ClientRequest::ListToolsRequest(_) => "tools/list",
+        _ => "other",
+    }
+}
+
 /// Whether this message is the `initialize` request.
 pub fn is_initialize(message: &ClientJsonRpcMessage) -> bool {
     matches!(message, JsonRpcMessage::Request(r) if matches!(r.request, ClientRequest::InitializeRequest(_)))

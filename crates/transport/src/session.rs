@@ -8,7 +8,7 @@
 //! standalone GET stream. Legacy HTTP+SSE sessions have only the one stream. A message for a
 //! stream that is not open waits in a small bounded backlog until one opens.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rmcp::model::{
-    ClientJsonRpcMessage, GetExtensions, JsonRpcMessage, ProgressToken, RequestId, ServerJsonRpcMessage,
-    ServerNotification, ServerResult,
+    ClientJsonRpcMessage, ClientNotification, GetExtensions, JsonRpcMessage, ProgressToken, RequestId,
+    ServerJsonRpcMessage, ServerNotification, ServerResult,
 };
 use rmcp::service::OriginatingRequestId;
 use tokio::sync::mpsc;
@@ -52,32 +52,45 @@ impl SessionKind {
 #[error("the session is closed")]
 pub struct Closed;
 
-/// A message on its way to a client, serialized once.
+/// What goes to a client on a stream: a message serialized once, or an SSE control frame.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
-    json: Bytes,
-    response: bool,
+pub enum Outgoing {
+    /// A JSON-RPC message.
+    Message {
+        /// The JSON text.
+        json: Bytes,
+        /// Whether it answers a request (a response or an error with an id).
+        response: bool,
+    },
+    /// Raw SSE lines with no message (a `retry:` hint), skipped in JSON replies.
+    Control(Bytes),
 }
 
 impl Outgoing {
     /// A message that is not a response (a notification or a server request).
     pub fn other(json: Bytes) -> Self {
-        Self { json, response: false }
+        Outgoing::Message { json, response: false }
     }
 
-    /// The JSON text.
-    pub fn json(&self) -> &Bytes {
-        &self.json
+    /// The JSON text, unless it is a control frame.
+    pub fn json(&self) -> Option<&Bytes> {
+        match self {
+            Outgoing::Message { json, .. } => Some(json),
+            Outgoing::Control(_) => None,
+        }
     }
 
     /// Whether it is a response or error answering a request.
     pub fn is_response(&self) -> bool {
-        self.response
+        matches!(self, Outgoing::Message { response: true, .. })
     }
 
     /// The SSE frame that carries it.
     pub fn to_sse(&self) -> Bytes {
-        sse::message(&self.json)
+        match self {
+            Outgoing::Message { json, .. } => sse::message(json),
+            Outgoing::Control(raw) => raw.clone(),
+        }
     }
 }
 
@@ -125,6 +138,8 @@ struct Routes {
     backlog: VecDeque<Outgoing>,
     /// The protocol version negotiated at initialize, once known.
     version: Option<String>,
+    /// Client requests not answered yet, whichever transport carried them.
+    pending: HashSet<RequestId>,
 }
 
 #[derive(Debug)]
@@ -199,6 +214,22 @@ impl Session {
         self.created.elapsed().saturating_sub(last)
     }
 
+    /// How many client requests are still waiting for their answer.
+    pub fn in_flight(&self) -> usize {
+        self.routes().pending.len()
+    }
+
+    /// Tells every open event stream how long to wait before reconnecting (sent at
+    /// shutdown, so clients come back to the next instance promptly, not in a tight loop).
+    pub fn hint_retry(&self, after: Duration) {
+        let frame = Outgoing::Control(Bytes::from(format!(": shutting down\nretry: {}\n\n", after.as_millis())));
+        let routes = self.routes();
+        let streams = routes.standalone.iter().chain(routes.posts.values().map(|p| &p.tx));
+        for tx in streams {
+            let _ = tx.try_send(frame.clone());
+        }
+    }
+
     /// Ends the session: the MCP server stops and every open stream closes.
     pub fn end(&self) {
         self.ended.cancel();
@@ -207,12 +238,26 @@ impl Session {
         routes.progress.clear();
         routes.standalone = None;
         routes.backlog.clear();
+        routes.pending.clear();
     }
 
     /// Hands a client message to the session's MCP server, waiting while its queue is full.
     pub async fn send(&self, message: ClientJsonRpcMessage) -> Result<(), Closed> {
         if self.is_ended() {
             return Err(Closed);
+        }
+        match &message {
+            JsonRpcMessage::Request(r) => {
+                self.routes().pending.insert(r.id.clone());
+            }
+            JsonRpcMessage::Notification(n) => {
+                if let ClientNotification::CancelledNotification(c) = &n.notification
+                    && let Some(id) = &c.params.request_id
+                {
+                    self.routes().pending.remove(id);
+                }
+            }
+            _ => {}
         }
         tokio::select! {
             sent = self.inbound.send(message) => sent.map_err(|_| Closed),
@@ -292,6 +337,7 @@ impl Session {
     /// Forgets a request the client cancelled: no response will come, so its stream ends.
     pub fn forget_request(&self, id: &RequestId) {
         let mut routes = self.routes();
+        routes.pending.remove(id);
         if let Some(route) = routes.posts.remove(id)
             && let Some(token) = route.progress
         {
@@ -328,9 +374,15 @@ impl Session {
                 if let ServerResult::InitializeResult(init) = &r.result {
                     routes.version = Some(init.protocol_version.to_string());
                 }
+                routes.pending.remove(&r.id);
                 (routes.take_post(&r.id), true)
             }
-            JsonRpcMessage::Error(e) => (e.id.as_ref().and_then(|id| routes.take_post(id)), true),
+            JsonRpcMessage::Error(e) => {
+                if let Some(id) = &e.id {
+                    routes.pending.remove(id);
+                }
+                (e.id.as_ref().and_then(|id| routes.take_post(id)), true)
+            }
             JsonRpcMessage::Notification(n) => {
                 let owner = match &n.notification {
                     ServerNotification::ProgressNotification(p) => {
@@ -348,7 +400,7 @@ impl Session {
                 (origin.and_then(|id| routes.posts.get(&id).map(|p| p.tx.clone())), false)
             }
         };
-        let out = Outgoing { json, response };
+        let out = Outgoing::Message { json, response };
         let target = target.or_else(|| routes.standalone.clone());
         match target {
             Some(tx) => match tx.try_send(out) {
@@ -358,7 +410,7 @@ impl Session {
                     // The client went away from this stream. Keep what belongs to no
                     // request for the next stream; a response whose POST is gone is lost
                     // until resumption keeps an event log.
-                    if out.response {
+                    if out.is_response() {
                         tracing::debug!(session = %self.id, "the client left before its response was ready");
                     } else {
                         routes.standalone = None;
@@ -439,10 +491,10 @@ mod tests {
         s.deliver(progress("t")).await.expect("delivered");
         let got = post.recv().await.expect("progress");
         assert!(!got.is_response());
-        assert!(std::str::from_utf8(got.json()).expect("utf8").contains("\"t\""));
+        assert!(std::str::from_utf8(got.json().expect("json")).expect("utf8").contains("\"t\""));
         let mut get = s.open_standalone();
         let backlog = get.recv().await.expect("backlog replayed");
-        assert!(std::str::from_utf8(backlog.json()).expect("utf8").contains("other"));
+        assert!(std::str::from_utf8(backlog.json().expect("json")).expect("utf8").contains("other"));
     }
 
     #[tokio::test]
@@ -482,6 +534,36 @@ mod tests {
         s.touch();
         tokio::time::advance(Duration::from_secs(3)).await;
         assert_eq!(s.idle_for(), Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn requests_are_in_flight_until_answered_or_cancelled() {
+        use rmcp::model::{ClientRequest, PingRequest};
+        let s = new_session();
+        let _rx = s.open_post([(RequestId::Number(1), None), (RequestId::Number(2), None)]);
+        for id in [1, 2] {
+            let ping =
+                JsonRpcMessage::request(ClientRequest::PingRequest(PingRequest::default()), RequestId::Number(id));
+            // The server side is not running: only the bookkeeping is under test.
+            let _ = tokio::time::timeout(Duration::from_millis(1), s.send(ping)).await;
+        }
+        assert_eq!(s.in_flight(), 2);
+        s.deliver(response(1)).await.expect("delivered");
+        assert_eq!(s.in_flight(), 1);
+        s.forget_request(&RequestId::Number(2));
+        assert_eq!(s.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_retry_hint_reaches_every_open_stream() {
+        let s = new_session();
+        let mut get = s.open_standalone();
+        let mut post = s.open_post([(RequestId::Number(1), None)]);
+        s.hint_retry(Duration::from_secs(2));
+        for rx in [&mut get, &mut post] {
+            let frame = rx.recv().await.expect("a frame").to_sse();
+            assert!(frame.windows(11).any(|w| w == b"retry: 2000"), "{frame:?}");
+        }
     }
 
     #[tokio::test]

@@ -69,6 +69,12 @@ where
     // client must start over.
     let session = session_header(edge, parts)?;
     let posted = message::parse(&bytes)?;
+    match &posted {
+        Posted::Single(m) => edge.sessions.observe(SessionKind::Streamable, message::method_label(m)),
+        Posted::Batch(b) => {
+            b.iter().for_each(|m| edge.sessions.observe(SessionKind::Streamable, message::method_label(m)))
+        }
+    }
     match (session, posted) {
         (None, Posted::Single(m)) if message::is_initialize(&m) => {
             let session = edge.sessions.create(SessionKind::Streamable)?;
@@ -156,7 +162,7 @@ async fn reply(
     }
     // Both allowed, one request: let the first message decide.
     match rx.recv().await {
-        Some(first) if first.is_response() => Ok(json_response(first.json().clone())),
+        Some(Outgoing::Message { json, response: true }) => Ok(json_response(json)),
         Some(first) => Ok(sse_response(SseStream::new(rx, keepalive).with_prelude(first.to_sse()))),
         None if session.is_ended() => Err(Error::SessionNotFound),
         // The client cancelled the request: no response will come.
@@ -175,7 +181,8 @@ async fn json_only(
     let mut responses = Vec::with_capacity(expected);
     while responses.len() < expected {
         match rx.recv().await {
-            Some(out) if out.is_response() => responses.push(out.json().clone()),
+            Some(Outgoing::Message { json, response: true }) => responses.push(json),
+            Some(Outgoing::Control(_)) => {}
             Some(out) => session.to_standalone(out),
             None => break,
         }

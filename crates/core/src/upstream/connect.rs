@@ -19,6 +19,17 @@ use crate::upstream::ordered::Ordered;
 use crate::upstream::spec::{UpstreamKind, UpstreamSpec};
 use crate::upstream::sse_client::SseClientTransport;
 
+/// Variables a service manager gives the gateway alone: a child that inherited them could
+/// send notifications or take sockets meant for the gateway.
+const SERVICE_MANAGER_ENV: [&str; 6] =
+    ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"];
+
+/// A running connection, and the process group of its child (stdio only).
+pub(crate) struct Connected {
+    pub(crate) running: RunningService<RoleClient, LinkClient>,
+    pub(crate) process_group: Option<u32>,
+}
+
 /// Starts the upstream (a child, or a connection) and completes `initialize` with it.
 pub(crate) async fn serve(
     spec: &UpstreamSpec,
@@ -26,11 +37,15 @@ pub(crate) async fn serve(
     link: Weak<Link>,
     ct: CancellationToken,
     tasks: &TaskTracker,
-) -> Result<RunningService<RoleClient, LinkClient>, String> {
+) -> Result<Connected, String> {
+    let mut process_group = None;
     let running = match &spec.kind {
         UpstreamKind::Stdio { command, args, env, cwd } => {
             let mut cmd = tokio::process::Command::new(command);
             cmd.args(args).envs(env);
+            for name in SERVICE_MANAGER_ENV {
+                cmd.env_remove(name);
+            }
             if let Some(cwd) = cwd {
                 cmd.current_dir(cwd);
             }
@@ -41,6 +56,7 @@ pub(crate) async fn serve(
                 .stderr(Stdio::piped())
                 .spawn()
                 .map_err(|e| format!("cannot start {command}: {e}"))?;
+            process_group = child.id();
             if let Some(stderr) = stderr {
                 let name = spec.name.clone();
                 tasks.spawn(async move {
@@ -50,23 +66,43 @@ pub(crate) async fn serve(
                     }
                 });
             }
-            serve_client_with_ct(client, Ordered::new(child, link), ct).await.map_err(|e| e.to_string())?
+            match serve_client_with_ct(client, Ordered::new(child, link), ct).await {
+                Ok(running) => running,
+                Err(e) => {
+                    if let Some(group) = process_group {
+                        kill_process_group(group);
+                    }
+                    return Err(e.to_string());
+                }
+            }
         }
         UpstreamKind::Http { url, headers } => {
-            let config =
-                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(header_map(headers)?.into_iter().filter_map(|(k, v)| k.map(|k| (k, v))).collect());
+            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                .custom_headers(header_map(headers)?.into_iter().filter_map(|(k, v)| k.map(|k| (k, v))).collect());
             let transport = StreamableHttpClientTransport::from_config(config);
             serve_client_with_ct(client, Ordered::new(transport, link), ct).await.map_err(|e| e.to_string())?
         }
         UpstreamKind::Sse { url, headers } => {
-            let transport = SseClientTransport::connect(url, header_map(headers)?, tasks).await.map_err(|e| e.to_string())?;
+            let transport =
+                SseClientTransport::connect(url, header_map(headers)?, tasks).await.map_err(|e| e.to_string())?;
             serve_client_with_ct(client, Ordered::new(transport, link), ct).await.map_err(|e| e.to_string())?
         }
         UpstreamKind::Builtin => return Err("the built-in upstream is not a connection".into()),
     };
     // A gateway must never answer from a stale list of a dead upstream.
     running.peer().set_response_cache_config(ClientCacheConfig::disabled()).await;
-    Ok(running)
+    Ok(Connected { running, process_group })
+}
+
+/// Kills what is left of a child's process group. The child leads its group, so this
+/// reaches everything it started (`npx` and the `node` under it, say); a group that is
+/// already gone is fine.
+pub(crate) fn kill_process_group(group: u32) {
+    let Ok(pid) = i32::try_from(group) else { return };
+    match nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => tracing::warn!(group, error = %e, "could not kill an upstream's process group"),
+    }
 }
 
 fn header_map(headers: &std::collections::BTreeMap<String, String>) -> Result<HeaderMap, String> {

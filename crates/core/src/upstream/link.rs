@@ -15,20 +15,20 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use rmcp::model::{
-    CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ClientResult, ErrorCode, GetExtensions,
-    Implementation, LoggingMessageNotification, ProgressNotification, ProgressToken, Prompt, ProtocolVersion, RequestId, Resource,
-    ResourceTemplate, ServerCapabilities, ServerNotification, ServerRequest, ServerResult, Tool,
+    CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ClientResult, ErrorCode,
+    GetExtensions, Implementation, LoggingMessageNotification, ProgressNotification, ProgressToken, Prompt,
+    ProtocolVersion, RequestId, Resource, ResourceTemplate, ServerCapabilities, ServerNotification, ServerRequest,
+    ServerResult, Tool,
 };
 use rmcp::service::{
-    InboundStreamOrigin, NotificationContext, OriginatingRequestId, PeerRequestOptions, RequestContext, RunningService,
-    ServiceRole,
+    InboundStreamOrigin, NotificationContext, OriginatingRequestId, PeerRequestOptions, RequestContext, ServiceRole,
 };
 use rmcp::{ErrorData, Peer, RoleClient, RoleServer, Service, ServiceError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::upstream::connect;
+use crate::upstream::connect::{self, Connected};
 use crate::upstream::spec::{Share, UpstreamSpec};
 
 /// Identifies a client session among a link's audience.
@@ -53,14 +53,23 @@ pub(crate) enum LinkState {
     Closed,
 }
 
-/// Counts live connections of one upstream against its cap.
+/// Live connections of one upstream (counted against its cap) and how often they ended
+/// unexpectedly and were restarted.
 #[derive(Debug, Default)]
-pub struct ConnectionCount(AtomicUsize);
+pub struct ConnectionCount {
+    live: AtomicUsize,
+    restarts: AtomicU64,
+}
 
 impl ConnectionCount {
     /// Live connections now.
     pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Connections that ended on their own (a child exited, a remote dropped) so far.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
     }
 }
 
@@ -190,7 +199,8 @@ impl Link {
     /// The connected peer, waiting while the upstream is (re)starting.
     pub async fn peer(&self) -> Result<Peer<RoleClient>, ErrorData> {
         let mut rx = self.state.subscribe();
-        let waited = tokio::time::timeout(self.spec.connect_timeout, rx.wait_for(|s| !matches!(s, LinkState::Connecting))).await;
+        let waited =
+            tokio::time::timeout(self.spec.connect_timeout, rx.wait_for(|s| !matches!(s, LinkState::Connecting))).await;
         let state = match waited {
             Ok(Ok(state)) => state.clone(),
             _ => LinkState::Connecting,
@@ -281,10 +291,18 @@ impl Link {
         }
     }
 
-    fn track<'a>(&'a self, id: &RequestId, token: &ProgressToken, session: SessionKey, ctx: &RequestContext<RoleServer>) -> Tracked<'a> {
+    fn track<'a>(
+        &'a self,
+        id: &RequestId,
+        token: &ProgressToken,
+        session: SessionKey,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Tracked<'a> {
         let mut routes = self.routes();
         let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
-        routes.inflight.insert(id.clone(), InFlight { session, peer: ctx.peer.clone(), client_id: ctx.id.clone(), serial });
+        routes
+            .inflight
+            .insert(id.clone(), InFlight { session, peer: ctx.peer.clone(), client_id: ctx.id.clone(), serial });
         if let Some(client_token) = ctx.meta.get_progress_token() {
             routes.progress.insert(token.clone(), (ctx.peer.clone(), client_token));
         }
@@ -317,7 +335,9 @@ impl Link {
                 None => Err("its client session is gone".into()),
             },
             0 => Err("no client session has a call in flight on this shared upstream".into()),
-            n => Err(format!("{n} client sessions have calls in flight on this shared upstream; it cannot be tied to one")),
+            n => Err(format!(
+                "{n} client sessions have calls in flight on this shared upstream; it cannot be tied to one"
+            )),
         }
     }
 
@@ -353,7 +373,7 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
         let started = tokio::time::Instant::now();
         let attempt = connect_once(&link, &tasks).await;
         match attempt {
-            Ok(running) => {
+            Ok(Connected { running, process_group }) => {
                 let peer = running.peer().clone();
                 link.bump();
                 let _ = link.state.send(LinkState::Up(peer));
@@ -362,9 +382,14 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
                     reason = running.waiting() => Some(reason),
                     () = link.cancel.cancelled() => None,
                 };
-                link.count.0.fetch_sub(1, Ordering::AcqRel);
+                // Whatever ended the connection, nothing the child started may outlive it.
+                if let Some(group) = process_group {
+                    connect::kill_process_group(group);
+                }
+                link.count.live.fetch_sub(1, Ordering::AcqRel);
                 link.bump();
                 let Some(reason) = ended else { break };
+                link.count.restarts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(upstream = %link.spec.name, ?reason, "upstream connection ended; restarting");
                 let _ = link.state.send(LinkState::Down("it exited and is restarting".into()));
                 if started.elapsed() >= STABLE_AFTER {
@@ -385,26 +410,27 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
     let _ = link.state.send(LinkState::Closed);
 }
 
-async fn connect_once(link: &Arc<Link>, tasks: &TaskTracker) -> Result<RunningService<RoleClient, LinkClient>, String> {
+async fn connect_once(link: &Arc<Link>, tasks: &TaskTracker) -> Result<Connected, String> {
     if let Some(cap) = link.spec.max_connections {
-        let now = link.count.0.fetch_add(1, Ordering::AcqRel);
+        let now = link.count.live.fetch_add(1, Ordering::AcqRel);
         if now >= cap {
-            link.count.0.fetch_sub(1, Ordering::AcqRel);
+            link.count.live.fetch_sub(1, Ordering::AcqRel);
             return Err(format!("it is at its cap of {cap} connections"));
         }
     } else {
-        link.count.0.fetch_add(1, Ordering::AcqRel);
+        link.count.live.fetch_add(1, Ordering::AcqRel);
     }
     let client = LinkClient { link: Arc::downgrade(link), info: link.client.clone() };
     let weak = Arc::downgrade(link);
     let ct = link.cancel.child_token();
-    let connected = tokio::time::timeout(link.spec.connect_timeout, connect::serve(&link.spec, client, weak, ct, tasks)).await;
+    let connected =
+        tokio::time::timeout(link.spec.connect_timeout, connect::serve(&link.spec, client, weak, ct, tasks)).await;
     let result = match connected {
         Ok(result) => result,
         Err(_) => Err(format!("it did not finish initialize within {:?}", link.spec.connect_timeout)),
     };
     if result.is_err() {
-        link.count.0.fetch_sub(1, Ordering::AcqRel);
+        link.count.live.fetch_sub(1, Ordering::AcqRel);
     }
     result
 }
@@ -422,14 +448,21 @@ impl LinkClient {
 }
 
 impl Service<RoleClient> for LinkClient {
-    async fn handle_request(&self, request: ServerRequest, ctx: RequestContext<RoleClient>) -> Result<ClientResult, ErrorData> {
+    async fn handle_request(
+        &self,
+        request: ServerRequest,
+        ctx: RequestContext<RoleClient>,
+    ) -> Result<ClientResult, ErrorData> {
         if let ServerRequest::PingRequest(_) = request {
             return Ok(ClientResult::empty(()));
         }
         let link = self.link()?;
-        let (peer, client_id) = link
-            .target(ctx.extensions.get::<InboundStreamOrigin>())
-            .map_err(|why| ErrorData::internal_error(format!("upstream '{}' sent {}: {why}", link.spec.name, request_method(&request)), None))?;
+        let (peer, client_id) = link.target(ctx.extensions.get::<InboundStreamOrigin>()).map_err(|why| {
+            ErrorData::internal_error(
+                format!("upstream '{}' sent {}: {why}", link.spec.name, request_method(&request)),
+                None,
+            )
+        })?;
         let mut request = request;
         if let Some(id) = client_id {
             request.extensions_mut().insert(OriginatingRequestId(id));
@@ -437,7 +470,8 @@ impl Service<RoleClient> for LinkClient {
         // This handler runs inside rmcp's task for the upstream's request, whose id rmcp
         // would stamp on anything sent from here as its origin; the upstream's ids mean
         // nothing to the client, so send from a task of its own.
-        let forward = tokio::spawn(async move { peer.send_request_with_option(request, PeerRequestOptions::no_options()).await });
+        let forward =
+            tokio::spawn(async move { peer.send_request_with_option(request, PeerRequestOptions::no_options()).await });
         let handle = match forward.await {
             Ok(Ok(handle)) => handle,
             Ok(Err(e)) => return Err(link.error(e)),
@@ -455,14 +489,23 @@ impl Service<RoleClient> for LinkClient {
         }
     }
 
-    async fn handle_notification(&self, notification: ServerNotification, _ctx: NotificationContext<RoleClient>) -> Result<(), ErrorData> {
+    async fn handle_notification(
+        &self,
+        notification: ServerNotification,
+        _ctx: NotificationContext<RoleClient>,
+    ) -> Result<(), ErrorData> {
         let Ok(link) = self.link() else { return Ok(()) };
         match notification {
             ServerNotification::ResourceUpdatedNotification(n) => {
                 let peers: Vec<Peer<RoleServer>> = {
                     let routes = link.routes();
                     let who = routes.subscriptions.get(&n.params.uri);
-                    routes.audience.iter().filter(|(k, _)| who.is_some_and(|w| w.contains(k))).map(|(_, p)| p.clone()).collect()
+                    routes
+                        .audience
+                        .iter()
+                        .filter(|(k, _)| who.is_some_and(|w| w.contains(k)))
+                        .map(|(_, p)| p.clone())
+                        .collect()
                 };
                 for peer in peers {
                     let _ = peer.notify_resource_updated(n.params.clone()).await;
@@ -517,10 +560,11 @@ impl Link {
     /// Passes an upstream log message on: during a call, on that call's stream; otherwise
     /// to every session that sees this upstream.
     pub(crate) async fn deliver_log(&self, n: LoggingMessageNotification) {
-        let targets: Vec<(Peer<RoleServer>, Option<RequestId>)> = match self.target(n.extensions.get::<InboundStreamOrigin>()) {
-            Ok((peer, Some(id))) => vec![(peer, Some(id))],
-            _ => self.routes().audience.values().map(|p| (p.clone(), None)).collect(),
-        };
+        let targets: Vec<(Peer<RoleServer>, Option<RequestId>)> =
+            match self.target(n.extensions.get::<InboundStreamOrigin>()) {
+                Ok((peer, Some(id))) => vec![(peer, Some(id))],
+                _ => self.routes().audience.values().map(|p| (p.clone(), None)).collect(),
+            };
         for (peer, origin) in targets {
             let mut note = LoggingMessageNotification::new(n.params.clone());
             if let Some(id) = origin {

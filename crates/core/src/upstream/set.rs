@@ -35,7 +35,13 @@ impl Upstreams {
                 caps.sampling = Some(SamplingCapability::default());
                 caps.elicitation = Some(ElicitationCapability::default());
                 caps.roots = Some(RootsCapabilities::default());
-                let link = Link::start(spec.clone(), client_config(caps, None), counts[&spec.name].clone(), cancel.child_token(), tasks);
+                let link = Link::start(
+                    spec.clone(),
+                    client_config(caps, None),
+                    counts[&spec.name].clone(),
+                    cancel.child_token(),
+                    tasks,
+                );
                 shared.insert(spec.name.clone(), link);
             }
         }
@@ -65,9 +71,19 @@ impl Upstreams {
         self.counts[name].clone()
     }
 
-    /// Live connections of each upstream (children, for stdio), for metrics.
-    pub fn connection_counts(&self) -> Vec<(String, usize)> {
-        self.specs.iter().map(|s| (s.name.clone(), self.counts[&s.name].get())).collect()
+    /// For each remote upstream: its name, kind, live connections (children, for stdio)
+    /// and restarts so far, for metrics.
+    pub fn stats(&self) -> Vec<UpstreamStats> {
+        self.specs
+            .iter()
+            .filter(|s| s.kind != UpstreamKind::Builtin)
+            .map(|s| UpstreamStats {
+                name: s.name.clone(),
+                kind: s.kind.as_str(),
+                live: self.counts[&s.name].get(),
+                restarts: self.counts[&s.name].restarts(),
+            })
+            .collect()
     }
 
     /// Waits until every shared connection is up or has failed once, for at most `limit`.
@@ -79,4 +95,25 @@ impl Upstreams {
     pub fn stop(&self) {
         self.cancel.cancel();
     }
+}
+
+impl Drop for Upstreams {
+    /// The last session using a replaced configuration has ended: its shared connections
+    /// go with it.
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// One upstream's figures, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamStats {
+    /// Its name.
+    pub name: String,
+    /// Its kind (`stdio`, `http`, `sse`).
+    pub kind: &'static str,
+    /// Live connections (children, for stdio).
+    pub live: usize,
+    /// Connections that ended on their own and were restarted.
+    pub restarts: u64,
 }

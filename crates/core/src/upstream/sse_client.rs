@@ -54,7 +54,9 @@ impl SseClientTransport {
             let event = event.map_err(|e| SseClientError::Protocol(format!("bad event stream: {e}")))?;
             if event.event.as_deref() == Some("endpoint") {
                 let data = event.data.unwrap_or_default();
-                let endpoint = base.join(data.trim()).map_err(|e| SseClientError::Protocol(format!("bad endpoint {data:?}: {e}")))?;
+                let endpoint = base
+                    .join(data.trim())
+                    .map_err(|e| SseClientError::Protocol(format!("bad endpoint {data:?}: {e}")))?;
                 if endpoint.origin() != base.origin() {
                     return Err(SseClientError::Protocol(format!("the endpoint {endpoint} is on another origin")));
                 }
@@ -84,7 +86,10 @@ impl SseClientTransport {
 impl Transport<RoleClient> for SseClientTransport {
     type Error = SseClientError;
 
-    fn send(&mut self, item: ClientJsonRpcMessage) -> impl Future<Output = Result<(), SseClientError>> + Send + 'static {
+    fn send(
+        &mut self,
+        item: ClientJsonRpcMessage,
+    ) -> impl Future<Output = Result<(), SseClientError>> + Send + 'static {
         let request = self
             .http
             .post(self.endpoint.clone())

@@ -14,14 +14,12 @@ use crate::config::upstreams::valid_name;
 
 /// The upstreams described by the JSON text, in the order written.
 pub(crate) fn upstreams(text: &str) -> Result<Vec<UpstreamSpec>, String> {
-    let root: Map<String, Value> = serde_json::from_str(text).map_err(|e| format!("{}:{}: {e}", e.line(), e.column()))?;
+    let root: Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| format!("{}:{}: {e}", e.line(), e.column()))?;
     for key in root.keys().filter(|k| *k != "mcpServers") {
         tracing::info!(key, "ignoring a top-level key mcpgw does not use");
     }
-    let servers = root
-        .get("mcpServers")
-        .and_then(Value::as_object)
-        .ok_or("the JSON has no \"mcpServers\" object")?;
+    let servers = root.get("mcpServers").and_then(Value::as_object).ok_or("the JSON has no \"mcpServers\" object")?;
     let mut specs = Vec::new();
     for (name, server) in servers {
         let server = server.as_object().ok_or_else(|| format!("mcpServers.{name} must be an object"))?;
@@ -49,10 +47,16 @@ pub(crate) fn upstreams(text: &str) -> Result<Vec<UpstreamSpec>, String> {
                 match server.get("type").and_then(Value::as_str) {
                     Some("sse") => UpstreamKind::Sse { url, headers },
                     None | Some("http" | "streamable-http" | "streamableHttp") => UpstreamKind::Http { url, headers },
-                    Some(other) => return Err(format!("mcpServers.{name}.type: unknown type {other:?} (use \"http\" or \"sse\")")),
+                    Some(other) => {
+                        return Err(format!(
+                            "mcpServers.{name}.type: unknown type {other:?} (use \"http\" or \"sse\")"
+                        ));
+                    }
                 }
             }
-            (Some(_), Some(_)) => return Err(format!("mcpServers.{name}: give either \"command\" or \"url\", not both")),
+            (Some(_), Some(_)) => {
+                return Err(format!("mcpServers.{name}: give either \"command\" or \"url\", not both"));
+            }
             (None, None) => return Err(format!("mcpServers.{name}: needs \"command\" or \"url\"")),
         };
         specs.push(UpstreamSpec::new(name.clone(), kind));
@@ -94,7 +98,9 @@ mod tests {
         let specs = upstreams(text).expect("valid");
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["fs", "remote", "old"]);
-        assert!(matches!(&specs[0].kind, UpstreamKind::Stdio { command, args, .. } if command == "npx" && args.len() == 3));
+        assert!(
+            matches!(&specs[0].kind, UpstreamKind::Stdio { command, args, .. } if command == "npx" && args.len() == 3)
+        );
         assert!(matches!(&specs[1].kind, UpstreamKind::Http { .. }));
         assert!(matches!(&specs[2].kind, UpstreamKind::Sse { .. }));
     }

@@ -74,6 +74,7 @@ struct RawServer {
     max_body_bytes: usize,
     header_read_timeout_secs: u64,
     public_prefix: String,
+    drain_timeout_secs: u64,
 }
 
 impl Default for RawServer {
@@ -83,6 +84,7 @@ impl Default for RawServer {
             max_body_bytes: 4 * 1024 * 1024,
             header_read_timeout_secs: 30,
             public_prefix: String::new(),
+            drain_timeout_secs: 10,
         }
     }
 }
@@ -150,6 +152,8 @@ pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
     /// Time allowed for request headers.
     pub(crate) header_read_timeout: Duration,
+    /// At shutdown, how long calls in flight may take to finish.
+    pub(crate) drain_timeout: Duration,
     /// Endpoint paths.
     pub(crate) paths: Paths,
     /// Settings of the HTTP edge.
@@ -249,6 +253,7 @@ impl RawConfig {
         Ok(Config {
             listen: self.server.listen,
             header_read_timeout: Duration::from_secs(self.server.header_read_timeout_secs.max(1)),
+            drain_timeout: Duration::from_secs(self.server.drain_timeout_secs),
             paths: Paths { sse: p.sse.clone(), messages: p.messages.clone(), mcp: p.mcp.clone() },
             edge,
             limits: SessionLimits { inbound: s.inbound_queue, stream: s.stream_queue, backlog: s.backlog },

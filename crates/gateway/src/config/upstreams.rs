@@ -82,12 +82,25 @@ impl RawUpstream {
             RawKind::Stdio => {
                 refuse(self.url.is_some(), "url", "stdio")?;
                 refuse(self.headers.is_some(), "headers", "stdio")?;
-                let command = self.command.filter(|c| !c.trim().is_empty()).ok_or_else(|| format!("{} is required for kind = \"stdio\"", at("command")))?;
-                UpstreamKind::Stdio { command, args: self.args.unwrap_or_default(), env: self.env.unwrap_or_default(), cwd: self.cwd }
+                let command = self
+                    .command
+                    .filter(|c| !c.trim().is_empty())
+                    .ok_or_else(|| format!("{} is required for kind = \"stdio\"", at("command")))?;
+                UpstreamKind::Stdio {
+                    command,
+                    args: self.args.unwrap_or_default(),
+                    env: self.env.unwrap_or_default(),
+                    cwd: self.cwd,
+                }
             }
             kind @ (RawKind::Http | RawKind::Sse) => {
                 let label = if kind == RawKind::Http { "http" } else { "sse" };
-                for (present, key) in [(self.command.is_some(), "command"), (self.args.is_some(), "args"), (self.env.is_some(), "env"), (self.cwd.is_some(), "cwd")] {
+                for (present, key) in [
+                    (self.command.is_some(), "command"),
+                    (self.args.is_some(), "args"),
+                    (self.env.is_some(), "env"),
+                    (self.cwd.is_some(), "cwd"),
+                ] {
                     refuse(present, key, label)?;
                 }
                 let url = self.url.ok_or_else(|| format!("{} is required for kind = \"{label}\"", at("url")))?;
@@ -95,7 +108,11 @@ impl RawUpstream {
                     return Err(format!("{} must be an http:// or https:// URL, not {url:?}", at("url")));
                 }
                 let headers = self.headers.unwrap_or_default();
-                if kind == RawKind::Http { UpstreamKind::Http { url, headers } } else { UpstreamKind::Sse { url, headers } }
+                if kind == RawKind::Http {
+                    UpstreamKind::Http { url, headers }
+                } else {
+                    UpstreamKind::Sse { url, headers }
+                }
             }
         };
         if let Some(prefix) = &self.prefix
