@@ -12,10 +12,12 @@ export MCPGW_BIN := $(CURDIR)/target/debug/mcpgw
 
 .PHONY: help run build test test-rust test-python test-ts deps deps-python deps-ts lint fmt clean
 .PHONY: install uninstall deb check-units
+.PHONY: test-conformance
 
 help:
 	@echo "make run     start the gateway on the embedded default config (http://127.0.0.1:8080)"
 	@echo "make test    install what the tests need, then run every test suite"
+	@echo "make test-conformance  the official MCP conformance suite through mcpgw (tests/conformance)"
 	@echo "make lint    rustfmt check and clippy with warnings as errors"
 	@echo "make check-units  verify config/mcpgw.{service,socket} offline; fail if exposure > 2.0"
 	@echo "make install      release build, binary, config, units under PREFIX=/usr/local (DESTDIR= ok)"
@@ -43,7 +45,7 @@ $(TS_DIR)/node_modules/.installed: $(TS_DIR)/package.json $(TS_DIR)/package-lock
 	touch $@
 
 # ---- tests --------------------------------------------------------------------------------
-test: build deps test-rust test-python test-ts
+test: build deps test-rust test-python test-ts test-conformance
 
 test-rust: build
 	$(CARGO) test --workspace
@@ -118,3 +120,10 @@ deb:
 			grep -q "$$f$$" <<<"$$contents" || { echo "$$deb lacks $$f" >&2; exit 1; }; \
 		done; \
 		echo "$$out"
+
+# ---- the official MCP conformance suite (server scenarios) through mcpgw ------------------
+# tests/conformance/run.sh installs the pinned suite and Node 22 from npm (npm ci, once), builds
+# mcpgw and tests/fixture, starts mcpgw with the fixture as a stdio upstream and runs the active
+# suite against it, checked against tests/conformance/expected-failures.yml.
+test-conformance: build
+	tests/conformance/run.sh
