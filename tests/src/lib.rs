@@ -454,18 +454,24 @@ pub struct SseReader {
     pub status: StatusCode,
     /// The response headers.
     pub headers: HeaderMap,
+    /// The id of the last event read that had one (what a client sends as `Last-Event-ID`).
+    pub last_id: Option<String>,
 }
 
 impl SseReader {
     /// Wraps a streaming response.
     pub fn new(response: hyper::Response<Incoming>) -> Self {
         let (parts, body) = response.into_parts();
-        Self { body, decoder: Decoder::new(), status: parts.status, headers: parts.headers }
+        Self { body, decoder: Decoder::new(), status: parts.status, headers: parts.headers, last_id: None }
     }
 
     /// The next event, or `None` when the stream ends. Fails past [`WAIT`].
     pub async fn next(&mut self) -> Option<Decoded> {
-        tokio::time::timeout(WAIT, self.next_unbounded()).await.expect("an SSE event in time")
+        let event = tokio::time::timeout(WAIT, self.next_unbounded()).await.expect("an SSE event in time");
+        if let Some(id) = event.as_ref().and_then(|e| e.id.clone()) {
+            self.last_id = Some(id);
+        }
+        event
     }
 
     /// The next raw chunk of bytes (comments included), or `None` at the end.

@@ -191,7 +191,7 @@ mod tests {
         let registry = test_registry();
         let idle = registry.create(SessionKind::Streamable).expect("created");
         let listening = registry.create(SessionKind::Legacy).expect("created");
-        let _stream = listening.open_standalone();
+        let _stream = listening.open_standalone().0;
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(registry.reap_idle(Duration::from_secs(60)), 1);
         assert!(registry.get(idle.id()).is_none());

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ pub struct SseStream {
     rx: mpsc::Receiver<Outgoing>,
     keepalive: Option<Interval>,
     on_close: Option<OnClose>,
+    /// The session's event id prefix, when events carry ids.
+    prefix: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for SseStream {
@@ -63,7 +66,13 @@ impl SseStream {
             interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
             interval
         });
-        Self { prelude: VecDeque::new(), rx, keepalive, on_close: None }
+        Self { prelude: VecDeque::new(), rx, keepalive, on_close: None, prefix: None }
+    }
+
+    /// Writes each message's event id, with the session's prefix.
+    pub fn with_event_ids(mut self, prefix: Arc<str>) -> Self {
+        self.prefix = Some(prefix);
+        self
     }
 
     /// Writes `frame` before anything else.
@@ -127,7 +136,7 @@ impl SseStream {
                 if let Some(k) = &mut self.keepalive {
                     k.reset();
                 }
-                Poll::Ready(Some(out.to_sse()))
+                Poll::Ready(Some(out.to_sse(self.prefix.as_deref())))
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match &mut self.keepalive {

@@ -47,6 +47,9 @@ pub enum Error {
     /// The gateway cannot take this session or message now.
     #[error("Service Unavailable: {0}")]
     Unavailable(&'static str),
+    /// `Last-Event-ID` names nothing this session can resume.
+    #[error("{0}")]
+    Resume(#[from] crate::event_log::ResumeError),
 }
 
 /// JSON-RPC "invalid request".
@@ -76,6 +79,8 @@ impl Error {
             Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, SERVER_ERROR),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, SERVER_ERROR),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR),
+            Error::Resume(crate::event_log::ResumeError::Malformed) => (StatusCode::BAD_REQUEST, SERVER_ERROR),
+            Error::Resume(crate::event_log::ResumeError::Foreign) => (StatusCode::NOT_FOUND, SERVER_ERROR),
         }
     }
 

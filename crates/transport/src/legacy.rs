@@ -11,6 +11,7 @@ use crate::body::{Body, SseStream};
 use crate::checks::{self, X_FORWARDED_PREFIX};
 use crate::edge::{Edge, Sessions, sse_response, status_only};
 use crate::error::Error;
+use crate::event_log::EventId;
 use crate::message::{self, Posted};
 use crate::session::{Session, SessionKind};
 use crate::session_id::SessionId;
@@ -21,14 +22,41 @@ pub(crate) fn connect<S: Sessions>(edge: &Edge<S>, parts: &Parts) -> Result<Resp
     if !checks::accepts(&parts.headers).sse {
         return Err(Error::NotAcceptable("Accept must allow text/event-stream"));
     }
-    let session = edge.sessions.create(SessionKind::Legacy)?;
-    let rx = session.open_standalone();
+    let (session, rx, endpoint_id) = match reconnect(edge, parts) {
+        Some(resumed) => resumed,
+        None => {
+            let session = edge.sessions.create(SessionKind::Legacy)?;
+            let (rx, priming) = session.open_standalone();
+            tracing::info!(session = %session.id(), "legacy session opened");
+            let id = priming.format(session.event_prefix());
+            (session, rx, id)
+        }
+    };
     let endpoint = format!("{}{}?sessionId={}", prefix(edge, parts), edge.config.messages_path, session.id());
-    tracing::info!(session = %session.id(), "legacy session opened");
-    let prelude = sse::Event { event: Some("endpoint"), data: endpoint.as_bytes(), ..sse::Event::default() }.encode();
-    let stream =
-        SseStream::new(rx, edge.config.keepalive).with_prelude(prelude).on_close(end_after_grace(edge, session));
+    let prelude =
+        sse::Event { event: Some("endpoint"), id: Some(&endpoint_id), data: endpoint.as_bytes(), retry: None }.encode();
+    let stream = SseStream::new(rx, edge.config.keepalive)
+        .with_event_ids(session.event_prefix().clone())
+        .with_prelude(prelude)
+        .on_close(end_after_grace(edge, session));
     Ok(sse_response(stream))
+}
+
+/// An EventSource client that lost its stream reconnects to the same URL by itself,
+/// sending the id of the last event it saw. When that id belongs to a legacy session that
+/// is still live (or in its grace period), the client is put back into it, with what it
+/// missed, instead of into a new, uninitialized session.
+fn reconnect<S: Sessions>(
+    edge: &Edge<S>,
+    parts: &Parts,
+) -> Option<(Arc<Session>, tokio::sync::mpsc::Receiver<crate::session::Outgoing>, String)> {
+    let last = parts.headers.get(&checks::LAST_EVENT_ID)?.to_str().ok()?;
+    let (prefix, _) = EventId::parse(last).ok()?;
+    let id: SessionId = prefix.parse().ok()?;
+    let session = edge.live_session(id, SessionKind::Legacy).ok()?;
+    let rx = session.resume(last).ok()?;
+    tracing::info!(session = %session.id(), "legacy client reconnected after event {last}");
+    Some((session, rx, last.to_owned()))
 }
 
 /// When the stream closes, the session waits the grace period for the client to come

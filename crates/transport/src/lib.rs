@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`session_id`]: the typed [`SessionId`] (128 random bits, 32 hex digits).
 //! - [`error`]: the crate's one error enum and its mapping to HTTP status + JSON-RPC error.
+//! - [`event_log`]: event ids and the bounded per-session log that resumption replays.
 //! - [`sse`]: SSE event encoding and a tolerant decoder.
 //! - [`body`]: the response body type (empty, full, or a live SSE stream with keepalives).
 //! - [`checks`]: Accept, Content-Type, MCP-Protocol-Version, Host/Origin and CORS.
@@ -26,6 +27,7 @@ pub mod body;
 pub mod checks;
 pub mod edge;
 pub mod error;
+pub mod event_log;
 pub mod legacy;
 pub mod message;
 pub mod session;

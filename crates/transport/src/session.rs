@@ -25,6 +25,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::event_log::{EventId, EventLog, ResumeError};
 use crate::session_id::SessionId;
 use crate::sse;
 
@@ -61,6 +62,8 @@ pub enum Outgoing {
         json: Bytes,
         /// Whether it answers a request (a response or an error with an id).
         response: bool,
+        /// Its event id, for resumption.
+        event: Option<EventId>,
     },
     /// Raw SSE lines with no message (a `retry:` hint), skipped in JSON replies.
     Control(Bytes),
@@ -69,7 +72,7 @@ pub enum Outgoing {
 impl Outgoing {
     /// A message that is not a response (a notification or a server request).
     pub fn other(json: Bytes) -> Self {
-        Outgoing::Message { json, response: false }
+        Outgoing::Message { json, response: false, event: None }
     }
 
     /// The JSON text, unless it is a control frame.
@@ -85,11 +88,16 @@ impl Outgoing {
         matches!(self, Outgoing::Message { response: true, .. })
     }
 
-    /// The SSE frame that carries it.
-    pub fn to_sse(&self) -> Bytes {
-        match self {
-            Outgoing::Message { json, .. } => sse::message(json),
-            Outgoing::Control(raw) => raw.clone(),
+    /// The SSE frame that carries it; with its event id when `prefix` (the session's event
+    /// id prefix) is given.
+    pub fn to_sse(&self, prefix: Option<&str>) -> Bytes {
+        match (self, prefix) {
+            (Outgoing::Message { json, event: Some(event), .. }, Some(prefix)) => {
+                let id = event.format(prefix);
+                sse::Event { event: Some("message"), id: Some(&id), data: json, retry: None }.encode()
+            }
+            (Outgoing::Message { json, .. }, _) => sse::message(json),
+            (Outgoing::Control(raw), _) => raw.clone(),
         }
     }
 }
@@ -103,11 +111,15 @@ pub struct SessionLimits {
     pub stream: usize,
     /// Messages kept while no stream is open to take them.
     pub backlog: usize,
+    /// Events kept for `Last-Event-ID` resumption.
+    pub log_events: usize,
+    /// Bytes of events kept for resumption.
+    pub log_bytes: usize,
 }
 
 impl Default for SessionLimits {
     fn default() -> Self {
-        Self { inbound: 64, stream: 64, backlog: 256 }
+        Self { inbound: 64, stream: 64, backlog: 256, log_events: 256, log_bytes: 1 << 20 }
     }
 }
 
@@ -124,9 +136,11 @@ pub struct Session {
     created: Instant,
     /// Milliseconds after `created` of the last client request.
     last_active_ms: AtomicU64,
+    /// What its event ids start with (see [`crate::event_log`]).
+    event_prefix: Arc<str>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Routes {
     /// Open POST streams by the id of the request they wait on.
     posts: HashMap<RequestId, PostRoute>,
@@ -140,13 +154,23 @@ struct Routes {
     version: Option<String>,
     /// Client requests not answered yet, whichever transport carried them.
     pending: HashSet<RequestId>,
+    /// The next POST stream's number (0 is the standalone stream).
+    next_stream: u32,
+    /// The last event number given out.
+    last_seq: u64,
+    /// The last events sent, for resumption.
+    log: EventLog,
 }
 
 #[derive(Debug)]
 struct PostRoute {
     tx: mpsc::Sender<Outgoing>,
+    stream: u32,
     progress: Option<ProgressToken>,
 }
+
+/// The standalone stream's number.
+const STANDALONE: u32 = 0;
 
 impl Session {
     /// A new session, and the receiving end of its inbound channel for the MCP server.
@@ -160,11 +184,22 @@ impl Session {
             id,
             kind,
             inbound,
-            routes: Mutex::new(Routes::default()),
+            routes: Mutex::new(Routes {
+                posts: HashMap::new(),
+                progress: HashMap::new(),
+                standalone: None,
+                backlog: VecDeque::new(),
+                version: None,
+                pending: HashSet::new(),
+                next_stream: 1,
+                last_seq: 0,
+                log: EventLog::new(limits.log_events, limits.log_bytes),
+            }),
             ended: CancellationToken::new(),
             limits,
             created: Instant::now(),
             last_active_ms: AtomicU64::new(0),
+            event_prefix: event_prefix(id, kind),
         };
         (Arc::new(session), rx)
     }
@@ -239,6 +274,7 @@ impl Session {
         routes.standalone = None;
         routes.backlog.clear();
         routes.pending.clear();
+        routes.log.clear();
     }
 
     /// Hands a client message to the session's MCP server, waiting while its queue is full.
@@ -265,11 +301,18 @@ impl Session {
         }
     }
 
+    /// The prefix of this session's event ids.
+    pub fn event_prefix(&self) -> &Arc<str> {
+        &self.event_prefix
+    }
+
     /// Opens the standalone stream, replacing (and so closing) any earlier one, and moves
-    /// the backlog onto it.
-    pub fn open_standalone(&self) -> mpsc::Receiver<Outgoing> {
+    /// the backlog onto it. Also returns the id to prime it with: resuming from it replays
+    /// what is sent from now on.
+    pub fn open_standalone(&self) -> (mpsc::Receiver<Outgoing>, EventId) {
         let (tx, rx) = mpsc::channel(self.limits.stream.max(1));
         let mut routes = self.routes();
+        let priming = EventId { stream: STANDALONE, seq: routes.last_seq };
         while let Some(out) = routes.backlog.pop_front() {
             if let Err(e) = tx.try_send(out) {
                 routes.backlog.push_front(e.into_inner());
@@ -279,7 +322,42 @@ impl Session {
         if !self.is_ended() {
             routes.standalone = Some(tx);
         }
-        rx
+        (rx, priming)
+    }
+
+    /// Resumes a stream after the event `last_event_id` (a `Last-Event-ID` header): replays
+    /// the logged events of that stream that came after it, then carries on with what is
+    /// still to come on it (the standalone stream's messages, or the answers to a POST's
+    /// requests). An id of another session or of a stream this session never had is
+    /// refused, and nothing is replayed.
+    pub fn resume(&self, last_event_id: &str) -> Result<mpsc::Receiver<Outgoing>, ResumeError> {
+        let (prefix, last) = EventId::parse(last_event_id)?;
+        if prefix != &*self.event_prefix {
+            return Err(ResumeError::Foreign);
+        }
+        let mut routes = self.routes();
+        if last.stream >= routes.next_stream || last.seq > routes.last_seq {
+            return Err(ResumeError::Foreign);
+        }
+        let replay = routes.log.after(last.stream, last.seq);
+        let (tx, rx) = mpsc::channel(self.limits.stream.max(replay.len() + 1));
+        for (event, json) in replay {
+            // Room for every replayed event was made above.
+            let _ = tx.try_send(Outgoing::Message { json, response: false, event: Some(event) });
+        }
+        if self.is_ended() {
+            return Ok(rx);
+        }
+        if last.stream == STANDALONE {
+            // Everything the backlog held is in the log too, and was just replayed.
+            routes.backlog.clear();
+            routes.standalone = Some(tx);
+        } else {
+            for route in routes.posts.values_mut().filter(|r| r.stream == last.stream) {
+                route.tx = tx.clone();
+            }
+        }
+        Ok(rx)
     }
 
     /// Forgets the standalone stream if `rx` belongs to it (its body was dropped).
@@ -302,23 +380,27 @@ impl Session {
     }
 
     /// Opens a stream for the responses to these requests (one POST). The stream ends once
-    /// every one of them has been answered.
+    /// every one of them has been answered. Also returns the id to prime it with: resuming
+    /// from it replays the whole stream.
     pub fn open_post(
         &self,
         requests: impl IntoIterator<Item = (RequestId, Option<ProgressToken>)>,
-    ) -> mpsc::Receiver<Outgoing> {
+    ) -> (mpsc::Receiver<Outgoing>, EventId) {
         let (tx, rx) = mpsc::channel(self.limits.stream.max(1));
         let mut routes = self.routes();
+        let stream = routes.next_stream;
+        routes.next_stream = routes.next_stream.wrapping_add(1).max(1);
+        let priming = EventId { stream, seq: routes.last_seq };
         if self.is_ended() {
-            return rx;
+            return (rx, priming);
         }
         for (id, progress) in requests {
             if let Some(token) = &progress {
                 routes.progress.insert(token.clone(), id.clone());
             }
-            routes.posts.insert(id, PostRoute { tx: tx.clone(), progress });
+            routes.posts.insert(id, PostRoute { tx: tx.clone(), stream, progress });
         }
-        rx
+        (rx, priming)
     }
 
     /// Puts a message on the standalone stream, or in the backlog while none is open.
@@ -393,15 +475,21 @@ impl Session {
                     // rides that request's stream.
                     other => other.extensions().get::<OriginatingRequestId>().map(|o| o.0.clone()),
                 };
-                (owner.and_then(|id| routes.posts.get(&id).map(|p| p.tx.clone())), false)
+                (owner.and_then(|id| routes.posts.get(&id).map(|p| (p.tx.clone(), p.stream))), false)
             }
             JsonRpcMessage::Request(r) => {
                 let origin = r.request.extensions().get::<OriginatingRequestId>().map(|o| o.0.clone());
-                (origin.and_then(|id| routes.posts.get(&id).map(|p| p.tx.clone())), false)
+                (origin.and_then(|id| routes.posts.get(&id).map(|p| (p.tx.clone(), p.stream))), false)
             }
         };
-        let out = Outgoing::Message { json, response };
-        let target = target.or_else(|| routes.standalone.clone());
+        let (target, stream) = match target {
+            Some((tx, stream)) => (Some(tx), stream),
+            None => (routes.standalone.clone(), STANDALONE),
+        };
+        routes.last_seq += 1;
+        let event = EventId { stream, seq: routes.last_seq };
+        routes.log.push(event, json.clone());
+        let out = Outgoing::Message { json, response, event: Some(event) };
         match target {
             Some(tx) => match tx.try_send(out) {
                 Ok(()) => None,
@@ -433,14 +521,28 @@ impl Session {
     }
 }
 
+/// A legacy session's event ids carry its id, so a reconnect (which has nothing else)
+/// finds it; a Streamable session's carry a random salt.
+fn event_prefix(id: SessionId, kind: SessionKind) -> Arc<str> {
+    match kind {
+        SessionKind::Legacy => id.to_string().into(),
+        SessionKind::Streamable => {
+            let salt = id.to_string();
+            // The id is random; a slice of its other half serves as a salt that tells
+            // sessions apart without repeating the id.
+            salt[24..].into()
+        }
+    }
+}
+
 impl Routes {
     /// Removes the route of an answered request, and its progress token.
-    fn take_post(&mut self, id: &RequestId) -> Option<mpsc::Sender<Outgoing>> {
+    fn take_post(&mut self, id: &RequestId) -> Option<(mpsc::Sender<Outgoing>, u32)> {
         let route = self.posts.remove(id)?;
         if let Some(token) = route.progress {
             self.progress.remove(&token);
         }
-        Some(route.tx)
+        Some((route.tx, route.stream))
     }
 
     fn keep(&mut self, out: Outgoing, cap: usize, id: SessionId) {
@@ -475,7 +577,7 @@ mod tests {
     #[tokio::test]
     async fn response_goes_to_its_post_stream_which_then_ends() {
         let s = new_session();
-        let mut rx = s.open_post([(RequestId::Number(1), None)]);
+        let mut rx = s.open_post([(RequestId::Number(1), None)]).0;
         s.deliver(response(1)).await.expect("delivered");
         let out = rx.recv().await.expect("a message");
         assert!(out.is_response());
@@ -486,13 +588,13 @@ mod tests {
     async fn progress_follows_its_token_and_the_rest_goes_standalone() {
         let s = new_session();
         let token = ProgressToken(NumberOrString::String("t".into()));
-        let mut post = s.open_post([(RequestId::Number(7), Some(token))]);
+        let mut post = s.open_post([(RequestId::Number(7), Some(token))]).0;
         s.deliver(progress("other")).await.expect("kept");
         s.deliver(progress("t")).await.expect("delivered");
         let got = post.recv().await.expect("progress");
         assert!(!got.is_response());
         assert!(std::str::from_utf8(got.json().expect("json")).expect("utf8").contains("\"t\""));
-        let mut get = s.open_standalone();
+        let mut get = s.open_standalone().0;
         let backlog = get.recv().await.expect("backlog replayed");
         assert!(std::str::from_utf8(backlog.json().expect("json")).expect("utf8").contains("other"));
     }
@@ -500,16 +602,16 @@ mod tests {
     #[tokio::test]
     async fn a_new_standalone_stream_replaces_the_old() {
         let s = new_session();
-        let mut first = s.open_standalone();
-        let _second = s.open_standalone();
+        let mut first = s.open_standalone().0;
+        let _second = s.open_standalone().0;
         assert!(first.recv().await.is_none(), "the replaced stream ends");
     }
 
     #[tokio::test]
     async fn end_closes_everything() {
         let s = new_session();
-        let mut post = s.open_post([(RequestId::Number(1), None)]);
-        let mut get = s.open_standalone();
+        let mut post = s.open_post([(RequestId::Number(1), None)]).0;
+        let mut get = s.open_standalone().0;
         s.end();
         assert!(post.recv().await.is_none());
         assert!(get.recv().await.is_none());
@@ -527,7 +629,7 @@ mod tests {
         let s = new_session();
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(s.idle_for(), Duration::from_secs(10));
-        let stream = s.open_standalone();
+        let stream = s.open_standalone().0;
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(s.idle_for(), Duration::ZERO, "an open stream is not idle");
         drop(stream);
@@ -540,7 +642,7 @@ mod tests {
     async fn requests_are_in_flight_until_answered_or_cancelled() {
         use rmcp::model::{ClientRequest, PingRequest};
         let s = new_session();
-        let _rx = s.open_post([(RequestId::Number(1), None), (RequestId::Number(2), None)]);
+        let _rx = s.open_post([(RequestId::Number(1), None), (RequestId::Number(2), None)]).0;
         for id in [1, 2] {
             let ping =
                 JsonRpcMessage::request(ClientRequest::PingRequest(PingRequest::default()), RequestId::Number(id));
@@ -557,19 +659,70 @@ mod tests {
     #[tokio::test]
     async fn a_retry_hint_reaches_every_open_stream() {
         let s = new_session();
-        let mut get = s.open_standalone();
-        let mut post = s.open_post([(RequestId::Number(1), None)]);
+        let mut get = s.open_standalone().0;
+        let mut post = s.open_post([(RequestId::Number(1), None)]).0;
         s.hint_retry(Duration::from_secs(2));
         for rx in [&mut get, &mut post] {
-            let frame = rx.recv().await.expect("a frame").to_sse();
+            let frame = rx.recv().await.expect("a frame").to_sse(None);
             assert!(frame.windows(11).any(|w| w == b"retry: 2000"), "{frame:?}");
         }
     }
 
     #[tokio::test]
+    async fn a_cut_post_stream_resumes_with_what_it_missed_then_the_rest() {
+        let s = new_session();
+        let token = ProgressToken(NumberOrString::String("t".into()));
+        let (post, priming) = s.open_post([(RequestId::Number(5), Some(token))]);
+        let prefix = s.event_prefix().clone();
+        s.deliver(progress("t")).await.expect("delivered");
+        drop(post);
+        s.deliver(progress("t")).await.expect("logged while no one listens");
+        let mut resumed = s.resume(&priming.format(&prefix)).expect("resumable");
+        for _ in 0..2 {
+            let frame = resumed.recv().await.expect("a replayed event").to_sse(Some(&prefix));
+            assert!(frame.starts_with(b"event: message\nid: "), "{frame:?}");
+        }
+        s.deliver(response(5)).await.expect("delivered to the resumed stream");
+        resumed.recv().await.expect("the response");
+        assert!(resumed.recv().await.is_none(), "the resumed stream ends after the response");
+    }
+
+    #[tokio::test]
+    async fn resumption_refuses_foreign_and_garbage_ids() {
+        let s = new_session();
+        let other = new_session();
+        let (_post, priming) = other.open_post([(RequestId::Number(1), None)]);
+        assert_eq!(s.resume(&priming.format(other.event_prefix())).err(), Some(ResumeError::Foreign));
+        assert_eq!(s.resume("garbage").err(), Some(ResumeError::Malformed));
+        let unknown_stream = EventId { stream: 99, seq: 0 }.format(s.event_prefix());
+        assert_eq!(s.resume(&unknown_stream).err(), Some(ResumeError::Foreign));
+    }
+
+    #[tokio::test]
+    async fn the_standalone_stream_resumes_after_the_last_event_seen() {
+        let s = new_session();
+        let (mut get, _) = s.open_standalone();
+        let prefix = s.event_prefix().clone();
+        s.deliver(progress("a")).await.expect("delivered");
+        s.deliver(progress("b")).await.expect("delivered");
+        let first = get.recv().await.expect("first");
+        let Outgoing::Message { event: Some(seen), .. } = first else { panic!("an event with an id") };
+        drop(get);
+        let mut again = s.resume(&seen.format(&prefix)).expect("resumable");
+        let replayed = again.recv().await.expect("the missed event");
+        assert!(std::str::from_utf8(replayed.json().expect("json")).expect("utf8").contains("\"b\""));
+        s.deliver(progress("c")).await.expect("live again");
+        assert!(
+            std::str::from_utf8(again.recv().await.expect("live").json().expect("json"))
+                .expect("utf8")
+                .contains("\"c\"")
+        );
+    }
+
+    #[tokio::test]
     async fn forgotten_request_ends_its_stream() {
         let s = new_session();
-        let mut post = s.open_post([(RequestId::Number(3), None)]);
+        let mut post = s.open_post([(RequestId::Number(3), None)]).0;
         s.forget_request(&RequestId::Number(3));
         assert!(post.recv().await.is_none());
     }

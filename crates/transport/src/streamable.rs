@@ -17,9 +17,10 @@ use rmcp::model::{ClientNotification, ClientRequest, GetMeta, JsonRpcMessage, Pr
 use tokio::sync::mpsc;
 
 use crate::body::{Body, SseStream};
-use crate::checks::{self, Accepts, MCP_SESSION_ID};
+use crate::checks::{self, Accepts, LAST_EVENT_ID, MCP_SESSION_ID};
 use crate::edge::{Edge, Sessions, sse_response, status_only};
 use crate::error::Error;
+use crate::event_log::{EventId, ResumeError};
 use crate::legacy;
 use crate::message::{self, Posted};
 use crate::session::{Outgoing, Session, SessionKind};
@@ -64,7 +65,7 @@ where
     // was read makes hyper close the connection, and clients that reuse it (a fallback
     // `initialize` right after a refused 2026 probe) then fail.
     let bytes = message::read_body(body, edge.config.max_body).await?;
-    checks::protocol_version(&parts.headers)?;
+    let version = checks::protocol_version(&parts.headers)?;
     // An unknown session is answered before the body is parsed: whatever it holds, the
     // client must start over.
     let session = session_header(edge, parts)?;
@@ -79,7 +80,7 @@ where
         (None, Posted::Single(m)) if message::is_initialize(&m) => {
             let session = edge.sessions.create(SessionKind::Streamable)?;
             tracing::info!(session = %session.id(), "streamable session opened");
-            let mut response = dispatch(&session, vec![m], accepts, false, edge.config.keepalive).await?;
+            let mut response = dispatch(&session, vec![m], accepts, false, edge.config.keepalive, false).await?;
             let id = HeaderValue::from_str(&session.id().to_string()).map_err(|_| Error::Unavailable("session id"))?;
             response.headers_mut().insert(MCP_SESSION_ID.clone(), id);
             Ok(response)
@@ -90,7 +91,10 @@ where
         (Some(_), Posted::Single(m)) if message::is_initialize(&m) => {
             Err(Error::InvalidRequest("the session is already initialized"))
         }
-        (Some(session), Posted::Single(m)) => dispatch(&session, vec![m], accepts, false, edge.config.keepalive).await,
+        (Some(session), Posted::Single(m)) => {
+            let prime = primes(&session, version);
+            dispatch(&session, vec![m], accepts, false, edge.config.keepalive, prime).await
+        }
         (Some(session), Posted::Batch(batch)) => {
             if session.negotiated_version().as_deref() != Some(BATCH_VERSION) {
                 return Err(Error::InvalidRequest("batches are only accepted in sessions at protocol 2025-03-26"));
@@ -98,7 +102,7 @@ where
             if batch.iter().any(message::is_initialize) {
                 return Err(Error::InvalidRequest("initialize must not be in a batch"));
             }
-            dispatch(&session, batch, accepts, true, edge.config.keepalive).await
+            dispatch(&session, batch, accepts, true, edge.config.keepalive, false).await
         }
     }
 }
@@ -111,6 +115,7 @@ async fn dispatch(
     accepts: Accepts,
     batch: bool,
     keepalive: Duration,
+    prime: bool,
 ) -> Result<Response<Body>, Error> {
     let requests: Vec<(RequestId, Option<ProgressToken>)> = messages
         .iter()
@@ -120,7 +125,7 @@ async fn dispatch(
         })
         .collect();
     let expected = requests.len();
-    let rx = (expected > 0).then(|| session.open_post(requests));
+    let opened = (expected > 0).then(|| session.open_post(requests));
     for m in messages {
         let cancelled = match &m {
             JsonRpcMessage::Notification(n) => match &n.notification {
@@ -134,8 +139,9 @@ async fn dispatch(
             session.forget_request(&id);
         }
     }
-    let Some(rx) = rx else { return Ok(status_only(StatusCode::ACCEPTED)) };
-    reply(session, rx, accepts, expected, batch, keepalive).await
+    let Some((rx, priming)) = opened else { return Ok(status_only(StatusCode::ACCEPTED)) };
+    let stream = SseSetup { prefix: session.event_prefix().clone(), keepalive, priming: prime.then_some(priming) };
+    reply(session, rx, accepts, expected, batch, stream).await
 }
 
 fn progress_token(request: &ClientRequest) -> Option<ProgressToken> {
@@ -149,24 +155,21 @@ async fn reply(
     accepts: Accepts,
     expected: usize,
     batch: bool,
-    keepalive: Duration,
+    stream: SseSetup,
 ) -> Result<Response<Body>, Error> {
-    if !accepts.json {
-        return Ok(sse_response(SseStream::new(rx, keepalive)));
-    }
-    if accepts.sse && batch {
-        return Ok(sse_response(SseStream::new(rx, keepalive)));
+    if !accepts.json || (accepts.sse && batch) {
+        return Ok(sse_response(stream.build(rx, None)));
     }
     if !accepts.sse {
         return json_only(session, rx, expected, batch).await;
     }
     // Both allowed, one request: let the first message decide.
     match rx.recv().await {
-        Some(Outgoing::Message { json, response: true }) => Ok(json_response(json)),
-        Some(first) => Ok(sse_response(SseStream::new(rx, keepalive).with_prelude(first.to_sse()))),
+        Some(Outgoing::Message { json, response: true, .. }) => Ok(json_response(json)),
+        Some(first) => Ok(sse_response(stream.build(rx, Some(first)))),
         None if session.is_ended() => Err(Error::SessionNotFound),
         // The client cancelled the request: no response will come.
-        None => Ok(sse_response(SseStream::new(rx, keepalive))),
+        None => Ok(sse_response(stream.build(rx, None))),
     }
 }
 
@@ -181,7 +184,7 @@ async fn json_only(
     let mut responses = Vec::with_capacity(expected);
     while responses.len() < expected {
         match rx.recv().await {
-            Some(Outgoing::Message { json, response: true }) => responses.push(json),
+            Some(Outgoing::Message { json, response: true, .. }) => responses.push(json),
             Some(Outgoing::Control(_)) => {}
             Some(out) => session.to_standalone(out),
             None => break,
@@ -208,6 +211,44 @@ async fn json_only(
     Ok(json_response(Bytes::from(body)))
 }
 
+/// The first protocol version whose clients expect a priming event (an id and no data)
+/// first on every event stream, so they can resume even before any message came.
+const PRIMING_VERSION: &str = "2025-11-25";
+
+/// How long a client waits before it reconnects a dropped stream, sent with the priming event.
+const RETRY_MS: u64 = 1000;
+
+/// Whether this request's streams start with a priming event: by the version the request
+/// names, else the session's. Older clients crashed on empty events.
+fn primes(session: &Session, header: Option<&str>) -> bool {
+    let version = header.map(str::to_owned).or_else(|| session.negotiated_version());
+    version.is_some_and(|v| v.as_str() >= PRIMING_VERSION)
+}
+
+/// How to build a Streamable event stream: event ids with the session's prefix, the
+/// keepalive, and the priming event when the client expects one.
+struct SseSetup {
+    prefix: Arc<str>,
+    keepalive: Duration,
+    priming: Option<EventId>,
+}
+
+impl SseSetup {
+    fn build(self, rx: mpsc::Receiver<Outgoing>, first: Option<Outgoing>) -> SseStream {
+        let mut stream = SseStream::new(rx, self.keepalive).with_event_ids(self.prefix.clone());
+        if let Some(priming) = self.priming {
+            let id = priming.format(&self.prefix);
+            stream = stream.with_prelude(
+                crate::sse::Event { id: Some(&id), retry: Some(RETRY_MS), ..Default::default() }.encode(),
+            );
+        }
+        if let Some(first) = first {
+            stream = stream.with_prelude(first.to_sse(Some(&self.prefix)));
+        }
+        stream
+    }
+}
+
 fn json_response(json: Bytes) -> Response<Body> {
     let mut response = Response::new(Body::full(json));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -223,10 +264,28 @@ fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts) -> Result<Response<Body>, Err
     let Some(session) = session_header(edge, parts)? else {
         return legacy::connect(edge, parts);
     };
-    checks::protocol_version(&parts.headers)?;
-    let rx = session.open_standalone();
+    let version = checks::protocol_version(&parts.headers)?;
+    let stream = match parts.headers.get(&LAST_EVENT_ID) {
+        Some(last) => {
+            let last = last.to_str().map_err(|_| Error::Resume(ResumeError::Malformed))?;
+            let rx = session.resume(last)?;
+            tracing::info!(session = %session.id(), "stream resumed after event {last}");
+            SseSetup { prefix: session.event_prefix().clone(), keepalive: edge.config.keepalive, priming: None }
+                .build(rx, None)
+        }
+        None => {
+            let (rx, priming) = session.open_standalone();
+            let prime = primes(&session, version);
+            SseSetup {
+                prefix: session.event_prefix().clone(),
+                keepalive: edge.config.keepalive,
+                priming: prime.then_some(priming),
+            }
+            .build(rx, None)
+        }
+    };
     let weak = session.standalone_handle();
-    let stream = SseStream::new(rx, edge.config.keepalive).on_close(Box::new(move || {
+    let stream = stream.on_close(Box::new(move || {
         if let Some(weak) = &weak {
             session.close_standalone_if_current(weak);
         }

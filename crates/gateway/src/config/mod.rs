@@ -112,6 +112,8 @@ struct RawSessions {
     inbound_queue: usize,
     stream_queue: usize,
     backlog: usize,
+    event_log_events: usize,
+    event_log_bytes: usize,
 }
 
 impl Default for RawSessions {
@@ -123,6 +125,8 @@ impl Default for RawSessions {
             inbound_queue: 64,
             stream_queue: 64,
             backlog: 256,
+            event_log_events: 256,
+            event_log_bytes: 1 << 20,
         }
     }
 }
@@ -256,7 +260,13 @@ impl RawConfig {
             drain_timeout: Duration::from_secs(self.server.drain_timeout_secs),
             paths: Paths { sse: p.sse.clone(), messages: p.messages.clone(), mcp: p.mcp.clone() },
             edge,
-            limits: SessionLimits { inbound: s.inbound_queue, stream: s.stream_queue, backlog: s.backlog },
+            limits: SessionLimits {
+                inbound: s.inbound_queue,
+                stream: s.stream_queue,
+                backlog: s.backlog,
+                log_events: s.event_log_events,
+                log_bytes: s.event_log_bytes,
+            },
             idle_timeout: Duration::from_secs(s.idle_timeout_secs),
             upstreams,
         })
