@@ -171,7 +171,8 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
 
     let metrics = Metrics::new();
     let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), &tasks);
-    let registry = Registry::new(ServerFactory::new(upstreams.clone(), tasks.clone()), config.limits, metrics.clone());
+    let factory = ServerFactory::new(upstreams.clone(), tasks.clone());
+    let registry = Registry::new(factory, config.limits, config.caps, metrics.clone());
     let edge = Edge::new(registry.clone(), config.edge.clone(), tasks.clone());
     let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics));
     tasks.spawn(registry.clone().run_reaper(config.idle_timeout, stop.clone()));

@@ -8,11 +8,13 @@ use std::time::Duration;
 use dashmap::DashMap;
 use mcpgw_core::upstream::set::UpstreamStats;
 use mcpgw_core::{Outbound, OutboundClosed, ServerFactory};
+use mcpgw_transport::auth::Credential;
 use mcpgw_transport::session::SessionLimits;
 use mcpgw_transport::{Error, Session, SessionId, SessionKind, Sessions};
 use rmcp::model::ServerJsonRpcMessage;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::SessionCaps;
 use crate::metrics::Metrics;
 
 /// All live sessions, both kinds, in one map.
@@ -24,18 +26,28 @@ pub(crate) struct Registry {
     metrics: Arc<Metrics>,
     /// Set at shutdown: no new sessions.
     closed: AtomicBool,
+    caps: SessionCaps,
+    /// Live sessions of each credential (the `None` key: no authentication).
+    per_owner: DashMap<Option<Credential>, usize>,
     me: Weak<Registry>,
 }
 
 impl Registry {
     /// An empty registry whose sessions' servers `factory` builds.
-    pub(crate) fn new(factory: ServerFactory, limits: SessionLimits, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub(crate) fn new(
+        factory: ServerFactory,
+        limits: SessionLimits,
+        caps: SessionCaps,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         let registry = Arc::new_cyclic(|me| Self {
             map: DashMap::new(),
             factory: RwLock::new(factory),
             limits,
             metrics: metrics.clone(),
             closed: AtomicBool::new(false),
+            caps,
+            per_owner: DashMap::new(),
             me: me.clone(),
         });
         metrics.watch(&registry);
@@ -117,12 +129,22 @@ impl Registry {
 }
 
 impl Sessions for Registry {
-    fn create(&self, kind: SessionKind) -> Result<Arc<Session>, Error> {
+    fn create(&self, kind: SessionKind, owner: Option<Credential>) -> Result<Arc<Session>, Error> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Unavailable("the gateway is shutting down"));
         }
+        if self.map.len() >= self.caps.total {
+            return Err(Error::Unavailable("the gateway is at its session limit"));
+        }
+        {
+            let mut count = self.per_owner.entry(owner).or_insert(0);
+            if self.caps.per_credential.is_some_and(|cap| *count >= cap) {
+                return Err(Error::Unavailable("this credential is at its session limit"));
+            }
+            *count += 1;
+        }
         let id = SessionId::random();
-        let (session, inbound) = Session::new(id, kind, self.limits);
+        let (session, inbound) = Session::new(id, kind, owner, self.limits);
         self.map.insert(id, session.clone());
         let me = self.me.clone();
         let started = self.factory().start(
@@ -156,6 +178,10 @@ impl Sessions for Registry {
     fn end(&self, id: SessionId) {
         if let Some((_, session)) = self.map.remove(&id) {
             session.end();
+            self.per_owner.remove_if_mut(&session.owner(), |_, count| {
+                *count = count.saturating_sub(1);
+                *count == 0
+            });
             self.metrics.session_ended(session.kind().as_str());
             tracing::info!(session = %id, kind = session.kind().as_str(), "session ended");
         }
@@ -183,14 +209,19 @@ mod tests {
     fn test_registry() -> Arc<Registry> {
         let tasks = TaskTracker::new();
         let factory = ServerFactory::new(mcpgw_core::Upstreams::builtin(&tasks), tasks);
-        Registry::new(factory, SessionLimits::default(), Metrics::new())
+        Registry::new(
+            factory,
+            SessionLimits::default(),
+            SessionCaps { total: 3, per_credential: Some(2) },
+            Metrics::new(),
+        )
     }
 
     #[tokio::test(start_paused = true)]
     async fn idle_sessions_are_reaped_and_busy_ones_kept() {
         let registry = test_registry();
-        let idle = registry.create(SessionKind::Streamable).expect("created");
-        let listening = registry.create(SessionKind::Legacy).expect("created");
+        let idle = registry.create(SessionKind::Streamable, None).expect("created");
+        let listening = registry.create(SessionKind::Legacy, None).expect("created");
         let _stream = listening.open_standalone().0;
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(registry.reap_idle(Duration::from_secs(60)), 1);
@@ -204,14 +235,36 @@ mod tests {
     async fn a_closed_registry_refuses_new_sessions() {
         let registry = test_registry();
         registry.close();
-        assert!(matches!(registry.create(SessionKind::Streamable), Err(Error::Unavailable(_))));
+        assert!(matches!(registry.create(SessionKind::Streamable, None), Err(Error::Unavailable(_))));
+    }
+
+    #[tokio::test]
+    async fn caps_refuse_new_sessions_and_free_up_when_sessions_end() {
+        let registry = test_registry();
+        let first = registry.create(SessionKind::Streamable, None).expect("created");
+        registry.create(SessionKind::Streamable, None).expect("created");
+        assert!(matches!(registry.create(SessionKind::Legacy, None), Err(Error::Unavailable(_))), "per-credential cap");
+        let tokens =
+            mcpgw_transport::auth::TokenSet::from_hex([mcpgw_transport::auth::digest_hex("t").as_str()]).expect("set");
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::AUTHORIZATION, http::HeaderValue::from_static("Bearer t"));
+        let other = tokens.check(&headers).expect("credential");
+        registry.create(SessionKind::Streamable, Some(other)).expect("another credential has room");
+        assert!(
+            matches!(registry.create(SessionKind::Streamable, Some(other)), Err(Error::Unavailable(_))),
+            "global cap"
+        );
+        registry.end(first.id());
+        registry.create(SessionKind::Streamable, None).expect("room again");
+        assert_eq!(registry.counts(), (0, 3));
     }
 
     #[tokio::test]
     async fn ended_sessions_leave_the_map() {
         let registry = test_registry();
-        let ids: Vec<_> = (0..10).map(|_| registry.create(SessionKind::Streamable).expect("created").id()).collect();
-        assert_eq!(registry.counts(), (0, 10));
+        let ids: Vec<_> =
+            (0..2).map(|_| registry.create(SessionKind::Streamable, None).expect("created").id()).collect();
+        assert_eq!(registry.counts(), (0, 2));
         for id in ids {
             registry.end(id);
         }

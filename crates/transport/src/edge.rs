@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{Credential, TokenSet};
 use crate::body::{Body, SseStream};
 use crate::checks::{self, HostPolicy};
 use crate::error::Error;
@@ -17,9 +18,9 @@ use crate::{legacy, streamable};
 /// The session registry, as the HTTP handlers see it. The binary implements it: it owns
 /// the one map of sessions of both kinds and knows how to build an MCP server.
 pub trait Sessions: Send + Sync + 'static {
-    /// Creates a session of `kind` with a fresh MCP server behind it, or refuses with
-    /// [`Error::Unavailable`].
-    fn create(&self, kind: SessionKind) -> Result<Arc<Session>, Error>;
+    /// Creates a session of `kind`, owned by `owner`, with a fresh MCP server behind it, or
+    /// refuses with [`Error::Unavailable`].
+    fn create(&self, kind: SessionKind, owner: Option<Credential>) -> Result<Arc<Session>, Error>;
     /// The live session with this id, of either kind.
     fn get(&self, id: SessionId) -> Option<Arc<Session>>;
     /// Ends the session and forgets it; later requests for it get 404.
@@ -44,6 +45,8 @@ pub struct EdgeConfig {
     pub public_prefix: String,
     /// Which Host and Origin values are served.
     pub hosts: HostPolicy,
+    /// The accepted bearer tokens; `None` turns authentication off.
+    pub auth: Option<TokenSet>,
 }
 
 impl Default for EdgeConfig {
@@ -55,6 +58,7 @@ impl Default for EdgeConfig {
             messages_path: "/messages".to_owned(),
             public_prefix: String::new(),
             hosts: HostPolicy::default(),
+            auth: None,
         }
     }
 }
@@ -100,12 +104,17 @@ impl<S: Sessions> Edge<S> {
                 checks::add_preflight(&parts.headers, response.headers_mut());
                 return response;
             }
-            Ok(()) => match route {
-                Route::LegacyStream if parts.method == Method::GET => legacy::connect(self, &parts),
-                Route::LegacyStream => Err(Error::MethodNotAllowed("GET, OPTIONS")),
-                Route::LegacyMessages if parts.method == Method::POST => legacy::post(self, &parts, body).await,
-                Route::LegacyMessages => Err(Error::MethodNotAllowed("POST, OPTIONS")),
-                Route::Streamable => streamable::handle(self, &parts, body).await,
+            Ok(()) => match self.authenticate(&parts) {
+                Err(e) => Err(e),
+                Ok(owner) => match route {
+                    Route::LegacyStream if parts.method == Method::GET => legacy::connect(self, &parts, owner),
+                    Route::LegacyStream => Err(Error::MethodNotAllowed("GET, OPTIONS")),
+                    Route::LegacyMessages if parts.method == Method::POST => {
+                        legacy::post(self, &parts, body, owner).await
+                    }
+                    Route::LegacyMessages => Err(Error::MethodNotAllowed("POST, OPTIONS")),
+                    Route::Streamable => streamable::handle(self, &parts, body, owner).await,
+                },
             },
         };
         let mut response = result.unwrap_or_else(Error::into_response);
@@ -113,11 +122,25 @@ impl<S: Sessions> Edge<S> {
         response
     }
 
-    /// The session with this id if it is live and of this kind: the two id spaces never
-    /// cross, so a legacy id on `/mcp` is unknown, and the reverse.
-    pub(crate) fn live_session(&self, id: SessionId, kind: SessionKind) -> Result<Arc<Session>, Error> {
-        let session =
-            self.sessions.get(id).filter(|s| s.kind() == kind && !s.is_ended()).ok_or(Error::SessionNotFound)?;
+    /// The caller's credential: `None` when authentication is off.
+    fn authenticate(&self, parts: &http::request::Parts) -> Result<Option<Credential>, Error> {
+        self.config.auth.as_ref().map(|tokens| tokens.check(&parts.headers)).transpose()
+    }
+
+    /// The session with this id if it is live, of this kind and the caller's: the two id
+    /// spaces never cross, so a legacy id on `/mcp` is unknown, and the reverse; and another
+    /// credential's session is unknown too (404, never a hint that it exists).
+    pub(crate) fn live_session(
+        &self,
+        id: SessionId,
+        kind: SessionKind,
+        owner: Option<Credential>,
+    ) -> Result<Arc<Session>, Error> {
+        let session = self
+            .sessions
+            .get(id)
+            .filter(|s| s.kind() == kind && !s.is_ended() && s.owner() == owner)
+            .ok_or(Error::SessionNotFound)?;
         session.touch();
         Ok(session)
     }

@@ -47,6 +47,9 @@ pub enum Error {
     /// The gateway cannot take this session or message now.
     #[error("Service Unavailable: {0}")]
     Unavailable(&'static str),
+    /// No accepted bearer token; the optional text is the RFC 6750 `error` code.
+    #[error("Unauthorized: a valid bearer token is required")]
+    Unauthorized(Option<&'static str>),
     /// `Last-Event-ID` names nothing this session can resume.
     #[error("{0}")]
     Resume(#[from] crate::event_log::ResumeError),
@@ -79,6 +82,7 @@ impl Error {
             Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, SERVER_ERROR),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, SERVER_ERROR),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR),
+            Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, SERVER_ERROR),
             Error::Resume(crate::event_log::ResumeError::Malformed) => (StatusCode::BAD_REQUEST, SERVER_ERROR),
             Error::Resume(crate::event_log::ResumeError::Foreign) => (StatusCode::NOT_FOUND, SERVER_ERROR),
         }
@@ -101,6 +105,14 @@ impl Error {
         }
         if let Error::Unavailable(_) = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Error::Unauthorized(code) = self {
+            let challenge = match code {
+                Some("invalid_token") => r#"Bearer realm="mcpgw", error="invalid_token""#,
+                Some(_) => r#"Bearer realm="mcpgw", error="invalid_request""#,
+                None => r#"Bearer realm="mcpgw""#,
+            };
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response
     }

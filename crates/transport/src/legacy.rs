@@ -7,6 +7,7 @@ use std::sync::Arc;
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode, header};
 
+use crate::auth::Credential;
 use crate::body::{Body, SseStream};
 use crate::checks::{self, X_FORWARDED_PREFIX};
 use crate::edge::{Edge, Sessions, sse_response, status_only};
@@ -18,14 +19,18 @@ use crate::session_id::SessionId;
 use crate::sse;
 
 /// `GET /sse` (or `GET /mcp` without a session): a new legacy session and its stream.
-pub(crate) fn connect<S: Sessions>(edge: &Edge<S>, parts: &Parts) -> Result<Response<Body>, Error> {
+pub(crate) fn connect<S: Sessions>(
+    edge: &Edge<S>,
+    parts: &Parts,
+    owner: Option<Credential>,
+) -> Result<Response<Body>, Error> {
     if !checks::accepts(&parts.headers).sse {
         return Err(Error::NotAcceptable("Accept must allow text/event-stream"));
     }
-    let (session, rx, endpoint_id) = match reconnect(edge, parts) {
+    let (session, rx, endpoint_id) = match reconnect(edge, parts, owner) {
         Some(resumed) => resumed,
         None => {
-            let session = edge.sessions.create(SessionKind::Legacy)?;
+            let session = edge.sessions.create(SessionKind::Legacy, owner)?;
             let (rx, priming) = session.open_standalone();
             tracing::info!(session = %session.id(), "legacy session opened");
             let id = priming.format(session.event_prefix());
@@ -49,11 +54,12 @@ pub(crate) fn connect<S: Sessions>(edge: &Edge<S>, parts: &Parts) -> Result<Resp
 fn reconnect<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
+    owner: Option<Credential>,
 ) -> Option<(Arc<Session>, tokio::sync::mpsc::Receiver<crate::session::Outgoing>, String)> {
     let last = parts.headers.get(&checks::LAST_EVENT_ID)?.to_str().ok()?;
     let (prefix, _) = EventId::parse(last).ok()?;
     let id: SessionId = prefix.parse().ok()?;
-    let session = edge.live_session(id, SessionKind::Legacy).ok()?;
+    let session = edge.live_session(id, SessionKind::Legacy, owner).ok()?;
     let rx = session.resume(last).ok()?;
     tracing::info!(session = %session.id(), "legacy client reconnected after event {last}");
     Some((session, rx, last.to_owned()))
@@ -106,7 +112,12 @@ fn prefix<'a, S>(edge: &'a Edge<S>, parts: &'a Parts) -> &'a str {
 
 /// `POST /messages?sessionId=`: hands one message to the session; the answer goes on the
 /// event stream.
-pub(crate) async fn post<S, B>(edge: &Edge<S>, parts: &Parts, body: B) -> Result<Response<Body>, Error>
+pub(crate) async fn post<S, B>(
+    edge: &Edge<S>,
+    parts: &Parts,
+    body: B,
+    owner: Option<Credential>,
+) -> Result<Response<Body>, Error>
 where
     S: Sessions,
     B: http_body::Body<Data = bytes::Bytes>,
@@ -116,7 +127,7 @@ where
     // client will reuse (see streamable::post).
     let bytes = message::read_body(body, edge.config.max_body).await?;
     let id = session_param(parts)?;
-    let session = edge.live_session(id, SessionKind::Legacy)?;
+    let session = edge.live_session(id, SessionKind::Legacy, owner)?;
     checks::require_json_content_type(&parts.headers)?;
     let message = match message::parse(&bytes)? {
         Posted::Single(m) => m,

@@ -6,6 +6,8 @@
 //! [`Sessions`].
 //!
 //! # Layout
+//! - [`auth`]: bearer tokens (configured as SHA-256 digests) and the credential a session
+//!   belongs to.
 //! - [`session_id`]: the typed [`SessionId`] (128 random bits, 32 hex digits).
 //! - [`error`]: the crate's one error enum and its mapping to HTTP status + JSON-RPC error.
 //! - [`event_log`]: event ids and the bounded per-session log that resumption replays.
@@ -23,6 +25,7 @@
 //! handler never ends a session: a Streamable session ends on `DELETE`, on idle expiry or at
 //! shutdown; a legacy session ends when its event stream has been gone for the grace period.
 
+pub mod auth;
 pub mod body;
 pub mod checks;
 pub mod edge;

@@ -25,6 +25,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Credential;
 use crate::event_log::{EventId, EventLog, ResumeError};
 use crate::session_id::SessionId;
 use crate::sse;
@@ -138,6 +139,8 @@ pub struct Session {
     last_active_ms: AtomicU64,
     /// What its event ids start with (see [`crate::event_log`]).
     event_prefix: Arc<str>,
+    /// The credential that created it; only that credential may use it.
+    owner: Option<Credential>,
 }
 
 #[derive(Debug)]
@@ -177,6 +180,7 @@ impl Session {
     pub fn new(
         id: SessionId,
         kind: SessionKind,
+        owner: Option<Credential>,
         limits: SessionLimits,
     ) -> (Arc<Self>, mpsc::Receiver<ClientJsonRpcMessage>) {
         let (inbound, rx) = mpsc::channel(limits.inbound.max(1));
@@ -200,6 +204,7 @@ impl Session {
             created: Instant::now(),
             last_active_ms: AtomicU64::new(0),
             event_prefix: event_prefix(id, kind),
+            owner,
         };
         (Arc::new(session), rx)
     }
@@ -212,6 +217,11 @@ impl Session {
     /// The transport it was created on.
     pub fn kind(&self) -> SessionKind {
         self.kind
+    }
+
+    /// The credential that created it, when authentication is on.
+    pub fn owner(&self) -> Option<Credential> {
+        self.owner
     }
 
     /// Cancelled when the session ends; the MCP server runs under it.
@@ -560,7 +570,7 @@ mod tests {
     use rmcp::model::{EmptyResult, NumberOrString, ProgressNotificationParam};
 
     fn new_session() -> Arc<Session> {
-        Session::new(SessionId::random(), SessionKind::Streamable, SessionLimits::default()).0
+        Session::new(SessionId::random(), SessionKind::Streamable, None, SessionLimits::default()).0
     }
 
     fn response(id: i64) -> ServerJsonRpcMessage {

@@ -16,6 +16,7 @@ use http::{HeaderValue, Method, Response, StatusCode, header};
 use rmcp::model::{ClientNotification, ClientRequest, GetMeta, JsonRpcMessage, ProgressToken, RequestId};
 use tokio::sync::mpsc;
 
+use crate::auth::Credential;
 use crate::body::{Body, SseStream};
 use crate::checks::{self, Accepts, LAST_EVENT_ID, MCP_SESSION_ID};
 use crate::edge::{Edge, Sessions, sse_response, status_only};
@@ -28,29 +29,38 @@ use crate::session::{Outgoing, Session, SessionKind};
 /// The protocol version whose sessions may POST JSON-RPC batches.
 const BATCH_VERSION: &str = "2025-03-26";
 
-pub(crate) async fn handle<S, B>(edge: &Edge<S>, parts: &Parts, body: B) -> Result<Response<Body>, Error>
+pub(crate) async fn handle<S, B>(
+    edge: &Edge<S>,
+    parts: &Parts,
+    body: B,
+    owner: Option<Credential>,
+) -> Result<Response<Body>, Error>
 where
     S: Sessions,
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     match parts.method {
-        Method::POST => post(edge, parts, body).await,
-        Method::GET => get(edge, parts),
-        Method::DELETE => delete(edge, parts),
+        Method::POST => post(edge, parts, body, owner).await,
+        Method::GET => get(edge, parts, owner),
+        Method::DELETE => delete(edge, parts, owner),
         _ => Err(Error::MethodNotAllowed("GET, POST, DELETE, OPTIONS")),
     }
 }
 
 /// The session named by `Mcp-Session-Id`: `None` when the header is absent; an id that is
 /// malformed, unknown, ended or of the legacy kind is 404.
-fn session_header<S: Sessions>(edge: &Edge<S>, parts: &Parts) -> Result<Option<Arc<Session>>, Error> {
+fn session_header<S: Sessions>(
+    edge: &Edge<S>,
+    parts: &Parts,
+    owner: Option<Credential>,
+) -> Result<Option<Arc<Session>>, Error> {
     let Some(value) = parts.headers.get(&MCP_SESSION_ID) else { return Ok(None) };
     let id = value.to_str().ok().and_then(|v| v.trim().parse().ok()).ok_or(Error::SessionNotFound)?;
-    edge.live_session(id, SessionKind::Streamable).map(Some)
+    edge.live_session(id, SessionKind::Streamable, owner).map(Some)
 }
 
-async fn post<S, B>(edge: &Edge<S>, parts: &Parts, body: B) -> Result<Response<Body>, Error>
+async fn post<S, B>(edge: &Edge<S>, parts: &Parts, body: B, owner: Option<Credential>) -> Result<Response<Body>, Error>
 where
     S: Sessions,
     B: http_body::Body<Data = Bytes>,
@@ -68,7 +78,7 @@ where
     let version = checks::protocol_version(&parts.headers)?;
     // An unknown session is answered before the body is parsed: whatever it holds, the
     // client must start over.
-    let session = session_header(edge, parts)?;
+    let session = session_header(edge, parts, owner)?;
     let posted = message::parse(&bytes)?;
     match &posted {
         Posted::Single(m) => edge.sessions.observe(SessionKind::Streamable, message::method_label(m)),
@@ -78,7 +88,7 @@ where
     }
     match (session, posted) {
         (None, Posted::Single(m)) if message::is_initialize(&m) => {
-            let session = edge.sessions.create(SessionKind::Streamable)?;
+            let session = edge.sessions.create(SessionKind::Streamable, owner)?;
             tracing::info!(session = %session.id(), "streamable session opened");
             let mut response = dispatch(&session, vec![m], accepts, false, edge.config.keepalive, false).await?;
             let id = HeaderValue::from_str(&session.id().to_string()).map_err(|_| Error::Unavailable("session id"))?;
@@ -257,12 +267,12 @@ fn json_response(json: Bytes) -> Response<Body> {
 
 /// `GET`: the standalone stream of a session; without a session id, the legacy handshake,
 /// for clients that fall back to HTTP+SSE on the URL they were given.
-fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts) -> Result<Response<Body>, Error> {
+fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Credential>) -> Result<Response<Body>, Error> {
     if !checks::accepts(&parts.headers).sse {
         return Err(Error::NotAcceptable("Accept must allow text/event-stream"));
     }
-    let Some(session) = session_header(edge, parts)? else {
-        return legacy::connect(edge, parts);
+    let Some(session) = session_header(edge, parts, owner)? else {
+        return legacy::connect(edge, parts, owner);
     };
     let version = checks::protocol_version(&parts.headers)?;
     let stream = match parts.headers.get(&LAST_EVENT_ID) {
@@ -294,8 +304,8 @@ fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts) -> Result<Response<Body>, Err
 }
 
 /// `DELETE`: ends the session.
-fn delete<S: Sessions>(edge: &Edge<S>, parts: &Parts) -> Result<Response<Body>, Error> {
-    let session = session_header(edge, parts)?.ok_or(Error::MissingSessionId)?;
+fn delete<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Credential>) -> Result<Response<Body>, Error> {
+    let session = session_header(edge, parts, owner)?.ok_or(Error::MissingSessionId)?;
     tracing::info!(session = %session.id(), "streamable session deleted by the client");
     edge.sessions.end(session.id());
     Ok(status_only(StatusCode::OK))

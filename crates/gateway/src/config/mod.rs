@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use mcpgw_core::{UpstreamKind, UpstreamSpec};
+use mcpgw_transport::auth::TokenSet;
 use mcpgw_transport::checks::HostPolicy;
 use mcpgw_transport::edge::EdgeConfig;
 use mcpgw_transport::session::SessionLimits;
@@ -65,6 +66,14 @@ struct RawConfig {
     #[serde(default)]
     security: RawSecurity,
     upstreams: Option<IndexMap<String, upstreams::RawUpstream>>,
+    auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAuth {
+    token_sha256: Vec<String>,
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +123,8 @@ struct RawSessions {
     backlog: usize,
     event_log_events: usize,
     event_log_bytes: usize,
+    max_sessions: usize,
+    max_sessions_per_credential: Option<usize>,
 }
 
 impl Default for RawSessions {
@@ -127,6 +138,8 @@ impl Default for RawSessions {
             backlog: 256,
             event_log_events: 256,
             event_log_bytes: 1 << 20,
+            max_sessions: 100_000,
+            max_sessions_per_credential: None,
         }
     }
 }
@@ -168,6 +181,17 @@ pub(crate) struct Config {
     pub(crate) idle_timeout: Duration,
     /// The upstreams, in configuration order.
     pub(crate) upstreams: Vec<UpstreamSpec>,
+    /// Caps on live sessions.
+    pub(crate) caps: SessionCaps,
+}
+
+/// Caps on live sessions; past them a new session gets 503 and nothing is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionCaps {
+    /// All sessions.
+    pub(crate) total: usize,
+    /// The sessions of one credential.
+    pub(crate) per_credential: Option<usize>,
 }
 
 impl Config {
@@ -246,6 +270,15 @@ impl RawConfig {
             (None, None) if self.server.listen.ip().is_loopback() => HostPolicy::loopback(),
             (allowed_hosts, allowed_origins) => HostPolicy { allowed_hosts, allowed_origins },
         };
+        let auth = match self.auth {
+            None => None,
+            Some(raw) => Some(raw.tokens().map_err(|m| invalid(format!("auth: {m}")))?),
+        };
+        if s.max_sessions == 0 || s.max_sessions_per_credential == Some(0) {
+            return Err(invalid(
+                "sessions.max_sessions and sessions.max_sessions_per_credential must be positive".into(),
+            ));
+        }
         let edge = EdgeConfig {
             keepalive: Duration::from_secs(s.keepalive_secs),
             legacy_grace: Duration::from_secs(s.legacy_grace_secs),
@@ -253,6 +286,7 @@ impl RawConfig {
             messages_path: p.messages.clone(),
             public_prefix: prefix.to_owned(),
             hosts,
+            auth,
         };
         Ok(Config {
             listen: self.server.listen,
@@ -269,7 +303,27 @@ impl RawConfig {
             },
             idle_timeout: Duration::from_secs(s.idle_timeout_secs),
             upstreams,
+            caps: SessionCaps { total: s.max_sessions, per_credential: s.max_sessions_per_credential },
         })
+    }
+}
+
+impl RawAuth {
+    /// The accepted tokens: the listed digests and those in `token_file` (one per line;
+    /// blank lines and `#` comments skipped).
+    fn tokens(self) -> Result<TokenSet, String> {
+        let mut digests = self.token_sha256;
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("token_file {}: {e}", path.display()))?;
+            digests.extend(
+                text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned),
+            );
+        }
+        let set = TokenSet::from_hex(digests.iter().map(String::as_str))?;
+        if set.is_empty() {
+            return Err("no token configured (token_sha256 or token_file)".into());
+        }
+        Ok(set)
     }
 }
 
@@ -362,6 +416,23 @@ kind = "builtin"
             seen += 1;
         }
         assert!(seen >= 3, "the examples are there");
+    }
+
+    #[test]
+    fn auth_takes_digests_inline_and_from_a_file() {
+        let file = std::env::temp_dir().join(format!("mcpgw-tokens-{}", std::process::id()));
+        let b = mcpgw_transport::auth::digest_hex("b");
+        std::fs::write(&file, format!("# ops\n\n{b}\n")).expect("write");
+        let text = format!(
+            "[auth]\ntoken_sha256 = [\"{}\"]\ntoken_file = \"{}\"\n",
+            mcpgw_transport::auth::digest_hex("a"),
+            file.display()
+        );
+        let c = Config::parse(&text, "f").expect("valid");
+        assert_eq!(c.edge.auth.as_ref().map(TokenSet::len), Some(2));
+        assert!(Config::parse("[auth]\n", "f").is_err(), "auth without a token");
+        assert!(Config::parse("[auth]\ntoken_sha256 = [\"short\"]\n", "f").is_err());
+        let _ = std::fs::remove_file(file);
     }
 
     #[test]
