@@ -346,3 +346,15 @@ async fn cancelling_a_call_ends_it_and_its_stream() {
     assert!(reply.messages().iter().all(|m| m["id"] != 11), "a cancelled request gets no response");
     still_serves(&s).await;
 }
+
+#[tokio::test]
+async fn a_call_past_its_upstream_timeout_is_cancelled_with_a_clear_error() {
+    let gw = Gateway::start_with("[upstreams.builtin]\nkind = \"builtin\"\ncall_timeout_secs = 1\n");
+    let s = session(&gw, "2025-06-18").await;
+    let started = std::time::Instant::now();
+    let reply = s.call(1, "tools/call", json!({"name": "sleep", "arguments": {"ms": 60000}})).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("timed out"), "{reply}");
+    still_serves(&s).await;
+}

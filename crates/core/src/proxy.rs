@@ -317,15 +317,34 @@ impl ServerHandler for Proxy {
             .cloned()
             .ok_or_else(|| ErrorData::invalid_params(format!("tool not found: {}", params.name), None))?;
         params.name = route.name.into();
-        match self.members()?.get(route.upstream) {
-            Some(Member::Builtin(b)) => b.call_tool(params, ctx).await,
-            _ => match self
-                .forward(route.upstream, ClientRequest::CallToolRequest(CallToolRequest::new(params)), &ctx)
-                .await?
-            {
-                ServerResult::CallToolResult(r) => Ok(r.into()),
-                other => Err(unexpected("tools/call", &other)),
-            },
+        let limit = self.upstreams.specs().get(route.upstream).and_then(|s| s.call_timeout);
+        // The call runs under a token of its own, so the timeout can cancel it the same way a
+        // client's notifications/cancelled does: the upstream is told, the builtin stops.
+        let mut ctx = ctx;
+        let deadline_ct = ctx.ct.child_token();
+        ctx.ct = deadline_ct.clone();
+        let call = async {
+            match self.members()?.get(route.upstream) {
+                Some(Member::Builtin(b)) => b.call_tool(params, ctx).await,
+                _ => match self
+                    .forward(route.upstream, ClientRequest::CallToolRequest(CallToolRequest::new(params)), &ctx)
+                    .await?
+                {
+                    ServerResult::CallToolResult(r) => Ok(r.into()),
+                    other => Err(unexpected("tools/call", &other)),
+                },
+            }
+        };
+        let Some(limit) = limit else { return call.await };
+        let mut call = std::pin::pin!(call);
+        tokio::select! {
+            result = &mut call => result,
+            () = tokio::time::sleep(limit) => {
+                deadline_ct.cancel();
+                // Let the cancelled call finish (it tells the upstream), then report why.
+                let _ = call.await;
+                Err(ErrorData::internal_error(format!("the tool call timed out after {limit:?} and was cancelled"), None))
+            }
         }
     }
 

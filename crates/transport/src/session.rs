@@ -10,8 +10,8 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -116,13 +116,28 @@ pub struct SessionLimits {
     pub log_events: usize,
     /// Bytes of events kept for resumption.
     pub log_bytes: usize,
+    /// How long a message may wait for room on a stream whose client is not reading; then
+    /// the stream is closed (its messages stay in the event log, to resume from).
+    pub stall: Duration,
 }
 
 impl Default for SessionLimits {
     fn default() -> Self {
-        Self { inbound: 64, stream: 64, backlog: 256, log_events: 256, log_bytes: 1 << 20 }
+        Self {
+            inbound: 64,
+            stream: 64,
+            backlog: 256,
+            log_events: 256,
+            log_bytes: 1 << 20,
+            stall: Duration::from_secs(5),
+        }
     }
 }
+
+/// At most this many messages of one session wait for room on full streams at once; past
+/// it the stream is closed at once. Together with the bounded queues and log, this caps what
+/// a client that never reads can make the gateway hold.
+const MAX_WAITING: usize = 8;
 
 /// A live session: created by the registry, shared by the handlers and the MCP server.
 #[derive(Debug)]
@@ -141,6 +156,9 @@ pub struct Session {
     event_prefix: Arc<str>,
     /// The credential that created it; only that credential may use it.
     owner: Option<Credential>,
+    /// Messages waiting for room on a full stream.
+    waiting: AtomicUsize,
+    me: Weak<Session>,
 }
 
 #[derive(Debug)]
@@ -184,7 +202,7 @@ impl Session {
         limits: SessionLimits,
     ) -> (Arc<Self>, mpsc::Receiver<ClientJsonRpcMessage>) {
         let (inbound, rx) = mpsc::channel(limits.inbound.max(1));
-        let session = Self {
+        let session = Arc::new_cyclic(|me| Self {
             id,
             kind,
             inbound,
@@ -205,8 +223,10 @@ impl Session {
             last_active_ms: AtomicU64::new(0),
             event_prefix: event_prefix(id, kind),
             owner,
-        };
-        (Arc::new(session), rx)
+            waiting: AtomicUsize::new(0),
+            me: me.clone(),
+        });
+        (session, rx)
     }
 
     /// The session id.
@@ -442,12 +462,42 @@ impl Session {
     /// the server sent them; the future only waits when the stream's queue is full.
     pub fn deliver(&self, message: ServerJsonRpcMessage) -> impl Future<Output = Result<(), Closed>> + Send + 'static {
         let waiting = self.route(message);
+        let me = self.me.clone();
+        let stall = self.limits.stall;
         async move {
-            match waiting {
-                Some((tx, out)) => tx.send(out).await.map_err(|_| Closed),
-                None => Ok(()),
+            let Some((tx, out)) = waiting else { return Ok(()) };
+            let Some(session) = me.upgrade() else { return Err(Closed) };
+            if session.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+                session.waiting.fetch_sub(1, Ordering::AcqRel);
+                session.close_stalled(&tx);
+                return Ok(());
             }
+            let sent = tokio::time::timeout(stall, tx.send(out)).await;
+            session.waiting.fetch_sub(1, Ordering::AcqRel);
+            if sent.is_err() {
+                session.close_stalled(&tx);
+            }
+            // Whatever was not delivered is in the event log, to resume from.
+            Ok(())
         }
+    }
+
+    /// Closes a stream whose client stopped reading. Its messages stay in the event log;
+    /// later ones for it go to the log (and, for the standalone stream, the backlog) until
+    /// the client resumes.
+    fn close_stalled(&self, stalled: &mpsc::Sender<Outgoing>) {
+        let mut routes = self.routes();
+        if routes.standalone.as_ref().is_some_and(|tx| tx.same_channel(stalled)) {
+            routes.standalone = None;
+        }
+        let mut closed = false;
+        for route in routes.posts.values_mut().filter(|r| r.tx.same_channel(stalled)) {
+            // A sender whose receiver is gone: sends to it fail at once.
+            route.tx = mpsc::channel(1).0;
+            closed = true;
+        }
+        drop(routes);
+        tracing::warn!(session = %self.id, post = closed, "a client is not reading its event stream; closed it (it can resume with Last-Event-ID)");
     }
 
     /// Enqueues the message where it belongs; returns it with its stream when that stream's
@@ -727,6 +777,22 @@ mod tests {
                 .expect("utf8")
                 .contains("\"c\"")
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_reads_cannot_make_the_session_hold_more_than_its_bounds() {
+        let limits = SessionLimits { stream: 4, backlog: 8, log_events: 16, ..SessionLimits::default() };
+        let s = Session::new(SessionId::random(), SessionKind::Legacy, None, limits).0;
+        let (never_read, _) = s.open_standalone();
+        let deliveries: Vec<_> = (0..1000).map(|i| tokio::spawn(s.deliver(progress(&i.to_string())))).collect();
+        for delivery in deliveries {
+            delivery.await.expect("task").expect("delivered or dropped, never stuck");
+        }
+        assert!(!s.has_standalone(), "the stalled stream was closed");
+        let routes = s.routes();
+        assert!(routes.backlog.len() <= 8 && routes.log.len() <= 16);
+        drop(routes);
+        drop(never_read);
     }
 
     #[tokio::test]

@@ -22,6 +22,9 @@ pub struct UpstreamSpec {
     pub max_connections: Option<usize>,
     /// How long starting it and its `initialize` may take.
     pub connect_timeout: Duration,
+    /// How long one of its tool calls may take; past it the call is cancelled upstream and
+    /// the client gets an error. `None`: no limit.
+    pub call_timeout: Option<Duration>,
 }
 
 impl UpstreamSpec {
@@ -35,6 +38,7 @@ impl UpstreamSpec {
             prefix: None,
             max_connections: None,
             connect_timeout: Duration::from_secs(60),
+            call_timeout: None,
         }
     }
 }

@@ -125,6 +125,7 @@ struct RawSessions {
     event_log_bytes: usize,
     max_sessions: usize,
     max_sessions_per_credential: Option<usize>,
+    stream_stall_secs: u64,
 }
 
 impl Default for RawSessions {
@@ -140,6 +141,7 @@ impl Default for RawSessions {
             event_log_bytes: 1 << 20,
             max_sessions: 100_000,
             max_sessions_per_credential: None,
+            stream_stall_secs: 5,
         }
     }
 }
@@ -300,6 +302,7 @@ impl RawConfig {
                 backlog: s.backlog,
                 log_events: s.event_log_events,
                 log_bytes: s.event_log_bytes,
+                stall: Duration::from_secs(s.stream_stall_secs.max(1)),
             },
             idle_timeout: Duration::from_secs(s.idle_timeout_secs),
             upstreams,

@@ -27,6 +27,7 @@ pub(crate) struct RawUpstream {
     max_connections: Option<usize>,
     connect_timeout_secs: Option<u64>,
     // every kind
+    call_timeout_secs: Option<u64>,
     prefix: Option<String>,
     tools_allow: Option<Vec<String>>,
     tools_deny: Option<Vec<String>>,
@@ -134,6 +135,7 @@ impl RawUpstream {
         if let Some(secs) = self.connect_timeout_secs {
             spec.connect_timeout = Duration::from_secs(secs.max(1));
         }
+        spec.call_timeout = self.call_timeout_secs.map(|secs| Duration::from_secs(secs.max(1)));
         Ok(spec)
     }
 }
