@@ -97,6 +97,7 @@ install:
 	$(call install_unit,mcpgw.socket)
 	install -D -m 0644 docs/deployment.md $(DESTDIR)$(PREFIX)/share/doc/mcpgw/deployment.md
 	install -D -m 0644 docs/configuration.md $(DESTDIR)$(PREFIX)/share/doc/mcpgw/configuration.md
+	install -D -m 0644 docs/operations.md $(DESTDIR)$(PREFIX)/share/doc/mcpgw/operations.md
 	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@echo "installed $(DESTDIR)$(PREFIX)/bin/mcpgw and $(DESTDIR)$(UNITDIR)/mcpgw.{service,socket};"
 	@echo "start it with: systemctl enable --now mcpgw.service   (docs/deployment.md)"

@@ -219,6 +219,12 @@ impl Gateway {
         self.log.lock().expect("log lock").iter().any(|l| l.contains(text))
     }
 
+    /// A handle on a gateway another handle started (it does not stop it): for tasks that
+    /// need `url()` and `base`.
+    pub fn attach(base: &str) -> Self {
+        Self { child: None, base: base.to_owned(), log: Arc::default(), logged: Arc::default(), _config: None }
+    }
+
     /// `host:port` of the listener.
     pub fn authority(&self) -> &str {
         self.base.trim_start_matches("http://")

@@ -157,7 +157,7 @@ async fn metrics_follow_sessions_as_they_open_and_close() {
     let scrape = || async { http.send(Method::GET, &gw.url("/metrics"), &[], Bytes::new()).await };
     let before = scrape().await;
     assert_eq!(before.status, StatusCode::OK);
-    assert!(before.header("content-type").is_some_and(|c| c.starts_with("text/plain")));
+    assert!(before.header("content-type").is_some_and(|c| c.starts_with("application/openmetrics-text")));
     assert_eq!(open(&before.text(), "streamable"), Some(0));
     let a = StreamableSession::open(&gw.url("/mcp"), "2025-06-18").await;
     let _b = StreamableSession::open(&gw.url("/mcp"), "2025-06-18").await;

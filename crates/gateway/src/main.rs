@@ -263,8 +263,9 @@ async fn reload(path: Option<&Path>, registry: &Registry, tasks: &TaskTracker, s
         Ok(config) => {
             let names: Vec<String> = config.upstreams.iter().map(|u| u.name.clone()).collect();
             let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), tasks);
-            registry.set_factory(ServerFactory::new(upstreams.clone(), tasks.clone()));
-            upstreams.ready(startup_limit(&config)).await;
+            // No wait for the new shared upstreams: a session that needs one waits for it
+            // itself, and a SIGTERM must not wait behind a slow start.
+            registry.set_factory(ServerFactory::new(upstreams, tasks.clone()));
             tracing::info!(upstreams = ?names, "configuration reloaded; new sessions get these upstreams (other settings apply at restart)");
         }
         Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),

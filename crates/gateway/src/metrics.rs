@@ -24,7 +24,7 @@ struct TransportLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     route: &'static str,
-    method: String,
+    method: &'static str,
     status: u16,
 }
 
@@ -119,7 +119,16 @@ impl Metrics {
     }
 
     pub(crate) fn http_request(&self, route: &'static str, method: &http::Method, status: u16, elapsed: Duration) {
-        self.http_requests.get_or_create(&HttpLabels { route, method: method.as_str().to_owned(), status }).inc();
+        // Only the methods MCP uses get their own label: any other is "other", so a client
+        // cannot grow the label set.
+        let method = match *method {
+            http::Method::GET => "GET",
+            http::Method::POST => "POST",
+            http::Method::DELETE => "DELETE",
+            http::Method::OPTIONS => "OPTIONS",
+            _ => "other",
+        };
+        self.http_requests.get_or_create(&HttpLabels { route, method, status }).inc();
         self.http_duration.get_or_create(&RouteLabel { route }).observe(elapsed.as_secs_f64());
     }
 
@@ -157,6 +166,12 @@ impl Collector for Live {
         for (transport, n) in [("legacy", legacy), ("streamable", streamable)] {
             let value = ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
             value.encode(family.encode_family(&TransportLabel { transport })?)?;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let tasks = ConstGauge::new(i64::try_from(runtime.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
+            let metric =
+                encoder.encode_descriptor("tasks_alive", "Tasks alive in the runtime", None, tasks.metric_type())?;
+            tasks.encode(metric)?;
         }
         let stats = registry.upstream_stats();
         let mut family = encoder.encode_descriptor(

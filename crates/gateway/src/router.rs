@@ -74,9 +74,10 @@ impl App {
 
     fn render_metrics(&self) -> Response<Body> {
         let mut response = Response::new(Body::full(self.metrics.render()));
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        );
         response
     }
 }

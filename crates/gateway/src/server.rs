@@ -46,8 +46,10 @@ pub(crate) async fn serve(
                 Ok(pair) => pair,
                 Err(e) => {
                     // Out of file descriptors or a connection reset before accept: keep
-                    // serving the connections we have.
+                    // serving the connections we have, and give them a moment to free
+                    // descriptors rather than spin on the error.
                     tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },

@@ -132,6 +132,7 @@ impl Link {
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> Arc<Self> {
+        // `send_replace` below: `send` would drop the new state while no one is subscribed.
         let (state, _) = watch::channel(LinkState::Connecting);
         let link = Arc::new(Self {
             spec,
@@ -143,7 +144,8 @@ impl Link {
             cancel,
             count,
         });
-        tasks.spawn(supervise(link.clone(), tasks.clone()));
+        // In the caller's span: a session's own upstream logs carry its session id.
+        tasks.spawn(tracing::Instrument::in_current_span(supervise(link.clone(), tasks.clone())));
         link
     }
 
@@ -369,14 +371,14 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
         if link.cancel.is_cancelled() {
             break;
         }
-        let _ = link.state.send(LinkState::Connecting);
+        link.state.send_replace(LinkState::Connecting);
         let started = tokio::time::Instant::now();
         let attempt = connect_once(&link, &tasks).await;
         match attempt {
             Ok(Connected { running, process_group }) => {
                 let peer = running.peer().clone();
                 link.bump();
-                let _ = link.state.send(LinkState::Up(peer));
+                link.state.send_replace(LinkState::Up(peer));
                 tracing::info!(upstream = %link.spec.name, kind = link.spec.kind.as_str(), "upstream connected");
                 let ended = tokio::select! {
                     reason = running.waiting() => Some(reason),
@@ -391,14 +393,14 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
                 let Some(reason) = ended else { break };
                 link.count.restarts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(upstream = %link.spec.name, ?reason, "upstream connection ended; restarting");
-                let _ = link.state.send(LinkState::Down("it exited and is restarting".into()));
+                link.state.send_replace(LinkState::Down("it exited and is restarting".into()));
                 if started.elapsed() >= STABLE_AFTER {
                     backoff = BACKOFF_START;
                 }
             }
             Err(why) => {
                 tracing::warn!(upstream = %link.spec.name, error = %why, retry_in = ?backoff, "upstream could not be started");
-                let _ = link.state.send(LinkState::Down(why.into()));
+                link.state.send_replace(LinkState::Down(why.into()));
             }
         }
         tokio::select! {
@@ -407,7 +409,7 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
-    let _ = link.state.send(LinkState::Closed);
+    link.state.send_replace(LinkState::Closed);
 }
 
 async fn connect_once(link: &Arc<Link>, tasks: &TaskTracker) -> Result<Connected, String> {
