@@ -423,8 +423,15 @@ pub struct StreamableSession {
 impl StreamableSession {
     /// Initializes a session at `version` on `url` and sends `initialized`.
     pub async fn open(url: &str, version: &str) -> Self {
+        Self::open_with(url, version, serde_json::json!({})).await
+    }
+
+    /// The same, declaring these client capabilities (`{"sampling": {}}`, say).
+    pub async fn open_with(url: &str, version: &str, capabilities: Value) -> Self {
         let http = Http::new();
-        let reply = http.post(url, &[], &initialize(version)).await;
+        let mut init = initialize(version);
+        init["params"]["capabilities"] = capabilities;
+        let reply = http.post(url, &[], &init).await;
         assert_eq!(reply.status, StatusCode::OK, "initialize: {}", reply.text());
         let id = reply.header("mcp-session-id").expect("Mcp-Session-Id on initialize").to_owned();
         let negotiated = reply.messages()[0]["result"]["protocolVersion"].as_str().expect("version").to_owned();

@@ -98,6 +98,6 @@ async fn twenty_thousand_sessions_leave_nothing_behind() {
     );
 
     assert!(gw.terminate().success());
-    let left = std::process::Command::new("pgrep").args(["-f", "--soak-marker"]).output().expect("pgrep");
+    let left = std::process::Command::new("pgrep").args(["-f", "--", "--soak-marker"]).output().expect("pgrep");
     assert!(left.stdout.is_empty(), "upstream children left: {}", String::from_utf8_lossy(&left.stdout));
 }

@@ -530,7 +530,6 @@ impl Session {
                     ServerNotification::ProgressNotification(p) => {
                         routes.progress.get(&p.params.progress_token).cloned()
                     }
-                    ServerNotification::CancelledNotification(c) => c.params.request_id.clone(),
                     // A notification tied to a request (an upstream's log line during a call)
                     // rides that request's stream.
                     other => other.extensions().get::<OriginatingRequestId>().map(|o| o.0.clone()),

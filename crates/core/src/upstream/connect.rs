@@ -35,6 +35,7 @@ pub(crate) async fn serve(
     spec: &UpstreamSpec,
     client: LinkClient,
     link: Weak<Link>,
+    lost: CancellationToken,
     ct: CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<Connected, String> {
@@ -66,7 +67,7 @@ pub(crate) async fn serve(
                     }
                 });
             }
-            match serve_client_with_ct(client, Ordered::new(child, link), ct).await {
+            match serve_client_with_ct(client, Ordered::new(child, link, lost), ct).await {
                 Ok(running) => running,
                 Err(e) => {
                     if let Some(group) = process_group {
@@ -80,12 +81,12 @@ pub(crate) async fn serve(
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(header_map(headers)?.into_iter().filter_map(|(k, v)| k.map(|k| (k, v))).collect());
             let transport = StreamableHttpClientTransport::from_config(config);
-            serve_client_with_ct(client, Ordered::new(transport, link), ct).await.map_err(|e| e.to_string())?
+            serve_client_with_ct(client, Ordered::new(transport, link, lost), ct).await.map_err(|e| e.to_string())?
         }
         UpstreamKind::Sse { url, headers } => {
             let transport =
                 SseClientTransport::connect(url, header_map(headers)?, tasks).await.map_err(|e| e.to_string())?;
-            serve_client_with_ct(client, Ordered::new(transport, link), ct).await.map_err(|e| e.to_string())?
+            serve_client_with_ct(client, Ordered::new(transport, link, lost), ct).await.map_err(|e| e.to_string())?
         }
         UpstreamKind::Builtin => return Err("the built-in upstream is not a connection".into()),
     };

@@ -46,11 +46,20 @@ pub(crate) enum LinkState {
     /// Starting (or restarting) the upstream.
     Connecting,
     /// Connected: requests go to this peer.
-    Up(Peer<RoleClient>),
+    Up(Connection),
     /// Not connected; the supervisor retries after a backoff. The reason is for errors.
     Down(Arc<str>),
     /// Stopped for good (its session or the gateway ended).
     Closed,
+}
+
+/// A live connection: the peer to send to, and a token cancelled the moment the
+/// connection is lost (the child's stdout closed), before rmcp has wound down, so calls in
+/// flight fail at once rather than after rmcp's drain.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    pub(crate) peer: Peer<RoleClient>,
+    pub(crate) lost: CancellationToken,
 }
 
 /// Live connections of one upstream (counted against its cap) and how often they ended
@@ -162,7 +171,7 @@ impl Link {
     /// The upstream's capabilities, when connected.
     pub fn capabilities(&self) -> Option<ServerCapabilities> {
         match &*self.state.borrow() {
-            LinkState::Up(peer) => peer.peer_info().map(|info| info.capabilities.clone()),
+            LinkState::Up(conn) => conn.peer.peer_info().map(|info| info.capabilities.clone()),
             _ => None,
         }
     }
@@ -200,6 +209,11 @@ impl Link {
 
     /// The connected peer, waiting while the upstream is (re)starting.
     pub async fn peer(&self) -> Result<Peer<RoleClient>, ErrorData> {
+        self.connection().await.map(|c| c.peer)
+    }
+
+    /// The live connection, waiting while the upstream is (re)starting.
+    pub(crate) async fn connection(&self) -> Result<Connection, ErrorData> {
         let mut rx = self.state.subscribe();
         let waited =
             tokio::time::timeout(self.spec.connect_timeout, rx.wait_for(|s| !matches!(s, LinkState::Connecting))).await;
@@ -208,7 +222,7 @@ impl Link {
             _ => LinkState::Connecting,
         };
         match state {
-            LinkState::Up(peer) => Ok(peer),
+            LinkState::Up(conn) => Ok(conn),
             LinkState::Connecting => Err(self.unavailable("it is still starting")),
             LinkState::Down(why) => Err(self.unavailable(&why)),
             LinkState::Closed => Err(self.unavailable("it was stopped")),
@@ -278,7 +292,7 @@ impl Link {
         ctx: &RequestContext<RoleServer>,
         session: SessionKey,
     ) -> Result<ServerResult, ErrorData> {
-        let peer = self.peer().await?;
+        let Connection { peer, lost } = self.connection().await?;
         let options = PeerRequestOptions::no_options().with_meta(ctx.meta.clone());
         let handle = peer.send_request_with_option(request, options).await.map_err(|e| self.error(e))?;
         let upstream_id = handle.id.clone();
@@ -289,6 +303,9 @@ impl Link {
                 let why = CancelledNotificationParam::new(Some(upstream_id), Some("cancelled by the client".into()));
                 let _ = peer.notify_cancelled(why).await;
                 Err(ErrorData::new(ErrorCode(-32800), "request cancelled", None))
+            }
+            () = lost.cancelled() => {
+                Err(ErrorData::internal_error(format!("upstream '{}' exited during the call; it is being restarted", self.spec.name), None))
             }
         }
     }
@@ -373,17 +390,19 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
         }
         link.state.send_replace(LinkState::Connecting);
         let started = tokio::time::Instant::now();
-        let attempt = connect_once(&link, &tasks).await;
+        let lost = CancellationToken::new();
+        let attempt = connect_once(&link, &tasks, &lost).await;
         match attempt {
             Ok(Connected { running, process_group }) => {
                 let peer = running.peer().clone();
                 link.bump();
-                link.state.send_replace(LinkState::Up(peer));
+                link.state.send_replace(LinkState::Up(Connection { peer, lost: lost.clone() }));
                 tracing::info!(upstream = %link.spec.name, kind = link.spec.kind.as_str(), "upstream connected");
                 let ended = tokio::select! {
                     reason = running.waiting() => Some(reason),
                     () = link.cancel.cancelled() => None,
                 };
+                lost.cancel();
                 // Whatever ended the connection, nothing the child started may outlive it.
                 if let Some(group) = process_group {
                     connect::kill_process_group(group);
@@ -412,7 +431,7 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
     link.state.send_replace(LinkState::Closed);
 }
 
-async fn connect_once(link: &Arc<Link>, tasks: &TaskTracker) -> Result<Connected, String> {
+async fn connect_once(link: &Arc<Link>, tasks: &TaskTracker, lost: &CancellationToken) -> Result<Connected, String> {
     if let Some(cap) = link.spec.max_connections {
         let now = link.count.live.fetch_add(1, Ordering::AcqRel);
         if now >= cap {
@@ -422,11 +441,14 @@ async fn connect_once(link: &Arc<Link>, tasks: &TaskTracker) -> Result<Connected
     } else {
         link.count.live.fetch_add(1, Ordering::AcqRel);
     }
-    let client = LinkClient { link: Arc::downgrade(link), info: link.client.clone() };
+    let client = LinkClient { link: Arc::downgrade(link), info: link.client.clone(), lost: lost.clone() };
     let weak = Arc::downgrade(link);
     let ct = link.cancel.child_token();
-    let connected =
-        tokio::time::timeout(link.spec.connect_timeout, connect::serve(&link.spec, client, weak, ct, tasks)).await;
+    let connected = tokio::time::timeout(
+        link.spec.connect_timeout,
+        connect::serve(&link.spec, client, weak, lost.clone(), ct, tasks),
+    )
+    .await;
     let result = match connected {
         Ok(result) => result,
         Err(_) => Err(format!("it did not finish initialize within {:?}", link.spec.connect_timeout)),
@@ -441,6 +463,8 @@ async fn connect_once(link: &Arc<Link>, tasks: &TaskTracker) -> Result<Connected
 pub(crate) struct LinkClient {
     link: Weak<Link>,
     info: ClientConfig,
+    /// Cancelled when this connection is lost.
+    lost: CancellationToken,
 }
 
 impl LinkClient {
@@ -487,6 +511,12 @@ impl Service<RoleClient> for LinkClient {
                 let why = CancelledNotificationParam::new(Some(client_request), Some("cancelled by the upstream".into()));
                 let _ = client_peer.notify_cancelled(why).await;
                 Err(ErrorData::new(ErrorCode(-32800), "request cancelled", None))
+            }
+            () = self.lost.cancelled() => {
+                // The upstream that asked is gone; the client need not answer any more.
+                let why = CancelledNotificationParam::new(Some(client_request), Some("the upstream exited".into()));
+                let _ = client_peer.notify_cancelled(why).await;
+                Err(ErrorData::internal_error("the upstream exited", None))
             }
         }
     }

@@ -11,6 +11,7 @@ use std::sync::Weak;
 use rmcp::RoleClient;
 use rmcp::model::{ClientJsonRpcMessage, JsonRpcMessage, ServerJsonRpcMessage, ServerNotification};
 use rmcp::transport::Transport;
+use tokio_util::sync::CancellationToken;
 
 use crate::upstream::link::Link;
 
@@ -18,11 +19,13 @@ use crate::upstream::link::Link;
 pub(crate) struct Ordered<T> {
     inner: T,
     link: Weak<Link>,
+    /// Cancelled when the upstream closes its side: calls in flight fail at once.
+    lost: CancellationToken,
 }
 
 impl<T> Ordered<T> {
-    pub(crate) fn new(inner: T, link: Weak<Link>) -> Self {
-        Self { inner, link }
+    pub(crate) fn new(inner: T, link: Weak<Link>, lost: CancellationToken) -> Self {
+        Self { inner, link, lost }
     }
 }
 
@@ -35,7 +38,10 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for Ordered<T> {
 
     async fn receive(&mut self) -> Option<ServerJsonRpcMessage> {
         loop {
-            let message = self.inner.receive().await?;
+            let Some(message) = self.inner.receive().await else {
+                self.lost.cancel();
+                return None;
+            };
             let JsonRpcMessage::Notification(note) = message else { return Some(message) };
             let Some(link) = self.link.upgrade() else { return Some(JsonRpcMessage::Notification(note)) };
             match note.notification {

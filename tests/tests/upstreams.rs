@@ -1,0 +1,56 @@
+//! A stdio upstream (the fixture) that dies in the middle of a call: the client is told at
+//! once, the child is restarted, and nothing is left behind.
+
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use mcpgw_tests::{Gateway, POST_HEADERS, SseReader, StreamableSession, eventually};
+use serde_json::json;
+
+fn pids(marker: &str) -> Vec<String> {
+    let out = std::process::Command::new("pgrep").args(["-f", "--", marker]).output().expect("pgrep");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn a_child_killed_mid_call_fails_the_call_promptly_and_is_restarted() {
+    let marker = format!("--kill-test-{}", std::process::id());
+    let config = format!(
+        "[upstreams.fixture]\nkind = \"stdio\"\ncommand = \"{}\"\nargs = [\"{marker}\"]\n",
+        env!("CARGO_BIN_EXE_mcpgw-fixture")
+    );
+    let mut gw = Gateway::start_with(&config);
+    let s = StreamableSession::open_with(&gw.url("/mcp"), "2025-06-18", json!({"sampling": {}})).await;
+    let before = pids(&marker);
+    assert_eq!(before.len(), 1, "one child for the session: {before:?}");
+
+    // test_sampling waits for the client's answer: a call that stays in flight.
+    let mut headers = POST_HEADERS.to_vec();
+    headers.extend(s.headers());
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "test_sampling", "arguments": {"prompt": "hi"}}});
+    let mut stream = SseReader::new(s.http.open(Method::POST, &s.url, &headers, call.to_string()).await);
+    let sampling = stream.next_message().await;
+    assert_eq!(sampling["method"], "sampling/createMessage", "{sampling}");
+
+    let killed_at = Instant::now();
+    assert!(std::process::Command::new("kill").args(["-KILL", &before[0]]).status().expect("kill").success());
+    let failed = stream.next_message().await;
+    assert_eq!(failed["id"], 1);
+    assert!(failed["error"]["message"].is_string(), "the call fails: {failed}");
+    assert!(killed_at.elapsed() < Duration::from_secs(2), "promptly: {:?}", killed_at.elapsed());
+
+    eventually("the child to be restarted", || async {
+        let tools = s.post(&mcpgw_tests::request(2, "tools/list", json!({}))).await;
+        tools.status == StatusCode::OK && tools.text().contains("test_simple_text")
+    })
+    .await;
+    let after = s.call(3, "tools/call", json!({"name": "test_simple_text", "arguments": {}})).await;
+    assert!(after["result"]["content"][0]["text"].is_string(), "{after}");
+    let restarted = pids(&marker);
+    assert_eq!(restarted.len(), 1, "one child again: {restarted:?}");
+    assert_ne!(restarted, before);
+
+    assert!(gw.terminate().success());
+    assert!(pids(&marker).is_empty(), "no child outlives the gateway");
+}
