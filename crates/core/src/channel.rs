@@ -25,15 +25,17 @@ pub trait Outbound: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), OutboundClosed>> + Send + 'static;
 }
 
-/// A bounded inbound channel and an outbound sink, as an rmcp server transport.
+/// A bounded inbound channel and an outbound sink, as an rmcp server transport. Messages
+/// come boxed: a channel allocates its slots up front, and a slot the size of a pointer
+/// rather than of a message keeps an idle session small.
 pub struct ChannelTransport<O> {
-    inbound: mpsc::Receiver<ClientJsonRpcMessage>,
+    inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
     outbound: O,
 }
 
 impl<O: Outbound> ChannelTransport<O> {
     /// A transport that reads `inbound` and writes to `outbound`.
-    pub fn new(inbound: mpsc::Receiver<ClientJsonRpcMessage>, outbound: O) -> Self {
+    pub fn new(inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>, outbound: O) -> Self {
         Self { inbound, outbound }
     }
 }
@@ -48,8 +50,8 @@ impl<O: Outbound> Transport<RoleServer> for ChannelTransport<O> {
         self.outbound.deliver(item)
     }
 
-    fn receive(&mut self) -> impl Future<Output = Option<ClientJsonRpcMessage>> + Send {
-        self.inbound.recv()
+    async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
+        self.inbound.recv().await.map(|boxed| *boxed)
     }
 
     async fn close(&mut self) -> Result<(), OutboundClosed> {

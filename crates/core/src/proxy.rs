@@ -40,7 +40,7 @@ pub struct Proxy {
 
 /// One upstream as a session sees it.
 enum Member {
-    Builtin(Builtin),
+    Builtin(Arc<Builtin>),
     Remote { spec: Arc<UpstreamSpec>, link: Arc<Link> },
 }
 
@@ -105,7 +105,7 @@ impl Proxy {
         let mut members = Vec::with_capacity(self.upstreams.specs().len());
         for spec in self.upstreams.specs() {
             let member = match (&spec.kind, spec.share) {
-                (UpstreamKind::Builtin, _) => Member::Builtin(Builtin::new()),
+                (UpstreamKind::Builtin, _) => Member::Builtin(Builtin::shared()),
                 (_, Share::Shared) => {
                     let link = self.upstreams.shared_link(&spec.name);
                     Member::Remote { spec: spec.clone(), link }

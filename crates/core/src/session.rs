@@ -41,7 +41,7 @@ impl ServerFactory {
     pub fn start<O: Outbound>(
         &self,
         label: &str,
-        inbound: mpsc::Receiver<ClientJsonRpcMessage>,
+        inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
         outbound: O,
         cancel: CancellationToken,
         on_end: impl FnOnce() + Send + 'static,

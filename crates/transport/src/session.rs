@@ -144,7 +144,7 @@ const MAX_WAITING: usize = 8;
 pub struct Session {
     id: SessionId,
     kind: SessionKind,
-    inbound: mpsc::Sender<ClientJsonRpcMessage>,
+    inbound: mpsc::Sender<Box<ClientJsonRpcMessage>>,
     routes: Mutex<Routes>,
     ended: CancellationToken,
     limits: SessionLimits,
@@ -200,7 +200,7 @@ impl Session {
         kind: SessionKind,
         owner: Option<Credential>,
         limits: SessionLimits,
-    ) -> (Arc<Self>, mpsc::Receiver<ClientJsonRpcMessage>) {
+    ) -> (Arc<Self>, mpsc::Receiver<Box<ClientJsonRpcMessage>>) {
         let (inbound, rx) = mpsc::channel(limits.inbound.max(1));
         let session = Arc::new_cyclic(|me| Self {
             id,
@@ -326,7 +326,7 @@ impl Session {
             _ => {}
         }
         tokio::select! {
-            sent = self.inbound.send(message) => sent.map_err(|_| Closed),
+            sent = self.inbound.send(Box::new(message)) => sent.map_err(|_| Closed),
             () = self.ended.cancelled() => Err(Closed),
         }
     }

@@ -1,4 +1,6 @@
 //! The built-in tools, resource and prompt: what `make run` serves with no configuration.
+//! One instance serves every session ([`Builtin::shared`]); what a call needs of its session
+//! comes with the call's context.
 //!
 //! Their names are a contract that tests and users rely on:
 //! - tool `echo` (`text`) returns the same text;
@@ -71,6 +73,14 @@ impl Default for Builtin {
 }
 
 impl Builtin {
+    /// The one instance every session shares: it holds no per-session state, and building
+    /// its tool router (JSON schemas and all) for every session would cost time and memory.
+    pub fn shared() -> std::sync::Arc<Self> {
+        static SHARED: std::sync::LazyLock<std::sync::Arc<Builtin>> =
+            std::sync::LazyLock::new(|| std::sync::Arc::new(Builtin::new()));
+        SHARED.clone()
+    }
+
     /// Its tools.
     pub fn tools(&self) -> Vec<rmcp::model::Tool> {
         self.tool_router.list_all()
