@@ -13,11 +13,14 @@ export MCPGW_BIN := $(CURDIR)/target/debug/mcpgw
 .PHONY: help run build test test-rust test-python test-ts deps deps-python deps-ts lint fmt clean
 .PHONY: install uninstall deb check-units
 .PHONY: test-conformance
+.PHONY: fuzz fuzz-smoke fuzz-build fuzz-deps fuzz-regressions
 
 help:
 	@echo "make run     start the gateway on the embedded default config (http://127.0.0.1:8080)"
 	@echo "make test    install what the tests need, then run every test suite"
 	@echo "make test-conformance  the official MCP conformance suite through mcpgw (tests/conformance)"
+	@echo "make fuzz    every fuzz target for FUZZ_SECONDS (default 60) each, corpus kept (fuzz/README.md)"
+	@echo "make fuzz-smoke  the fuzz regressions, then every target for FUZZ_SMOKE_SECONDS (default 10) each"
 	@echo "make lint    rustfmt check and clippy with warnings as errors"
 	@echo "make check-units  verify config/mcpgw.{service,socket} offline; fail if exposure > 2.0"
 	@echo "make install      release build, binary, config, units under PREFIX=/usr/local (DESTDIR= ok)"
@@ -45,12 +48,12 @@ $(TS_DIR)/node_modules/.installed: $(TS_DIR)/package.json $(TS_DIR)/package-lock
 	touch $@
 
 # ---- tests --------------------------------------------------------------------------------
-test: build deps test-rust test-python test-ts test-conformance
+test: build deps test-rust test-python test-ts test-conformance fuzz-smoke
 
 test-rust: build
 	$(CARGO) test --workspace
 
-test-python: build deps-python
+test-python: build deps-python deps-ts
 	$(PY) -m pytest tests/python -q
 
 test-ts: build deps-ts
@@ -128,3 +131,74 @@ deb:
 # suite against it, checked against tests/conformance/expected-failures.yml.
 test-conformance: build
 	tests/conformance/run.sh
+
+# ---- fuzzing: cargo-fuzz (libFuzzer) on the stable toolchain (fuzz/README.md) -----------------
+# fuzz/ is its own cargo workspace (own Cargo.lock and target/). On stable there is no sanitizer
+# (-Zsanitizer needs nightly), so the targets are built with libFuzzer's coverage instrumentation
+# only, with debug assertions and overflow checks on; panics are the crashes. cargo-fuzz's
+# default of one codegen unit is raised to 16 to keep the from-scratch build short.
+FUZZ_SECONDS       ?= 60
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_TARGETS       ?= message_parse sse_decode sse_roundtrip headers ids
+CARGO_FUZZ_VERSION ?= 0.13.2
+FUZZ_FLAGS         := -O --sanitizer none --codegen-units 16
+# Options every libFuzzer run gets: a slow input (10 s) or 2 GiB of memory is a crash too.
+FUZZ_LIBFUZZER     := -timeout=10 -rss_limit_mb=2048
+
+# Runs each target in $(FUZZ_TARGETS) for $(1) seconds, new inputs going to $(2)/<target>
+# (the seeds in fuzz/corpus/<target> are read too); every target runs, then the run fails if
+# any crashed. A crash leaves its input in fuzz/artifacts/<target>/ and its log in
+# fuzz/target/fuzz-logs/<target>.log.
+define fuzz_run
+	cd fuzz && mkdir -p target/fuzz-logs && failed=(); \
+	for t in $(FUZZ_TARGETS); do \
+		corpus=$(2)/$$t; mkdir -p $$corpus; \
+		dict=(); if [ -f dicts/$$t.dict ]; then dict=(-dict=dicts/$$t.dict); fi; \
+		seeds=(); if [ "$$corpus" != corpus/$$t ]; then seeds=(corpus/$$t); fi; \
+		log=target/fuzz-logs/$$t.log; \
+		echo "fuzz: $$t for $(1) s"; \
+		if $(CARGO) fuzz run $(FUZZ_FLAGS) $$t $$corpus "$${seeds[@]}" -- \
+				-max_total_time=$(1) $(FUZZ_LIBFUZZER) "$${dict[@]}" >$$log 2>&1; then \
+			grep -E '^Done [0-9]+ runs' $$log || tail -n 1 $$log; \
+		else \
+			echo "fuzz: $$t FAILED (fuzz/$$log):" >&2; \
+			sed -n '/panicked at\|ERROR: libFuzzer\|==ERROR/,$$p' $$log | head -n 80 >&2; \
+			failed+=($$t); \
+		fi; \
+	done; \
+	if [ $${#failed[@]} -gt 0 ]; then echo "fuzz: crashed: $${failed[*]}" >&2; exit 1; fi
+endef
+
+fuzz-deps:
+	$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+
+fuzz-build: fuzz-deps
+	cd fuzz && $(CARGO) fuzz build $(FUZZ_FLAGS)
+
+# Every input kept under fuzz/regressions/<target>/ (crashes found and fixed, or still to
+# fix) is run once; all are run, then the run fails if any of them crashes.
+fuzz-regressions: fuzz-build
+	cd fuzz && failed=(); \
+	for t in $(FUZZ_TARGETS); do \
+		[ -d regressions/$$t ] || continue; \
+		mapfile -t inputs < <(find regressions/$$t -type f ! -name '*.md' | sort); \
+		[ $${#inputs[@]} -gt 0 ] || continue; \
+		echo "fuzz: $$t: replaying $${#inputs[@]} regression input(s)"; \
+		for input in "$${inputs[@]}"; do \
+			if ! out=$$($(CARGO) fuzz run $(FUZZ_FLAGS) $$t "$$input" -- $(FUZZ_LIBFUZZER) 2>&1); then \
+				echo "fuzz: $$t crashes on fuzz/$$input:" >&2; \
+				sed -n '/panicked at\|ERROR: libFuzzer\|==ERROR/,$$p' <<<"$$out" | head -n 40 >&2; \
+				failed+=("$$input"); \
+			fi; \
+		done; \
+	done; \
+	if [ $${#failed[@]} -gt 0 ]; then echo "fuzz: failing regressions: $${failed[*]}" >&2; exit 1; fi
+
+# CI: the regressions, then a few seconds per target from the seeds (a scratch corpus).
+fuzz-smoke: fuzz-regressions
+	rm -rf fuzz/target/smoke-corpus
+	$(call fuzz_run,$(FUZZ_SMOKE_SECONDS),target/smoke-corpus)
+
+# Longer runs that keep what they find in fuzz/corpus/<target>/ (git-ignored, but for seed-*).
+fuzz: fuzz-regressions
+	$(call fuzz_run,$(FUZZ_SECONDS),corpus)

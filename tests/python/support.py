@@ -3,6 +3,7 @@ client over either transport, recording the HTTP exchanges it makes, reading `/h
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -22,6 +23,7 @@ import pytest
 from mcp.client import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+import mcp_types as types
 from mcp_types import Implementation
 
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
@@ -160,19 +162,27 @@ async def connect(
     mode: str = "legacy",
     recorder: Recorder | None = None,
     terminate_on_close: bool = True,
+    **client_options: Any,
 ) -> AsyncIterator[Client]:
     """An SDK `Client` connected to the gateway over `transport`, handshake done.
 
     `mode` is the SDK's connect mode: "legacy" runs the `initialize` handshake
     (`ClientSession.initialize()`), "auto" (the SDK default) probes `server/discover` first.
-    The response cache is off so that every call reaches the gateway.
+    The response cache is off so that every call reaches the gateway. `client_options` go to
+    the SDK's `Client` as they are (for example `sampling_callback`, `elicitation_callback`,
+    `message_handler`; a callback also declares the matching client capability).
     """
     recorder = recorder or Recorder()
     if transport == "streamable":
         async with recorder.http_client() as http:
             t = streamable_http_client(f"{base_url}/mcp", http_client=http, terminate_on_close=terminate_on_close)
             async with Client(
-                t, mode=mode, cache=None, read_timeout_seconds=REQUEST_TIMEOUT_S, client_info=CLIENT_INFO
+                t,
+                mode=mode,
+                cache=None,
+                read_timeout_seconds=REQUEST_TIMEOUT_S,
+                client_info=CLIENT_INFO,
+                **client_options,
             ) as client:
                 yield client
     elif transport == "sse":
@@ -184,7 +194,12 @@ async def connect(
             on_session_created=recorder.on_legacy_session,
         )
         async with Client(
-            t, mode=mode, cache=None, read_timeout_seconds=REQUEST_TIMEOUT_S, client_info=CLIENT_INFO
+            t,
+            mode=mode,
+            cache=None,
+            read_timeout_seconds=REQUEST_TIMEOUT_S,
+            client_info=CLIENT_INFO,
+            **client_options,
         ) as client:
             yield client
     else:  # pragma: no cover
@@ -230,3 +245,176 @@ async def wait_for_counts(base_url: str, legacy: int, streamable: int, *, within
             f"/healthz never reported legacy={legacy} streamable={streamable} within {within} s; "
             f"last seen legacy={last[0] if last else '?'} streamable={last[1] if last else '?'}"
         ) from None
+
+
+# ---- upstreams: config snippets, tool results, processes ------------------------------------
+
+
+def toml_string(value: str | Path) -> str:
+    """A TOML basic string (JSON string escapes are valid TOML)."""
+    return json.dumps(str(value))
+
+
+def stdio_upstream(
+    name: str, command: str | Path, args: list[str | Path], *, share: str = "session", extra: str = ""
+) -> str:
+    """A `[upstreams.NAME]` table for a stdio upstream."""
+    arg_list = ", ".join(toml_string(a) for a in args)
+    return (
+        f"[upstreams.{name}]\nkind = \"stdio\"\ncommand = {toml_string(command)}\nargs = [{arg_list}]\n"
+        f"share = \"{share}\"\n{extra}\n"
+    )
+
+
+def all_text(result: Any) -> str:
+    """Every text block of a tool result, joined by newlines (whatever `is_error` says)."""
+    return "\n".join(block.text for block in result.content if block.type == "text")
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    pgid: int
+    state: str
+    cmdline: str
+
+
+def processes() -> dict[int, Proc]:
+    """Every process on the machine that is not a zombie, from /proc."""
+    table: dict[int, Proc] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue  # it ended while we looked
+        # pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        state, ppid, pgid = fields[0], int(fields[1]), int(fields[2])
+        if state != "Z":
+            table[int(entry)] = Proc(int(entry), ppid, pgid, state, cmdline)
+    return table
+
+
+def descendants(root: int) -> dict[int, Proc]:
+    """The live processes below `root`, plus every live member of their process groups
+    (a grandchild whose parent died is re-parented away but keeps its group)."""
+    table = processes()
+    children: dict[int, list[int]] = {}
+    for p in table.values():
+        children.setdefault(p.ppid, []).append(p.pid)
+    found: dict[int, Proc] = {}
+    stack = list(children.get(root, []))
+    while stack:
+        pid = stack.pop()
+        if pid in found:
+            continue
+        found[pid] = table[pid]
+        stack.extend(children.get(pid, []))
+    groups = {p.pgid for p in found.values()} - {os.getpgrp(), table[root].pgid if root in table else -1}
+    for p in table.values():
+        if p.pgid in groups:
+            found.setdefault(p.pid, p)
+    return found
+
+
+def alive(pids: set[int] | list[int], groups: set[int] | list[int] = ()) -> dict[int, Proc]:
+    """Which of `pids`, and which members of the process groups `groups`, are alive."""
+    pids, groups = set(pids), set(groups)
+    return {p.pid: p for p in processes().values() if p.pid in pids or p.pgid in groups}
+
+
+async def wait_all_gone(pids: set[int] | list[int], groups: set[int] | list[int] = (), *, within: float) -> None:
+    """Poll (every 20 ms) until none of `pids` and no member of `groups` is alive; fail after
+    `within` s, naming the survivors (they are then killed, so the test leaks nothing)."""
+    deadline = time.monotonic() + within
+    while True:
+        left = alive(pids, groups)
+        if not left:
+            return
+        if time.monotonic() >= deadline:
+            for p in left.values():
+                try:
+                    os.kill(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            survivors = "\n".join(
+                f"  pid {p.pid} ppid {p.ppid} pgid {p.pgid} {p.state}: {p.cmdline}" for p in left.values()
+            )
+            raise AssertionError(f"processes still alive {within} s later (now killed by the test):\n{survivors}")
+        await anyio.sleep(0.02)
+
+
+async def wait_for_log(gw: Gateway, pattern: str, *, within: float = 20.0) -> str:
+    """Poll the gateway's stderr (every 20 ms) until a line matches the regex `pattern`;
+    returns the line, fails after `within` s."""
+    regex = re.compile(pattern)
+    deadline = time.monotonic() + within
+    while True:
+        for line in list(gw.log):
+            if regex.search(line):
+                return line
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"no mcpgw log line matched {pattern!r} within {within} s:\n{gw.log_text()}")
+        await anyio.sleep(0.02)
+
+
+async def wait_shared_upstreams_up(gw: Gateway, *names: str, within: float = 30.0) -> None:
+    """Wait until the gateway logged that each of these shared upstreams is connected: clients
+    then meet the state a gateway is in most of its life (the shared child started earlier)."""
+    for name in names:
+        await wait_for_log(gw, rf"upstream connected.*upstream={re.escape(name)}\b", within=within)
+
+
+class Answers:
+    """The client side of sampling and elicitation: fixed answers, and a record of every
+    request the gateway forwarded to this client."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.sampling_prompts: list[str] = []
+        self.elicitations: list[str] = []
+        self.updated: list[str] = []
+        self.update_seen = anyio.Event()
+
+    @property
+    def sampled(self) -> str:
+        return f"sampled answer from {self.tag}"
+
+    @property
+    def name(self) -> str:
+        return f"Name of {self.tag}"
+
+    async def sampling(self, context, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        self.sampling_prompts.append(params.messages[0].content.text)
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text=self.sampled), model=f"model-{self.tag}"
+        )
+
+    async def elicitation(self, context, params: types.ElicitRequestParams) -> types.ElicitResult:
+        self.elicitations.append(params.message)
+        return types.ElicitResult(action="accept", content={"name": self.name, "check": True})
+
+    async def messages(self, message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            self.updated.append(str(message.params.uri))
+            self.update_seen.set()
+
+    def options(self) -> dict:
+        return {
+            "sampling_callback": self.sampling,
+            "elicitation_callback": self.elicitation,
+            "message_handler": self.messages,
+        }
+
+
+def sampling_result(text: str) -> dict:
+    """server-everything's sampling tool answers `LLM sampling result: \\n<JSON of the result>`."""
+    head, _, body = text.partition("\n")
+    assert head.startswith("LLM sampling result:"), text
+    return json.loads(body)

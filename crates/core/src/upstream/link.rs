@@ -99,8 +99,11 @@ pub struct Link {
 struct Routes {
     /// Sessions using this link, with the peer that reaches each client.
     audience: HashMap<SessionKey, Peer<RoleServer>>,
-    /// Calls in flight, by the id the upstream knows them by.
-    inflight: HashMap<RequestId, InFlight>,
+    /// Calls in flight, by a serial given before the request is sent (so a request the
+    /// upstream makes at once already finds its call).
+    inflight: HashMap<u64, InFlight>,
+    /// The serial of each call in flight, by the id the upstream knows it by.
+    upstream_ids: HashMap<RequestId, u64>,
     /// Upstream progress tokens of calls in flight, to the client's own token.
     progress: HashMap<ProgressToken, (Peer<RoleServer>, ProgressToken)>,
     /// Resource subscriptions: URI → sessions.
@@ -294,9 +297,10 @@ impl Link {
     ) -> Result<ServerResult, ErrorData> {
         let Connection { peer, lost } = self.connection().await?;
         let options = PeerRequestOptions::no_options().with_meta(ctx.meta.clone());
+        let mut tracked = self.track(session, ctx);
         let handle = peer.send_request_with_option(request, options).await.map_err(|e| self.error(e))?;
         let upstream_id = handle.id.clone();
-        let _tracked = self.track(&upstream_id, &handle.progress_token, session, ctx);
+        tracked.sent(&upstream_id, &handle.progress_token, ctx);
         tokio::select! {
             result = handle.await_response() => result.map_err(|e| self.error(e)),
             () = ctx.ct.cancelled() => {
@@ -310,22 +314,11 @@ impl Link {
         }
     }
 
-    fn track<'a>(
-        &'a self,
-        id: &RequestId,
-        token: &ProgressToken,
-        session: SessionKey,
-        ctx: &RequestContext<RoleServer>,
-    ) -> Tracked<'a> {
-        let mut routes = self.routes();
+    fn track(&self, session: SessionKey, ctx: &RequestContext<RoleServer>) -> Tracked<'_> {
         let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
-        routes
-            .inflight
-            .insert(id.clone(), InFlight { session, peer: ctx.peer.clone(), client_id: ctx.id.clone(), serial });
-        if let Some(client_token) = ctx.meta.get_progress_token() {
-            routes.progress.insert(token.clone(), (ctx.peer.clone(), client_token));
-        }
-        Tracked { link: self, id: id.clone(), token: token.clone() }
+        let call = InFlight { session, peer: ctx.peer.clone(), client_id: ctx.id.clone(), serial };
+        self.routes().inflight.insert(serial, call);
+        Tracked { link: self, serial, id: None, token: None }
     }
 
     fn routes(&self) -> MutexGuard<'_, Routes> {
@@ -338,7 +331,7 @@ impl Link {
     fn target(&self, origin: Option<&InboundStreamOrigin>) -> Result<(Peer<RoleServer>, Option<RequestId>), String> {
         let routes = self.routes();
         if let Some(InboundStreamOrigin::OutboundRequest(id)) = origin
-            && let Some(call) = routes.inflight.get(id)
+            && let Some(call) = routes.upstream_ids.get(id).and_then(|serial| routes.inflight.get(serial))
         {
             return Ok((call.peer.clone(), Some(call.client_id.clone())));
         }
@@ -368,15 +361,34 @@ impl Link {
 /// Removes a call's routes when it ends, however it ends.
 struct Tracked<'a> {
     link: &'a Link,
-    id: RequestId,
-    token: ProgressToken,
+    serial: u64,
+    id: Option<RequestId>,
+    token: Option<ProgressToken>,
+}
+
+impl Tracked<'_> {
+    /// The request went out under this id and progress token.
+    fn sent(&mut self, id: &RequestId, token: &ProgressToken, ctx: &RequestContext<RoleServer>) {
+        let mut routes = self.link.routes();
+        routes.upstream_ids.insert(id.clone(), self.serial);
+        if let Some(client_token) = ctx.meta.get_progress_token() {
+            routes.progress.insert(token.clone(), (ctx.peer.clone(), client_token));
+        }
+        self.id = Some(id.clone());
+        self.token = Some(token.clone());
+    }
 }
 
 impl Drop for Tracked<'_> {
     fn drop(&mut self) {
         let mut routes = self.link.routes();
-        routes.inflight.remove(&self.id);
-        routes.progress.remove(&self.token);
+        routes.inflight.remove(&self.serial);
+        if let Some(id) = &self.id {
+            routes.upstream_ids.remove(id);
+        }
+        if let Some(token) = &self.token {
+            routes.progress.remove(token);
+        }
     }
 }
 
