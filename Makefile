@@ -26,6 +26,8 @@ help:
 	@echo "make install      release build, binary, config, units under PREFIX=/usr/local (DESTDIR= ok)"
 	@echo "make uninstall    remove what install put (keeps /etc/mcpgw)"
 	@echo "make deb          build a Debian package with cargo-deb (installed if missing)"
+	@echo "make bench   release build, then the benchmark (~10 min): docs/benchmarks.md, target/bench/results.json;"
+	@echo "             BENCH_QUICK=1 for a smoke run (target/bench/benchmarks-quick.md)"
 
 run:
 	$(CARGO) run -p mcpgw --
@@ -133,41 +135,20 @@ test-conformance: build
 	tests/conformance/run.sh
 
 # ---- fuzzing: cargo-fuzz (libFuzzer) on the stable toolchain (fuzz/README.md) -----------------
-# fuzz/ is its own cargo workspace (own Cargo.lock and target/). On stable there is no sanitizer
-# (-Zsanitizer needs nightly), so the targets are built with libFuzzer's coverage instrumentation
-# only, with debug assertions and overflow checks on; panics are the crashes. cargo-fuzz's
-# default of one codegen unit is raised to 16 to keep the from-scratch build short.
+# fuzz/ is its own cargo workspace (own Cargo.lock and target/). Without a sanitizer cargo-fuzz
+# passes rustc no -Z flag, so stable works: libFuzzer's coverage instrumentation, debug
+# assertions and overflow checks; panics are the crashes. cargo-fuzz's default of one codegen
+# unit is raised to 16 to keep the from-scratch build short. fuzz/run.sh runs every target and
+# fails at the end if any crashed (input in fuzz/artifacts/<target>/, log in fuzz/target/fuzz-logs/).
 FUZZ_SECONDS       ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_TARGETS       ?= message_parse sse_decode sse_roundtrip headers ids
+FUZZ_JOBS          ?= $(shell nproc 2>/dev/null || echo 1)
 CARGO_FUZZ_VERSION ?= 0.13.2
 FUZZ_FLAGS         := -O --sanitizer none --codegen-units 16
-# Options every libFuzzer run gets: a slow input (10 s) or 2 GiB of memory is a crash too.
+# Options every libFuzzer run gets: an input taking 10 s, or 2 GiB of memory, is a crash too.
 FUZZ_LIBFUZZER     := -timeout=10 -rss_limit_mb=2048
-
-# Runs each target in $(FUZZ_TARGETS) for $(1) seconds, new inputs going to $(2)/<target>
-# (the seeds in fuzz/corpus/<target> are read too); every target runs, then the run fails if
-# any crashed. A crash leaves its input in fuzz/artifacts/<target>/ and its log in
-# fuzz/target/fuzz-logs/<target>.log.
-define fuzz_run
-	cd fuzz && mkdir -p target/fuzz-logs && failed=(); \
-	for t in $(FUZZ_TARGETS); do \
-		corpus=$(2)/$$t; mkdir -p $$corpus; \
-		dict=(); if [ -f dicts/$$t.dict ]; then dict=(-dict=dicts/$$t.dict); fi; \
-		seeds=(); if [ "$$corpus" != corpus/$$t ]; then seeds=(corpus/$$t); fi; \
-		log=target/fuzz-logs/$$t.log; \
-		echo "fuzz: $$t for $(1) s"; \
-		if $(CARGO) fuzz run $(FUZZ_FLAGS) $$t $$corpus "$${seeds[@]}" -- \
-				-max_total_time=$(1) $(FUZZ_LIBFUZZER) "$${dict[@]}" >$$log 2>&1; then \
-			grep -E '^Done [0-9]+ runs' $$log || tail -n 1 $$log; \
-		else \
-			echo "fuzz: $$t FAILED (fuzz/$$log):" >&2; \
-			sed -n '/panicked at\|ERROR: libFuzzer\|==ERROR/,$$p' $$log | head -n 80 >&2; \
-			failed+=($$t); \
-		fi; \
-	done; \
-	if [ $${#failed[@]} -gt 0 ]; then echo "fuzz: crashed: $${failed[*]}" >&2; exit 1; fi
-endef
+FUZZ_ENV := CARGO="$(CARGO)" FUZZ_JOBS=$(FUZZ_JOBS) FUZZ_FLAGS="$(FUZZ_FLAGS)" FUZZ_LIBFUZZER="$(FUZZ_LIBFUZZER)"
 
 fuzz-deps:
 	$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION)
@@ -175,30 +156,15 @@ fuzz-deps:
 fuzz-build: fuzz-deps
 	cd fuzz && $(CARGO) fuzz build $(FUZZ_FLAGS)
 
-# Every input kept under fuzz/regressions/<target>/ (crashes found and fixed, or still to
-# fix) is run once; all are run, then the run fails if any of them crashes.
+# Every input kept under fuzz/regressions/<target>/ runs once.
 fuzz-regressions: fuzz-build
-	cd fuzz && failed=(); \
-	for t in $(FUZZ_TARGETS); do \
-		[ -d regressions/$$t ] || continue; \
-		mapfile -t inputs < <(find regressions/$$t -type f ! -name '*.md' | sort); \
-		[ $${#inputs[@]} -gt 0 ] || continue; \
-		echo "fuzz: $$t: replaying $${#inputs[@]} regression input(s)"; \
-		for input in "$${inputs[@]}"; do \
-			if ! out=$$($(CARGO) fuzz run $(FUZZ_FLAGS) $$t "$$input" -- $(FUZZ_LIBFUZZER) 2>&1); then \
-				echo "fuzz: $$t crashes on fuzz/$$input:" >&2; \
-				sed -n '/panicked at\|ERROR: libFuzzer\|==ERROR/,$$p' <<<"$$out" | head -n 40 >&2; \
-				failed+=("$$input"); \
-			fi; \
-		done; \
-	done; \
-	if [ $${#failed[@]} -gt 0 ]; then echo "fuzz: failing regressions: $${failed[*]}" >&2; exit 1; fi
+	$(FUZZ_ENV) fuzz/run.sh regressions $(FUZZ_TARGETS)
 
-# CI: the regressions, then a few seconds per target from the seeds (a scratch corpus).
+# CI: the regressions, then each target for a few seconds from its seeds (a scratch corpus).
 fuzz-smoke: fuzz-regressions
 	rm -rf fuzz/target/smoke-corpus
-	$(call fuzz_run,$(FUZZ_SMOKE_SECONDS),target/smoke-corpus)
+	$(FUZZ_ENV) fuzz/run.sh fuzz $(FUZZ_SMOKE_SECONDS) target/smoke-corpus $(FUZZ_TARGETS)
 
 # Longer runs that keep what they find in fuzz/corpus/<target>/ (git-ignored, but for seed-*).
 fuzz: fuzz-regressions
-	$(call fuzz_run,$(FUZZ_SECONDS),corpus)
+	$(FUZZ_ENV) fuzz/run.sh fuzz $(FUZZ_SECONDS) corpus $(FUZZ_TARGETS)

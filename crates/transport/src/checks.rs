@@ -101,7 +101,7 @@ impl HostPolicy {
     /// The policy for a gateway bound to loopback: only loopback names, so a page on
     /// another site cannot reach it through DNS rebinding.
     pub fn loopback() -> Self {
-        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "[::1]".to_owned(), "::1".to_owned()];
+        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "[::1]".to_owned()];
         Self { allowed_hosts: Some(names.clone()), allowed_origins: Some(names) }
     }
 
@@ -115,13 +115,20 @@ impl HostPolicy {
                 .or_else(|| parts.uri.authority().map(|a| a.as_str()))
                 .unwrap_or("");
             let name = host_name(host);
-            if !allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+            // A Host with userinfo or spaces is no host a browser sends; `localhost:1@evil`
+            // must not pass as `localhost`.
+            let plain = !host.contains(['@', ' ', '\\']);
+            if !plain || !allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
                 return Err(Error::Forbidden(format!("Invalid Host: {}", printable(host))));
             }
         }
         if let (Some(allowed), Some(origin)) = (&self.allowed_origins, parts.headers.get(header::ORIGIN)) {
             let origin = origin.to_str().unwrap_or("");
-            let name = origin.split_once("://").map(|(_, rest)| host_name(rest)).unwrap_or("");
+            let name = origin
+                .split_once("://")
+                .filter(|(_, rest)| !rest.contains(['@', ' ', '\\']))
+                .map(|(_, rest)| host_name(rest))
+                .unwrap_or("");
             let ok = allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin) || a.eq_ignore_ascii_case(name));
             if !ok {
                 return Err(Error::Forbidden(format!("Invalid Origin: {}", printable(origin))));
@@ -230,6 +237,8 @@ mod tests {
         assert!(p.check(&parts("127.0.0.1:1", Some("http://localhost:6274"))).is_ok());
         assert!(p.check(&parts("[::1]:9", None)).is_ok());
         assert!(p.check(&parts("evil.example.com", None)).is_err());
+        assert!(p.check(&parts("localhost:80@evil.example", None)).is_err());
+        assert!(p.check(&parts("127.0.0.1:1", Some("http://localhost:1@evil.example"))).is_err());
         assert!(p.check(&parts("127.0.0.1:8080", Some("https://evil.example"))).is_err());
         assert!(HostPolicy::default().check(&parts("evil.example.com", Some("https://x"))).is_ok());
     }

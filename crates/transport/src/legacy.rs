@@ -56,7 +56,7 @@ fn reconnect<S: Sessions>(
     parts: &Parts,
     owner: Option<Credential>,
 ) -> Option<(Arc<Session>, tokio::sync::mpsc::Receiver<crate::session::Outgoing>, String)> {
-    let last = parts.headers.get(&checks::LAST_EVENT_ID)?.to_str().ok()?;
+    let last = parts.headers.get(&checks::LAST_EVENT_ID)?.to_str().ok()?.trim();
     let (prefix, _) = EventId::parse(last).ok()?;
     let id: SessionId = prefix.parse().ok()?;
     let session = edge.live_session(id, SessionKind::Legacy, owner).ok()?;

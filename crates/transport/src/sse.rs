@@ -29,13 +29,18 @@ impl Event<'_> {
         if let Some(retry) = self.retry {
             put_field(&mut out, b"retry", retry.to_string().as_bytes());
         }
-        if self.data.is_empty() {
-            put_field(&mut out, b"data", b"");
-        }
-        for line in self.data.split(|&b| b == b'\n') {
-            if !self.data.is_empty() {
-                put_field(&mut out, b"data", line.strip_suffix(b"\r").unwrap_or(line));
-            }
+        // CR, LF and CRLF all end a line in SSE, so each line of the data is its own `data:`
+        // field (empty data is one empty field): a lone CR cannot end the line early and
+        // start a field of its own.
+        let mut rest = self.data;
+        loop {
+            let Some(i) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                put_field(&mut out, b"data", rest);
+                break;
+            };
+            put_field(&mut out, b"data", &rest[..i]);
+            let crlf = rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n');
+            rest = &rest[i + if crlf { 2 } else { 1 }..];
         }
         out.put_u8(b'\n');
         out.freeze()
@@ -186,6 +191,16 @@ mod tests {
         let e = Event { data: b"a\nb", ..Event::default() }.encode();
         let got = decode_all(&e);
         assert_eq!(got[0].data, "a\nb");
+    }
+
+    #[test]
+    fn a_carriage_return_in_data_cannot_start_a_field() {
+        let data = b"{\"a\":1}\rid: forged\revent: forged\r\rdata: x";
+        let got = decode_all(&Event { data, ..Event::default() }.encode());
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].event, "message");
+        assert_eq!(got[0].id, None);
+        assert_eq!(got[0].data, "{\"a\":1}\nid: forged\nevent: forged\n\ndata: x");
     }
 
     #[test]
