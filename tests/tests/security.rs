@@ -100,3 +100,25 @@ async fn configured_origins_replace_the_loopback_default() {
     let other = [POST_HEADERS.to_vec(), vec![("origin", "http://localhost:3000")]].concat();
     assert_eq!(http.send(Method::POST, &gw.url("/mcp"), &other, init).await.status, StatusCode::FORBIDDEN);
 }
+
+#[test]
+fn oversized_headers_and_slow_headers_are_cut_off() {
+    use std::io::{Read, Write};
+    let gw = Gateway::start_with("[server]\nheader_read_timeout_secs = 1\nmax_header_bytes = 16384\n");
+    let mut big = std::net::TcpStream::connect(gw.authority()).expect("connect");
+    big.set_read_timeout(Some(mcpgw_tests::WAIT)).expect("timeout");
+    let padding = "a".repeat(32 * 1024);
+    let _ = write!(big, "GET /healthz HTTP/1.1\r\nHost: {}\r\nX-Pad: {padding}\r\n\r\n", gw.authority());
+    let mut answer = String::new();
+    let _ = big.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+
+    // Slowloris: a request head that never ends is dropped after the header timeout.
+    let mut slow = std::net::TcpStream::connect(gw.authority()).expect("connect");
+    slow.set_read_timeout(Some(mcpgw_tests::WAIT)).expect("timeout");
+    write!(slow, "GET /healthz HTTP/1.1\r\nHost: {}\r\n", gw.authority()).expect("send");
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "closed by the server, not by our read timeout");
+}

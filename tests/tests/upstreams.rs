@@ -54,3 +54,21 @@ async fn a_child_killed_mid_call_fails_the_call_promptly_and_is_restarted() {
     assert!(gw.terminate().success());
     assert!(pids(&marker).is_empty(), "no child outlives the gateway");
 }
+
+#[tokio::test]
+async fn past_an_upstreams_connection_cap_calls_get_a_clear_error() {
+    let marker = format!("--cap-test-{}", std::process::id());
+    let config = format!(
+        "[upstreams.fixture]\nkind = \"stdio\"\ncommand = \"{}\"\nargs = [\"{marker}\"]\nmax_connections = 1\n",
+        env!("CARGO_BIN_EXE_mcpgw-fixture")
+    );
+    let gw = Gateway::start_with(&config);
+    let first = StreamableSession::open(&gw.url("/mcp"), "2025-06-18").await;
+    let ok = first.call(1, "tools/call", json!({"name": "test_simple_text", "arguments": {}})).await;
+    assert!(ok["result"].is_object(), "{ok}");
+    let second = StreamableSession::open(&gw.url("/mcp"), "2025-06-18").await;
+    let refused = second.call(2, "tools/call", json!({"name": "test_simple_text", "arguments": {}})).await;
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("cap of 1"), "{refused}");
+    assert_eq!(pids(&marker).len(), 1, "no child past the cap");
+}

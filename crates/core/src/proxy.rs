@@ -312,10 +312,9 @@ impl ServerHandler for Proxy {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let catalog = self.catalog().await?;
-        let route = catalog
-            .tool(&params.name)
-            .cloned()
-            .ok_or_else(|| ErrorData::invalid_params(format!("tool not found: {}", params.name), None))?;
+        let Some(route) = catalog.tool(&params.name).cloned() else {
+            return Err(self.not_found("tool", &params.name));
+        };
         params.name = route.name.into();
         let limit = self.upstreams.specs().get(route.upstream).and_then(|s| s.call_timeout);
         // The call runs under a token of its own, so the timeout can cancel it the same way a
@@ -501,6 +500,27 @@ impl ServerHandler for Proxy {
 }
 
 impl Proxy {
+    /// "Not found", naming the upstreams that are unavailable right now (restarting, or at
+    /// their connection cap): the item may well be theirs.
+    fn not_found(&self, what: &str, name: &str) -> ErrorData {
+        let mut message = format!("{what} not found: {name}");
+        let down: Vec<String> = self
+            .members()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| match m {
+                Member::Remote { spec, link } => {
+                    link.unavailable_reason().map(|why| format!("upstream '{}': {why}", spec.name))
+                }
+                Member::Builtin(_) => None,
+            })
+            .collect();
+        if !down.is_empty() {
+            message.push_str(&format!(" (unavailable now: {})", down.join("; ")));
+        }
+        ErrorData::invalid_params(message, None)
+    }
+
     async fn resource_remote(&self, uri: &str) -> Result<usize, ErrorData> {
         let catalog = self.catalog().await?;
         let members = self.members()?;

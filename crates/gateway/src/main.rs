@@ -186,7 +186,11 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
         config.paths.mcp,
         config.paths.sse,
     );
-    let options = ServeOptions { header_read_timeout: config.header_read_timeout, close_deadline: CLOSE_DEADLINE };
+    let options = ServeOptions {
+        header_read_timeout: config.header_read_timeout,
+        max_header_bytes: config.max_header_bytes,
+        close_deadline: CLOSE_DEADLINE,
+    };
     let server = tokio::spawn(server::serve(
         listener,
         app.clone(),

@@ -22,6 +22,8 @@ use crate::router::App;
 pub(crate) struct ServeOptions {
     /// Time a client has to send its request headers.
     pub(crate) header_read_timeout: Duration,
+    /// The largest request head accepted (431 past it).
+    pub(crate) max_header_bytes: usize,
     /// How long connections may take to close once the sessions have ended.
     pub(crate) close_deadline: Duration,
 }
@@ -37,7 +39,12 @@ pub(crate) async fn serve(
     tasks: TaskTracker,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout).keep_alive(true);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .max_buf_size(options.max_header_bytes)
+        .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     loop {

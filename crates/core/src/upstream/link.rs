@@ -179,6 +179,16 @@ impl Link {
         }
     }
 
+    /// Why the link is not serving now, or `None` when it is up.
+    pub fn unavailable_reason(&self) -> Option<String> {
+        match &*self.state.borrow() {
+            LinkState::Up(_) => None,
+            LinkState::Connecting => Some("it is starting".into()),
+            LinkState::Down(why) => Some(why.to_string()),
+            LinkState::Closed => Some("it was stopped".into()),
+        }
+    }
+
     /// Waits until the link is up or has failed, for at most `limit`.
     pub async fn ready(&self, limit: Duration) {
         let mut rx = self.state.subscribe();

@@ -84,6 +84,7 @@ struct RawServer {
     header_read_timeout_secs: u64,
     public_prefix: String,
     drain_timeout_secs: u64,
+    max_header_bytes: usize,
 }
 
 impl Default for RawServer {
@@ -94,6 +95,7 @@ impl Default for RawServer {
             header_read_timeout_secs: 30,
             public_prefix: String::new(),
             drain_timeout_secs: 10,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -173,6 +175,8 @@ pub(crate) struct Config {
     pub(crate) header_read_timeout: Duration,
     /// At shutdown, how long calls in flight may take to finish.
     pub(crate) drain_timeout: Duration,
+    /// The largest request head (request line and headers) accepted.
+    pub(crate) max_header_bytes: usize,
     /// Endpoint paths.
     pub(crate) paths: Paths,
     /// Settings of the HTTP edge.
@@ -294,6 +298,8 @@ impl RawConfig {
             listen: self.server.listen,
             header_read_timeout: Duration::from_secs(self.server.header_read_timeout_secs.max(1)),
             drain_timeout: Duration::from_secs(self.server.drain_timeout_secs),
+            // hyper's floor for its read buffer.
+            max_header_bytes: self.server.max_header_bytes.max(8192),
             paths: Paths { sse: p.sse.clone(), messages: p.messages.clone(), mcp: p.mcp.clone() },
             edge,
             limits: SessionLimits {
