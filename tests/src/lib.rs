@@ -594,3 +594,13 @@ pub async fn session_counts(http: &Http, gateway: &Gateway) -> (u64, u64) {
         health["sessions"]["streamable"].as_u64().expect("streamable count"),
     )
 }
+
+/// The resident memory of a process, in KiB (`VmRSS` in `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}

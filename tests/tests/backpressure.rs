@@ -5,17 +5,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use http::{Method, StatusCode};
-use mcpgw_tests::{Gateway, Http, initialize, notification, request};
+use mcpgw_tests::{Gateway, Http, initialize, notification, request, rss_kib};
 use serde_json::json;
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
 
 #[tokio::test]
 async fn a_client_that_never_reads_its_stream_cannot_grow_the_gateways_memory() {

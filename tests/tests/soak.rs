@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use mcpgw_tests::{Gateway, Http, LegacySession, StreamableSession, eventually, session_counts};
+use mcpgw_tests::{Gateway, Http, LegacySession, StreamableSession, eventually, rss_kib, session_counts};
 use serde_json::json;
 
 const SESSIONS: usize = 20_000;
@@ -14,15 +14,6 @@ const WARM_UP: usize = 1_000;
 const WORKERS: usize = 16;
 /// The whole soak must finish within this.
 const LIMIT: Duration = Duration::from_secs(600);
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
 
 async fn tasks_alive(http: &Http, gw: &Gateway) -> u64 {
     let text = http.send(Method::GET, &gw.url("/metrics"), &[], Bytes::new()).await.text();
