@@ -173,3 +173,15 @@ fuzz-smoke: fuzz-regressions
 # Longer runs that keep what they find in fuzz/corpus/<target>/ (git-ignored, but for seed-*).
 fuzz: fuzz-regressions
 	$(FUZZ_ENV) fuzz/run.sh fuzz $(FUZZ_SECONDS) corpus $(FUZZ_TARGETS)
+
+# ---- benchmark (crates/bench, docs/benchmarks.md) ------------------------------------------
+# mcpgw is built on its own so the bench crate's extra rmcp features (its baseline server)
+# never reach the measured binary. The open-file limit is raised for 10,000 idle legacy
+# sessions (one event-stream connection each); mcpgw-bench also raises its own soft limit.
+.PHONY: bench
+bench:
+	$(CARGO) build --release -p mcpgw
+	$(CARGO) build --release -p mcpgw-bench -p mcpgw-tests --bins
+	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true; \
+		target/release/mcpgw-bench run $(if $(BENCH_QUICK),--quick) \
+			--command "make bench$(if $(BENCH_QUICK), BENCH_QUICK=$(BENCH_QUICK))"

@@ -130,6 +130,19 @@ pub(crate) async fn get_json(target: &Target, path: &str) -> Result<Value> {
     .await
 }
 
+/// A GET returning a number as text (`serve-rmcp`'s accepted-connection count).
+pub(crate) async fn get_number(target: &Target, path: &str) -> Result<u64> {
+    let mut conn = Conn::open(target).await?;
+    within("GET", async {
+        let response = conn.send(Method::GET, path, &[], Bytes::new()).await?;
+        let status = response.status();
+        let body = read_all(response.into_body()).await?;
+        ensure!(status.is_success(), "GET {path}: {status} {}", excerpt(&body));
+        Ok(std::str::from_utf8(&body)?.trim().parse()?)
+    })
+    .await
+}
+
 /// The status of a GET (`/readyz`).
 pub(crate) async fn get_status(target: &Target, path: &str) -> Result<u16> {
     let mut conn = Conn::open(target).await?;
@@ -300,10 +313,10 @@ async fn read_reply(response: Response<Incoming>, id: u64) -> Result<Value> {
 async fn wait_reply(events: &mut SseStream, id: u64) -> Result<Value> {
     for _ in 0..MAX_EVENTS {
         let event = events.next_event().await?.context("the event stream ended")?;
-        if event.event.is_empty() || event.event == "message" {
-            if let Some(result) = response_to(event.data.as_bytes(), id)? {
-                return Ok(result);
-            }
+        if (event.event.is_empty() || event.event == "message")
+            && let Some(result) = response_to(event.data.as_bytes(), id)?
+        {
+            return Ok(result);
         }
     }
     bail!("no response to {id} in {MAX_EVENTS} events")

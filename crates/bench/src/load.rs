@@ -72,15 +72,39 @@ pub(crate) struct Cpu {
     pub(crate) server_s: Option<f64>,
     /// This load generator's.
     pub(crate) client_s: f64,
+    /// Every CPU's busy time (`/proc/stat`), all processes.
+    pub(crate) machine_s: f64,
 }
 
+/// One reading: when, the server's CPU, this process's CPU, the machine's busy time.
+type Sample = (Instant, Option<f64>, f64, f64);
+
 impl Cpu {
-    fn sample(pid: Option<u32>) -> (Instant, Option<f64>, f64) {
-        (Instant::now(), pid.and_then(procs::cpu_secs), procs::cpu_secs(std::process::id()).unwrap_or(0.0))
+    fn sample(pid: Option<u32>) -> Sample {
+        (
+            Instant::now(),
+            pid.and_then(procs::cpu_secs),
+            procs::cpu_secs(std::process::id()).unwrap_or(0.0),
+            procs::machine_busy_secs().unwrap_or(0.0),
+        )
     }
 
-    fn between(a: (Instant, Option<f64>, f64), b: (Instant, Option<f64>, f64)) -> Cpu {
-        Cpu { window_s: (b.0 - a.0).as_secs_f64(), server_s: a.1.zip(b.1).map(|(a, b)| b - a), client_s: b.2 - a.2 }
+    fn between(a: Sample, b: Sample) -> Cpu {
+        Cpu {
+            window_s: (b.0 - a.0).as_secs_f64(),
+            server_s: a.1.zip(b.1).map(|(a, b)| b - a),
+            client_s: b.2 - a.2,
+            machine_s: b.3 - a.3,
+        }
+    }
+
+    /// Cores busy with anything but the server and the load generator (other processes,
+    /// kernel softirq work, an upstream child).
+    pub(crate) fn other_cores(&self) -> f64 {
+        if self.window_s <= 0.0 {
+            return 0.0;
+        }
+        ((self.machine_s - self.server_s.unwrap_or(0.0) - self.client_s) / self.window_s).max(0.0)
     }
 }
 
@@ -91,6 +115,8 @@ pub(crate) struct LoadResult {
     pub(crate) sessions_opened: usize,
     pub(crate) duration_s: f64,
     pub(crate) requests: usize,
+    /// Successful calls, warm-up included.
+    pub(crate) calls_total: usize,
     pub(crate) rps: f64,
     pub(crate) latency: Latency,
     pub(crate) errors: usize,
@@ -104,6 +130,8 @@ pub(crate) struct LoadResult {
     pub(crate) req_per_server_cpu_s: Option<f64>,
     /// Load generator CPU cores busy during the window.
     pub(crate) client_cores: f64,
+    /// Cores busy with anything else (see [`Cpu::other_cores`]).
+    pub(crate) other_cores: f64,
 }
 
 impl LoadResult {
@@ -123,6 +151,7 @@ impl LoadResult {
         if cpu.window_s > 0.0 {
             self.client_cores = cpu.client_s / cpu.window_s;
         }
+        self.other_cores = cpu.other_cores();
         self.cpu = cpu;
         self
     }
@@ -149,6 +178,8 @@ impl Caller {
 struct Driven {
     caller: Option<Caller>,
     nanos: Vec<u64>,
+    /// Calls that succeeded, warm-up included.
+    calls: usize,
     errors: usize,
     first_error: Option<String>,
 }
@@ -156,6 +187,7 @@ struct Driven {
 /// Round trips back to back until `end`; the ones inside `[start, end]` are timed.
 async fn drive(mut caller: Caller, start: Instant, end: Instant) -> Driven {
     let mut nanos = Vec::with_capacity(4096);
+    let mut calls = 0;
     for _ in 0..MAX_CALLS {
         let began = Instant::now();
         if began >= end {
@@ -166,16 +198,17 @@ async fn drive(mut caller: Caller, start: Instant, end: Instant) -> Driven {
             Err(_) => Err(anyhow::anyhow!("a tools/call took longer than {OP_TIMEOUT:?}")),
         };
         let done = Instant::now();
+        calls += usize::from(outcome.is_ok());
         match outcome {
             Ok(()) if began >= start && done <= end => nanos.push((done - began).as_nanos() as u64),
             Ok(()) => {}
             Err(e) => {
                 // A session that failed is not trusted again.
-                return Driven { caller: None, nanos, errors: 1, first_error: Some(format!("{e:#}")) };
+                return Driven { caller: None, nanos, calls, errors: 1, first_error: Some(format!("{e:#}")) };
             }
         }
     }
-    Driven { caller: Some(caller), nanos, errors: 0, first_error: None }
+    Driven { caller: Some(caller), nanos, calls, errors: 0, first_error: None }
 }
 
 /// Runs `callers` in a closed loop and measures the window after `warmup`.
@@ -204,6 +237,7 @@ async fn run_callers(
         match joined {
             Ok(driven) => {
                 nanos.extend(driven.nanos);
+                result.calls_total += driven.calls;
                 result.errors += driven.errors;
                 if result.first_error.is_none() {
                     result.first_error = driven.first_error;
@@ -339,6 +373,14 @@ pub(crate) async fn stdio_direct(
     Ok(result)
 }
 
+/// One session opened, used once and closed.
+pub(crate) async fn one_session(target: &Target, profile: &Profile) -> Result<()> {
+    let conn = Conn::open(target).await?;
+    let mut session = Session::open(target, profile, conn).await?;
+    within("tools/call", session.call(target, profile)).await?;
+    session.close(target).await.map(drop)
+}
+
 /// A session set-up run.
 #[derive(Clone, Debug, Default, Serialize)]
 pub(crate) struct SetupResult {
@@ -354,6 +396,7 @@ pub(crate) struct SetupResult {
     pub(crate) server_cores: Option<f64>,
     pub(crate) server_us_per_session: Option<f64>,
     pub(crate) client_cores: f64,
+    pub(crate) other_cores: f64,
 }
 
 /// `workers` clients, each setting up sessions back to back: `initialize`, `initialized`, one
@@ -443,6 +486,7 @@ pub(crate) async fn setup_rate(
     if cpu.window_s > 0.0 {
         result.client_cores = cpu.client_s / cpu.window_s;
     }
+    result.other_cores = cpu.other_cores();
     result.cpu = cpu;
     Ok(result)
 }

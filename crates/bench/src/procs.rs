@@ -136,6 +136,17 @@ pub(crate) fn cpu_secs(pid: u32) -> Option<f64> {
     Some((utime + stime) as f64 / clk_tck())
 }
 
+/// Busy time of every CPU together (user, nice, system, irq, softirq, steal of the `cpu` line
+/// of `/proc/stat`), in seconds.
+pub(crate) fn machine_busy_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal …
+    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7).copied().unwrap_or(0);
+    Some(busy as f64 / clk_tck())
+}
+
 /// Resident set size (`VmRSS` of `/proc/<pid>/status`), in bytes.
 pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -14,6 +14,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -37,6 +38,11 @@ fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime> {
     Ok(builder.enable_all().build()?)
 }
 
+/// Connections accepted so far (`GET /_bench/accepted` on `serve-rmcp`).
+static ACCEPTED: AtomicU64 = AtomicU64::new(0);
+/// The path that reports [`ACCEPTED`].
+pub(crate) const ACCEPTED_PATH: &str = "/_bench/accepted";
+
 /// Accepts connections on `listener` and serves each with `$service` until `$max` passes.
 macro_rules! accept_loop {
     ($listener:expr, $service:expr, $max:expr) => {{
@@ -56,6 +62,7 @@ macro_rules! accept_loop {
                     continue;
                 }
             };
+            ACCEPTED.fetch_add(1, Ordering::Relaxed);
             let _ = stream.set_nodelay(true);
             let service = $service.clone();
             tokio::spawn(async move {
@@ -76,6 +83,18 @@ pub(crate) fn serve_rmcp(listen: SocketAddr, stateless: bool, workers: Option<us
         let service: StreamableHttpService<Builtin, LocalSessionManager> =
             StreamableHttpService::new(|| Ok(Builtin::new()), Arc::new(LocalSessionManager::default()), config);
         let service = TowerToHyperService::new(service);
+        // In front of rmcp: how many connections this server accepted, so a run can tell how
+        // often its client (mcpgw's http upstream) opened a new one.
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let rmcp = service.clone();
+            async move {
+                if request.uri().path() == ACCEPTED_PATH {
+                    let count = ACCEPTED.load(Ordering::Relaxed).to_string();
+                    return Ok(Response::new(Full::new(Bytes::from(count)).boxed()));
+                }
+                hyper::service::Service::call(&rmcp, request).await
+            }
+        });
         accept_loop!(TcpListener::bind(listen).await?, service, max)
     })
 }
