@@ -219,13 +219,12 @@ impl SseParser {
 pub(crate) struct SseStream {
     body: Incoming,
     parser: SseParser,
-    read: usize,
     done: bool,
 }
 
 impl SseStream {
     fn new(body: Incoming) -> SseStream {
-        SseStream { body, parser: SseParser::default(), read: 0, done: false }
+        SseStream { body, parser: SseParser::default(), done: false }
     }
 
     /// The next event with data, or `None` at the end of the stream.
@@ -240,8 +239,12 @@ impl SseStream {
             match self.body.frame().await {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        self.read += data.len();
-                        ensure!(self.read <= MAX_BODY, "an event stream longer than {MAX_BODY} bytes");
+                        // A legacy stream lives as long as its session: bound what waits to be
+                        // parsed, not the total.
+                        ensure!(
+                            self.parser.buf.len() + data.len() <= MAX_BODY,
+                            "an event longer than {MAX_BODY} bytes"
+                        );
                         self.parser.buf.extend_from_slice(&data);
                     }
                 }
