@@ -18,6 +18,8 @@ use crate::servers::ACCEPTED_PATH;
 
 /// What rmcp's Streamable HTTP server wants in `Accept` on every POST.
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+/// Cores busy with other work above which a run is measured again.
+const NOISY: f64 = 0.25;
 /// Idle sessions need this many file descriptors beyond one per legacy session.
 const SPARE_FDS: u64 = 512;
 
@@ -348,6 +350,37 @@ impl Bench {
         Ok(())
     }
 
+    /// [`Bench::load`], measured again (at most twice) while something else kept more than a
+    /// quarter of a core busy; the quietest attempt is kept. Only for runs where nothing but the
+    /// server and the load generator should be working.
+    async fn load_quiet(
+        &mut self,
+        proc: &mut Proc,
+        server: &str,
+        profile: &Profile,
+        sessions: usize,
+    ) -> Result<LoadResult> {
+        let mut best = self.load(proc, server, profile, sessions).await?;
+        for _ in 0..2 {
+            if best.other_cores <= NOISY {
+                break;
+            }
+            self.clock.say(format!("  {:.2} other cores busy during that run: measuring it again", best.other_cores));
+            let again = self.load(proc, server, profile, sessions).await?;
+            if again.other_cores < best.other_cores {
+                best = again;
+            }
+        }
+        if best.other_cores > NOISY {
+            self.note(format!(
+                "{server}, {}, {sessions} sessions: other work kept {:.2} cores busy in each of three attempts",
+                profile.transport.label(),
+                best.other_cores
+            ));
+        }
+        Ok(best)
+    }
+
     async fn load(&mut self, proc: &mut Proc, server: &str, profile: &Profile, sessions: usize) -> Result<LoadResult> {
         let target = target_of(proc)?;
         let (warmup, duration) = (self.plan.warmup(), self.plan.duration());
@@ -483,7 +516,7 @@ pub(crate) async fn run(options: Options) -> Result<()> {
                 2 => &mut session,
                 _ => &mut bare,
             };
-            let result = bench.load(proc, server, profile, size).await?;
+            let result = bench.load_quiet(proc, server, profile, size).await?;
             throughput.push(Row {
                 server: server.to_owned(),
                 transport: profile.transport.label().to_owned(),
@@ -502,8 +535,8 @@ pub(crate) async fn run(options: Options) -> Result<()> {
 
     let mut rounds = Vec::new();
     for round in 1..=plan.rounds {
-        let mcpgw = bench.load(&mut gw, "mcpgw", &json_profile, plan.round_sessions).await?;
-        let rmcp = bench.load(&mut stateless, "rmcp stateless JSON", &rmcp_json, plan.round_sessions).await?;
+        let mcpgw = bench.load_quiet(&mut gw, "mcpgw", &json_profile, plan.round_sessions).await?;
+        let rmcp = bench.load_quiet(&mut stateless, "rmcp stateless JSON", &rmcp_json, plan.round_sessions).await?;
         rounds.push(Round { round, mcpgw, rmcp_stateless: rmcp });
     }
 
@@ -622,7 +655,7 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     };
     for &size in &plan.overhead_sizes {
         let before = accepted().await;
-        let direct = bench.load(&mut upstream, "rmcp upstream direct", &rmcp_sse, size).await?;
+        let direct = bench.load_quiet(&mut upstream, "rmcp upstream direct", &rmcp_sse, size).await?;
         let connections = per_call(before, accepted().await, size as u64 + 1, &direct);
         overhead.push(OverheadRow {
             upstream: "http (rmcp StreamableHttpService, session mode, shared)".into(),
@@ -1159,7 +1192,10 @@ fn markdown(r: &Report, json_path: &Path) -> String {
          load generator sharing the cores. *Client cores* is the load generator's own CPU (near 1.00, the load \
          generator itself is the limit, as with the bare hyper server); *other cores* is every \
          other busy CPU second on the machine over the window (from `/proc/stat`: other processes, an upstream child, \
-         and kernel work no process is charged for). A large *other* means something else was running."
+         and kernel work no process is charged for). A large *other* means something else was running: the run waits \
+         up to 120 s for a quiet machine before it starts, and a round-trip run (other than through an upstream, \
+         whose process counts as *other*) during which other work kept more than {NOISY} cores busy is measured \
+         again, up to three attempts, keeping the quietest."
     );
     let _ = writeln!(
         md,
