@@ -5,9 +5,12 @@ next to the built-in ones, over both client transports."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import anyio
 import pytest
 
+from tcp_cutter import TcpCutter
 from support import TRANSPORTS, connect, text_of, toml_string, wait_for_counts, wait_shared_upstreams_up
 
 pytestmark = pytest.mark.anyio
@@ -64,3 +67,27 @@ async def test_remote_upstream_shared(start_gateway, remote_servers, kind):
         async with connect(gw.url, "streamable") as one, connect(gw.url, "sse") as two:
             await tour(one, kind)
             await tour(two, kind)
+
+
+CALLS = 30
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_remote_upstream_reuses_connections(start_gateway, remote_servers, kind):
+    """Sequential calls through a shared remote upstream ride pooled keep-alive connections:
+    a TCP proxy in front of the upstream counts the connections the gateway opens. Without a
+    pool (rmcp's default client for Streamable HTTP) every call is a new connection."""
+    target = urlsplit(remote_servers.url(kind))
+    async with TcpCutter(target.hostname, target.port, arm_on=b"\0never\0", cut_on=b"\0never\0") as proxy:
+        url = proxy.url + target.path
+        gw = start_gateway(remote_config(kind, url, "shared"))
+        await wait_shared_upstreams_up(gw, "remote")
+        before = len(proxy.conns)
+        with anyio.fail_after(60):
+            async with connect(gw.url, "streamable") as client:
+                for i in range(CALLS):
+                    assert text_of(await client.call_tool("py_multiply", {"a": i, "b": 2})) == str(2 * i)
+        opened = len(proxy.conns) - before
+        posts = [r for r in proxy.requests if r.method == "POST"]
+        assert len(posts) >= CALLS, f"the proxy saw {len(posts)} POSTs for {CALLS} calls"
+        assert opened <= CALLS // 3, f"{opened} new upstream connections for {CALLS} sequential calls"

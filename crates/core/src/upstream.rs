@@ -6,11 +6,13 @@
 //!   what it sends back.
 //! - [`connect`]: opening one connection (stdio child, Streamable HTTP, legacy SSE).
 //! - `ordered`: delivers progress and log notifications in the order the upstream sent them.
+//! - `http_client`: the pooled HTTP client every remote connection shares.
 //! - [`sse_client`]: the legacy HTTP+SSE client transport.
 //! - [`builtin`]: the in-process tools.
 
 pub mod builtin;
 pub(crate) mod connect;
+pub(crate) mod http_client;
 pub mod link;
 pub(crate) mod ordered;
 pub mod set;

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use std::sync::Weak;
 
+use crate::upstream::http_client;
 use crate::upstream::link::{Link, LinkClient};
 use crate::upstream::ordered::Ordered;
 use crate::upstream::spec::{UpstreamKind, UpstreamSpec};
@@ -80,7 +81,7 @@ pub(crate) async fn serve(
         UpstreamKind::Http { url, headers } => {
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(header_map(headers)?.into_iter().filter_map(|(k, v)| k.map(|k| (k, v))).collect());
-            let transport = StreamableHttpClientTransport::from_config(config);
+            let transport = StreamableHttpClientTransport::with_client(http_client::shared(), config);
             serve_client_with_ct(client, Ordered::new(transport, link, lost), ct).await.map_err(|e| e.to_string())?
         }
         UpstreamKind::Sse { url, headers } => {

@@ -22,6 +22,8 @@ pub enum SseClientError {
     Protocol(String),
 }
 
+/// The most of a POST's response body read so its connection can be reused.
+const DRAIN_LIMIT: usize = 64 * 1024;
 /// Messages read from the stream waiting for rmcp.
 const INBOUND_QUEUE: usize = 64;
 
@@ -38,7 +40,7 @@ impl SseClientTransport {
     /// Opens the event stream at `url` and waits for its `endpoint` event.
     pub async fn connect(url: &str, headers: HeaderMap, tasks: &TaskTracker) -> Result<Self, SseClientError> {
         let base = reqwest::Url::parse(url).map_err(|e| SseClientError::Protocol(format!("bad URL {url}: {e}")))?;
-        let http = reqwest::Client::new();
+        let http = crate::upstream::http_client::shared();
         let response = http
             .get(base.clone())
             .headers(headers.clone())
@@ -97,7 +99,16 @@ impl Transport<RoleClient> for SseClientTransport {
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .json(&item);
         async move {
-            request.send().await?.error_for_status()?;
+            let mut response = request.send().await?.error_for_status()?;
+            // Read the (short) body to its end so the keep-alive connection goes back to the
+            // pool; a response dropped unread closes it. A long one is not worth reading.
+            let mut read = 0;
+            while let Some(chunk) = response.chunk().await? {
+                read += chunk.len();
+                if read > DRAIN_LIMIT {
+                    break;
+                }
+            }
             Ok(())
         }
     }
