@@ -1,13 +1,25 @@
 //! The rmcp `Transport` a session's server runs over: client messages come in on a
 //! bounded channel, and server messages go straight to an [`Outbound`] sink, with no
 //! channel hop or task in between.
+//!
+//! The transport also sees every message of the session, so it is what knows when the
+//! session is quiet: no client request unanswered, no request of the server's unanswered,
+//! nothing either way for a while. Then it can *park*: hand its inbound channel back to the
+//! session's supervisor and end rmcp's serve loop, whose channels and task are most of an
+//! idle session's memory (see [`crate::session`]).
 
+use std::collections::HashSet;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use rmcp::RoleServer;
-use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::model::{ClientJsonRpcMessage, RequestId, ServerJsonRpcMessage, ServerNotification};
 use rmcp::transport::Transport;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, Sleep};
 
 /// The sink was closed: the session is gone.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -25,18 +37,194 @@ pub trait Outbound: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), OutboundClosed>> + Send + 'static;
 }
 
-/// A bounded inbound channel and an outbound sink, as an rmcp server transport. Messages
-/// come boxed: a channel allocates its slots up front, and a slot the size of a pointer
-/// rather than of a message keeps an idle session small.
+/// Client messages on their way to a session's server. Boxed: a channel allocates its
+/// slots up front, and a slot the size of a pointer rather than of a message keeps an idle
+/// session small.
+pub type Inbound = mpsc::Receiver<Box<ClientJsonRpcMessage>>;
+
+type NotifyFn = dyn Fn(ServerNotification) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+/// Sends notifications straight to a session's client, whether or not its server is
+/// running: what upstreams announce to every session (list changes, resource updates, logs
+/// outside a call) reaches parked sessions too.
+#[derive(Clone)]
+pub struct Notifier(Arc<NotifyFn>);
+
+impl Notifier {
+    /// A notifier over `outbound`.
+    pub fn new<O: Outbound>(outbound: Arc<O>) -> Self {
+        Self(Arc::new(move |notification| {
+            let delivered = outbound.deliver(ServerJsonRpcMessage::notification(notification));
+            Box::pin(async move {
+                let _ = delivered.await;
+            })
+        }))
+    }
+
+    /// Delivers one notification (waiting for room; dropped if the session is gone).
+    pub async fn notify(&self, notification: ServerNotification) {
+        (self.0)(notification).await;
+    }
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notifier")
+    }
+}
+
+/// When and whether a transport may park.
+pub(crate) struct Parking {
+    /// Quiet this long, it parks.
+    pub(crate) after: Duration,
+    /// Cleared while the session holds state only a running server keeps (its own
+    /// upstream connections).
+    pub(crate) allowed: Arc<AtomicBool>,
+    /// Where the inbound channel goes when it parks.
+    pub(crate) to: oneshot::Sender<Inbound>,
+}
+
+/// A bounded inbound channel and an outbound sink, as an rmcp server transport.
 pub struct ChannelTransport<O> {
-    inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
-    outbound: O,
+    /// `None` once parked.
+    inbound: Option<Inbound>,
+    /// The message that woke a parked session, delivered first.
+    first: Option<ClientJsonRpcMessage>,
+    outbound: Arc<O>,
+    /// Client requests not answered yet.
+    client_requests: usize,
+    /// The server's own requests (sampling, elicitation, roots, ping) not answered yet.
+    server_requests: HashSet<i64>,
+    /// Added to the ids of the server's requests. Each run of a session's server numbers
+    /// its requests from 0; an offset per run keeps them unique within the session, as
+    /// the spec requires of a requester.
+    id_offset: i64,
+    last_activity: Instant,
+    parking: Option<(Parking, Pin<Box<Sleep>>)>,
 }
 
 impl<O: Outbound> ChannelTransport<O> {
-    /// A transport that reads `inbound` and writes to `outbound`.
-    pub fn new(inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>, outbound: O) -> Self {
-        Self { inbound, outbound }
+    /// A transport that reads `inbound` and writes to `outbound`, and never parks.
+    pub fn new(inbound: Inbound, outbound: Arc<O>) -> Self {
+        Self {
+            inbound: Some(inbound),
+            first: None,
+            outbound,
+            client_requests: 0,
+            server_requests: HashSet::new(),
+            id_offset: 0,
+            last_activity: Instant::now(),
+            parking: None,
+        }
+    }
+
+    /// Parks after `parking.after` of quiet; `run` is the number of this server run in the
+    /// session (0 for the first).
+    pub(crate) fn parking(mut self, parking: Parking, run: u32) -> Self {
+        let deadline = self.last_activity + parking.after;
+        self.parking = Some((parking, Box::pin(tokio::time::sleep_until(deadline))));
+        self.id_offset = i64::from(run) << 32;
+        self
+    }
+
+    /// Delivers `message` before anything else in the channel (it woke the session).
+    pub(crate) fn starting_with(mut self, message: ClientJsonRpcMessage) -> Self {
+        self.first = Some(message);
+        self
+    }
+
+    fn quiescent(&self) -> bool {
+        self.client_requests == 0 && self.server_requests.is_empty()
+    }
+
+    /// Books a client message in; answers to the server's requests get their ids back.
+    fn took(&mut self, message: &mut ClientJsonRpcMessage) {
+        self.last_activity = Instant::now();
+        match message {
+            ClientJsonRpcMessage::Request(_) => self.client_requests += 1,
+            ClientJsonRpcMessage::Response(r) => self.answered(&mut r.id),
+            ClientJsonRpcMessage::Error(e) => {
+                if let Some(id) = e.id.as_mut() {
+                    self.answered(id);
+                }
+            }
+            ClientJsonRpcMessage::Notification(_) => {}
+        }
+    }
+
+    fn answered(&mut self, id: &mut RequestId) {
+        if let RequestId::Number(n) = id
+            && self.server_requests.remove(n)
+        {
+            *n -= self.id_offset;
+        }
+    }
+
+    /// Books a server message out; the server's own requests get session-unique ids.
+    fn gave(&mut self, message: &mut ServerJsonRpcMessage) {
+        self.last_activity = Instant::now();
+        match message {
+            ServerJsonRpcMessage::Request(r) => {
+                if let RequestId::Number(n) = &mut r.id {
+                    *n += self.id_offset;
+                    self.server_requests.insert(*n);
+                }
+            }
+            ServerJsonRpcMessage::Response(_) | ServerJsonRpcMessage::Error(_) => {
+                self.client_requests = self.client_requests.saturating_sub(1);
+            }
+            ServerJsonRpcMessage::Notification(_) => {}
+        }
+    }
+
+    /// Waits for the next client message, or parks and returns `None` once the session
+    /// has been quiet long enough.
+    async fn next(&mut self) -> Option<ClientJsonRpcMessage> {
+        loop {
+            let Self { inbound, parking, .. } = self;
+            let inbound = inbound.as_mut()?;
+            let message = match parking {
+                None => inbound.recv().await,
+                Some((_, timer)) => tokio::select! {
+                    biased;
+                    message = inbound.recv() => message,
+                    () = timer.as_mut() => {
+                        if self.try_park() {
+                            return None;
+                        }
+                        continue;
+                    }
+                },
+            };
+            let mut message = *message?;
+            self.took(&mut message);
+            return Some(message);
+        }
+    }
+
+    /// Parks if the session has been quiet long enough; else sets the timer again. The
+    /// timer is only moved when it fires, so busy sessions pay no timer work per message.
+    fn try_park(&mut self) -> bool {
+        let quiet = self.quiescent() && self.inbound.as_ref().is_some_and(mpsc::Receiver::is_empty);
+        let last = self.last_activity;
+        let Some((parking, timer)) = &mut self.parking else { return false };
+        let due = last + parking.after;
+        let may = quiet && parking.allowed.load(Ordering::Acquire);
+        let now = Instant::now();
+        if !may || now < due {
+            // Look again when it could be due: one period after the last activity, or
+            // (while something is unanswered, or parking is off) one period from now.
+            let next = if may { due } else { now + parking.after };
+            timer.as_mut().reset(next.max(now + Duration::from_millis(1)));
+            return false;
+        }
+        let (Some((parking, _)), Some(inbound)) = (self.parking.take(), self.inbound.take()) else { return false };
+        if let Err(inbound) = parking.to.send(inbound) {
+            // The supervisor is gone (the session is ending): keep the channel, so ending
+            // the serve loop closes it as usual.
+            self.inbound = Some(inbound);
+        }
+        true
     }
 }
 
@@ -45,17 +233,117 @@ impl<O: Outbound> Transport<RoleServer> for ChannelTransport<O> {
 
     fn send(
         &mut self,
-        item: ServerJsonRpcMessage,
+        mut item: ServerJsonRpcMessage,
     ) -> impl Future<Output = Result<(), OutboundClosed>> + Send + 'static {
+        self.gave(&mut item);
         self.outbound.deliver(item)
     }
 
     async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
-        self.inbound.recv().await.map(|boxed| *boxed)
+        if let Some(mut message) = self.first.take() {
+            self.took(&mut message);
+            return Some(message);
+        }
+        self.next().await
     }
 
     async fn close(&mut self) -> Result<(), OutboundClosed> {
-        self.inbound.close();
+        if let Some(inbound) = self.inbound.as_mut() {
+            inbound.close();
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use rmcp::model::{
+        ClientJsonRpcMessage, ClientResult, EmptyResult, PingRequest, ServerJsonRpcMessage, ServerRequest,
+    };
+
+    use super::*;
+
+    /// Keeps what the server sent.
+    #[derive(Default)]
+    struct Kept(Mutex<Vec<ServerJsonRpcMessage>>);
+
+    impl Outbound for Kept {
+        fn deliver(
+            &self,
+            message: ServerJsonRpcMessage,
+        ) -> impl Future<Output = Result<(), OutboundClosed>> + Send + 'static {
+            self.0.lock().expect("not poisoned").push(message);
+            async { Ok(()) }
+        }
+    }
+
+    fn parking(after: Duration) -> (Parking, oneshot::Receiver<Inbound>) {
+        let (to, parked) = oneshot::channel();
+        (Parking { after, allowed: Arc::new(AtomicBool::new(true)), to }, parked)
+    }
+
+    fn kept_ids(kept: &Kept) -> Vec<RequestId> {
+        kept.0
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter_map(|m| match m {
+                ServerJsonRpcMessage::Request(r) => Some(r.id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_run_numbers_its_requests_apart_and_maps_the_answers_back() {
+        let (tx, rx) = mpsc::channel(4);
+        let kept = Arc::new(Kept::default());
+        let (parking, _parked) = parking(Duration::from_secs(1));
+        let mut transport = ChannelTransport::new(rx, kept.clone()).parking(parking, 2);
+        let ping = ServerRequest::PingRequest(PingRequest::default());
+        transport.send(ServerJsonRpcMessage::request(ping, RequestId::Number(0))).await.expect("sent");
+        assert_eq!(kept_ids(&kept), vec![RequestId::Number(2 << 32)]);
+
+        let answer =
+            ClientJsonRpcMessage::response(ClientResult::EmptyResult(EmptyResult {}), RequestId::Number(2 << 32));
+        tx.send(Box::new(answer)).await.expect("room");
+        match transport.receive().await {
+            Some(ClientJsonRpcMessage::Response(r)) => assert_eq!(r.id, RequestId::Number(0)),
+            other => panic!("expected the answer, got {other:?}"),
+        }
+        // Answered: nothing keeps the session from parking.
+        assert!(transport.quiescent());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn parks_only_when_quiet_and_hands_the_channel_back() {
+        let (tx, rx) = mpsc::channel(4);
+        let kept = Arc::new(Kept::default());
+        let (parking, parked) = parking(Duration::from_secs(1));
+        let mut transport = ChannelTransport::new(rx, kept.clone()).parking(parking, 0);
+
+        // A request in flight: time passes, the transport does not park.
+        let ping = ClientJsonRpcMessage::request(
+            rmcp::model::ClientRequest::PingRequest(PingRequest::default()),
+            RequestId::Number(1),
+        );
+        tx.send(Box::new(ping)).await.expect("room");
+        assert!(transport.receive().await.is_some());
+        let waiting = tokio::time::timeout(Duration::from_secs(5), transport.receive()).await;
+        assert!(waiting.is_err(), "parked with a request unanswered");
+
+        // Answered: after a quiet second it parks, and the channel comes back still open.
+        let answer = ServerJsonRpcMessage::response(rmcp::model::ServerResult::empty(()), RequestId::Number(1));
+        transport.send(answer).await.expect("sent");
+        assert!(transport.receive().await.is_none(), "did not park");
+        let mut inbound = parked.await.expect("the channel comes back");
+        tx.send(Box::new(ClientJsonRpcMessage::notification(
+            rmcp::model::ClientNotification::InitializedNotification(Default::default()),
+        )))
+        .await
+        .expect("open");
+        assert!(inbound.recv().await.is_some());
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //! - [`channel`]: the rmcp `Transport` over a bounded inbound channel and an [`Outbound`].
-//! - [`session`]: [`ServerFactory`], which starts one session's server as a tracked task.
+//! - [`session`]: [`ServerFactory`], which starts one session's server as a tracked task,
+//!   and parks it while the session is quiet.
+//! - `state`: what a session keeps across runs of its server.
 //! - [`proxy`]: [`Proxy`], the per-session server over every upstream.
 //! - [`catalog`]: merging the upstreams' tools, prompts and resources, and their names.
 //! - [`upstream`]: the upstreams: built-in tools, stdio children, remote HTTP and SSE
@@ -16,9 +18,10 @@ pub mod channel;
 pub mod error;
 pub mod proxy;
 pub mod session;
+mod state;
 pub mod upstream;
 
-pub use channel::{Outbound, OutboundClosed};
+pub use channel::{Inbound, Notifier, Outbound, OutboundClosed};
 pub use error::Error;
 pub use proxy::Proxy;
 pub use session::ServerFactory;

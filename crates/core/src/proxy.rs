@@ -17,11 +17,12 @@ use rmcp::model::{
     UnsubscribeRequest, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext};
-use rmcp::{ErrorData, RoleServer, ServerHandler};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::catalog::{Catalog, Listing};
+use crate::state::{Handshake, SessionState};
 use crate::upstream::builtin::Builtin;
 use crate::upstream::link::{Link, SessionKey, client_config};
 use crate::upstream::set::Upstreams;
@@ -30,7 +31,7 @@ use crate::upstream::spec::{Share, UpstreamKind, UpstreamSpec};
 /// One session's server.
 pub struct Proxy {
     upstreams: Arc<Upstreams>,
-    key: SessionKey,
+    state: Arc<SessionState>,
     members: OnceLock<Vec<Member>>,
     info: OnceLock<ServerConfig>,
     catalog: tokio::sync::Mutex<Option<(Vec<u64>, Arc<Catalog>)>>,
@@ -79,16 +80,43 @@ struct Listed {
 impl Proxy {
     /// A session's server over `upstreams`; its own upstream connections live until
     /// `cancel` fires.
-    pub fn new(upstreams: Arc<Upstreams>, key: SessionKey, cancel: CancellationToken, tasks: TaskTracker) -> Self {
+    pub(crate) fn new(
+        upstreams: Arc<Upstreams>,
+        state: Arc<SessionState>,
+        cancel: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Self {
         Self {
             upstreams,
-            key,
+            state,
             members: OnceLock::new(),
             info: OnceLock::new(),
             catalog: tokio::sync::Mutex::new(None),
             cancel,
             tasks,
         }
+    }
+
+    /// The server of a parked session that a client message woke: initialized already,
+    /// from the session's handshake. A session parks only when every upstream it uses is
+    /// shared or built in, so this rejoins what the session used before.
+    pub(crate) fn resume(
+        upstreams: Arc<Upstreams>,
+        state: Arc<SessionState>,
+        handshake: &Handshake,
+        cancel: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Self {
+        let proxy = Self::new(upstreams, state, cancel, tasks);
+        let members = proxy.members_for(&handshake.client, None);
+        let _ = proxy.info.set(handshake.server.clone());
+        let _ = proxy.members.set(members);
+        proxy
+    }
+
+    /// The key of this session among the upstreams' audiences.
+    fn key(&self) -> SessionKey {
+        self.state.key
     }
 
     fn members(&self) -> Result<&[Member], ErrorData> {
@@ -102,6 +130,18 @@ impl Proxy {
     /// with this client's capabilities, so what the upstream asks of its client (sampling,
     /// elicitation, roots) matches what this client can do.
     async fn connect(&self, request: &InitializeRequestParams, ctx: &RequestContext<RoleServer>) -> Vec<Member> {
+        let members = self.members_for(request, Some(&ctx.peer));
+        let starting = members.iter().filter_map(|m| match m {
+            Member::Remote { spec, link } => Some(link.ready(spec.connect_timeout)),
+            Member::Builtin(_) => None,
+        });
+        join_all(starting).await;
+        members
+    }
+
+    /// The session's members: shared links joined, its own links started (`peer` is the
+    /// running server they may ask things of).
+    fn members_for(&self, request: &InitializeRequestParams, peer: Option<&Peer<RoleServer>>) -> Vec<Member> {
         let mut members = Vec::with_capacity(self.upstreams.specs().len());
         for spec in self.upstreams.specs() {
             let member = match (&spec.kind, spec.share) {
@@ -117,16 +157,12 @@ impl Proxy {
                     Member::Remote { spec: spec.clone(), link }
                 }
             };
-            if let Member::Remote { link, .. } = &member {
-                link.attach(self.key, ctx.peer.clone());
+            if let Member::Remote { spec, link } = &member {
+                let owner = if spec.share == Share::Session { peer.cloned() } else { None };
+                self.state.attach(link, owner);
             }
             members.push(member);
         }
-        let starting = members.iter().filter_map(|m| match m {
-            Member::Remote { spec, link } => Some(link.ready(spec.connect_timeout)),
-            Member::Builtin(_) => None,
-        });
-        join_all(starting).await;
         members
     }
 
@@ -175,7 +211,7 @@ impl Proxy {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
         let (link, _) = self.remote(index)?;
-        link.forward(request, ctx, self.key).await
+        link.forward(request, ctx, self.key()).await
     }
 }
 
@@ -291,7 +327,17 @@ impl ServerHandler for Proxy {
             );
             let _ = self.members.set(members);
         }
-        self.negotiate_initialize(&request)
+        let result = self.negotiate_initialize(&request)?;
+        // Its own upstream connections live in this server; a session without them may
+        // park when quiet and come back from this handshake.
+        let may_park = self.members()?.iter().all(|m| match m {
+            Member::Builtin(_) => true,
+            Member::Remote { spec, .. } => spec.share == Share::Shared,
+        });
+        let mut client = request;
+        client.protocol_version = result.protocol_version.clone();
+        self.state.initialized(Handshake { client, server: self.get_info() }, may_park);
+        Ok(result)
     }
 
     async fn ping(&self, _ctx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
@@ -428,8 +474,8 @@ impl ServerHandler for Proxy {
     ) -> Result<(), ErrorData> {
         let owner = self.resource_remote(&params.uri).await?;
         let (link, _) = self.remote(owner)?;
-        link.forward(ClientRequest::SubscribeRequest(SubscribeRequest::new(params.clone())), &ctx, self.key).await?;
-        link.set_subscription(self.key, &params.uri, true);
+        link.forward(ClientRequest::SubscribeRequest(SubscribeRequest::new(params.clone())), &ctx, self.key()).await?;
+        link.set_subscription(self.key(), &params.uri, true);
         Ok(())
     }
 
@@ -440,8 +486,8 @@ impl ServerHandler for Proxy {
     ) -> Result<(), ErrorData> {
         let owner = self.resource_remote(&params.uri).await?;
         let (link, _) = self.remote(owner)?;
-        link.set_subscription(self.key, &params.uri, false);
-        link.forward(ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params)), &ctx, self.key).await?;
+        link.set_subscription(self.key(), &params.uri, false);
+        link.forward(ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params)), &ctx, self.key()).await?;
         Ok(())
     }
 
@@ -476,7 +522,7 @@ impl ServerHandler for Proxy {
                 && link.capabilities().is_some_and(|c| c.logging.is_some())
             {
                 let request = ClientRequest::SetLevelRequest(SetLevelRequest::new(params.clone()));
-                link.forward(request, &ctx, self.key).await?;
+                link.forward(request, &ctx, self.key()).await?;
                 sent = true;
             }
         }
@@ -529,18 +575,6 @@ impl Proxy {
             .into_iter()
             .find(|o| matches!(members.get(*o), Some(Member::Remote { .. })))
             .ok_or_else(|| ErrorData::resource_not_found(format!("resource not found: {uri}"), None))
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(members) = self.members.get() {
-            for member in members {
-                if let Member::Remote { link, .. } = member {
-                    link.detach(self.key);
-                }
-            }
-        }
     }
 }
 

@@ -1,18 +1,28 @@
 //! Starting one session's MCP server: a fresh rmcp server for every session, so no client
 //! ever meets a server another client (or its own earlier connection) already used.
+//!
+//! A session's server may also *park*: once the session has been quiet for a while (no
+//! request unanswered either way), its transport hands the inbound channel back and rmcp's
+//! serve loop ends, and with it the loop's channels and task, most of an idle session's
+//! memory. The next client message starts a new server from the session's recorded
+//! `initialize` handshake (no new handshake on the wire) and is handed to it first. What
+//! upstreams announce meanwhile (list changes, resource updates, logs) goes straight to
+//! the client through the session's [`Notifier`]. Sessions with upstream connections of
+//! their own never park: those connections live in the running server.
 
-use rmcp::model::ClientJsonRpcMessage;
-use rmcp::service::serve_server_with_ct;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rmcp::service::{QuitReason, serve_directly_with_ct, serve_server_with_ct};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use crate::channel::{ChannelTransport, Outbound};
+use crate::channel::{ChannelTransport, Inbound, Notifier, Outbound, Parking};
 use crate::error::Error;
 use crate::proxy::Proxy;
+use crate::state::SessionState;
 use crate::upstream::set::Upstreams;
 
 /// Builds and starts the MCP server of each new session.
@@ -20,14 +30,28 @@ use crate::upstream::set::Upstreams;
 pub struct ServerFactory {
     upstreams: Arc<Upstreams>,
     tasks: TaskTracker,
+    /// Quiet this long, a session's server parks; `None`: never.
+    park_after: Option<Duration>,
+    /// Sessions parked now.
+    parked: Arc<AtomicUsize>,
 }
 
 static SESSION_KEYS: AtomicU64 = AtomicU64::new(1);
 
 impl ServerFactory {
-    /// A factory serving `upstreams`, whose session tasks are tracked by `tasks`.
+    /// A factory serving `upstreams`, whose session tasks are tracked by `tasks`. Its
+    /// servers never park unless [`ServerFactory::parking`] says when.
     pub fn new(upstreams: Arc<Upstreams>, tasks: TaskTracker) -> Self {
-        Self { upstreams, tasks }
+        Self { upstreams, tasks, park_after: None, parked: Arc::default() }
+    }
+
+    /// Servers park after `after` of quiet (`None`: never); `parked` counts the sessions
+    /// parked now (share one counter across reloads, so it counts every session).
+    #[must_use]
+    pub fn parking(mut self, after: Option<Duration>, parked: Arc<AtomicUsize>) -> Self {
+        self.park_after = after.filter(|d| !d.is_zero());
+        self.parked = parked;
+        self
     }
 
     /// The upstreams new sessions are served.
@@ -41,7 +65,7 @@ impl ServerFactory {
     pub fn start<O: Outbound>(
         &self,
         label: &str,
-        inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
+        inbound: Inbound,
         outbound: O,
         cancel: CancellationToken,
         on_end: impl FnOnce() + Send + 'static,
@@ -49,23 +73,130 @@ impl ServerFactory {
         if self.tasks.is_closed() {
             return Err(Error::ShuttingDown);
         }
-        let transport = ChannelTransport::new(inbound, outbound);
-        let span = tracing::info_span!("session", session = %label);
+        let outbound = Arc::new(outbound);
         let key = SESSION_KEYS.fetch_add(1, Ordering::Relaxed);
-        let handler = Proxy::new(self.upstreams.clone(), key, cancel.child_token(), self.tasks.clone());
+        let state = Arc::new(SessionState::new(key, Notifier::new(outbound.clone())));
+        let span = tracing::info_span!("session", session = %label);
+        let factory = self.clone();
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {
-                match serve_server_with_ct(handler, transport, cancel).await {
-                    Ok(running) => match running.waiting().await {
-                        Ok(reason) => tracing::debug!(?reason, "session server stopped"),
-                        Err(e) => tracing::warn!(error = %e, "session server task failed"),
-                    },
-                    Err(e) => tracing::debug!(error = %e, "session ended before initialize completed"),
-                }
+                factory.serve(inbound, outbound, &state, &cancel).await;
+                state.detach_all();
                 on_end();
             },
             span,
         ));
         Ok(())
+    }
+
+    /// Runs the session's servers, one after another, until the session ends.
+    async fn serve<O: Outbound>(
+        &self,
+        inbound: Inbound,
+        outbound: Arc<O>,
+        state: &Arc<SessionState>,
+        cancel: &CancellationToken,
+    ) {
+        let (mut parked, transport) = self.transport(inbound, &outbound, state, 0);
+        let proxy = Proxy::new(self.upstreams.clone(), state.clone(), cancel.child_token(), self.tasks.clone());
+        // Each run gets a child token: rmcp cancels its token when the run ends, and a
+        // parked session must live on. The handshake's future is boxed: it is tens of KiB,
+        // and this task's own future stays as large as its largest state, parked or not.
+        match Box::pin(serve_server_with_ct(proxy, transport, cancel.child_token())).await {
+            Ok(running) => stopped(running.waiting().await),
+            Err(e) => {
+                tracing::debug!(error = %e, "session ended before initialize completed");
+                return;
+            }
+        }
+        let mut run = 0;
+        // The transport sent its inbound channel back: it parked. Otherwise it was dropped.
+        while let Ok(mut inbound) = parked.await {
+            let Some(handshake) = state.handshake().cloned() else { return };
+            self.parked.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("session parked");
+            let woken = tokio::select! {
+                message = inbound.recv() => message,
+                () = cancel.cancelled() => None,
+            };
+            self.parked.fetch_sub(1, Ordering::Relaxed);
+            let Some(first) = woken else { return };
+            run += 1;
+            let (next, transport) = self.transport(inbound, &outbound, state, run);
+            parked = next;
+            let proxy = Proxy::resume(
+                self.upstreams.clone(),
+                state.clone(),
+                &handshake,
+                cancel.child_token(),
+                self.tasks.clone(),
+            );
+            let running = serve_directly_with_ct(
+                proxy,
+                transport.starting_with(*first),
+                Some(handshake.client),
+                cancel.child_token(),
+            );
+            stopped(running.waiting().await);
+        }
+    }
+
+    /// The transport of run number `run`, and where it sends its channel when it parks.
+    fn transport<O: Outbound>(
+        &self,
+        inbound: Inbound,
+        outbound: &Arc<O>,
+        state: &SessionState,
+        run: u32,
+    ) -> (oneshot::Receiver<Inbound>, ChannelTransport<O>) {
+        let (to, parked) = oneshot::channel();
+        let transport = ChannelTransport::new(inbound, outbound.clone());
+        let transport = match self.park_after {
+            Some(after) => transport.parking(Parking { after, allowed: state.may_park(), to }, run),
+            None => transport,
+        };
+        (parked, transport)
+    }
+}
+
+fn stopped(result: Result<QuitReason, tokio::task::JoinError>) {
+    match result {
+        Ok(reason) => tracing::debug!(?reason, "session server stopped"),
+        Err(e) => tracing::warn!(error = %e, "session server task failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rmcp::model::ServerJsonRpcMessage;
+
+    use super::*;
+    use crate::OutboundClosed;
+
+    struct Nowhere;
+
+    impl Outbound for Nowhere {
+        #[allow(clippy::manual_async_fn)] // the trait wants a 'static future, not one borrowing self
+        fn deliver(
+            &self,
+            _message: ServerJsonRpcMessage,
+        ) -> impl std::future::Future<Output = Result<(), OutboundClosed>> + Send + 'static {
+            async { Ok(()) }
+        }
+    }
+
+    /// A parked session is its supervisor's future and little else; unboxed, rmcp's
+    /// handshake state made that future about 25 KiB for every session's whole life.
+    #[tokio::test]
+    async fn the_supervisor_of_a_parked_session_stays_small() {
+        let tasks = TaskTracker::new();
+        let factory = ServerFactory::new(Upstreams::builtin(&tasks), tasks.clone());
+        let (_tx, inbound) = tokio::sync::mpsc::channel(4);
+        let outbound = Arc::new(Nowhere);
+        let state = Arc::new(SessionState::new(1, Notifier::new(outbound.clone())));
+        let cancel = CancellationToken::new();
+        let supervisor = factory.serve(inbound, outbound, &state, &cancel);
+        let size = std::mem::size_of_val(&supervisor);
+        assert!(size <= 4096, "the supervisor future is {size} bytes");
     }
 }

@@ -167,6 +167,14 @@ impl Collector for Live {
             let value = ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
             value.encode(family.encode_family(&TransportLabel { transport })?)?;
         }
+        let parked = ConstGauge::new(i64::try_from(registry.parked()).unwrap_or(i64::MAX));
+        let metric = encoder.encode_descriptor(
+            "sessions_parked",
+            "Open sessions whose MCP server is parked (quiet; restarted on their next message)",
+            None,
+            parked.metric_type(),
+        )?;
+        parked.encode(metric)?;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let tasks = ConstGauge::new(i64::try_from(runtime.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
             let metric =

@@ -1,7 +1,7 @@
 //! The session registry: one map of the live sessions of both transports, keyed by the
 //! typed session id, and the idle reaper.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -22,6 +22,10 @@ pub(crate) struct Registry {
     map: DashMap<SessionId, Arc<Session>>,
     /// Builds new sessions' servers; replaced on reload (live sessions keep theirs).
     factory: RwLock<ServerFactory>,
+    /// How long a quiet session waits before its server parks, for every factory.
+    park_after: Option<Duration>,
+    /// Sessions whose server is parked now.
+    parked: Arc<AtomicUsize>,
     limits: SessionLimits,
     metrics: Arc<Metrics>,
     /// Set at shutdown: no new sessions.
@@ -33,16 +37,21 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// An empty registry whose sessions' servers `factory` builds.
+    /// An empty registry whose sessions' servers `factory` builds, parking after
+    /// `park_after` of quiet.
     pub(crate) fn new(
         factory: ServerFactory,
+        park_after: Option<Duration>,
         limits: SessionLimits,
         caps: SessionCaps,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
+        let parked = Arc::new(AtomicUsize::new(0));
         let registry = Arc::new_cyclic(|me| Self {
             map: DashMap::new(),
-            factory: RwLock::new(factory),
+            factory: RwLock::new(factory.parking(park_after, parked.clone())),
+            park_after,
+            parked,
             limits,
             metrics: metrics.clone(),
             closed: AtomicBool::new(false),
@@ -61,7 +70,13 @@ impl Registry {
 
     /// Serves new sessions from `factory`; live sessions keep the servers they have.
     pub(crate) fn set_factory(&self, factory: ServerFactory) {
+        let factory = factory.parking(self.park_after, self.parked.clone());
         *self.factory.write().unwrap_or_else(std::sync::PoisonError::into_inner) = factory;
+    }
+
+    /// Sessions whose MCP server is parked now (quiet; it restarts on their next message).
+    pub(crate) fn parked(&self) -> usize {
+        self.parked.load(Ordering::Relaxed)
     }
 
     /// The current upstreams' figures.
@@ -211,6 +226,7 @@ mod tests {
         let factory = ServerFactory::new(mcpgw_core::Upstreams::builtin(&tasks), tasks);
         Registry::new(
             factory,
+            None,
             SessionLimits::default(),
             SessionCaps { total: 3, per_credential: Some(2) },
             Metrics::new(),

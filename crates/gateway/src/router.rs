@@ -61,7 +61,10 @@ impl App {
             }
         };
         let response = match (route, label) {
-            (Some(route), _) => self.edge.handle(route, request).await,
+            // Boxed: hyper keeps room for a connection's request future as long as the
+            // connection lives, and the MCP handlers make it KiBs; an idle legacy event
+            // stream should not hold that.
+            (Some(route), _) => Box::pin(self.edge.handle(route, request)).await,
             (None, "healthz") => self.health(),
             (None, "readyz") if self.ready.load(Ordering::SeqCst) => text(StatusCode::OK, "ready\n"),
             (None, "readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
@@ -86,7 +89,10 @@ impl App {
     /// `/healthz`: the process is alive and serving; with the live session counts.
     fn health(&self) -> Response<Body> {
         let (legacy, streamable) = self.registry.counts();
-        let body = format!(r#"{{"status":"ok","sessions":{{"legacy":{legacy},"streamable":{streamable}}}}}"#);
+        let parked = self.registry.parked();
+        let body = format!(
+            r#"{{"status":"ok","sessions":{{"legacy":{legacy},"streamable":{streamable},"parked":{parked}}}}}"#
+        );
         let mut response = Response::new(Body::full(body));
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response

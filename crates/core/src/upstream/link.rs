@@ -17,8 +17,9 @@ use std::time::Duration;
 use rmcp::model::{
     CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ClientResult, ErrorCode,
     GetExtensions, Implementation, LoggingMessageNotification, ProgressNotification, ProgressToken, Prompt,
-    ProtocolVersion, RequestId, Resource, ResourceTemplate, ServerCapabilities, ServerNotification, ServerRequest,
-    ServerResult, Tool,
+    PromptListChangedNotification, ProtocolVersion, RequestId, Resource, ResourceListChangedNotification,
+    ResourceTemplate, ServerCapabilities, ServerNotification, ServerRequest, ServerResult, Tool,
+    ToolListChangedNotification,
 };
 use rmcp::service::{
     InboundStreamOrigin, NotificationContext, OriginatingRequestId, PeerRequestOptions, RequestContext, ServiceRole,
@@ -28,6 +29,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::channel::Notifier;
 use crate::upstream::connect::{self, Connected};
 use crate::upstream::spec::{Share, UpstreamSpec};
 
@@ -97,8 +99,11 @@ pub struct Link {
 
 #[derive(Default)]
 struct Routes {
-    /// Sessions using this link, with the peer that reaches each client.
-    audience: HashMap<SessionKey, Peer<RoleServer>>,
+    /// Sessions using this link, and how to notify each client (running or parked).
+    audience: HashMap<SessionKey, Notifier>,
+    /// The server of the one session a session-owned link belongs to: what the upstream
+    /// asks outside any call (sampling, roots) goes there.
+    owner: Option<Peer<RoleServer>>,
     /// Calls in flight, by a serial given before the request is sent (so a request the
     /// upstream makes at once already finds its call).
     inflight: HashMap<u64, InFlight>,
@@ -195,9 +200,14 @@ impl Link {
         let _ = tokio::time::timeout(limit, rx.wait_for(|s| !matches!(s, LinkState::Connecting))).await;
     }
 
-    /// Adds a session to the audience.
-    pub fn attach(&self, session: SessionKey, peer: Peer<RoleServer>) {
-        self.routes().audience.insert(session, peer);
+    /// Adds a session to the audience; `owner` is its running server, for a link that
+    /// belongs to that session alone.
+    pub fn attach(&self, session: SessionKey, notifier: Notifier, owner: Option<Peer<RoleServer>>) {
+        let mut routes = self.routes();
+        routes.audience.insert(session, notifier);
+        if owner.is_some() {
+            routes.owner = owner;
+        }
     }
 
     /// Removes a session from the audience, with its subscriptions.
@@ -352,9 +362,9 @@ impl Link {
                 let call = latest.ok_or("no call in flight")?;
                 Ok((call.peer, Some(call.client_id)))
             }
-            0 if self.spec.share == Share::Session => match routes.audience.values().next() {
-                Some(peer) => Ok((peer.clone(), None)),
-                None => Err("its client session is gone".into()),
+            0 if self.spec.share == Share::Session => match &routes.owner {
+                Some(peer) if !peer.is_transport_closed() => Ok((peer.clone(), None)),
+                _ => Err("its client session is gone".into()),
             },
             0 => Err("no client session has a call in flight on this shared upstream".into()),
             n => Err(format!(
@@ -551,7 +561,7 @@ impl Service<RoleClient> for LinkClient {
         let Ok(link) = self.link() else { return Ok(()) };
         match notification {
             ServerNotification::ResourceUpdatedNotification(n) => {
-                let peers: Vec<Peer<RoleServer>> = {
+                let notifiers: Vec<Notifier> = {
                     let routes = link.routes();
                     let who = routes.subscriptions.get(&n.params.uri);
                     routes
@@ -561,27 +571,28 @@ impl Service<RoleClient> for LinkClient {
                         .map(|(_, p)| p.clone())
                         .collect()
                 };
-                for peer in peers {
-                    let _ = peer.notify_resource_updated(n.params.clone()).await;
+                for notifier in notifiers {
+                    notifier.notify(ServerNotification::ResourceUpdatedNotification(n.clone())).await;
                 }
             }
             ServerNotification::ToolListChangedNotification(_) => {
                 link.bump();
-                for peer in link.audience() {
-                    let _ = peer.notify_tool_list_changed().await;
-                }
+                link.announce(ServerNotification::ToolListChangedNotification(ToolListChangedNotification::default()))
+                    .await;
             }
             ServerNotification::PromptListChangedNotification(_) => {
                 link.bump();
-                for peer in link.audience() {
-                    let _ = peer.notify_prompt_list_changed().await;
-                }
+                link.announce(ServerNotification::PromptListChangedNotification(
+                    PromptListChangedNotification::default(),
+                ))
+                .await;
             }
             ServerNotification::ResourceListChangedNotification(_) => {
                 link.bump();
-                for peer in link.audience() {
-                    let _ = peer.notify_resource_list_changed().await;
-                }
+                link.announce(ServerNotification::ResourceListChangedNotification(
+                    ResourceListChangedNotification::default(),
+                ))
+                .await;
             }
             // Cancellation of the upstream's own requests reaches their handlers through
             // `ctx.ct`; the rest has no downstream meaning for a 2025 session.
@@ -596,8 +607,12 @@ impl Service<RoleClient> for LinkClient {
 }
 
 impl Link {
-    fn audience(&self) -> Vec<Peer<RoleServer>> {
-        self.routes().audience.values().cloned().collect()
+    /// Sends `notification` to every session that uses this link.
+    async fn announce(&self, notification: ServerNotification) {
+        let audience: Vec<Notifier> = self.routes().audience.values().cloned().collect();
+        for notifier in audience {
+            notifier.notify(notification.clone()).await;
+        }
     }
 
     /// Passes an upstream progress notification to the client whose call it is about,
@@ -614,17 +629,16 @@ impl Link {
     /// Passes an upstream log message on: during a call, on that call's stream; otherwise
     /// to every session that sees this upstream.
     pub(crate) async fn deliver_log(&self, n: LoggingMessageNotification) {
-        let targets: Vec<(Peer<RoleServer>, Option<RequestId>)> =
-            match self.target(n.extensions.get::<InboundStreamOrigin>()) {
-                Ok((peer, Some(id))) => vec![(peer, Some(id))],
-                _ => self.routes().audience.values().map(|p| (p.clone(), None)).collect(),
-            };
-        for (peer, origin) in targets {
-            let mut note = LoggingMessageNotification::new(n.params.clone());
-            if let Some(id) = origin {
+        match self.target(n.extensions.get::<InboundStreamOrigin>()) {
+            Ok((peer, Some(id))) => {
+                let mut note = LoggingMessageNotification::new(n.params);
                 note.extensions.insert(OriginatingRequestId(id));
+                let _ = peer.send_notification(ServerNotification::LoggingMessageNotification(note)).await;
             }
-            let _ = peer.send_notification(ServerNotification::LoggingMessageNotification(note)).await;
+            _ => {
+                let note = LoggingMessageNotification::new(n.params);
+                self.announce(ServerNotification::LoggingMessageNotification(note)).await;
+            }
         }
     }
 }

@@ -128,6 +128,7 @@ struct RawSessions {
     max_sessions: usize,
     max_sessions_per_credential: Option<usize>,
     stream_stall_secs: u64,
+    park_after_secs: u64,
 }
 
 impl Default for RawSessions {
@@ -144,6 +145,7 @@ impl Default for RawSessions {
             max_sessions: 100_000,
             max_sessions_per_credential: None,
             stream_stall_secs: 5,
+            park_after_secs: 30,
         }
     }
 }
@@ -185,6 +187,8 @@ pub(crate) struct Config {
     pub(crate) limits: SessionLimits,
     /// A session idle this long (no request, no open stream) is ended.
     pub(crate) idle_timeout: Duration,
+    /// A session quiet this long lets its MCP server go until its next message; `None`: never.
+    pub(crate) park_after: Option<Duration>,
     /// The upstreams, in configuration order.
     pub(crate) upstreams: Vec<UpstreamSpec>,
     /// Caps on live sessions.
@@ -311,6 +315,7 @@ impl RawConfig {
                 stall: Duration::from_secs(s.stream_stall_secs.max(1)),
             },
             idle_timeout: Duration::from_secs(s.idle_timeout_secs),
+            park_after: (s.park_after_secs > 0).then(|| Duration::from_secs(s.park_after_secs)),
             upstreams,
             caps: SessionCaps { total: s.max_sessions, per_credential: s.max_sessions_per_credential },
         })

@@ -1,0 +1,77 @@
+//! What a session keeps for its whole life, across runs of its server: its key among the
+//! upstreams' audiences, the way to notify its client, and the `initialize` handshake a
+//! parked session's next server starts from.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rmcp::model::{InitializeRequestParams, ServerConfig};
+use rmcp::{Peer, RoleServer};
+
+use crate::channel::Notifier;
+use crate::upstream::link::{Link, SessionKey};
+
+/// The handshake as it ended: the client's `initialize` (with the version agreed on) and
+/// what the server answered.
+#[derive(Debug, Clone)]
+pub(crate) struct Handshake {
+    pub(crate) client: InitializeRequestParams,
+    pub(crate) server: ServerConfig,
+}
+
+/// One session's lasting state.
+pub(crate) struct SessionState {
+    pub(crate) key: SessionKey,
+    pub(crate) notifier: Notifier,
+    handshake: OnceLock<Handshake>,
+    /// Set once the session holds nothing that only a running server keeps (its own
+    /// upstream connections do).
+    may_park: Arc<AtomicBool>,
+    /// The shared links whose audience it is in, left when the session ends.
+    attached: Mutex<Vec<Arc<Link>>>,
+}
+
+impl SessionState {
+    pub(crate) fn new(key: SessionKey, notifier: Notifier) -> Self {
+        Self {
+            key,
+            notifier,
+            handshake: OnceLock::new(),
+            may_park: Arc::new(AtomicBool::new(false)),
+            attached: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The handshake, once the first server run completed it.
+    pub(crate) fn handshake(&self) -> Option<&Handshake> {
+        self.handshake.get()
+    }
+
+    /// Records the handshake; `may_park` says whether a quiet session may let its server go.
+    pub(crate) fn initialized(&self, handshake: Handshake, may_park: bool) {
+        let _ = self.handshake.set(handshake);
+        self.may_park.store(may_park, Ordering::Release);
+    }
+
+    pub(crate) fn may_park(&self) -> Arc<AtomicBool> {
+        self.may_park.clone()
+    }
+
+    /// Joins `link`'s audience; `owner` is the running server, for a link of the
+    /// session's own.
+    pub(crate) fn attach(&self, link: &Arc<Link>, owner: Option<Peer<RoleServer>>) {
+        link.attach(self.key, self.notifier.clone(), owner);
+        let mut attached = self.attached.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !attached.iter().any(|l| Arc::ptr_eq(l, link)) {
+            attached.push(link.clone());
+        }
+    }
+
+    /// Leaves every audience: the session has ended.
+    pub(crate) fn detach_all(&self) {
+        let attached = std::mem::take(&mut *self.attached.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for link in attached {
+            link.detach(self.key);
+        }
+    }
+}
