@@ -19,7 +19,7 @@ after(async () => {
 });
 
 test(`${ROUNDS} streamable sessions opened and terminated leave none behind`, async () => {
-  assert.deepEqual((await health(gw)).sessions, { legacy: 0, streamable: 0 });
+  assert.deepEqual((await health(gw)).sessions, { legacy: 0, streamable: 0, parked: 0 });
   const ids = new Set();
   for (let i = 0; i < ROUNDS; i++) {
     const { client, transport } = await connectClient(gw, 'streamable');
@@ -62,5 +62,5 @@ test(`${ROUNDS} rounds of both at once, then /healthz shows 0 and 0`, async () =
   const body = await waitForHealth(gw, (b) => b.sessions.legacy === 0 && b.sessions.streamable === 0, {
     what: '0 legacy and 0 streamable sessions',
   });
-  assert.deepEqual(body, { status: 'ok', sessions: { legacy: 0, streamable: 0 } });
+  assert.deepEqual(body, { status: 'ok', sessions: { legacy: 0, streamable: 0, parked: 0 } });
 });

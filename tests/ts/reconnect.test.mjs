@@ -142,7 +142,7 @@ describe('both transports at once', () => {
 
   test('both sessions are live', async () => {
     const body = await health(gw);
-    assert.deepEqual(body.sessions, { legacy: 1, streamable: 1 });
+    assert.deepEqual(body.sessions, { legacy: 1, streamable: 1, parked: 0 });
   });
 
   test('interleaved sequential calls each get their own answer', async () => {
