@@ -28,6 +28,7 @@ help:
 	@echo "make deb          build a Debian package with cargo-deb (installed if missing)"
 	@echo "make bench   release build, then the benchmark (~10 min): docs/benchmarks.md, target/bench/results.json;"
 	@echo "             BENCH_QUICK=1 for a smoke run (target/bench/benchmarks-quick.md)"
+	@echo "make deps-bench  install the competing gateways the bench measures (crates/bench/peers)"
 
 run:
 	$(CARGO) run -p mcpgw --
@@ -71,7 +72,7 @@ fmt:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(TS_DIR)/node_modules
+	rm -rf $(VENV) $(TS_DIR)/node_modules crates/bench/peers/.venv crates/bench/peers/node_modules
 
 # ---- deployment: systemd units, install, Debian package (docs/deployment.md) --------------
 PREFIX  ?= /usr/local
@@ -178,10 +179,41 @@ fuzz: fuzz-regressions
 # mcpgw is built on its own so the bench crate's extra rmcp features (its baseline server)
 # never reach the measured binary. The open-file limit is raised for 10,000 idle legacy
 # sessions (one event-stream connection each); mcpgw-bench also raises its own soft limit.
-.PHONY: bench
-bench:
+.PHONY: bench deps-bench
+bench: deps-bench
 	$(CARGO) build --release -p mcpgw
 	$(CARGO) build --release -p mcpgw-bench -p mcpgw-tests --bins
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true; \
 		target/release/mcpgw-bench run $(if $(BENCH_QUICK),--quick) \
+			--supergateway "$(BENCH_SUPERGATEWAY)" --mcp-proxy "$(BENCH_MCP_PROXY)" \
 			--command "make bench$(if $(BENCH_QUICK), BENCH_QUICK=$(BENCH_QUICK))"
+
+# The competing gateways the bench puts in front of the same stdio fixture (crates/bench/peers):
+# supergateway from npm (npm ci, pinned by package-lock.json) and mcp-proxy from PyPI, in a venv
+# of its own because it needs mcp<2 and the tests' .venv has mcp 2.x. They are measured "when
+# present": an install that fails only warns (its output kept in target/bench/install-*.log, which
+# the report quotes when the peer is missing), the stamp is not written so the next run tries
+# again, and the bench goes on and records the peer as not measured.
+BENCH_PEERS        := crates/bench/peers
+BENCH_VENV         := $(BENCH_PEERS)/.venv
+BENCH_SUPERGATEWAY := $(CURDIR)/$(BENCH_PEERS)/node_modules/.bin/supergateway
+BENCH_MCP_PROXY    := $(CURDIR)/$(BENCH_VENV)/bin/mcp-proxy
+
+deps-bench: $(BENCH_PEERS)/node_modules/.installed $(BENCH_VENV)/.installed
+
+$(BENCH_PEERS)/node_modules/.installed: $(BENCH_PEERS)/package.json $(BENCH_PEERS)/package-lock.json
+	mkdir -p target/bench
+	if (cd $(BENCH_PEERS) && npm ci --no-audit --no-fund --loglevel=error) >target/bench/install-supergateway.log 2>&1; then \
+		touch $@; rm -f target/bench/install-supergateway.log; \
+	else \
+		echo "warning: supergateway could not be installed (target/bench/install-supergateway.log); the bench goes on without it" >&2; \
+	fi
+
+$(BENCH_VENV)/.installed: $(BENCH_PEERS)/requirements.txt
+	mkdir -p target/bench
+	if { python3 -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/python -m pip install --quiet \
+			--disable-pip-version-check -r $(BENCH_PEERS)/requirements.txt; } >target/bench/install-mcp-proxy.log 2>&1; then \
+		touch $@; rm -f target/bench/install-mcp-proxy.log; \
+	else \
+		echo "warning: mcp-proxy could not be installed (target/bench/install-mcp-proxy.log); the bench goes on without it" >&2; \
+	fi

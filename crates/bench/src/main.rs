@@ -1,8 +1,8 @@
 //! `mcpgw-bench`: mcpgw's benchmark harness.
 //!
-//! - `run` is `make bench`: it starts mcpgw and the baseline servers itself, measures them
-//!   and writes `target/bench/results.json` and `docs/benchmarks.md` (docs/benchmarks.md
-//!   says what is measured and how).
+//! - `run` is `make bench`: it starts mcpgw, the baseline servers and (when installed) the
+//!   competing gateways itself, measures them and writes `target/bench/results.json` and
+//!   `docs/benchmarks.md` (docs/benchmarks.md says what is measured and how).
 //! - `load`, `setup` and `idle` are the load generator on its own, against any loopback base
 //!   URL; each prints one JSON object.
 //! - `serve-rmcp` and `serve-hyper` are the baseline servers `run` starts.
@@ -11,6 +11,7 @@
 
 mod client;
 mod load;
+mod peers;
 mod procs;
 mod run;
 mod servers;

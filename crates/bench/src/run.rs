@@ -13,11 +13,12 @@ use tokio::time::Instant;
 
 use crate::client::{Profile, Target, Transport, get_json, get_number, get_status};
 use crate::load::{self, Held, LoadResult, SetupResult};
+use crate::peers::{self, PeerDetail, PeerInfo, PeerOptions};
 use crate::procs::{self, Proc};
 use crate::servers::ACCEPTED_PATH;
 
 /// What rmcp's Streamable HTTP server wants in `Accept` on every POST.
-const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+pub(crate) const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 /// Cores busy with other work above which a run is measured again.
 const NOISY: f64 = 0.25;
 /// Idle sessions need this many file descriptors beyond one per legacy session.
@@ -48,6 +49,9 @@ pub(crate) struct Options {
     /// besides this process) before measuring; then go on regardless, with a note.
     #[arg(long, default_value_t = 120)]
     wait_quiet: u64,
+    /// Competing gateways measured in front of the stdio fixture, when present.
+    #[command(flatten)]
+    peers: PeerOptions,
 }
 
 /// Sizes and durations of one run.
@@ -184,6 +188,9 @@ struct OverheadRow {
     /// New connections the http upstream accepted per call (warm-up included; the load
     /// generator's own connections to it not counted).
     upstream_connections_per_call: Option<f64>,
+    /// A run through a competing gateway (crate::peers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer: Option<PeerDetail>,
 }
 
 #[derive(Serialize)]
@@ -208,6 +215,8 @@ struct Report {
     setup: Vec<SetupRow>,
     memory: Vec<MemoryRow>,
     overhead: Vec<OverheadRow>,
+    /// The competing gateways of the stdio overhead rows.
+    peers: Vec<PeerInfo>,
     targets: Vec<Verdict>,
     observations: Vec<String>,
 }
@@ -281,7 +290,7 @@ impl Clock {
 
 fn mcpgw_config(upstreams: &str) -> String {
     format!(
-        "# Written by mcpgw-bench.\n[sessions]\nmax_sessions = 200000\nidle_timeout_secs = 3600\nlegacy_grace_secs = 0\n\n{upstreams}"
+        "# Written by mcpgw-bench.\n[sessions]\nmax_sessions = 200000\nidle_timeout_secs = 3600\nlegacy_grace_secs = 0\npark_after_secs = 1\n\n{upstreams}"
     )
 }
 
@@ -315,6 +324,37 @@ fn target_of(proc: &Proc) -> Result<Target> {
 async fn live_sessions(target: &Target) -> Option<(u64, u64)> {
     let health = get_json(target, "/healthz").await.ok()?;
     Some((health["sessions"]["legacy"].as_u64()?, health["sessions"]["streamable"].as_u64()?))
+}
+
+/// Waits up to `limit` for mcpgw's `/healthz` to show `want` parked sessions; the last count.
+async fn wait_parked(target: &Target, limit: Duration, want: u64) -> Option<u64> {
+    let deadline = Instant::now() + limit;
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = get_json(target, "/healthz").await.ok().and_then(|h| h["sessions"]["parked"].as_u64());
+        if last.is_some_and(|n| n >= want) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+/// The RSS once it stops falling (freed memory is purged in the background): sampled every
+/// 500 ms until it has not dropped by more than 0.5% over 2 s, for at most 20 s.
+async fn settled_rss(pid: u32) -> Option<u64> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut samples = vec![procs::rss_bytes(pid)?];
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        samples.push(procs::rss_bytes(pid)?);
+        if let [.., then, _, _, _, now] = samples.as_slice()
+            && (*now as f64) > (*then as f64) * 0.995
+        {
+            return Some(*now);
+        }
+    }
+    samples.last().copied()
 }
 
 /// Waits up to `limit` for mcpgw's session count to satisfy `done`; the last count seen.
@@ -609,6 +649,12 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     let mut overhead = Vec::new();
     let fixture_profile = Profile::new(Transport::StreamableJson, "test_simple_text", &json!({}));
     let mut gw = start_mcpgw(&options.mcpgw, &stdio_config).await?;
+    let mut peers = peers::start(&options.peers, &fixture, &out_dir).await;
+    for peer in &peers {
+        if let Some(why) = &peer.info.not_measured {
+            bench.note(format!("{}: not measured: {why}", peer.info.name));
+        }
+    }
     for &size in &plan.overhead_sizes {
         let direct = load::stdio_direct(&fixture, "test_simple_text", &json!({}), size, plan.warmup(), plan.duration())
             .await
@@ -625,6 +671,7 @@ pub(crate) async fn run(options: Options) -> Result<()> {
             path: "direct: rmcp client over stdio".into(),
             result: direct,
             upstream_connections_per_call: None,
+            peer: None,
         });
         let via = bench.load(&mut gw, "mcpgw → stdio fixture", &fixture_profile, size).await?;
         overhead.push(OverheadRow {
@@ -632,9 +679,30 @@ pub(crate) async fn run(options: Options) -> Result<()> {
             path: "through mcpgw: Streamable HTTP, JSON".into(),
             result: via,
             upstream_connections_per_call: None,
+            peer: None,
         });
+        // A peer that did not start still gets its rows, saying why (noted once, above).
+        for peer in &mut peers {
+            let run = peer.measure(size, plan.warmup(), plan.duration()).await;
+            bench.clock.say(run.summary());
+            if peer.info.not_measured.is_none()
+                && let Some(problem) = run.problem()
+            {
+                bench.note(problem);
+            }
+            overhead.push(OverheadRow {
+                upstream: "stdio (fixture, shared)".into(),
+                path: run.path,
+                result: run.result,
+                upstream_connections_per_call: None,
+                peer: Some(run.detail),
+            });
+        }
     }
     gw.stop();
+    for peer in &mut peers {
+        peer.stop();
+    }
     let mut upstream = start_self("rmcp upstream (session mode)", &["serve-rmcp"])?;
     let http_config = out_dir.join("mcpgw-http.toml");
     std::fs::write(
@@ -662,6 +730,7 @@ pub(crate) async fn run(options: Options) -> Result<()> {
             path: "direct: Streamable HTTP, SSE (rmcp replies SSE)".into(),
             result: direct,
             upstream_connections_per_call: connections,
+            peer: None,
         });
         for (path, profile) in [
             ("through mcpgw: Streamable HTTP, SSE", &sse_profile),
@@ -691,6 +760,7 @@ pub(crate) async fn run(options: Options) -> Result<()> {
                 path: path.into(),
                 result: via,
                 upstream_connections_per_call: connections,
+                peer: None,
             });
         }
     }
@@ -710,6 +780,7 @@ pub(crate) async fn run(options: Options) -> Result<()> {
         setup,
         memory,
         overhead,
+        peers: peers.into_iter().map(|p| p.info).collect(),
         targets: Vec::new(),
         observations: bench.observations,
     };
@@ -763,8 +834,17 @@ async fn memory_run(
         } else {
             None
         };
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let rss = procs::rss_bytes(proc.pid).context("no RSS")?;
+        if mcpgw {
+            // Idle sessions park after `park_after_secs`; then the freed memory is purged.
+            let want = held.sessions.len() as u64;
+            let parked = wait_parked(&target, Duration::from_secs(30), want).await;
+            if parked != Some(want) {
+                bench.note(format!("{server}, {label}: {want} idle sessions but /healthz shows {parked:?} parked"));
+            }
+        } else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let rss = settled_rss(proc.pid).await.context("no RSS")?;
         let per = (rss as f64 - baseline as f64) / held.sessions.len().max(1) as f64;
         bench.clock.say(format!(
             "{server}, {label}: {} idle sessions (opened in {open_secs:.1} s): RSS {:.1} MiB, {:.0} bytes/session over the baseline {:.1} MiB{}",
@@ -993,7 +1073,7 @@ fn verdicts(report: &Report) -> Vec<Verdict> {
             .find(|o| o.upstream.starts_with("stdio") && o.path.starts_with(path) && o.result.sessions == sessions)
             .map(|o| &o.result)
     };
-    if let (Some(direct), Some(via)) = (stdio("direct", 1), stdio("through", 1)) {
+    if let (Some(direct), Some(via)) = (stdio("direct", 1), stdio("through mcpgw", 1)) {
         let added = via.latency.p50_ms / direct.latency.p50_ms - 1.0;
         out.push(Verdict {
             target: "a shared stdio upstream adds ≤ 10% over a direct stdio round trip (p50, 1 session)".into(),
@@ -1068,7 +1148,7 @@ fn reading_the_targets(md: &mut String, r: &Report) {
             .map(|o| &o.result)
     };
     if let (Some(direct), Some(via), Some(echo)) =
-        (stdio("direct"), stdio("through"), find(r, "mcpgw", Transport::StreamableJson, 1))
+        (stdio("direct"), stdio("through mcpgw"), find(r, "mcpgw", Transport::StreamableJson, 1))
     {
         let hop = via.latency.p50_ms - echo.latency.p50_ms;
         let _ = writeln!(
@@ -1146,6 +1226,9 @@ fn markdown(r: &Report, json_path: &Path) -> String {
     let _ = writeln!(md, "| mcpgw | {}, commit {} |", r.versions.mcpgw, r.versions.mcpgw_commit);
     let _ =
         writeln!(md, "| rmcp / hyper / tokio | {} / {} / {} |", r.versions.rmcp, r.versions.hyper, r.versions.tokio);
+    for peer in &r.peers {
+        let _ = writeln!(md, "| {} | {} |", peer.name, peer.version_cell());
+    }
     let _ = writeln!(md, "| command | `{}` |\n", r.command);
 
     let _ = writeln!(md, "## How it measures\n");
@@ -1184,6 +1267,7 @@ fn markdown(r: &Report, json_path: &Path) -> String {
          (the machine's ceiling).",
         r.versions.rmcp
     );
+    let _ = writeln!(md, "{}", peers::how_it_measures(&r.peers));
     let _ = writeln!(
         md,
         "- **Server CPU**: utime + stime of the server process from `/proc/<pid>/stat`, read at the start and end of \
@@ -1200,7 +1284,8 @@ fn markdown(r: &Report, json_path: &Path) -> String {
     let _ = writeln!(
         md,
         "- **mcpgw configuration**: the built-in tools only, `[sessions] max_sessions = 200000`, \
-         `idle_timeout_secs = 3600`, `legacy_grace_secs = 0` (a legacy session ends when its stream closes); everything \
+         `idle_timeout_secs = 3600`, `legacy_grace_secs = 0` (a legacy session ends when its stream closes); `park_after_secs = 1` (an idle \
+         session's MCP server parks after 1 s of quiet, instead of the default 30 s, so the memory runs need not wait); everything \
          else default, including `info` logging (three log lines per session). It listens on `127.0.0.1:0`.\n"
     );
 
@@ -1325,7 +1410,10 @@ fn markdown(r: &Report, json_path: &Path) -> String {
         "A fresh server per row. The baseline is its RSS (`VmRSS` of `/proc/<pid>/status`) after one session was opened, \
          used and closed; then idle sessions are opened ({} clients; `initialize` and `notifications/initialized` each) \
          and held. An idle Streamable HTTP session holds no connection; an idle legacy session holds its open event \
-         stream (one TCP connection each). *Per session* is (RSS − baseline) / sessions; *marginal* is between the two \
+         stream (one TCP connection each). For mcpgw the RSS is read once `/healthz` shows every held session parked \
+         (its MCP server let go after `park_after_secs` of quiet; the next message starts a new one) and the RSS has \
+         stopped falling (jemalloc purges freed pages in the background); for rmcp, 1 s after the last session opened. \
+         *Per session* is (RSS − baseline) / sessions; *marginal* is between the two \
          counts. Afterwards every held session makes one `tools/call` (*failed*), the legacy streams are closed \
          (*released*: until `/healthz` shows none) and the server gets SIGTERM with the remaining sessions live.\n",
         r.plan.idle_workers
@@ -1372,6 +1460,9 @@ fn markdown(r: &Report, json_path: &Path) -> String {
          client, as mcpgw's sessions share the upstream).\n\
          - **http**: rmcp's `StreamableHttpService` (session mode, serving the built-in tools) as a `share = \"shared\"` \
          http upstream of mcpgw, against the load generator calling it directly (rmcp replies with event streams).\n\
+         - **competing gateways**: supergateway and mcp-proxy in front of the same fixture (*How it measures* has \
+         their versions, modes and CPU accounting), called like mcpgw; *p50 added* is over the same direct stdio \
+         round trip.\n\
          - The client→mcpgw hop is part of the *through mcpgw* numbers; the built-in echo rows of the round-trip table \
          are that hop alone.\n"
     );
@@ -1382,6 +1473,14 @@ fn markdown(r: &Report, json_path: &Path) -> String {
     let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &r.overhead {
         let x = &row.result;
+        if let Some(why) = row.peer.as_ref().and_then(|p| p.not_measured.as_deref()) {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | not measured: {why} |  |  |  |  |  |  |  |",
+                row.upstream, row.path, x.sessions
+            );
+            continue;
+        }
         let direct = r
             .overhead
             .iter()
@@ -1405,7 +1504,7 @@ fn markdown(r: &Report, json_path: &Path) -> String {
             x.latency.p99_ms,
             x.latency.p999_ms,
             added,
-            opt(x.server_us_per_req, 1),
+            row.peer.as_ref().map(|p| p.cpu_cell(x.server_us_per_req)).unwrap_or_else(|| opt(x.server_us_per_req, 1)),
             opt(row.upstream_connections_per_call, 2),
             x.errors
         );
