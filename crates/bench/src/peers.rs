@@ -708,20 +708,7 @@ impl PeerProc {
         if let Some(status) = self.exited() {
             return status.success();
         }
-        let Ok(pid) = i32::try_from(self.pid) else { return false };
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + STOP_TIMEOUT;
-        while std::time::Instant::now() < deadline {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return status.success(),
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(_) => break,
-            }
-        }
-        eprintln!("bench: {} did not exit within {STOP_TIMEOUT:?} of SIGTERM; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        false
+        crate::procs::terminate(&mut self.child, self.name, STOP_TIMEOUT)
     }
 }
 

@@ -82,24 +82,27 @@ impl Proc {
     /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`]. Returns whether it exited by itself, with
     /// status 0.
     pub(crate) fn stop(&mut self) -> bool {
-        let Ok(pid) = i32::try_from(self.pid) else { return false };
-        if !self.alive() {
-            return false;
-        }
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return status.success(),
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(_) => break,
-            }
-        }
-        eprintln!("bench: {} did not exit within {STOP_TIMEOUT:?} of SIGTERM; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        false
+        self.alive() && terminate(&mut self.child, &self.name, STOP_TIMEOUT)
     }
+}
+
+/// Sends `child` SIGTERM and waits up to `timeout`, then SIGKILL. Whether it exited by
+/// itself with status 0.
+pub(crate) fn terminate(child: &mut Child, name: &str, timeout: Duration) -> bool {
+    let Ok(pid) = i32::try_from(child.id()) else { return false };
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => break,
+        }
+    }
+    eprintln!("bench: {name} did not exit within {timeout:?} of SIGTERM; killing it");
+    let _ = child.kill();
+    let _ = child.wait();
+    false
 }
 
 impl Drop for Proc {

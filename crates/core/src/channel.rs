@@ -133,13 +133,20 @@ impl<O: Outbound> ChannelTransport<O> {
         self
     }
 
+    /// Notes activity; only a transport that may park needs the clock read per message.
+    fn touch(&mut self) {
+        if self.parking.is_some() {
+            self.last_activity = Instant::now();
+        }
+    }
+
     fn quiescent(&self) -> bool {
         self.client_requests == 0 && self.server_requests.is_empty()
     }
 
     /// Books a client message in; answers to the server's requests get their ids back.
     fn took(&mut self, message: &mut ClientJsonRpcMessage) {
-        self.last_activity = Instant::now();
+        self.touch();
         match message {
             ClientJsonRpcMessage::Request(_) => self.client_requests += 1,
             ClientJsonRpcMessage::Response(r) => self.answered(&mut r.id),
@@ -162,7 +169,7 @@ impl<O: Outbound> ChannelTransport<O> {
 
     /// Books a server message out; the server's own requests get session-unique ids.
     fn gave(&mut self, message: &mut ServerJsonRpcMessage) {
-        self.last_activity = Instant::now();
+        self.touch();
         match message {
             ServerJsonRpcMessage::Request(r) => {
                 if let RequestId::Number(n) = &mut r.id {
