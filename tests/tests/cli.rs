@@ -83,3 +83,24 @@ fn sigterm_exits_zero() {
     let mut gw = Gateway::start();
     assert!(gw.terminate().success());
 }
+
+/// The names of the gateway's async runtime threads, read from /proc.
+fn runtime_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the gateway's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "mcpgw-worker")
+        .count()
+}
+
+#[tokio::test]
+async fn worker_threads_sets_the_runtime_threads_and_it_serves() {
+    for threads in [1, 3] {
+        let gw = Gateway::start_with(&format!("[server]\nworker_threads = {threads}\n"));
+        let session = mcpgw_tests::StreamableSession::open(&gw.url("/mcp"), "2025-11-25").await;
+        let result =
+            session.call(1, "tools/call", serde_json::json!({"name": "echo", "arguments": {"text": "hi"}})).await;
+        assert_eq!(result["result"]["content"][0]["text"], "hi", "{result}");
+        assert_eq!(runtime_threads(gw.pid()), threads, "worker_threads = {threads}");
+    }
+}

@@ -1,4 +1,7 @@
-//! Reading a POST body and parsing it, once, into JSON-RPC messages.
+//! Reading a POST body and parsing it, once, into JSON-RPC messages. The common requests
+//! are read straight into their type ([`by_method`]).
+
+mod by_method;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -42,6 +45,9 @@ pub fn parse(body: &[u8]) -> Result<Posted, Error> {
             return Err(Error::InvalidRequest("an empty batch"));
         }
         return Ok(Posted::Batch(batch));
+    }
+    if let Some(request) = by_method::request(body) {
+        return Ok(Posted::Single(request));
     }
     serde_json::from_slice(body).map(Posted::Single).map_err(classify)
 }

@@ -20,6 +20,9 @@ use serde::Deserialize;
 /// The default configuration, embedded in the binary.
 pub(crate) const DEFAULT_TOML: &str = include_str!("../../../../config/mcpgw.toml");
 
+/// More runtime threads than this is a typo, not a tuning.
+const MAX_WORKER_THREADS: usize = 1024;
+
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConfigError {
@@ -85,6 +88,7 @@ struct RawServer {
     public_prefix: String,
     drain_timeout_secs: u64,
     max_header_bytes: usize,
+    worker_threads: usize,
 }
 
 impl Default for RawServer {
@@ -96,6 +100,7 @@ impl Default for RawServer {
             public_prefix: String::new(),
             drain_timeout_secs: 10,
             max_header_bytes: 64 * 1024,
+            worker_threads: 0,
         }
     }
 }
@@ -179,6 +184,8 @@ pub(crate) struct Config {
     pub(crate) drain_timeout: Duration,
     /// The largest request head (request line and headers) accepted.
     pub(crate) max_header_bytes: usize,
+    /// Threads of the async runtime; `None`: one per CPU the process may use.
+    pub(crate) worker_threads: Option<usize>,
     /// Endpoint paths.
     pub(crate) paths: Paths,
     /// Settings of the HTTP edge.
@@ -267,6 +274,9 @@ impl RawConfig {
         if !prefix.is_empty() && (!prefix.starts_with('/') || prefix.contains(['?', '#'])) {
             return Err(invalid(format!("server.public_prefix must be empty or start with '/', not {prefix:?}")));
         }
+        if self.server.worker_threads > MAX_WORKER_THREADS {
+            return Err(invalid(format!("server.worker_threads must be at most {MAX_WORKER_THREADS}")));
+        }
         if self.server.max_body_bytes == 0 {
             return Err(invalid("server.max_body_bytes must be positive".into()));
         }
@@ -304,6 +314,7 @@ impl RawConfig {
             drain_timeout: Duration::from_secs(self.server.drain_timeout_secs),
             // hyper's floor for its read buffer.
             max_header_bytes: self.server.max_header_bytes.max(8192),
+            worker_threads: (self.server.worker_threads > 0).then_some(self.server.worker_threads),
             paths: Paths { sse: p.sse.clone(), messages: p.messages.clone(), mcp: p.mcp.clone() },
             edge,
             limits: SessionLimits {
@@ -374,6 +385,15 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("f.toml:3:"), "{text}");
         assert!(text.contains("lisen"), "{text}");
+    }
+
+    #[test]
+    fn worker_threads_zero_means_one_per_cpu() {
+        assert_eq!(Config::parse("", "f").expect("valid").worker_threads, None);
+        assert_eq!(Config::parse("[server]\nworker_threads = 0\n", "f").expect("valid").worker_threads, None);
+        assert_eq!(Config::parse("[server]\nworker_threads = 1\n", "f").expect("valid").worker_threads, Some(1));
+        let err = Config::parse("[server]\nworker_threads = 5000\n", "f").expect_err("refused");
+        assert!(err.to_string().contains("server.worker_threads"), "{err}");
     }
 
     #[test]
