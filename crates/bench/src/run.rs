@@ -23,6 +23,9 @@ pub(crate) const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 const NOISY: f64 = 0.25;
 /// Idle sessions need this many file descriptors beyond one per legacy session.
 const SPARE_FDS: u64 = 512;
+/// The servers on one tokio worker thread (`[server] worker_threads = 1`; `serve-rmcp --workers 1`).
+const MCPGW_1: &str = "mcpgw, 1 thread";
+const RMCP_STATELESS_1: &str = "rmcp stateless JSON, 1 thread";
 
 #[derive(clap::Args)]
 pub(crate) struct Options {
@@ -212,6 +215,8 @@ struct Report {
     plan: Plan,
     throughput: Vec<Row>,
     rounds: Vec<Round>,
+    /// The same rounds between [`MCPGW_1`] and [`RMCP_STATELESS_1`].
+    rounds_one_thread: Vec<Round>,
     setup: Vec<SetupRow>,
     memory: Vec<MemoryRow>,
     overhead: Vec<OverheadRow>,
@@ -294,10 +299,10 @@ fn mcpgw_config(upstreams: &str) -> String {
     )
 }
 
-async fn start_mcpgw(binary: &Path, config: &Path) -> Result<Proc> {
+async fn start_mcpgw(name: &str, binary: &Path, config: &Path) -> Result<Proc> {
     let mut command = Command::new(binary);
     command.arg("--config").arg(config).args(["--listen", "127.0.0.1:0"]);
-    let proc = Proc::start("mcpgw", command)?;
+    let proc = Proc::start(name, command)?;
     let target = target_of(&proc)?;
     // Ready once its shared upstreams have started.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -307,7 +312,7 @@ async fn start_mcpgw(binary: &Path, config: &Path) -> Result<Proc> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("mcpgw was not ready within 30 s; its log:\n{}", proc.log_tail(30).join("\n"))
+    bail!("{name} was not ready within 30 s; its log:\n{}", proc.log_tail(30).join("\n"))
 }
 
 fn start_self(name: &str, args: &[&str]) -> Result<Proc> {
@@ -492,8 +497,12 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     let command = options.command.clone().unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
     let fixture = std::fs::canonicalize(&options.fixture)?;
 
+    let builtin = "[upstreams.builtin]\nkind = \"builtin\"\n";
     let builtin_config = out_dir.join("mcpgw-builtin.toml");
-    std::fs::write(&builtin_config, mcpgw_config("[upstreams.builtin]\nkind = \"builtin\"\n"))?;
+    std::fs::write(&builtin_config, mcpgw_config(builtin))?;
+    // The same with one runtime worker; `[server]` follows the `[sessions]` table.
+    let one_thread_config = out_dir.join("mcpgw-builtin-1thread.toml");
+    std::fs::write(&one_thread_config, mcpgw_config(&format!("[server]\nworker_threads = 1\n\n{builtin}")))?;
     let stdio_config = out_dir.join("mcpgw-stdio.toml");
     std::fs::write(
         &stdio_config,
@@ -536,8 +545,10 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     let rmcp_sse = profile(Transport::StreamableSse).with_accept(ACCEPT_BOTH)?;
 
     // ---- round trips ----------------------------------------------------------------------
-    let mut gw = start_mcpgw(&options.mcpgw, &builtin_config).await?;
+    let mut gw = start_mcpgw("mcpgw", &options.mcpgw, &builtin_config).await?;
+    let mut gw1 = start_mcpgw(MCPGW_1, &options.mcpgw, &one_thread_config).await?;
     let mut stateless = start_self("rmcp stateless JSON", &["serve-rmcp", "--stateless"])?;
+    let mut stateless1 = start_self(RMCP_STATELESS_1, &["serve-rmcp", "--stateless", "--workers", "1"])?;
     let mut session = start_self("rmcp session mode", &["serve-rmcp"])?;
     let mut bare = start_self("bare hyper", &["serve-hyper"])?;
     let mut throughput = Vec::new();
@@ -546,14 +557,19 @@ pub(crate) async fn run(options: Options) -> Result<()> {
             (0, "mcpgw", &json_profile),
             (0, "mcpgw", &sse_profile),
             (0, "mcpgw", &legacy_profile),
-            (1, "rmcp stateless JSON", &rmcp_json),
-            (2, "rmcp session mode", &rmcp_sse),
-            (3, "bare hyper", &json_profile),
+            (1, MCPGW_1, &json_profile),
+            (1, MCPGW_1, &legacy_profile),
+            (2, "rmcp stateless JSON", &rmcp_json),
+            (3, RMCP_STATELESS_1, &rmcp_json),
+            (4, "rmcp session mode", &rmcp_sse),
+            (5, "bare hyper", &json_profile),
         ] {
             let proc = match which {
                 0 => &mut gw,
-                1 => &mut stateless,
-                2 => &mut session,
+                1 => &mut gw1,
+                2 => &mut stateless,
+                3 => &mut stateless1,
+                4 => &mut session,
                 _ => &mut bare,
             };
             let result = bench.load_quiet(proc, server, profile, size).await?;
@@ -565,19 +581,26 @@ pub(crate) async fn run(options: Options) -> Result<()> {
             });
         }
     }
-    let gw_target = target_of(&gw)?;
-    let left = wait_sessions(&gw_target, Duration::from_secs(15), |c| c == (0, 0)).await;
-    if left != Some((0, 0)) {
-        bench.note(format!(
-            "after the round-trip runs (every session closed), mcpgw /healthz still shows {left:?} (legacy, streamable)"
-        ));
+    for proc in [&gw, &gw1] {
+        let left = wait_sessions(&target_of(proc)?, Duration::from_secs(15), |c| c == (0, 0)).await;
+        if left != Some((0, 0)) {
+            bench.note(format!(
+                "after the round-trip runs (every session closed), {} /healthz still shows {left:?} (legacy, streamable)",
+                proc.name
+            ));
+        }
     }
 
-    let mut rounds = Vec::new();
+    // Each round measures the default pair, then the one-thread pair, with the same sessions.
+    let (mut rounds, mut rounds_one_thread) = (Vec::new(), Vec::new());
+    let n = plan.round_sessions;
     for round in 1..=plan.rounds {
-        let mcpgw = bench.load_quiet(&mut gw, "mcpgw", &json_profile, plan.round_sessions).await?;
-        let rmcp = bench.load_quiet(&mut stateless, "rmcp stateless JSON", &rmcp_json, plan.round_sessions).await?;
+        let mcpgw = bench.load_quiet(&mut gw, "mcpgw", &json_profile, n).await?;
+        let rmcp = bench.load_quiet(&mut stateless, "rmcp stateless JSON", &rmcp_json, n).await?;
         rounds.push(Round { round, mcpgw, rmcp_stateless: rmcp });
+        let mcpgw = bench.load_quiet(&mut gw1, MCPGW_1, &json_profile, n).await?;
+        let rmcp = bench.load_quiet(&mut stateless1, RMCP_STATELESS_1, &rmcp_json, n).await?;
+        rounds_one_thread.push(Round { round, mcpgw, rmcp_stateless: rmcp });
     }
 
     // ---- session set-up ------------------------------------------------------------------
@@ -626,9 +649,9 @@ pub(crate) async fn run(options: Options) -> Result<()> {
             left_after,
         });
     }
-    for proc in [&mut gw, &mut stateless, &mut session, &mut bare] {
-        if !proc.stop() && proc.name == "mcpgw" {
-            bench.note("mcpgw did not exit 0 on SIGTERM after the round-trip runs".to_owned());
+    for proc in [&mut gw, &mut gw1, &mut stateless, &mut stateless1, &mut session, &mut bare] {
+        if !proc.stop() && proc.name.starts_with("mcpgw") {
+            bench.note(format!("{} did not exit 0 on SIGTERM after the round-trip runs", proc.name));
         }
     }
 
@@ -636,7 +659,7 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     let mut memory = Vec::new();
     for (server, profile) in [("mcpgw", &json_profile), ("mcpgw", &legacy_profile), ("rmcp session mode", &rmcp_sse)] {
         let row = if server == "mcpgw" {
-            let proc = start_mcpgw(&options.mcpgw, &builtin_config).await?;
+            let proc = start_mcpgw("mcpgw", &options.mcpgw, &builtin_config).await?;
             memory_run(&mut bench, proc, server, profile, true).await?
         } else {
             let proc = start_self("rmcp session mode", &["serve-rmcp"])?;
@@ -648,7 +671,7 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     // ---- latency added over a direct upstream ----------------------------------------------
     let mut overhead = Vec::new();
     let fixture_profile = Profile::new(Transport::StreamableJson, "test_simple_text", &json!({}));
-    let mut gw = start_mcpgw(&options.mcpgw, &stdio_config).await?;
+    let mut gw = start_mcpgw("mcpgw", &options.mcpgw, &stdio_config).await?;
     let mut peers = peers::start(&options.peers, &fixture, &out_dir).await;
     for peer in &peers {
         if let Some(why) = &peer.info.not_measured {
@@ -712,7 +735,7 @@ pub(crate) async fn run(options: Options) -> Result<()> {
             upstream.base
         )),
     )?;
-    let mut gw = start_mcpgw(&options.mcpgw, &http_config).await?;
+    let mut gw = start_mcpgw("mcpgw", &options.mcpgw, &http_config).await?;
     let upstream_target = target_of(&upstream)?;
     // New connections the upstream accepted during a run, per call; `own` are the load
     // generator's (its sessions' connections, and the probe's own connection).
@@ -777,6 +800,7 @@ pub(crate) async fn run(options: Options) -> Result<()> {
         plan,
         throughput,
         rounds,
+        rounds_one_thread,
         setup,
         memory,
         overhead,
@@ -952,72 +976,100 @@ fn pct(x: f64) -> String {
     format!("{:+.0}%", x * 100.0)
 }
 
+/// The CPU-efficiency and wall-clock verdicts of one set of alternating rounds at `n` sessions;
+/// `which` ends the target's wording (the configuration).
+fn round_verdicts(rounds: &[Round], n: usize, which: &str) -> [Verdict; 2] {
+    let cpu_ratios: Vec<f64> = rounds
+        .iter()
+        .filter_map(|r| Some(r.mcpgw.req_per_server_cpu_s? / r.rmcp_stateless.req_per_server_cpu_s?))
+        .collect();
+    let rps_ratios: Vec<f64> = rounds.iter().map(|r| r.mcpgw.rps / r.rmcp_stateless.rps).collect();
+    let (cpu, rps) = (median(cpu_ratios.clone()), median(rps_ratios.clone()));
+    let gw_us = median(rounds.iter().filter_map(|r| r.mcpgw.server_us_per_req).collect());
+    let rmcp_us = median(rounds.iter().filter_map(|r| r.rmcp_stateless.server_us_per_req).collect());
+    [
+        Verdict {
+            target: format!(
+                "Streamable HTTP JSON, {n} sessions: ≥ 1.5× the requests per server-CPU-second of rmcp stateless JSON{which}"
+            ),
+            measured: format!(
+                "{cpu:.2}× ({gw_us:.1} vs {rmcp_us:.1} CPU µs/req; median of {} alternating rounds: {})",
+                cpu_ratios.len(),
+                cpu_ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ")
+            ),
+            met: cpu >= 1.5,
+            margin: format!("{} against 1.5×", pct(cpu / 1.5 - 1.0)),
+        },
+        Verdict {
+            target: format!(
+                "Streamable HTTP JSON, {n} sessions: no lower wall-clock throughput than rmcp stateless JSON{which}"
+            ),
+            measured: format!(
+                "{rps:.2}× ({:.0} vs {:.0} req/s, medians; rounds: {})",
+                median(rounds.iter().map(|r| r.mcpgw.rps).collect()),
+                median(rounds.iter().map(|r| r.rmcp_stateless.rps).collect()),
+                rps_ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ")
+            ),
+            met: rps >= 1.0,
+            margin: format!("{} against 1.0×", pct(rps - 1.0)),
+        },
+    ]
+}
+
+/// p99 < 2 ms at 64 sessions for `server`: the median of its matrix run and its rounds' runs.
+fn p99_verdict(report: &Report, server: &str, rounds: &[Round], target: &str) -> Option<Verdict> {
+    let matrix = find(report, server, Transport::StreamableJson, 64)?;
+    // Every JSON run of `server` at 64 sessions: the matrix's and the rounds'.
+    let mut runs = vec![matrix.latency.p99_ms];
+    if report.round_sessions_are(64) {
+        runs.extend(rounds.iter().map(|round| round.mcpgw.latency.p99_ms));
+    }
+    let p99 = median(runs.clone());
+    let others: Vec<String> = [Transport::StreamableSse, Transport::Legacy]
+        .iter()
+        .filter_map(|&t| find(report, server, t, 64).map(|r| format!("{}: {:.2} ms", t.label(), r.latency.p99_ms)))
+        .collect();
+    Some(Verdict {
+        target: target.to_owned(),
+        measured: format!(
+            "{p99:.2} ms, median of {} runs ({}); {}",
+            runs.len(),
+            runs.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(", "),
+            others.join("; ")
+        ),
+        met: p99 < 2.0,
+        margin: if p99 < 2.0 {
+            format!("{:.2} ms to spare", 2.0 - p99)
+        } else {
+            format!("{:.2} ms over ({})", p99 - 2.0, pct(p99 / 2.0 - 1.0))
+        },
+    })
+}
+
+/// The targets, judged on mcpgw's default configuration; after the round and p99 targets, the
+/// same judged on one worker thread.
 fn verdicts(report: &Report) -> Vec<Verdict> {
     let mut out = Vec::new();
     let n = report.plan.round_sessions;
 
     // 1. CPU efficiency and wall-clock throughput against rmcp stateless JSON.
-    let cpu_ratios: Vec<f64> = report
-        .rounds
-        .iter()
-        .filter_map(|r| Some(r.mcpgw.req_per_server_cpu_s? / r.rmcp_stateless.req_per_server_cpu_s?))
-        .collect();
-    let rps_ratios: Vec<f64> = report.rounds.iter().map(|r| r.mcpgw.rps / r.rmcp_stateless.rps).collect();
-    let (cpu, rps) = (median(cpu_ratios.clone()), median(rps_ratios.clone()));
-    let gw_us = median(report.rounds.iter().filter_map(|r| r.mcpgw.server_us_per_req).collect());
-    let rmcp_us = median(report.rounds.iter().filter_map(|r| r.rmcp_stateless.server_us_per_req).collect());
-    out.push(Verdict {
-        target: format!(
-            "Streamable HTTP JSON, {n} sessions: ≥ 1.5× the requests per server-CPU-second of rmcp stateless JSON"
-        ),
-        measured: format!(
-            "{cpu:.2}× ({gw_us:.1} vs {rmcp_us:.1} CPU µs/req; median of {} alternating rounds: {})",
-            cpu_ratios.len(),
-            cpu_ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ")
-        ),
-        met: cpu >= 1.5,
-        margin: format!("{} against 1.5×", pct(cpu / 1.5 - 1.0)),
-    });
-    out.push(Verdict {
-        target: format!("Streamable HTTP JSON, {n} sessions: no lower wall-clock throughput than rmcp stateless JSON"),
-        measured: format!(
-            "{rps:.2}× ({:.0} vs {:.0} req/s, medians; rounds: {})",
-            median(report.rounds.iter().map(|r| r.mcpgw.rps).collect()),
-            median(report.rounds.iter().map(|r| r.rmcp_stateless.rps).collect()),
-            rps_ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ")
-        ),
-        met: rps >= 1.0,
-        margin: format!("{} against 1.0×", pct(rps - 1.0)),
-    });
+    let [cpu, rps] = round_verdicts(&report.rounds, n, "");
+    let [cpu1, rps1] = round_verdicts(&report.rounds_one_thread, n, ", with worker_threads = 1 on both servers");
+    out.extend([cpu, cpu1, rps, rps1]);
 
     // 2. p99 at 64 sessions.
-    if let Some(r) = find(report, "mcpgw", Transport::StreamableJson, 64) {
-        // Every mcpgw JSON run at 64 sessions: the matrix's and the rounds'.
-        let mut runs = vec![r.latency.p99_ms];
-        if report.round_sessions_are(64) {
-            runs.extend(report.rounds.iter().map(|round| round.mcpgw.latency.p99_ms));
-        }
-        let p99 = median(runs.clone());
-        let others: Vec<String> = [Transport::StreamableSse, Transport::Legacy]
-            .iter()
-            .filter_map(|&t| find(report, "mcpgw", t, 64).map(|r| format!("{}: {:.2} ms", t.label(), r.latency.p99_ms)))
-            .collect();
-        out.push(Verdict {
-            target: "p99 < 2 ms at 64 sessions (mcpgw, Streamable HTTP JSON, built-in echo)".into(),
-            measured: format!(
-                "{p99:.2} ms, median of {} runs ({}); {}",
-                runs.len(),
-                runs.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(", "),
-                others.join("; ")
-            ),
-            met: p99 < 2.0,
-            margin: if p99 < 2.0 {
-                format!("{:.2} ms to spare", 2.0 - p99)
-            } else {
-                format!("{:.2} ms over ({})", p99 - 2.0, pct(p99 / 2.0 - 1.0))
-            },
-        });
-    }
+    out.extend(p99_verdict(
+        report,
+        "mcpgw",
+        &report.rounds,
+        "p99 < 2 ms at 64 sessions (mcpgw, Streamable HTTP JSON, built-in echo)",
+    ));
+    out.extend(p99_verdict(
+        report,
+        MCPGW_1,
+        &report.rounds_one_thread,
+        "p99 < 2 ms at 64 sessions, mcpgw with worker_threads = 1 (Streamable HTTP JSON, built-in echo)",
+    ));
 
     // 3. memory per idle session, and 10,000 held without error.
     for row in report.memory.iter().filter(|m| m.server == "mcpgw") {
@@ -1188,6 +1240,29 @@ fn reading_the_targets(md: &mut String, r: &Report) {
             r.machine.nproc
         );
     }
+    if !r.rounds.is_empty() && !r.rounds_one_thread.is_empty() {
+        let med = |rounds: &[Round], f: fn(&Round) -> Option<f64>| median(rounds.iter().filter_map(f).collect());
+        let (one, default) = (&r.rounds_one_thread, &r.rounds);
+        let _ = writeln!(
+            md,
+            "- **One worker thread.** The targets are judged on the default configuration (one worker per core); the \
+             `, 1 thread` rows run the same servers with one tokio worker (`[server] worker_threads = 1` for mcpgw, \
+             `worker_threads(1)` for rmcp), the configuration docs/operations.md (*Threads*) recommends for machines of \
+             one or two cores, where a second worker mostly costs cross-thread wakeups. In the alternating rounds ({} \
+             sessions, medians) mcpgw with one worker used {} CPU µs/req against {} with the default, for {} against {} \
+             req/s, with p99 {:.2} ms against {:.2} ms; rmcp stateless JSON used {} CPU µs/req with one worker against \
+             {} with the default.",
+            r.plan.round_sessions,
+            opt(Some(med(one, |x| x.mcpgw.server_us_per_req)), 1),
+            opt(Some(med(default, |x| x.mcpgw.server_us_per_req)), 1),
+            thousands(med(one, |x| Some(x.mcpgw.rps))),
+            thousands(med(default, |x| Some(x.mcpgw.rps))),
+            med(one, |x| Some(x.mcpgw.latency.p99_ms)),
+            med(default, |x| Some(x.mcpgw.latency.p99_ms)),
+            opt(Some(med(one, |x| x.rmcp_stateless.server_us_per_req)), 1),
+            opt(Some(med(default, |x| x.rmcp_stateless.server_us_per_req)), 1),
+        );
+    }
     let other = median(r.throughput.iter().map(|t| t.result.other_cores).collect());
     let _ = writeln!(
         md,
@@ -1199,6 +1274,33 @@ fn reading_the_targets(md: &mut String, r: &Report) {
             " (a quiet machine)"
         }
     );
+}
+
+/// One row per alternating round: mcpgw, rmcp stateless JSON, and their ratios.
+fn rounds_table(md: &mut String, rounds: &[Round]) {
+    let _ = writeln!(
+        md,
+        "| round | mcpgw req/s | mcpgw p99 ms | mcpgw CPU µs/req | rmcp req/s | rmcp p99 ms | rmcp CPU µs/req | req/s ratio | req/CPU-s ratio |"
+    );
+    let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for round in rounds {
+        let (g, s) = (&round.mcpgw, &round.rmcp_stateless);
+        let cpu = g.req_per_server_cpu_s.zip(s.req_per_server_cpu_s).map(|(g, s)| g / s);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.3} | {} | {} | {:.3} | {} | {:.2} | {} |",
+            round.round,
+            thousands(g.rps),
+            g.latency.p99_ms,
+            opt(g.server_us_per_req, 1),
+            thousands(s.rps),
+            s.latency.p99_ms,
+            opt(s.server_us_per_req, 1),
+            g.rps / s.rps,
+            opt(cpu, 2)
+        );
+    }
+    let _ = writeln!(md);
 }
 
 fn markdown(r: &Report, json_path: &Path) -> String {
@@ -1236,8 +1338,8 @@ fn markdown(r: &Report, json_path: &Path) -> String {
         md,
         "- **Everything on one machine, over loopback.** The load generator (`mcpgw-bench`, a hyper 1 HTTP/1.1 client) \
          runs on a **current-thread tokio runtime, so it uses one core**; it is not pinned. Each server runs as its own \
-         process on a multi-thread runtime with one worker per core ({} here), as mcpgw does by default, so the servers \
-         and the load generator share the cores. Numbers from a {}-core box are about the relative cost of the servers, \
+         process on a multi-thread runtime with one worker per core ({} here), as mcpgw does by default (the `, 1 thread` \
+         rows excepted, below), so the servers and the load generator share the cores. Numbers from a {}-core box are about the relative cost of the servers, \
          not their absolute capacity.",
         r.machine.nproc, r.machine.nproc
     );
@@ -1267,6 +1369,16 @@ fn markdown(r: &Report, json_path: &Path) -> String {
          (the machine's ceiling).",
         r.versions.rmcp
     );
+    let _ = writeln!(
+        md,
+        "- **One worker thread**: the rows marked `, 1 thread` run the same server with one tokio worker thread: \
+         `[server] worker_threads = 1` for mcpgw, `worker_threads(1)` on the runtime of rmcp stateless JSON. With \
+         {} cores shared with the load generator, a second worker mostly costs cross-thread wakeups (docs/operations.md, \
+         *Threads*, explains the setting). The targets are judged on the default configuration; the 1-thread rows are \
+         the configuration docs/operations.md recommends for machines of one or two cores, and have target rows of \
+         their own (*with worker_threads = 1*).",
+        r.machine.nproc
+    );
     let _ = writeln!(md, "{}", peers::how_it_measures(&r.peers));
     let _ = writeln!(
         md,
@@ -1286,7 +1398,8 @@ fn markdown(r: &Report, json_path: &Path) -> String {
         "- **mcpgw configuration**: the built-in tools only, `[sessions] max_sessions = 200000`, \
          `idle_timeout_secs = 3600`, `legacy_grace_secs = 0` (a legacy session ends when its stream closes); `park_after_secs = 1` (an idle \
          session's MCP server parks after 1 s of quiet, instead of the default 30 s, so the memory runs need not wait); everything \
-         else default, including `info` logging (three log lines per session). It listens on `127.0.0.1:0`.\n"
+         else default, including `info` logging (three log lines per session). It listens on `127.0.0.1:0`. \
+         `{MCPGW_1}` adds `[server] worker_threads = 1`.\n"
     );
 
     let _ = writeln!(md, "## Targets\n");
@@ -1331,44 +1444,40 @@ fn markdown(r: &Report, json_path: &Path) -> String {
         );
     }
     let _ = writeln!(md);
-    let _ = writeln!(md, "Ratios of mcpgw (Streamable HTTP, JSON) to rmcp stateless JSON, from the table above:\n");
-    let _ = writeln!(md, "| sessions | req/s ratio | req/CPU-s ratio |\n|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "Ratios of mcpgw (Streamable HTTP, JSON) to rmcp stateless JSON, from the table above; *1 thread*: \
+         `{MCPGW_1}` to `{RMCP_STATELESS_1}`:\n"
+    );
+    let _ = writeln!(
+        md,
+        "| sessions | req/s ratio | req/CPU-s ratio | 1 thread: req/s ratio | 1 thread: req/CPU-s ratio |\n\
+         |---:|---:|---:|---:|---:|"
+    );
+    let ratios = |gw: &str, rmcp: &str, n: usize| {
+        let (g, s) = (find(r, gw, Transport::StreamableJson, n)?, find(r, rmcp, Transport::StreamableJson, n)?);
+        let cpu = g.req_per_server_cpu_s.zip(s.req_per_server_cpu_s).map(|(g, s)| g / s);
+        Some((g.rps / s.rps, cpu))
+    };
     for &n in &r.plan.sizes {
-        if let (Some(g), Some(s)) = (
-            find(r, "mcpgw", Transport::StreamableJson, n),
-            find(r, "rmcp stateless JSON", Transport::StreamableJson, n),
-        ) {
-            let cpu = g.req_per_server_cpu_s.zip(s.req_per_server_cpu_s).map(|(g, s)| g / s);
-            let _ = writeln!(md, "| {n} | {:.2} | {} |", g.rps / s.rps, opt(cpu, 2));
+        if let Some((rps, cpu)) = ratios("mcpgw", "rmcp stateless JSON", n) {
+            let (rps1, cpu1) = ratios(MCPGW_1, RMCP_STATELESS_1, n).map_or((None, None), |(r, c)| (Some(r), c));
+            let _ = writeln!(md, "| {n} | {rps:.2} | {} | {} | {} |", opt(cpu, 2), opt(rps1, 2), opt(cpu1, 2));
         }
     }
     let _ = writeln!(md);
 
     let _ =
         writeln!(md, "## mcpgw against rmcp stateless JSON, alternating rounds ({} sessions)\n", r.plan.round_sessions);
-    let _ = writeln!(
-        md,
-        "| round | mcpgw req/s | mcpgw p99 ms | mcpgw CPU µs/req | rmcp req/s | rmcp p99 ms | rmcp CPU µs/req | req/s ratio | req/CPU-s ratio |"
-    );
-    let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for round in &r.rounds {
-        let (g, s) = (&round.mcpgw, &round.rmcp_stateless);
-        let cpu = g.req_per_server_cpu_s.zip(s.req_per_server_cpu_s).map(|(g, s)| g / s);
+    rounds_table(&mut md, &r.rounds);
+    if !r.rounds_one_thread.is_empty() {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.3} | {} | {} | {:.3} | {} | {:.2} | {} |",
-            round.round,
-            thousands(g.rps),
-            g.latency.p99_ms,
-            opt(g.server_us_per_req, 1),
-            thousands(s.rps),
-            s.latency.p99_ms,
-            opt(s.server_us_per_req, 1),
-            g.rps / s.rps,
-            opt(cpu, 2)
+            "The same rounds with one worker thread on both servers (`{MCPGW_1}` against `{RMCP_STATELESS_1}`), \
+             measured in each round right after the pair above:\n"
         );
+        rounds_table(&mut md, &r.rounds_one_thread);
     }
-    let _ = writeln!(md);
 
     let _ = writeln!(md, "## Session set-up\n");
     let _ = writeln!(
@@ -1536,5 +1645,79 @@ mod tests {
         assert_eq!(thousands(999.0), "999");
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    /// 64 sessions at `rps`, with `us` server CPU µs per request and a p99 of `p99` ms.
+    fn run(rps: f64, us: f64, p99: f64) -> LoadResult {
+        let mut result = LoadResult { sessions: 64, rps, ..LoadResult::default() };
+        result.server_us_per_req = Some(us);
+        result.req_per_server_cpu_s = Some(1e6 / us);
+        result.latency.p99_ms = p99;
+        result
+    }
+
+    fn row(server: &str, result: LoadResult) -> Row {
+        Row {
+            server: server.into(),
+            transport: Transport::StreamableJson.label().into(),
+            accept: String::new(),
+            result,
+        }
+    }
+
+    #[test]
+    fn one_thread_targets_follow_the_default_ones() {
+        let unknown = || "unknown".to_owned();
+        let report = Report {
+            generated_utc: unknown(),
+            quick: false,
+            command: unknown(),
+            elapsed_s: 0.0,
+            machine: Machine {
+                nproc: 2,
+                cpu_model: unknown(),
+                memory_gib: 0.0,
+                kernel: unknown(),
+                open_files_limit: 0,
+                load_average_at_start: unknown(),
+            },
+            versions: Versions {
+                rustc: unknown(),
+                mcpgw: unknown(),
+                mcpgw_commit: unknown(),
+                rmcp: unknown(),
+                hyper: unknown(),
+                tokio: unknown(),
+            },
+            plan: Plan::new(false),
+            throughput: vec![row("mcpgw", run(30_000.0, 35.0, 4.0)), row(MCPGW_1, run(36_000.0, 25.0, 1.5))],
+            rounds: vec![Round { round: 1, mcpgw: run(30_000.0, 35.0, 3.0), rmcp_stateless: run(31_000.0, 50.0, 4.0) }],
+            rounds_one_thread: vec![Round {
+                round: 1,
+                mcpgw: run(36_000.0, 25.0, 1.9),
+                rmcp_stateless: run(30_000.0, 40.0, 3.0),
+            }],
+            setup: Vec::new(),
+            memory: Vec::new(),
+            overhead: Vec::new(),
+            peers: Vec::new(),
+            targets: Vec::new(),
+            observations: Vec::new(),
+        };
+        let v = verdicts(&report);
+        let one_thread = |i: usize| v[i].target.contains("worker_threads = 1");
+        assert_eq!(v.len(), 6);
+        assert_eq!((0..6).map(one_thread).collect::<Vec<_>>(), [false, true, false, true, false, true]);
+        // CPU: 50/35 = 1.43× missed, 40/25 = 1.6× met; wall clock: 0.97× missed, 1.2× met.
+        assert_eq!(v.iter().map(|v| v.met).collect::<Vec<_>>(), [false, true, false, true, false, true]);
+        assert!(v[1].measured.starts_with("1.60×"), "{}", v[1].measured);
+        assert_eq!(v[1].margin, "+7% against 1.5×");
+        // p99 medians of the matrix run and the round: (4 + 3) / 2 and (1.5 + 1.9) / 2.
+        assert!(v[4].measured.starts_with("3.50 ms, median of 2 runs"), "{}", v[4].measured);
+        assert!(v[5].measured.starts_with("1.70 ms, median of 2 runs"), "{}", v[5].measured);
+        assert_eq!(v[5].margin, "0.30 ms to spare");
+        let md = markdown(&report, Path::new("results.json"));
+        assert!(md.contains("The same rounds with one worker thread on both servers"));
+        assert!(md.contains("**One worker thread.**"));
     }
 }
