@@ -114,6 +114,7 @@ class Exchange:
     path: str
     status: int
     session_header: str | None
+    http_version: str
 
 
 @dataclass
@@ -124,6 +125,8 @@ class Recorder:
 
     exchanges: list[Exchange] = field(default_factory=list)
     session_id: str | None = None
+    # HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+    http2: bool = False
 
     async def on_response(self, response: httpx2.Response) -> None:
         sid = response.headers.get("mcp-session-id")
@@ -135,6 +138,7 @@ class Recorder:
                 path=response.request.url.path,
                 status=response.status_code,
                 session_header=response.request.headers.get("mcp-session-id"),
+                http_version=response.http_version,
             )
         )
 
@@ -144,6 +148,8 @@ class Recorder:
     def http_client(self, headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None):
         """An httpx2 client that reports to this recorder (also usable as the SSE client factory)."""
         return httpx2.AsyncClient(
+            http1=not self.http2,
+            http2=self.http2,
             headers=headers,
             timeout=timeout or HTTP_TIMEOUT,
             auth=auth,
