@@ -29,6 +29,8 @@ help:
 	@echo "make bench   release build, then the benchmark (~10 min): docs/benchmarks.md, target/bench/results.json;"
 	@echo "             BENCH_QUICK=1 for a smoke run (target/bench/benchmarks-quick.md)"
 	@echo "make deps-bench  install the competing gateways the bench measures (crates/bench/peers)"
+	@echo "make profile where mcpgw's CPU goes per request, by perf under load: target/profile/summary.md;"
+	@echo "             PROFILE_SECS (default 10) measured seconds, PROFILE_THREADS mcpgw's worker threads"
 
 run:
 	$(CARGO) run -p mcpgw --
@@ -187,6 +189,20 @@ bench: deps-bench
 		target/release/mcpgw-bench run $(if $(BENCH_QUICK),--quick) \
 			--supergateway "$(BENCH_SUPERGATEWAY)" --mcp-proxy "$(BENCH_MCP_PROXY)" \
 			--command "make bench$(if $(BENCH_QUICK), BENCH_QUICK=$(BENCH_QUICK))"
+
+# perf (Debian's linux-perf) samples the release mcpgw on the built-in tools while the bench's
+# load generator runs 64 Streamable HTTP JSON sessions of `tools/call echo` against it
+# (crates/bench/src/profile.rs). target/profile/ gets perf.data, self.txt, stacks.folded and
+# summary.md. Built like `bench`, so the profiled binary is the measured one.
+PROFILE_SECS    ?= 10
+PROFILE_THREADS ?=
+.PHONY: profile
+profile:
+	$(CARGO) build --release -p mcpgw
+	$(CARGO) build --release -p mcpgw-bench
+	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true; \
+		target/release/mcpgw-bench profile --duration $(PROFILE_SECS) \
+			$(if $(PROFILE_THREADS),--worker-threads $(PROFILE_THREADS))
 
 # The competing gateways the bench puts in front of the same stdio fixture (crates/bench/peers):
 # supergateway from npm (npm ci, pinned by package-lock.json) and mcp-proxy from PyPI, in a venv

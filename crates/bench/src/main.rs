@@ -5,6 +5,8 @@
 //!   `docs/benchmarks.md` (docs/benchmarks.md says what is measured and how).
 //! - `load`, `setup` and `idle` are the load generator on its own, against any loopback base
 //!   URL; each prints one JSON object.
+//! - `profile` is `make profile`: mcpgw under the `load` closed loop, sampled by `perf`
+//!   (target/profile/summary.md says where its CPU goes per request).
 //! - `serve-rmcp` and `serve-hyper` are the baseline servers `run` starts.
 //!
 //! The load generator runs on a current-thread tokio runtime: one core, whatever the machine.
@@ -13,6 +15,7 @@ mod client;
 mod load;
 mod peers;
 mod procs;
+mod profile;
 mod run;
 mod servers;
 
@@ -36,6 +39,8 @@ struct Cli {
 enum Command {
     /// The whole benchmark (`make bench`): starts the servers, measures, writes the reports.
     Run(run::Options),
+    /// Where mcpgw's CPU goes per request (`make profile`): perf samples it under load.
+    Profile(profile::Options),
     /// Sessions in a closed loop of `tools/call` against URL.
     Load {
         #[command(flatten)]
@@ -152,6 +157,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(options) => current_thread(run::run(options)),
+        Command::Profile(options) => current_thread(profile::run(options)),
         Command::Load { client, sessions, duration, warmup } => current_thread(async move {
             let (target, profile) = client.resolve()?;
             let result =

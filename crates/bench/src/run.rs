@@ -271,13 +271,18 @@ fn machine(open_files_limit: u64) -> Machine {
     }
 }
 
-fn versions(mcpgw: &Path) -> Versions {
+/// The checked-out commit, noting uncommitted changes to tracked files.
+pub(crate) fn commit() -> String {
     let commit = sh("git", &["rev-parse", "--short=12", "HEAD"]);
     let dirty = !sh("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    if dirty { format!("{commit} (with uncommitted changes)") } else { commit }
+}
+
+fn versions(mcpgw: &Path) -> Versions {
     Versions {
         rustc: sh("rustc", &["-V"]),
         mcpgw: sh(&mcpgw.to_string_lossy(), &["--version"]),
-        mcpgw_commit: if dirty { format!("{commit} (with uncommitted changes)") } else { commit },
+        mcpgw_commit: commit(),
         rmcp: lock_version("rmcp"),
         hyper: lock_version("hyper"),
         tokio: lock_version("tokio"),
@@ -293,13 +298,13 @@ impl Clock {
     }
 }
 
-fn mcpgw_config(upstreams: &str) -> String {
+pub(crate) fn mcpgw_config(upstreams: &str) -> String {
     format!(
         "# Written by mcpgw-bench.\n[sessions]\nmax_sessions = 200000\nidle_timeout_secs = 3600\nlegacy_grace_secs = 0\npark_after_secs = 1\n\n{upstreams}"
     )
 }
 
-async fn start_mcpgw(name: &str, binary: &Path, config: &Path) -> Result<Proc> {
+pub(crate) async fn start_mcpgw(name: &str, binary: &Path, config: &Path) -> Result<Proc> {
     let mut command = Command::new(binary);
     command.arg("--config").arg(config).args(["--listen", "127.0.0.1:0"]);
     let proc = Proc::start(name, command)?;
@@ -321,7 +326,7 @@ fn start_self(name: &str, args: &[&str]) -> Result<Proc> {
     Proc::start(name, command)
 }
 
-fn target_of(proc: &Proc) -> Result<Target> {
+pub(crate) fn target_of(proc: &Proc) -> Result<Target> {
     Target::parse(&proc.base, "/mcp", "/sse")
 }
 
