@@ -1186,7 +1186,11 @@ fn reading_the_targets(md: &mut String, r: &Report) {
             "- **p99 at 64 sessions.** In a closed loop each of the 64 sessions has one call in flight, so the mean \
              latency is 64 / throughput whatever the server does (Little's law): at mcpgw's {} req/s that is {:.2} ms \
              before any tail (measured mean {:.2} ms). A p99 under 2 ms at 64 sessions needs well over 32,000 req/s \
-             on this machine, with the load generator on the same cores{}.",
+             on this machine, with the load generator on the same cores{}. What would close it: less server CPU \
+             per request. docs/performance.md (`make profile`) shows where it goes: rmcp's serve loop and its \
+             per-request task and cancellation token, the kernel's loopback TCP and cross-thread wake-ups (one \
+             worker thread removes most of those, below); answering simple requests without rmcp's per-request task, \
+             or a thread per core with each session on its connection's thread, would be the next steps.",
             thousands(rps),
             64.0 / rps * 1000.0,
             mean,
@@ -1214,13 +1218,35 @@ fn reading_the_targets(md: &mut String, r: &Report) {
              client does not make: mcpgw answering its built-in echo takes {:.3} ms (p50, 1 session), {:.0}% of the \
              direct stdio round trip ({:.3} ms) by itself. Subtracting it, the stdio hop inside mcpgw (session server → \
              shared upstream link → child → back) takes {:.3} ms against {:.3} ms for rmcp's client talking to the same \
-             child: {:.1}× the direct round trip.",
+             child: {:.1}× the direct round trip. What would close it: nothing in front of an HTTP hop can add \
+             less than that hop, so the target as measured is out of reach for any gateway reached over HTTP; the \
+             hop inside mcpgw can still shrink (its profile spends about 13% parsing the child's replies into \
+             rmcp's untagged result enum, which a parse by the request's method would remove; docs/performance.md).",
             echo.latency.p50_ms,
             echo.latency.p50_ms / direct.latency.p50_ms * 100.0,
             direct.latency.p50_ms,
             hop,
             direct.latency.p50_ms,
             hop / direct.latency.p50_ms
+        );
+    }
+    let idle = |transport: &str| {
+        r.memory
+            .iter()
+            .find(|m| m.server == "mcpgw" && m.transport == transport)
+            .and_then(|m| m.points.last())
+            .map(|p| p.bytes_per_session / 1024.0)
+    };
+    if let (Some(legacy), Some(streamable)) = (idle(Transport::Legacy.label()), idle(Transport::StreamableJson.label()))
+    {
+        let _ = writeln!(
+            md,
+            "- **Idle legacy sessions.** An idle Streamable HTTP session holds no connection and costs {streamable:.1} \
+             KiB; an idle legacy session costs {legacy:.1} KiB because it holds its event stream open, and hyper keeps \
+             an 8 KiB read buffer and an 8 KiB write buffer for every open HTTP/1.1 connection (its minimum), besides \
+             the connection's task and the stream. What would close it: writing the event stream on a connection \
+             taken out of hyper once the response head is sent, or hyper allowing smaller buffers; until then a \
+             legacy session costs a connection's worth more than a Streamable one."
         );
     }
     if let (Some(stateless), Some(g)) =
