@@ -26,7 +26,7 @@ help:
 	@echo "make install      release build, binary, config, units under PREFIX=/usr/local (DESTDIR= ok)"
 	@echo "make uninstall    remove what install put (keeps /etc/mcpgw)"
 	@echo "make deb          build a Debian package with cargo-deb (installed if missing)"
-	@echo "make bench   release build, then the benchmark (~10 min): docs/benchmarks.md, target/bench/results.json;"
+	@echo "make bench   release build, then the benchmark (~12-15 min): docs/benchmarks.md, target/bench/results.json;"
 	@echo "             BENCH_QUICK=1 for a smoke run (target/bench/benchmarks-quick.md)"
 	@echo "make deps-bench  install the competing gateways the bench measures (crates/bench/peers)"
 	@echo "make profile where mcpgw's CPU goes per request, by perf under load: target/profile/summary.md;"
@@ -198,6 +198,7 @@ PROFILE_SECS    ?= 10
 PROFILE_THREADS ?=
 .PHONY: profile
 profile:
+	command -v perf >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null; }
 	$(CARGO) build --release -p mcpgw
 	$(CARGO) build --release -p mcpgw-bench
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true; \
