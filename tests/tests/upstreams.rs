@@ -40,9 +40,13 @@ async fn a_child_killed_mid_call_fails_the_call_promptly_and_is_restarted() {
     assert!(failed["error"]["message"].is_string(), "the call fails: {failed}");
     assert!(killed_at.elapsed() < Duration::from_secs(2), "promptly: {:?}", killed_at.elapsed());
 
+    // Listed is not yet callable: the session's catalog may still show the old child's tools
+    // for a moment while the link restarts, so wait for a call to go through as well.
     eventually("the child to be restarted", || async {
         let tools = s.post(&mcpgw_tests::request(2, "tools/list", json!({}))).await;
-        tools.status == StatusCode::OK && tools.text().contains("test_simple_text")
+        let listed = tools.status == StatusCode::OK && tools.text().contains("test_simple_text");
+        let call = mcpgw_tests::request(4, "tools/call", json!({"name": "test_simple_text", "arguments": {}}));
+        listed && s.post(&call).await.text().contains("\"result\"")
     })
     .await;
     let after = s.call(3, "tools/call", json!({"name": "test_simple_text", "arguments": {}})).await;
