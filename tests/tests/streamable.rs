@@ -358,3 +358,33 @@ async fn a_call_past_its_upstream_timeout_is_cancelled_with_a_clear_error() {
     assert!(message.contains("timed out"), "{reply}");
     still_serves(&s).await;
 }
+
+#[tokio::test]
+async fn the_session_advertises_exactly_what_its_upstreams_serve() {
+    // The built-in tools offer tools, prompts and resources, no completions and no logging:
+    // the session says so, and answers the methods of what it does not offer with -32601,
+    // as rmcp's own handlers do (since rmcp 3.10).
+    let gw = Gateway::start();
+    let reply = Http::new().post(&gw.url("/mcp"), &[], &initialize("2025-11-25")).await;
+    let caps = &reply.messages()[0]["result"]["capabilities"];
+    for offered in ["tools", "prompts", "resources"] {
+        assert_eq!(caps[offered]["listChanged"], true, "{offered}: {caps}");
+    }
+    for missing in ["completions", "logging"] {
+        assert!(caps.get(missing).is_none(), "{missing}: {caps}");
+    }
+    let s = session(&gw, "2025-11-25").await;
+    let complete = s
+        .call(
+            1,
+            "completion/complete",
+            json!({"ref": {"type": "ref/prompt", "name": "greeting"},
+            "argument": {"name": "name", "value": "a"}}),
+        )
+        .await;
+    assert_eq!(complete["error"]["code"], -32601, "{complete}");
+    let level = s.call(2, "logging/setLevel", json!({"level": "info"})).await;
+    assert_eq!(level["error"]["code"], -32601, "{level}");
+    let templates = s.call(3, "resources/templates/list", json!({})).await;
+    assert!(templates["result"]["resourceTemplates"].is_array(), "{templates}");
+}

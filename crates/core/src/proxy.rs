@@ -8,13 +8,14 @@ use std::sync::{Arc, OnceLock};
 
 use futures::future::join_all;
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest, CompleteRequestParams,
-    CompleteResult, ErrorCode, GetPromptRequest, GetPromptRequestParams, GetPromptResponse, Implementation,
-    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, PromptsCapability, ReadResourceRequest, ReadResourceRequestParams,
-    ReadResourceResponse, Reference, ResourcesCapability, ServerCapabilities, ServerConfig, ServerResult,
-    SetLevelRequest, SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, ToolsCapability,
-    UnsubscribeRequest, UnsubscribeRequestParams,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest, CompleteRequestMethod,
+    CompleteRequestParams, CompleteResult, ConstString, ErrorCode, GetPromptRequest, GetPromptRequestParams,
+    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult, ListPromptsRequestMethod,
+    ListPromptsResult, ListResourceTemplatesRequestMethod, ListResourceTemplatesResult, ListResourcesRequestMethod,
+    ListResourcesResult, ListToolsRequestMethod, ListToolsResult, PaginatedRequestParams, PromptsCapability,
+    ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, Reference, ResourcesCapability,
+    ServerCapabilities, ServerConfig, ServerResult, SetLevelRequest, SetLevelRequestMethod, SetLevelRequestParams,
+    SubscribeRequest, SubscribeRequestParams, ToolsCapability, UnsubscribeRequest, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
@@ -60,10 +61,19 @@ impl Member {
         }
     }
 
-    fn capabilities(&self) -> Option<ServerCapabilities> {
+    /// What the member offers: a remote upstream that is restarting counts with what it
+    /// offered last; one never connected yet may come up with any list, so it counts with
+    /// every list the proxy serves (its `list_changed` tells the client when it does).
+    fn capabilities(&self) -> ServerCapabilities {
         match self {
-            Member::Builtin(b) => Some(b.get_info().capabilities),
-            Member::Remote { link, .. } => link.capabilities(),
+            Member::Builtin(b) => b.get_info().capabilities,
+            Member::Remote { link, .. } => link.offered().unwrap_or_else(|| {
+                let mut any = ServerCapabilities::default();
+                any.tools = Some(ToolsCapability::default());
+                any.prompts = Some(PromptsCapability::default());
+                any.resources = Some(ResourcesCapability::default());
+                any
+            }),
         }
     }
 }
@@ -253,11 +263,12 @@ async fn list_member(member: &Member) -> Listed {
     }
 }
 
-/// The union of the members' capabilities. List changes are always announced: upstreams
-/// restart and come back with other lists.
+/// The union of the members' capabilities: exactly what the session serves, since rmcp
+/// (and a careful client) treat a method whose capability is not advertised as unknown.
+/// List changes are always announced: upstreams restart and come back with other lists.
 fn merged_capabilities(members: &[Member]) -> ServerCapabilities {
     let mut merged = ServerCapabilities::default();
-    for caps in members.iter().filter_map(Member::capabilities) {
+    for caps in members.iter().map(Member::capabilities) {
         if caps.tools.is_some() {
             let mut tools = ToolsCapability::default();
             tools.list_changed = Some(true);
@@ -284,6 +295,12 @@ fn merged_capabilities(members: &[Member]) -> ServerCapabilities {
         }
     }
     merged
+}
+
+/// `-32601` for a method whose capability the session does not advertise, as rmcp's own
+/// default handlers answer: what no upstream offers is not served.
+fn offered<M: ConstString>(advertised: bool) -> Result<(), ErrorData> {
+    if advertised { Ok(()) } else { Err(ErrorData::method_not_found::<M>()) }
 }
 
 fn is_not_found(e: &ErrorData) -> bool {
@@ -349,6 +366,7 @@ impl ServerHandler for Proxy {
         _r: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        offered::<ListToolsRequestMethod>(self.get_info().capabilities.tools.is_some())?;
         Ok(ListToolsResult::with_all_items(self.catalog().await?.tools.clone()))
     }
 
@@ -398,6 +416,7 @@ impl ServerHandler for Proxy {
         _r: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
+        offered::<ListPromptsRequestMethod>(self.get_info().capabilities.prompts.is_some())?;
         Ok(ListPromptsResult::with_all_items(self.catalog().await?.prompts.clone()))
     }
 
@@ -429,6 +448,7 @@ impl ServerHandler for Proxy {
         _r: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        offered::<ListResourcesRequestMethod>(self.get_info().capabilities.resources.is_some())?;
         Ok(ListResourcesResult::with_all_items(self.catalog().await?.resources.clone()))
     }
 
@@ -437,6 +457,7 @@ impl ServerHandler for Proxy {
         _r: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        offered::<ListResourceTemplatesRequestMethod>(self.get_info().capabilities.resources.is_some())?;
         Ok(ListResourceTemplatesResult::with_all_items(self.catalog().await?.templates.clone()))
     }
 
@@ -496,6 +517,7 @@ impl ServerHandler for Proxy {
         mut params: CompleteRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
+        offered::<CompleteRequestMethod>(self.get_info().capabilities.completions.is_some())?;
         let catalog = self.catalog().await?;
         let owner = match &mut params.r#ref {
             Reference::Prompt(prompt) => catalog.prompt(&prompt.name).cloned().map(|route| {
@@ -507,7 +529,8 @@ impl ServerHandler for Proxy {
         };
         let Some(owner) = owner else { return Ok(CompleteResult::default()) };
         match self.members()?.get(owner) {
-            Some(Member::Builtin(b)) => b.complete(params, ctx).await,
+            // The built-in prompts complete nothing (and rmcp answers -32601 for them).
+            Some(Member::Builtin(_)) => Ok(CompleteResult::default()),
             _ => match self.forward(owner, ClientRequest::CompleteRequest(CompleteRequest::new(params)), &ctx).await? {
                 ServerResult::CompleteResult(r) => Ok(r),
                 other => Err(unexpected("completion/complete", &other)),
@@ -516,6 +539,7 @@ impl ServerHandler for Proxy {
     }
 
     async fn set_level(&self, params: SetLevelRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        offered::<SetLevelRequestMethod>(self.get_info().capabilities.logging.is_some())?;
         let mut sent = false;
         for member in self.members()? {
             if let Member::Remote { link, .. } = member

@@ -41,6 +41,9 @@ const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A connection that lived this long resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// How long a stopped connection's child may take to exit on its own before its process
+/// group is killed.
+const CHILD_GRACE: Duration = Duration::from_secs(2);
 
 /// Where a link stands.
 #[derive(Clone)]
@@ -92,6 +95,8 @@ pub struct Link {
     /// Bumped whenever what the upstream lists may have changed (reconnect, list_changed).
     generation: AtomicU64,
     cache: tokio::sync::Mutex<Cache>,
+    /// What the upstream offered when it was last connected, kept while it restarts.
+    offered: Mutex<Option<ServerCapabilities>>,
     client: ClientConfig,
     cancel: CancellationToken,
     count: Arc<ConnectionCount>,
@@ -157,6 +162,7 @@ impl Link {
             routes: Mutex::new(Routes::default()),
             generation: AtomicU64::new(0),
             cache: tokio::sync::Mutex::new(Cache::default()),
+            offered: Mutex::new(None),
             client,
             cancel,
             count,
@@ -182,6 +188,12 @@ impl Link {
             LinkState::Up(conn) => conn.peer.peer_info().map(|info| info.capabilities.clone()),
             _ => None,
         }
+    }
+
+    /// What the upstream offers, or offered when it was last connected; `None` when it has
+    /// never been connected.
+    pub fn offered(&self) -> Option<ServerCapabilities> {
+        self.capabilities().or_else(|| self.offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
     }
 
     /// Why the link is not serving now, or `None` when it is up.
@@ -427,14 +439,23 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
         match attempt {
             Ok(Connected { running, process_group }) => {
                 let peer = running.peer().clone();
+                let offered = peer.peer_info().map(|info| info.capabilities.clone());
+                *link.offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = offered;
                 link.bump();
                 link.state.send_replace(LinkState::Up(Connection { peer, lost: lost.clone() }));
                 tracing::info!(upstream = %link.spec.name, kind = link.spec.kind.as_str(), "upstream connected");
+                let mut waiting = std::pin::pin!(running.waiting());
                 let ended = tokio::select! {
-                    reason = running.waiting() => Some(reason),
+                    reason = &mut waiting => Some(reason),
                     () = link.cancel.cancelled() => None,
                 };
                 lost.cancel();
+                if ended.is_none() {
+                    // rmcp's service stops with `link.cancel` and closes its transport: a
+                    // child gets its stdin closed, then SIGTERM, then SIGKILL. Let that run
+                    // for a moment, so a child can exit cleanly before its group is killed.
+                    let _ = tokio::time::timeout(CHILD_GRACE, &mut waiting).await;
+                }
                 // Whatever ended the connection, nothing the child started may outlive it.
                 if let Some(group) = process_group {
                     connect::kill_process_group(group);
