@@ -5,6 +5,7 @@
 #![allow(deprecated)] // logging/setLevel and resource subscriptions are deprecated in 2026-07-28 only
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use futures::future::join_all;
 use rmcp::model::{
@@ -22,10 +23,11 @@ use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::catalog::{Catalog, Listing};
+use crate::catalog::{Catalog, Listing, Route};
 use crate::state::{Handshake, SessionState};
 use crate::upstream::builtin::Builtin;
-use crate::upstream::link::{Link, SessionKey, client_config};
+use crate::upstream::fetch::Collapsed;
+use crate::upstream::link::{Link, Listed, SessionKey, client_config};
 use crate::upstream::set::Upstreams;
 use crate::upstream::spec::{Share, UpstreamKind, UpstreamSpec};
 
@@ -35,12 +37,13 @@ pub struct Proxy {
     state: Arc<SessionState>,
     members: OnceLock<Vec<Member>>,
     info: OnceLock<ServerConfig>,
-    catalog: tokio::sync::Mutex<Option<(Vec<u64>, Arc<Catalog>)>>,
+    catalog: Collapsed<Arc<Built>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
 
 /// One upstream as a session sees it.
+#[derive(Clone)]
 enum Member {
     Builtin(Arc<Builtin>),
     Remote { spec: Arc<UpstreamSpec>, link: Arc<Link> },
@@ -78,9 +81,18 @@ impl Member {
     }
 }
 
+/// A session's catalog and what it was built from.
+struct Built {
+    catalog: Arc<Catalog>,
+    /// Each member's generation when its lists were asked for.
+    generations: Vec<u64>,
+    /// The members whose lists could not be had (failed or past their deadline), and why.
+    missing: Vec<String>,
+}
+
 /// What one member lists, fetched for a catalog.
 #[derive(Default)]
-struct Listed {
+struct Lists {
     tools: Vec<rmcp::model::Tool>,
     prompts: Vec<rmcp::model::Prompt>,
     resources: Vec<rmcp::model::Resource>,
@@ -101,7 +113,9 @@ impl Proxy {
             state,
             members: OnceLock::new(),
             info: OnceLock::new(),
-            catalog: tokio::sync::Mutex::new(None),
+            // A catalog with an upstream left out is built again on the next ask; the link
+            // keeps that upstream's failure for its list deadline, so that costs no wait.
+            catalog: Collapsed::new(|built: &Arc<Built>| !built.missing.is_empty(), Duration::ZERO),
             cancel,
             tasks,
         }
@@ -176,35 +190,40 @@ impl Proxy {
         members
     }
 
-    /// The session's catalog, rebuilt when an upstream's listings may have changed.
-    async fn catalog(&self) -> Result<Arc<Catalog>, ErrorData> {
+    /// The session's catalog, rebuilt when an upstream's listings may have changed. Callers
+    /// asking meanwhile join the one build; no lock is held across it, and each upstream's
+    /// lists have a deadline, past which that upstream is left out.
+    async fn built(&self) -> Result<Arc<Built>, ErrorData> {
         let members = self.members()?;
-        let generations: Vec<u64> = members.iter().map(Member::generation).collect();
-        let mut slot = self.catalog.lock().await;
-        if let Some((seen, catalog)) = &*slot
-            && *seen == generations
+        // Generations only grow, so their sum changes whenever one does.
+        let generation = members.iter().map(Member::generation).sum();
+        let (members, upstreams) = (members.to_vec(), self.upstreams.clone());
+        Ok(self.catalog.get(generation, move || build(members, upstreams)).await)
+    }
+
+    async fn catalog(&self) -> Result<Arc<Catalog>, ErrorData> {
+        Ok(self.built().await?.catalog.clone())
+    }
+
+    /// Where a tool call goes. A tool of an upstream whose lists have not changed since the
+    /// last catalog is routed by that catalog at once: another upstream's list fetch (in
+    /// flight, or stalled until its deadline) does not hold the call up.
+    async fn tool_route(&self, name: &str) -> Result<Route, ErrorData> {
+        let members = self.members()?;
+        if let Some(built) = self.catalog.last()
+            && let Some(route) = built.catalog.tool(name)
+            && members.get(route.upstream).map(Member::generation) == built.generations.get(route.upstream).copied()
         {
-            return Ok(catalog.clone());
+            return Ok(route.clone());
         }
-        let listed = join_all(members.iter().map(list_member)).await;
-        let specs = self.upstreams.specs();
-        let listings: Vec<Listing<'_>> = members
-            .iter()
-            .zip(specs)
-            .zip(&listed)
-            .map(|((member, spec), l)| Listing {
-                upstream: member.spec_name(spec),
-                prefix: spec.prefix.as_deref(),
-                filter: Some(&spec.tools),
-                tools: &l.tools,
-                prompts: &l.prompts,
-                resources: &l.resources,
-                templates: &l.templates,
-            })
-            .collect();
-        let catalog = Arc::new(Catalog::merge(&listings));
-        *slot = Some((generations, catalog.clone()));
-        Ok(catalog)
+        let built = self.built().await?;
+        built.catalog.tool(name).cloned().ok_or_else(|| {
+            let mut e = self.not_found("tool", name);
+            if !built.missing.is_empty() {
+                e.message = format!("{} (not listed now: {})", e.message, built.missing.join("; ")).into();
+            }
+            e
+        })
     }
 
     fn remote(&self, index: usize) -> Result<(&Arc<Link>, bool), ErrorData> {
@@ -225,41 +244,69 @@ impl Proxy {
     }
 }
 
-async fn list_member(member: &Member) -> Listed {
+/// Builds a session's catalog from what every member lists now.
+async fn build(members: Vec<Member>, upstreams: Arc<Upstreams>) -> Arc<Built> {
+    let generations = members.iter().map(Member::generation).collect();
+    let listed = join_all(members.iter().map(list_member)).await;
+    let specs = upstreams.specs();
+    let listings: Vec<Listing<'_>> = members
+        .iter()
+        .zip(specs)
+        .zip(&listed)
+        .map(|((member, spec), (l, _))| Listing {
+            upstream: member.spec_name(spec),
+            prefix: spec.prefix.as_deref(),
+            filter: Some(&spec.tools),
+            tools: &l.tools,
+            prompts: &l.prompts,
+            resources: &l.resources,
+            templates: &l.templates,
+        })
+        .collect();
+    let catalog = Arc::new(Catalog::merge(&listings));
+    let missing = listed.into_iter().flat_map(|(_, failed)| failed).collect();
+    Arc::new(Built { catalog, generations, missing })
+}
+
+/// What a member lists now, and why what it could not list is missing. Its lists are asked
+/// for at once, each under the upstream's list deadline.
+async fn list_member(member: &Member) -> (Lists, Vec<String>) {
     match member {
         Member::Builtin(b) => {
-            Listed { tools: b.tools(), prompts: b.prompts(), resources: b.resources(), templates: Vec::new() }
+            let lists =
+                Lists { tools: b.tools(), prompts: b.prompts(), resources: b.resources(), templates: Vec::new() };
+            (lists, Vec::new())
         }
-        Member::Remote { spec, link } => {
-            let Some(caps) = link.capabilities() else { return Listed::default() };
-            let warn = |what: &str, e: ErrorData| {
-                tracing::warn!(upstream = %spec.name, error = %e.message, "listing {what} failed; leaving them out");
+        Member::Remote { link, .. } => {
+            let Some(caps) = link.capabilities() else { return Default::default() };
+            let (tools, prompts, resources, templates) = futures::join!(
+                async { if caps.tools.is_some() { Some(link.tools().await) } else { None } },
+                async { if caps.prompts.is_some() { Some(link.prompts().await) } else { None } },
+                async { if caps.resources.is_some() { Some(link.resources().await) } else { None } },
+                async { if caps.resources.is_some() { Some(link.templates().await) } else { None } },
+            );
+            let mut failed = Vec::new();
+            let lists = Lists {
+                tools: take(tools, &mut failed),
+                prompts: take(prompts, &mut failed),
+                resources: take(resources, &mut failed),
+                templates: take(templates, &mut failed),
             };
-            let mut listed = Listed::default();
-            if caps.tools.is_some() {
-                match link.tools().await {
-                    Ok(t) => listed.tools = t.as_ref().clone(),
-                    Err(e) => warn("tools", e),
-                }
-            }
-            if caps.prompts.is_some() {
-                match link.prompts().await {
-                    Ok(p) => listed.prompts = p.as_ref().clone(),
-                    Err(e) => warn("prompts", e),
-                }
-            }
-            if caps.resources.is_some() {
-                match link.resources().await {
-                    Ok(r) => listed.resources = r.as_ref().clone(),
-                    Err(e) => warn("resources", e),
-                }
-                match link.templates().await {
-                    Ok(t) => listed.templates = t.as_ref().clone(),
-                    Err(e) => warn("resource templates", e),
-                }
-            }
-            listed
+            failed.dedup();
+            (lists, failed)
         }
+    }
+}
+
+/// The items of a list that was asked for; a failure is noted in `failed` and lists nothing.
+fn take<T: Clone>(listed: Option<Listed<T>>, failed: &mut Vec<String>) -> Vec<T> {
+    match listed {
+        Some(Ok(items)) => items.as_ref().clone(),
+        Some(Err(e)) => {
+            failed.push(e.message.into_owned());
+            Vec::new()
+        }
+        None => Vec::new(),
     }
 }
 
@@ -375,10 +422,7 @@ impl ServerHandler for Proxy {
         mut params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let catalog = self.catalog().await?;
-        let Some(route) = catalog.tool(&params.name).cloned() else {
-            return Err(self.not_found("tool", &params.name));
-        };
+        let route = self.tool_route(&params.name).await?;
         params.name = route.name.into();
         let limit = self.upstreams.specs().get(route.upstream).and_then(|s| s.call_timeout);
         // The call runs under a token of its own, so the timeout can cancel it the same way a

@@ -5,6 +5,7 @@
 //! - [`link`]: a live connection to a remote upstream, its supervisor, and the routing of
 //!   what it sends back.
 //! - [`connect`]: opening one connection (stdio child, Streamable HTTP, legacy SSE).
+//! - `fetch`: one list fetch shared by every caller that asks meanwhile.
 //! - `ordered`: delivers progress and log notifications in the order the upstream sent them.
 //! - `http_client`: the pooled HTTP client every remote connection shares.
 //! - [`sse_client`]: the legacy HTTP+SSE client transport.
@@ -12,6 +13,7 @@
 
 pub mod builtin;
 pub(crate) mod connect;
+pub(crate) mod fetch;
 pub(crate) mod http_client;
 pub mod link;
 pub(crate) mod ordered;

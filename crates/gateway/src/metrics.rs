@@ -203,6 +203,16 @@ impl Collector for Live {
             ConstCounter::new(s.restarts)
                 .encode(family.encode_family(&UpstreamLabels { upstream: s.name.clone(), kind: s.kind })?)?;
         }
+        let mut family = encoder.encode_descriptor(
+            "upstream_list_failures",
+            "List requests (tools/list, prompts/list, resources/list, resources/templates/list) to each upstream that failed or passed their deadline; the upstream's list is left out meanwhile",
+            None,
+            counter.metric_type(),
+        )?;
+        for s in &stats {
+            ConstCounter::new(s.list_failures)
+                .encode(family.encode_family(&UpstreamLabels { upstream: s.name.clone(), kind: s.kind })?)?;
+        }
         Ok(())
     }
 }

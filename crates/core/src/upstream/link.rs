@@ -31,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::channel::Notifier;
 use crate::upstream::connect::{self, Connected};
+use crate::upstream::fetch::Collapsed;
 use crate::upstream::spec::{Share, UpstreamSpec};
 
 /// Identifies a client session among a link's audience.
@@ -73,6 +74,7 @@ pub(crate) struct Connection {
 pub struct ConnectionCount {
     live: AtomicUsize,
     restarts: AtomicU64,
+    list_failures: AtomicU64,
 }
 
 impl ConnectionCount {
@@ -85,6 +87,11 @@ impl ConnectionCount {
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
     }
+
+    /// List requests (`tools/list`, …) that failed or passed their deadline so far.
+    pub fn list_failures(&self) -> u64 {
+        self.list_failures.load(Ordering::Relaxed)
+    }
 }
 
 /// A connection to one remote upstream.
@@ -94,7 +101,10 @@ pub struct Link {
     routes: Mutex<Routes>,
     /// Bumped whenever what the upstream lists may have changed (reconnect, list_changed).
     generation: AtomicU64,
-    cache: tokio::sync::Mutex<Cache>,
+    tools: Collapsed<Listed<Tool>>,
+    prompts: Collapsed<Listed<Prompt>>,
+    resources: Collapsed<Listed<Resource>>,
+    templates: Collapsed<Listed<ResourceTemplate>>,
     /// What the upstream offered when it was last connected, kept while it restarts.
     offered: Mutex<Option<ServerCapabilities>>,
     client: ClientConfig,
@@ -130,14 +140,8 @@ struct InFlight {
     serial: u64,
 }
 
-#[derive(Default)]
-struct Cache {
-    generation: u64,
-    tools: Option<Arc<Vec<Tool>>>,
-    prompts: Option<Arc<Vec<Prompt>>>,
-    resources: Option<Arc<Vec<Resource>>>,
-    templates: Option<Arc<Vec<ResourceTemplate>>>,
-}
+/// One of the upstream's lists, or why it could not be had.
+pub type Listed<T> = Result<Arc<Vec<T>>, ErrorData>;
 
 static SERIAL: AtomicU64 = AtomicU64::new(0);
 
@@ -156,12 +160,18 @@ impl Link {
     ) -> Arc<Self> {
         // `send_replace` below: `send` would drop the new state while no one is subscribed.
         let (state, _) = watch::channel(LinkState::Connecting);
+        // A failed list is asked again once its deadline has passed once more: a stalled
+        // upstream costs each list at most one wait per deadline, for every session together.
+        let retry = spec.list_timeout;
         let link = Arc::new(Self {
             spec,
             state,
             routes: Mutex::new(Routes::default()),
             generation: AtomicU64::new(0),
-            cache: tokio::sync::Mutex::new(Cache::default()),
+            tools: Collapsed::new(Result::is_err, retry),
+            prompts: Collapsed::new(Result::is_err, retry),
+            resources: Collapsed::new(Result::is_err, retry),
+            templates: Collapsed::new(Result::is_err, retry),
             offered: Mutex::new(None),
             client,
             cancel,
@@ -271,51 +281,64 @@ impl Link {
     /// Maps an rmcp client error to the JSON-RPC error the client gets: the upstream's own
     /// error passes through; anything else names the upstream.
     pub fn error(&self, e: ServiceError) -> ErrorData {
-        match e {
-            ServiceError::McpError(e) => e,
-            other => ErrorData::internal_error(format!("upstream '{}': {other}", self.spec.name), None),
-        }
+        service_error(&self.spec.name, e)
     }
 
     /// The upstream's tools, from the cache when it is current.
-    pub async fn tools(&self) -> Result<Arc<Vec<Tool>>, ErrorData> {
-        self.cached(|c| &mut c.tools, |p| Box::pin(async move { p.list_all_tools().await })).await
+    pub async fn tools(&self) -> Listed<Tool> {
+        self.cached(&self.tools, "tools/list", |p| Box::pin(async move { p.list_all_tools().await })).await
     }
 
     /// The upstream's prompts.
-    pub async fn prompts(&self) -> Result<Arc<Vec<Prompt>>, ErrorData> {
-        self.cached(|c| &mut c.prompts, |p| Box::pin(async move { p.list_all_prompts().await })).await
+    pub async fn prompts(&self) -> Listed<Prompt> {
+        self.cached(&self.prompts, "prompts/list", |p| Box::pin(async move { p.list_all_prompts().await })).await
     }
 
     /// The upstream's resources.
-    pub async fn resources(&self) -> Result<Arc<Vec<Resource>>, ErrorData> {
-        self.cached(|c| &mut c.resources, |p| Box::pin(async move { p.list_all_resources().await })).await
+    pub async fn resources(&self) -> Listed<Resource> {
+        self.cached(&self.resources, "resources/list", |p| Box::pin(async move { p.list_all_resources().await })).await
     }
 
     /// The upstream's resource templates.
-    pub async fn templates(&self) -> Result<Arc<Vec<ResourceTemplate>>, ErrorData> {
-        self.cached(|c| &mut c.templates, |p| Box::pin(async move { p.list_all_resource_templates().await })).await
+    pub async fn templates(&self) -> Listed<ResourceTemplate> {
+        self.cached(&self.templates, "resources/templates/list", |p| {
+            Box::pin(async move { p.list_all_resource_templates().await })
+        })
+        .await
     }
 
-    async fn cached<T>(
+    /// A list of the current generation: kept, joined while another caller fetches it, or
+    /// fetched now under the list deadline. Nothing is locked across the round trip.
+    async fn cached<T: Send + Sync + 'static>(
         &self,
-        slot: impl Fn(&mut Cache) -> &mut Option<Arc<Vec<T>>>,
+        slot: &Collapsed<Listed<T>>,
+        method: &'static str,
         fetch: impl FnOnce(Peer<RoleClient>) -> ListFuture<T>,
-    ) -> Result<Arc<Vec<T>>, ErrorData> {
-        let peer = self.peer().await?;
+    ) -> Listed<T> {
         let generation = self.generation();
-        let mut cache = self.cache.lock().await;
-        if cache.generation != generation {
-            *cache = Cache { generation, ..Cache::default() };
-        }
-        if let Some(hit) = slot(&mut cache) {
-            return Ok(hit.clone());
-        }
-        let fresh = Arc::new(fetch(peer).await.map_err(|e| self.error(e))?);
-        if self.generation() == generation {
-            *slot(&mut cache) = Some(fresh.clone());
-        }
-        Ok(fresh)
+        // Only a connected upstream is asked: a list never waits for a (re)start.
+        let peer = match &*self.state.borrow() {
+            LinkState::Up(conn) => conn.peer.clone(),
+            _ => return Err(self.unavailable(&self.unavailable_reason().unwrap_or_default())),
+        };
+        let (name, limit, count) = (self.spec.name.clone(), self.spec.list_timeout, self.count.clone());
+        slot.get(generation, move || {
+            let request = tokio::time::timeout(limit, fetch(peer));
+            async move {
+                let failed = match request.await {
+                    Ok(Ok(items)) => return Ok(Arc::new(items)),
+                    Ok(Err(e)) => service_error(&name, e),
+                    Err(_) => ErrorData::internal_error(
+                        format!("upstream '{name}' did not answer {method} within {limit:?}; it is left out for now"),
+                        None,
+                    ),
+                };
+                count.list_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(upstream = %name, method, error = %failed.message, "listing failed; leaving it out");
+                Err(failed)
+            }
+        })
+        .await
     }
 
     /// Forwards a client request and returns the upstream's result. Progress the upstream
@@ -661,6 +684,14 @@ impl Link {
                 self.announce(ServerNotification::LoggingMessageNotification(note)).await;
             }
         }
+    }
+}
+
+/// The upstream's own error passes through; anything else names the upstream.
+fn service_error(upstream: &str, e: ServiceError) -> ErrorData {
+    match e {
+        ServiceError::McpError(e) => e,
+        other => ErrorData::internal_error(format!("upstream '{upstream}': {other}"), None),
     }
 }
 

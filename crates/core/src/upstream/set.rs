@@ -82,6 +82,7 @@ impl Upstreams {
                 kind: s.kind.as_str(),
                 live: self.counts[&s.name].get(),
                 restarts: self.counts[&s.name].restarts(),
+                list_failures: self.counts[&s.name].list_failures(),
             })
             .collect()
     }
@@ -116,4 +117,6 @@ pub struct UpstreamStats {
     pub live: usize,
     /// Connections that ended on their own and were restarted.
     pub restarts: u64,
+    /// List requests that failed or passed their deadline.
+    pub list_failures: u64,
 }

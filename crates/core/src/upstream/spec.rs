@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// How long a list request may take unless configured: long enough for a large list from
+/// a remote server, short enough that a stalled upstream is soon left out.
+pub const DEFAULT_LIST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One configured upstream MCP server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSpec {
@@ -25,6 +29,9 @@ pub struct UpstreamSpec {
     /// How long one of its tool calls may take; past it the call is cancelled upstream and
     /// the client gets an error. `None`: no limit.
     pub call_timeout: Option<Duration>,
+    /// How long one of its list requests (`tools/list`, …, every page) may take; past it the
+    /// upstream's list is left out of the catalogs until it answers.
+    pub list_timeout: Duration,
 }
 
 impl UpstreamSpec {
@@ -39,6 +46,7 @@ impl UpstreamSpec {
             max_connections: None,
             connect_timeout: Duration::from_secs(60),
             call_timeout: None,
+            list_timeout: DEFAULT_LIST_TIMEOUT,
         }
     }
 }

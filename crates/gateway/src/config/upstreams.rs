@@ -26,6 +26,7 @@ pub(crate) struct RawUpstream {
     share: Option<RawShare>,
     max_connections: Option<usize>,
     connect_timeout_secs: Option<u64>,
+    list_timeout_secs: Option<u64>,
     // every kind
     call_timeout_secs: Option<u64>,
     prefix: Option<String>,
@@ -75,6 +76,7 @@ impl RawUpstream {
                     (self.share.is_some(), "share"),
                     (self.max_connections.is_some(), "max_connections"),
                     (self.connect_timeout_secs.is_some(), "connect_timeout_secs"),
+                    (self.list_timeout_secs.is_some(), "list_timeout_secs"),
                 ] {
                     refuse(present, key, "builtin")?;
                 }
@@ -134,6 +136,9 @@ impl RawUpstream {
         spec.max_connections = self.max_connections;
         if let Some(secs) = self.connect_timeout_secs {
             spec.connect_timeout = Duration::from_secs(secs.max(1));
+        }
+        if let Some(secs) = self.list_timeout_secs {
+            spec.list_timeout = Duration::from_secs(secs.max(1));
         }
         spec.call_timeout = self.call_timeout_secs.map(|secs| Duration::from_secs(secs.max(1)));
         Ok(spec)

@@ -1,0 +1,145 @@
+//! An upstream that stalls stalls only itself: one shared upstream stops answering
+//! `tools/list` after announcing a list change, another stops reading its stdin. Calls to a
+//! healthy upstream, in every session, keep their latency; the stalled ones' calls fail with
+//! a clear error at their deadline; the stalled list is left out, logged and counted.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use mcpgw_tests::{Gateway, Http, StreamableSession};
+use serde_json::{Value, json};
+
+const SESSIONS: usize = 4;
+const CALLS: usize = 40;
+/// `list_timeout_secs` and `call_timeout_secs` of the stalling upstreams.
+const DEADLINE: Duration = Duration::from_secs(2);
+
+fn config() -> String {
+    let fixture = env!("CARGO_BIN_EXE_mcpgw-fixture");
+    let mut config = String::new();
+    for (name, extra) in [("healthy", ""), ("lists", "prefix = \"lists_\"\n"), ("stdin", "prefix = \"stdin_\"\n")] {
+        config.push_str(&format!(
+            "[upstreams.{name}]\nkind = \"stdio\"\nshare = \"shared\"\ncommand = \"{fixture}\"\n\
+             args = [\"--stall-tools\"]\nlist_timeout_secs = {secs}\ncall_timeout_secs = {secs}\n{extra}\n",
+            secs = DEADLINE.as_secs()
+        ));
+    }
+    config
+}
+
+/// Calls the healthy upstream's tool `CALLS` times in each session at once; every call's
+/// latency, sorted.
+async fn healthy_latencies(sessions: &[StreamableSession]) -> Vec<Duration> {
+    let runs = sessions.iter().map(|s| async move {
+        let mut took = Vec::with_capacity(CALLS);
+        for i in 0..CALLS {
+            let started = Instant::now();
+            let r = s.call(1000 + i as i64, "tools/call", json!({"name": "test_simple_text", "arguments": {}})).await;
+            took.push(started.elapsed());
+            assert!(r["result"]["content"][0]["text"].is_string(), "a healthy call answers: {r}");
+        }
+        took
+    });
+    let mut all: Vec<Duration> = futures::future::join_all(runs).await.into_iter().flatten().collect();
+    all.sort();
+    all
+}
+
+fn p99(sorted: &[Duration]) -> Duration {
+    sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)]
+}
+
+fn tool_names(list: &Value) -> Vec<String> {
+    list["result"]["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str().map(Into::into))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upstream_holds_up_only_its_own_calls() {
+    let gw = Gateway::start_with(&config());
+    let mut sessions = Vec::new();
+    for _ in 0..SESSIONS {
+        let s = StreamableSession::open(&gw.url("/mcp"), "2025-11-25").await;
+        let names = tool_names(&s.call(1, "tools/list", json!({})).await);
+        for tool in ["test_simple_text", "lists_stall_listing", "stdin_stall_stdin"] {
+            assert!(names.iter().any(|n| n == tool), "{tool} listed: {names:?}");
+        }
+        sessions.push(s);
+    }
+    // Warm up, then the baseline: no stall yet.
+    healthy_latencies(&sessions).await;
+    let baseline = healthy_latencies(&sessions).await;
+
+    // Stall both: `lists` announces a list change and then never answers tools/list;
+    // `stdin` stops reading its stdin.
+    let stalled = sessions[0].call(2, "tools/call", json!({"name": "lists_stall_listing", "arguments": {}})).await;
+    assert_eq!(stalled["result"]["content"][0]["text"], "lists stalled", "{stalled}");
+    let stalled = sessions[0].call(3, "tools/call", json!({"name": "stdin_stall_stdin", "arguments": {}})).await;
+    assert_eq!(stalled["result"]["content"][0]["text"], "stdin stalled", "{stalled}");
+
+    // Calls to the stalled upstreams, in flight while the healthy one is measured.
+    let lists_call = async {
+        // The list change reaches the gateway beside the stall call's answer, maybe just
+        // after it: until it has, the call still goes through on the old list.
+        for id in 4.. {
+            let started = Instant::now();
+            let r =
+                sessions[1].call(id, "tools/call", json!({"name": "lists_test_simple_text", "arguments": {}})).await;
+            if r.get("error").is_some() || id > 1000 {
+                return (r, started.elapsed());
+            }
+        }
+        unreachable!("the loop returns")
+    };
+    let stdin_call = async {
+        let started = Instant::now();
+        let r = sessions[2].call(2000, "tools/call", json!({"name": "stdin_test_simple_text", "arguments": {}})).await;
+        (r, started.elapsed())
+    };
+    let measure = async {
+        // The gateway has asked the stalled upstream for its tools, and is waiting.
+        tokio::task::block_in_place(|| gw.wait_for_log("tools/list stalled"));
+        healthy_latencies(&sessions).await
+    };
+    let all = async { futures::join!(lists_call, stdin_call, measure) };
+    let ((lists, lists_took), (stdin, stdin_took), during) =
+        tokio::time::timeout(Duration::from_secs(60), all).await.expect("nothing hangs");
+
+    // The healthy upstream's calls kept their latency while both stalls were in effect.
+    let (base, stall) = (p99(&baseline), p99(&during));
+    // 2x the baseline, with a floor of 50 ms for a loaded machine's scheduling noise: a call
+    // held up by a stalled list would take the whole list deadline (2 s), or forever.
+    assert!(
+        stall <= (base * 2).max(base + Duration::from_millis(50)),
+        "p99 {stall:?} during the stalls, {base:?} without; baseline {baseline:?}, during {:?}",
+        &during[..]
+    );
+
+    // The stalled ones' calls failed with a clear error at their deadline.
+    let message = lists["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("did not answer tools/list within 2s"), "{lists}");
+    let message = stdin["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("timed out after 2s"), "{stdin}");
+    for took in [lists_took, stdin_took] {
+        assert!(took >= DEADLINE - Duration::from_millis(100), "not before the deadline: {took:?}");
+        assert!(took < DEADLINE + Duration::from_secs(3), "at the deadline: {took:?}");
+    }
+
+    // The catalog lists what the others have, the stalled list left out; logged and counted.
+    let names = tool_names(&sessions[3].call(6, "tools/list", json!({})).await);
+    assert!(names.iter().any(|n| n == "test_simple_text") && names.iter().any(|n| n == "stdin_test_simple_text"));
+    assert!(!names.iter().any(|n| n.starts_with("lists_")), "{names:?}");
+    tokio::task::block_in_place(|| gw.wait_for_log("listing failed; leaving it out"));
+    let metrics = Http::new().send(Method::GET, &gw.url("/metrics"), &[], Bytes::new()).await.text();
+    let failures = metrics
+        .lines()
+        .find(|l| l.starts_with("mcpgw_upstream_list_failures_total{") && l.contains(r#"upstream="lists""#))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(failures.is_some_and(|n| n >= 1), "counted: {metrics}");
+}
