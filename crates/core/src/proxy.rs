@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::catalog::{Catalog, Listing, Route};
+use crate::error::Error;
 use crate::state::{Handshake, SessionState};
 use crate::upstream::builtin::Builtin;
 use crate::upstream::fetch::Collapsed;
@@ -240,7 +241,14 @@ impl Proxy {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
         let (link, _) = self.remote(index)?;
-        link.forward(request, ctx, self.key()).await
+        Ok(link.forward(request, ctx, self.key()).await?)
+    }
+
+    /// The upstream answered `method` with another request's result.
+    fn unexpected(&self, index: usize, method: &'static str, result: &ServerResult) -> ErrorData {
+        tracing::warn!(method, ?result, "an upstream answered with the wrong result type");
+        let upstream = self.upstreams.specs().get(index).map(|s| s.name.clone()).unwrap_or_default();
+        Error::Protocol { upstream, method }.into()
     }
 }
 
@@ -424,7 +432,9 @@ impl ServerHandler for Proxy {
     ) -> Result<CallToolResponse, ErrorData> {
         let route = self.tool_route(&params.name).await?;
         params.name = route.name.into();
-        let limit = self.upstreams.specs().get(route.upstream).and_then(|s| s.call_timeout);
+        let spec = self.upstreams.specs().get(route.upstream);
+        let upstream = spec.map(|s| s.name.clone()).unwrap_or_default();
+        let limit = spec.and_then(|s| s.call_timeout);
         // The call runs under a token of its own, so the timeout can cancel it the same way a
         // client's notifications/cancelled does: the upstream is told, the builtin stops.
         let mut ctx = ctx;
@@ -438,7 +448,7 @@ impl ServerHandler for Proxy {
                     .await?
                 {
                     ServerResult::CallToolResult(r) => Ok(r.into()),
-                    other => Err(unexpected("tools/call", &other)),
+                    other => Err(self.unexpected(route.upstream, "tools/call", &other)),
                 },
             }
         };
@@ -450,7 +460,7 @@ impl ServerHandler for Proxy {
                 deadline_ct.cancel();
                 // Let the cancelled call finish (it tells the upstream), then report why.
                 let _ = call.await;
-                Err(ErrorData::internal_error(format!("the tool call timed out after {limit:?} and was cancelled"), None))
+                Err(Error::Timeout { upstream, what: "the tool call".into(), after: limit }.into())
             }
         }
     }
@@ -482,7 +492,7 @@ impl ServerHandler for Proxy {
                 .await?
             {
                 ServerResult::GetPromptResult(r) => Ok(r.into()),
-                other => Err(unexpected("prompts/get", &other)),
+                other => Err(self.unexpected(route.upstream, "prompts/get", &other)),
             },
         }
     }
@@ -519,7 +529,7 @@ impl ServerHandler for Proxy {
                     let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params.clone()));
                     match self.forward(owner, request, &ctx).await {
                         Ok(ServerResult::ReadResourceResult(r)) => Ok(r.into()),
-                        Ok(other) => Err(unexpected("resources/read", &other)),
+                        Ok(other) => Err(self.unexpected(owner, "resources/read", &other)),
                         Err(e) => Err(e),
                     }
                 }
@@ -577,7 +587,7 @@ impl ServerHandler for Proxy {
             Some(Member::Builtin(_)) => Ok(CompleteResult::default()),
             _ => match self.forward(owner, ClientRequest::CompleteRequest(CompleteRequest::new(params)), &ctx).await? {
                 ServerResult::CompleteResult(r) => Ok(r),
-                other => Err(unexpected("completion/complete", &other)),
+                other => Err(self.unexpected(owner, "completion/complete", &other)),
             },
         }
     }
@@ -644,9 +654,4 @@ impl Proxy {
             .find(|o| matches!(members.get(*o), Some(Member::Remote { .. })))
             .ok_or_else(|| ErrorData::resource_not_found(format!("resource not found: {uri}"), None))
     }
-}
-
-fn unexpected(method: &str, result: &ServerResult) -> ErrorData {
-    tracing::warn!(method, ?result, "an upstream answered with the wrong result type");
-    ErrorData::internal_error(format!("the upstream answered {method} with an unexpected result"), None)
 }

@@ -7,16 +7,16 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use rmcp::service::{RunningService, serve_client_with_ct};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{ClientCacheConfig, RoleClient};
+use rmcp::{ClientCacheConfig, RoleClient, Service};
 use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use std::sync::Weak;
 
+use crate::error::{BoxError, Error};
 use crate::upstream::http_client;
-use crate::upstream::link::{Link, LinkClient};
-use crate::upstream::ordered::Ordered;
+use crate::upstream::ordered::{Deliver, Ordered};
 use crate::upstream::spec::{UpstreamKind, UpstreamSpec};
 use crate::upstream::sse_client::SseClientTransport;
 
@@ -26,20 +26,22 @@ const SERVICE_MANAGER_ENV: [&str; 6] =
     ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"];
 
 /// A running connection, and the process group of its child (stdio only).
-pub(crate) struct Connected {
-    pub(crate) running: RunningService<RoleClient, LinkClient>,
+pub(crate) struct Connected<C: Service<RoleClient>> {
+    pub(crate) running: RunningService<RoleClient, C>,
     pub(crate) process_group: Option<u32>,
 }
 
-/// Starts the upstream (a child, or a connection) and completes `initialize` with it.
-pub(crate) async fn serve(
+/// Starts the upstream (a child, or a connection) and completes `initialize` with it, as
+/// `client`; its progress and log notifications go to `link`, in order.
+pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
     spec: &UpstreamSpec,
-    client: LinkClient,
-    link: Weak<Link>,
+    client: C,
+    link: Weak<D>,
     lost: CancellationToken,
     ct: CancellationToken,
     tasks: &TaskTracker,
-) -> Result<Connected, String> {
+) -> Result<Connected<C>, Error> {
+    let failed = |what: String, source: Option<BoxError>| Error::Connect { upstream: spec.name.clone(), what, source };
     let mut process_group = None;
     let running = match &spec.kind {
         UpstreamKind::Stdio { command, args, env, cwd } => {
@@ -57,7 +59,7 @@ pub(crate) async fn serve(
             let (child, stderr) = TokioChildProcess::builder(wrapped)
                 .stderr(Stdio::piped())
                 .spawn()
-                .map_err(|e| format!("cannot start {command}: {e}"))?;
+                .map_err(|e| failed(format!("cannot start {command}"), Some(e.into())))?;
             process_group = child.id();
             if let Some(stderr) = stderr {
                 let name = spec.name.clone();
@@ -74,22 +76,33 @@ pub(crate) async fn serve(
                     if let Some(group) = process_group {
                         kill_process_group(group);
                     }
-                    return Err(e.to_string());
+                    return Err(failed("initialize failed".into(), Some(e.into())));
                 }
             }
         }
         UpstreamKind::Http { url, headers } => {
-            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                .custom_headers(header_map(headers)?.into_iter().filter_map(|(k, v)| k.map(|k| (k, v))).collect());
+            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(
+                header_map(headers)
+                    .map_err(|e| failed(e, None))?
+                    .into_iter()
+                    .filter_map(|(k, v)| k.map(|k| (k, v)))
+                    .collect(),
+            );
             let transport = StreamableHttpClientTransport::with_client(http_client::shared(), config);
-            serve_client_with_ct(client, Ordered::new(transport, link, lost), ct).await.map_err(|e| e.to_string())?
+            serve_client_with_ct(client, Ordered::new(transport, link, lost), ct)
+                .await
+                .map_err(|e| failed("initialize failed".into(), Some(e.into())))?
         }
         UpstreamKind::Sse { url, headers } => {
-            let transport =
-                SseClientTransport::connect(url, header_map(headers)?, tasks).await.map_err(|e| e.to_string())?;
-            serve_client_with_ct(client, Ordered::new(transport, link, lost), ct).await.map_err(|e| e.to_string())?
+            let headers = header_map(headers).map_err(|e| failed(e, None))?;
+            let transport = SseClientTransport::connect(url, headers, tasks)
+                .await
+                .map_err(|e| failed("cannot connect".into(), Some(e.into())))?;
+            serve_client_with_ct(client, Ordered::new(transport, link, lost), ct)
+                .await
+                .map_err(|e| failed("initialize failed".into(), Some(e.into())))?
         }
-        UpstreamKind::Builtin => return Err("the built-in upstream is not a connection".into()),
+        UpstreamKind::Builtin => return Err(failed("the built-in upstream is not a connection".into(), None)),
     };
     // A gateway must never answer from a stale list of a dead upstream.
     running.peer().set_response_cache_config(ClientCacheConfig::disabled()).await;

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use rmcp::model::{
-    CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ClientResult, ErrorCode,
-    GetExtensions, Implementation, LoggingMessageNotification, ProgressNotification, ProgressToken, Prompt,
+    CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ClientResult, GetExtensions,
+    Implementation, LoggingMessageNotification, ProgressNotification, ProgressToken, Prompt,
     PromptListChangedNotification, ProtocolVersion, RequestId, Resource, ResourceListChangedNotification,
     ResourceTemplate, ServerCapabilities, ServerNotification, ServerRequest, ServerResult, Tool,
     ToolListChangedNotification,
@@ -30,8 +30,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::channel::Notifier;
+use crate::error::Error;
 use crate::upstream::connect::{self, Connected};
 use crate::upstream::fetch::Collapsed;
+use crate::upstream::ordered::Deliver;
 use crate::upstream::spec::{Share, UpstreamSpec};
 
 /// Identifies a client session among a link's audience.
@@ -253,12 +255,12 @@ impl Link {
     }
 
     /// The connected peer, waiting while the upstream is (re)starting.
-    pub async fn peer(&self) -> Result<Peer<RoleClient>, ErrorData> {
+    pub async fn peer(&self) -> Result<Peer<RoleClient>, Error> {
         self.connection().await.map(|c| c.peer)
     }
 
     /// The live connection, waiting while the upstream is (re)starting.
-    pub(crate) async fn connection(&self) -> Result<Connection, ErrorData> {
+    pub(crate) async fn connection(&self) -> Result<Connection, Error> {
         let mut rx = self.state.subscribe();
         let waited =
             tokio::time::timeout(self.spec.connect_timeout, rx.wait_for(|s| !matches!(s, LinkState::Connecting))).await;
@@ -274,14 +276,13 @@ impl Link {
         }
     }
 
-    fn unavailable(&self, why: &str) -> ErrorData {
-        ErrorData::internal_error(format!("upstream '{}' is unavailable: {why}", self.spec.name), None)
+    fn unavailable(&self, why: &str) -> Error {
+        Error::Unavailable { upstream: self.spec.name.clone(), why: why.to_owned() }
     }
 
-    /// Maps an rmcp client error to the JSON-RPC error the client gets: the upstream's own
-    /// error passes through; anything else names the upstream.
-    pub fn error(&self, e: ServiceError) -> ErrorData {
-        service_error(&self.spec.name, e)
+    /// An rmcp client error of a request to this upstream.
+    pub fn error(&self, e: ServiceError) -> Error {
+        Error::Request { upstream: self.spec.name.clone(), source: Box::new(e) }
     }
 
     /// The upstream's tools, from the cache when it is current.
@@ -319,7 +320,7 @@ impl Link {
         // Only a connected upstream is asked: a list never waits for a (re)start.
         let peer = match &*self.state.borrow() {
             LinkState::Up(conn) => conn.peer.clone(),
-            _ => return Err(self.unavailable(&self.unavailable_reason().unwrap_or_default())),
+            _ => return Err(self.unavailable(&self.unavailable_reason().unwrap_or_default()).into()),
         };
         let (name, limit, count) = (self.spec.name.clone(), self.spec.list_timeout, self.count.clone());
         slot.get(generation, move || {
@@ -327,15 +328,12 @@ impl Link {
             async move {
                 let failed = match request.await {
                     Ok(Ok(items)) => return Ok(Arc::new(items)),
-                    Ok(Err(e)) => service_error(&name, e),
-                    Err(_) => ErrorData::internal_error(
-                        format!("upstream '{name}' did not answer {method} within {limit:?}; it is left out for now"),
-                        None,
-                    ),
+                    Ok(Err(e)) => Error::Request { upstream: name, source: Box::new(e) },
+                    Err(_) => Error::Timeout { upstream: name, what: method.into(), after: limit },
                 };
                 count.list_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(upstream = %name, method, error = %failed.message, "listing failed; leaving it out");
-                Err(failed)
+                tracing::warn!(method, error = %failed.chain(), "listing failed; leaving it out");
+                Err(failed.to_jsonrpc())
             }
         })
         .await
@@ -349,7 +347,7 @@ impl Link {
         request: ClientRequest,
         ctx: &RequestContext<RoleServer>,
         session: SessionKey,
-    ) -> Result<ServerResult, ErrorData> {
+    ) -> Result<ServerResult, Error> {
         let Connection { peer, lost } = self.connection().await?;
         let options = PeerRequestOptions::no_options().with_meta(ctx.meta.clone());
         let mut tracked = self.track(session, ctx);
@@ -361,10 +359,10 @@ impl Link {
             () = ctx.ct.cancelled() => {
                 let why = CancelledNotificationParam::new(Some(upstream_id), Some("cancelled by the client".into()));
                 let _ = peer.notify_cancelled(why).await;
-                Err(ErrorData::new(ErrorCode(-32800), "request cancelled", None))
+                Err(Error::Cancelled)
             }
             () = lost.cancelled() => {
-                Err(ErrorData::internal_error(format!("upstream '{}' exited during the call; it is being restarted", self.spec.name), None))
+                Err(self.unavailable("it exited during the call; it is being restarted"))
             }
         }
     }
@@ -473,15 +471,21 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
                     () = link.cancel.cancelled() => None,
                 };
                 lost.cancel();
-                if ended.is_none() {
-                    // rmcp's service stops with `link.cancel` and closes its transport: a
-                    // child gets its stdin closed, then SIGTERM, then SIGKILL. Let that run
-                    // for a moment, so a child can exit cleanly before its group is killed.
-                    let _ = tokio::time::timeout(CHILD_GRACE, &mut waiting).await;
+                // rmcp's service stops with `link.cancel` and closes its transport: a child
+                // gets its stdin closed, then SIGTERM, then SIGKILL. Let that run for a
+                // moment, so a child can exit cleanly before its group is killed.
+                let mut stopped = ended.is_some();
+                if !stopped {
+                    stopped = tokio::time::timeout(CHILD_GRACE, &mut waiting).await.is_ok();
                 }
                 // Whatever ended the connection, nothing the child started may outlive it.
                 if let Some(group) = process_group {
                     connect::kill_process_group(group);
+                    if !stopped {
+                        // rmcp waits on the child it started: let it reap the killed one
+                        // before this task ends (and with it, maybe, the gateway).
+                        let _ = tokio::time::timeout(CHILD_GRACE, &mut waiting).await;
+                    }
                 }
                 link.count.live.fetch_sub(1, Ordering::AcqRel);
                 link.bump();
@@ -493,7 +497,11 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
                     backoff = BACKOFF_START;
                 }
             }
-            Err(why) => {
+            Err(e) => {
+                let why = match e {
+                    Error::Unavailable { why, .. } => why,
+                    other => other.chain(),
+                };
                 tracing::warn!(upstream = %link.spec.name, error = %why, retry_in = ?backoff, "upstream could not be started");
                 link.state.send_replace(LinkState::Down(why.into()));
             }
@@ -507,12 +515,16 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
     link.state.send_replace(LinkState::Closed);
 }
 
-async fn connect_once(link: &Arc<Link>, tasks: &TaskTracker, lost: &CancellationToken) -> Result<Connected, String> {
+async fn connect_once(
+    link: &Arc<Link>,
+    tasks: &TaskTracker,
+    lost: &CancellationToken,
+) -> Result<Connected<LinkClient>, Error> {
     if let Some(cap) = link.spec.max_connections {
         let now = link.count.live.fetch_add(1, Ordering::AcqRel);
         if now >= cap {
             link.count.live.fetch_sub(1, Ordering::AcqRel);
-            return Err(format!("it is at its cap of {cap} connections"));
+            return Err(link.unavailable(&format!("it is at its cap of {cap} connections")));
         }
     } else {
         link.count.live.fetch_add(1, Ordering::AcqRel);
@@ -527,7 +539,11 @@ async fn connect_once(link: &Arc<Link>, tasks: &TaskTracker, lost: &Cancellation
     .await;
     let result = match connected {
         Ok(result) => result,
-        Err(_) => Err(format!("it did not finish initialize within {:?}", link.spec.connect_timeout)),
+        Err(_) => Err(Error::Connect {
+            upstream: link.spec.name.clone(),
+            what: format!("it did not finish initialize within {:?}", link.spec.connect_timeout),
+            source: None,
+        }),
     };
     if result.is_err() {
         link.count.live.fetch_sub(1, Ordering::AcqRel);
@@ -576,17 +592,17 @@ impl Service<RoleClient> for LinkClient {
             tokio::spawn(async move { peer.send_request_with_option(request, PeerRequestOptions::no_options()).await });
         let handle = match forward.await {
             Ok(Ok(handle)) => handle,
-            Ok(Err(e)) => return Err(link.error(e)),
+            Ok(Err(e)) => return Err(link.error(e).into()),
             Err(e) => return Err(ErrorData::internal_error(format!("forwarding failed: {e}"), None)),
         };
         let client_request = handle.id.clone();
         let client_peer = handle.peer.clone();
         tokio::select! {
-            result = handle.await_response() => result.map_err(|e| link.error(e)),
+            result = handle.await_response() => result.map_err(|e| link.error(e).into()),
             () = ctx.ct.cancelled() => {
                 let why = CancelledNotificationParam::new(Some(client_request), Some("cancelled by the upstream".into()));
                 let _ = client_peer.notify_cancelled(why).await;
-                Err(ErrorData::new(ErrorCode(-32800), "request cancelled", None))
+                Err(Error::Cancelled.into())
             }
             () = self.lost.cancelled() => {
                 // The upstream that asked is gone; the client need not answer any more.
@@ -658,10 +674,12 @@ impl Link {
             notifier.notify(notification.clone()).await;
         }
     }
+}
 
+impl Deliver for Link {
     /// Passes an upstream progress notification to the client whose call it is about,
     /// under the client's own progress token.
-    pub(crate) async fn deliver_progress(&self, n: ProgressNotification) {
+    async fn deliver_progress(&self, n: ProgressNotification) {
         let mapped = self.routes().progress.get(&n.params.progress_token).cloned();
         if let Some((peer, token)) = mapped {
             let mut params = n.params;
@@ -672,7 +690,7 @@ impl Link {
 
     /// Passes an upstream log message on: during a call, on that call's stream; otherwise
     /// to every session that sees this upstream.
-    pub(crate) async fn deliver_log(&self, n: LoggingMessageNotification) {
+    async fn deliver_log(&self, n: LoggingMessageNotification) {
         match self.target(n.extensions.get::<InboundStreamOrigin>()) {
             Ok((peer, Some(id))) => {
                 let mut note = LoggingMessageNotification::new(n.params);
@@ -684,14 +702,6 @@ impl Link {
                 self.announce(ServerNotification::LoggingMessageNotification(note)).await;
             }
         }
-    }
-}
-
-/// The upstream's own error passes through; anything else names the upstream.
-fn service_error(upstream: &str, e: ServiceError) -> ErrorData {
-    match e {
-        ServiceError::McpError(e) => e,
-        other => ErrorData::internal_error(format!("upstream '{upstream}': {other}"), None),
     }
 }
 

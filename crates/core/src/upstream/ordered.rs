@@ -6,30 +6,42 @@
 //! the call's result, when the result's stream has already ended. Delivering them here, in
 //! the order the upstream sent them, keeps every progress notification ahead of its result.
 
+#![allow(deprecated)] // logging is deprecated in 2026-07-28 but lives in every 2025 session
+
 use std::sync::Weak;
 
 use rmcp::RoleClient;
-use rmcp::model::{ClientJsonRpcMessage, JsonRpcMessage, ServerJsonRpcMessage, ServerNotification};
+use rmcp::model::{
+    ClientJsonRpcMessage, JsonRpcMessage, LoggingMessageNotification, ProgressNotification, ServerJsonRpcMessage,
+    ServerNotification,
+};
 use rmcp::transport::Transport;
 use tokio_util::sync::CancellationToken;
 
-use crate::upstream::link::Link;
+/// Where the progress and log notifications of a connection go (its link): a trait, so
+/// this module need not know the link that uses it.
+pub(crate) trait Deliver: Send + Sync + 'static {
+    /// Passes a progress notification to the client whose call it is about.
+    fn deliver_progress(&self, n: ProgressNotification) -> impl Future<Output = ()> + Send;
+    /// Passes a log message to the sessions it is for.
+    fn deliver_log(&self, n: LoggingMessageNotification) -> impl Future<Output = ()> + Send;
+}
 
 /// `T`, with progress and log notifications delivered in order.
-pub(crate) struct Ordered<T> {
+pub(crate) struct Ordered<T, D> {
     inner: T,
-    link: Weak<Link>,
+    link: Weak<D>,
     /// Cancelled when the upstream closes its side: calls in flight fail at once.
     lost: CancellationToken,
 }
 
-impl<T> Ordered<T> {
-    pub(crate) fn new(inner: T, link: Weak<Link>, lost: CancellationToken) -> Self {
+impl<T, D> Ordered<T, D> {
+    pub(crate) fn new(inner: T, link: Weak<D>, lost: CancellationToken) -> Self {
         Self { inner, link, lost }
     }
 }
 
-impl<T: Transport<RoleClient>> Transport<RoleClient> for Ordered<T> {
+impl<T: Transport<RoleClient>, D: Deliver> Transport<RoleClient> for Ordered<T, D> {
     type Error = T::Error;
 
     fn send(&mut self, item: ClientJsonRpcMessage) -> impl Future<Output = Result<(), T::Error>> + Send + 'static {
