@@ -328,11 +328,11 @@ impl Link {
             async move {
                 let failed = match request.await {
                     Ok(Ok(items)) => return Ok(Arc::new(items)),
-                    Ok(Err(e)) => Error::Request { upstream: name, source: Box::new(e) },
-                    Err(_) => Error::Timeout { upstream: name, what: method.into(), after: limit },
+                    Ok(Err(e)) => Error::Request { upstream: name.clone(), source: Box::new(e) },
+                    Err(_) => Error::Timeout { upstream: name.clone(), what: method.into(), after: limit },
                 };
                 count.list_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(method, error = %failed.chain(), "listing failed; leaving it out");
+                tracing::warn!(upstream = %name, method, error = %failed.chain(), "listing failed; leaving it out");
                 Err(failed.to_jsonrpc())
             }
         })
