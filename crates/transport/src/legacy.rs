@@ -112,24 +112,16 @@ fn prefix<'a, S>(edge: &'a Edge<S>, parts: &'a Parts) -> &'a str {
 
 /// `POST /messages?sessionId=`: hands one message to the session; the answer goes on the
 /// event stream.
-pub(crate) async fn post<S, B>(
+pub(crate) async fn post<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
-    body: B,
+    body: &[u8],
     owner: Option<Credential>,
-) -> Result<Response<Body>, Error>
-where
-    S: Sessions,
-    B: http_body::Body<Data = bytes::Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    // The body is read first so that a refusal never leaves it unread on a connection the
-    // client will reuse (see streamable::post).
-    let bytes = message::read_body(body, edge.config.max_body).await?;
+) -> Result<Response<Body>, Error> {
     let id = session_param(parts)?;
     let session = edge.live_session(id, SessionKind::Legacy, owner)?;
     checks::require_json_content_type(&parts.headers)?;
-    let message = match message::parse(&bytes)? {
+    let message = match message::parse(body)? {
         Posted::Single(m) => m,
         Posted::Batch(_) => return Err(Error::InvalidRequest("batches are not accepted on the legacy transport")),
     };

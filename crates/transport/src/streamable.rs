@@ -29,17 +29,12 @@ use crate::session::{Outgoing, Session, SessionKind};
 /// The protocol version whose sessions may POST JSON-RPC batches.
 const BATCH_VERSION: &str = "2025-03-26";
 
-pub(crate) async fn handle<S, B>(
+pub(crate) async fn handle<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
-    body: B,
+    body: &[u8],
     owner: Option<Credential>,
-) -> Result<Response<Body>, Error>
-where
-    S: Sessions,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<Response<Body>, Error> {
     match parts.method {
         Method::POST => post(edge, parts, body, owner).await,
         Method::GET => get(edge, parts, owner),
@@ -60,26 +55,22 @@ fn session_header<S: Sessions>(
     edge.live_session(id, SessionKind::Streamable, owner).map(Some)
 }
 
-async fn post<S, B>(edge: &Edge<S>, parts: &Parts, body: B, owner: Option<Credential>) -> Result<Response<Body>, Error>
-where
-    S: Sessions,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+async fn post<S: Sessions>(
+    edge: &Edge<S>,
+    parts: &Parts,
+    body: &[u8],
+    owner: Option<Credential>,
+) -> Result<Response<Body>, Error> {
     let accepts = checks::accepts(&parts.headers);
     if !accepts.json && !accepts.sse {
         return Err(Error::NotAcceptable("Accept must allow application/json or text/event-stream"));
     }
     checks::require_json_content_type(&parts.headers)?;
-    // Read the body before refusing anything else: an HTTP/1.1 answer sent before the body
-    // was read makes hyper close the connection, and clients that reuse it (a fallback
-    // `initialize` right after a refused 2026 probe) then fail.
-    let bytes = message::read_body(body, edge.config.max_body).await?;
     let version = checks::protocol_version(&parts.headers)?;
     // An unknown session is answered before the body is parsed: whatever it holds, the
     // client must start over.
     let session = session_header(edge, parts, owner)?;
-    let posted = message::parse(&bytes)?;
+    let posted = message::parse(body)?;
     match &posted {
         Posted::Single(m) => edge.sessions.observe(SessionKind::Streamable, message::method_label(m)),
         Posted::Batch(b) => {
