@@ -133,11 +133,41 @@ pub(crate) async fn post<S: Sessions>(
     Ok(response)
 }
 
+/// The session named by the `sessionId` query parameter. Missing, empty or not visible
+/// ASCII is a bad request (400); any other id that is not a live legacy session is unknown
+/// (404), whoever minted it: other servers use UUIDs, and a client that kept one must be
+/// told to start over, as `/mcp` tells it.
 fn session_param(parts: &Parts) -> Result<SessionId, Error> {
     let query = parts.uri.query().unwrap_or("");
     let value = form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "sessionId")
         .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
         .ok_or(Error::BadSessionParam("the sessionId query parameter is required"))?;
-    value.parse().map_err(|_| Error::BadSessionParam("the sessionId query parameter is malformed"))
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::BadSessionParam("the sessionId query parameter must be visible ASCII"));
+    }
+    value.parse().map_err(|_| Error::SessionNotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param(query: &str) -> Result<SessionId, Error> {
+        let parts = http::Request::post(format!("/messages?{query}")).body(()).expect("request").into_parts().0;
+        session_param(&parts)
+    }
+
+    #[test]
+    fn an_id_we_never_minted_is_unknown_and_only_a_missing_or_garbled_one_is_bad() {
+        let id = SessionId::random();
+        assert_eq!(param(&format!("sessionId={id}")).ok(), Some(id));
+        for unknown in ["sessionId=4f1c2a9e-8b7d-4c3e-9a2f-1e0d5c6b7a89", "sessionId=xyz", "a=1&sessionId=%21"] {
+            assert!(matches!(param(unknown), Err(Error::SessionNotFound)), "{unknown}");
+        }
+        for bad in ["", "sessionId=", "other=1", "sessionId=a%20b", "sessionId=%C3%A9", "sessionId=a%0Ab"] {
+            assert!(matches!(param(bad), Err(Error::BadSessionParam(_))), "{bad}");
+        }
+    }
 }
