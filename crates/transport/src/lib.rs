@@ -9,6 +9,7 @@
 //! - [`auth`]: bearer tokens (configured as SHA-256 digests) and the credential a session
 //!   belongs to.
 //! - [`session_id`]: the typed [`SessionId`] (128 random bits, 32 hex digits).
+//! - [`version`]: the typed, ordered [`ProtocolVersion`], parsed once.
 //! - [`error`]: the crate's one error enum and its mapping to HTTP status + JSON-RPC error.
 //! - [`event_log`]: event ids and the bounded per-session log that resumption replays.
 //! - [`sse`]: SSE event encoding and a tolerant decoder.
@@ -37,9 +38,11 @@ pub mod session;
 pub mod session_id;
 pub mod sse;
 pub mod streamable;
+pub mod version;
 
 pub use body::Body;
 pub use edge::{Edge, EdgeConfig, Sessions};
 pub use error::Error;
 pub use session::{Closed, Session, SessionKind};
 pub use session_id::SessionId;
+pub use version::ProtocolVersion;

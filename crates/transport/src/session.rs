@@ -29,6 +29,7 @@ use crate::auth::Credential;
 use crate::event_log::{EventId, EventLog, ResumeError};
 use crate::session_id::SessionId;
 use crate::sse;
+use crate::version::ProtocolVersion;
 
 /// Which transport a session was created on. The two id spaces never cross.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -172,7 +173,7 @@ struct Routes {
     /// Messages for the standalone stream while none is open.
     backlog: VecDeque<Outgoing>,
     /// The protocol version negotiated at initialize, once known.
-    version: Option<String>,
+    version: Option<ProtocolVersion>,
     /// Client requests not answered yet, whichever transport carried them.
     pending: HashSet<RequestId>,
     /// The next POST stream's number (0 is the standalone stream).
@@ -255,8 +256,8 @@ impl Session {
     }
 
     /// The protocol version negotiated at initialize, once the server has answered it.
-    pub fn negotiated_version(&self) -> Option<String> {
-        self.routes().version.clone()
+    pub fn negotiated_version(&self) -> Option<ProtocolVersion> {
+        self.routes().version
     }
 
     /// Records client activity now.
@@ -514,7 +515,9 @@ impl Session {
         let (target, response) = match &message {
             JsonRpcMessage::Response(r) => {
                 if let ServerResult::InitializeResult(init) = &r.result {
-                    routes.version = Some(init.protocol_version.to_string());
+                    // Parsed once, here; a version the server chose is one rmcp knows, and
+                    // one mcpgw does not know yet gets neither batches nor priming.
+                    routes.version = init.protocol_version.as_str().parse().ok();
                 }
                 routes.pending.remove(&r.id);
                 (routes.take_post(&r.id), true)

@@ -25,9 +25,7 @@ use crate::event_log::{EventId, ResumeError};
 use crate::legacy;
 use crate::message::{self, Posted};
 use crate::session::{Outgoing, Session, SessionKind};
-
-/// The protocol version whose sessions may POST JSON-RPC batches.
-const BATCH_VERSION: &str = "2025-03-26";
+use crate::version::ProtocolVersion;
 
 pub(crate) async fn handle<S: Sessions>(
     edge: &Edge<S>,
@@ -97,7 +95,7 @@ async fn post<S: Sessions>(
             dispatch(&session, vec![m], accepts, false, edge.config.keepalive, prime).await
         }
         (Some(session), Posted::Batch(batch)) => {
-            if session.negotiated_version().as_deref() != Some(BATCH_VERSION) {
+            if !session.negotiated_version().is_some_and(ProtocolVersion::allows_batches) {
                 return Err(Error::InvalidRequest("batches are only accepted in sessions at protocol 2025-03-26"));
             }
             if batch.iter().any(message::is_initialize) {
@@ -212,18 +210,13 @@ async fn json_only(
     Ok(json_response(Bytes::from(body)))
 }
 
-/// The first protocol version whose clients expect a priming event (an id and no data)
-/// first on every event stream, so they can resume even before any message came.
-const PRIMING_VERSION: &str = "2025-11-25";
-
 /// How long a client waits before it reconnects a dropped stream, sent with the priming event.
 const RETRY_MS: u64 = 1000;
 
 /// Whether this request's streams start with a priming event: by the version the request
-/// names, else the session's. Older clients crashed on empty events.
-fn primes(session: &Session, header: Option<&str>) -> bool {
-    let version = header.map(str::to_owned).or_else(|| session.negotiated_version());
-    version.is_some_and(|v| v.as_str() >= PRIMING_VERSION)
+/// names, else the session's.
+fn primes(session: &Session, header: Option<ProtocolVersion>) -> bool {
+    header.or_else(|| session.negotiated_version()).is_some_and(ProtocolVersion::primes_streams)
 }
 
 /// How to build a Streamable event stream: event ids with the session's prefix, the
