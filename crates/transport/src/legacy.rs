@@ -14,6 +14,7 @@ use crate::edge::{Edge, Sessions, sse_response, status_only};
 use crate::error::Error;
 use crate::event_log::EventId;
 use crate::message::{self, Posted};
+use crate::outgoing::Outgoing;
 use crate::session::{Session, SessionKind};
 use crate::session_id::SessionId;
 use crate::sse;
@@ -55,7 +56,7 @@ fn reconnect<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
     owner: Option<Credential>,
-) -> Option<(Arc<Session>, tokio::sync::mpsc::Receiver<crate::session::Outgoing>, String)> {
+) -> Option<(Arc<Session>, tokio::sync::mpsc::Receiver<Outgoing>, String)> {
     let last = parts.headers.get(&checks::LAST_EVENT_ID)?.to_str().ok()?.trim();
     let (prefix, _) = EventId::parse(last).ok()?;
     let id: SessionId = prefix.parse().ok()?;

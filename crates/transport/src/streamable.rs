@@ -24,7 +24,8 @@ use crate::error::Error;
 use crate::event_log::{EventId, ResumeError};
 use crate::legacy;
 use crate::message::{self, Posted};
-use crate::session::{Outgoing, Session, SessionKind};
+use crate::outgoing::Outgoing;
+use crate::session::{Session, SessionKind};
 use crate::version::ProtocolVersion;
 
 pub(crate) async fn handle<S: Sessions>(
