@@ -15,7 +15,7 @@ use rmcp::model::ServerJsonRpcMessage;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SessionCaps;
-use crate::metrics::Metrics;
+use crate::metrics::{LiveFigures, Metrics};
 
 /// All live sessions, both kinds, in one map.
 pub(crate) struct Registry {
@@ -65,7 +65,8 @@ impl Registry {
             per_owner: DashMap::new(),
             me: me.clone(),
         });
-        metrics.watch(&registry);
+        let live: Weak<dyn LiveFigures> = Arc::downgrade(&registry) as Weak<Registry>;
+        metrics.watch(live);
         registry
     }
 
@@ -78,16 +79,6 @@ impl Registry {
     pub(crate) fn set_factory(&self, factory: ServerFactory) {
         let factory = factory.parking(self.park_after, self.parked.clone());
         *self.factory.write().unwrap_or_else(std::sync::PoisonError::into_inner) = factory;
-    }
-
-    /// Sessions whose MCP server is parked now (quiet; it restarts on their next message).
-    pub(crate) fn parked(&self) -> usize {
-        self.parked.load(Ordering::Relaxed)
-    }
-
-    /// The current upstreams' figures.
-    pub(crate) fn upstream_stats(&self) -> Vec<UpstreamStats> {
-        self.factory().upstreams().stats()
     }
 
     /// Refuses new sessions from now on (shutdown).
@@ -113,6 +104,16 @@ impl Registry {
             SessionKind::Legacy => (l + 1, s),
             SessionKind::Streamable => (l, s + 1),
         })
+    }
+
+    /// Sessions whose MCP server is parked now (quiet; it restarts on their next message).
+    pub(crate) fn parked(&self) -> usize {
+        self.parked.load(Ordering::Relaxed)
+    }
+
+    /// The current upstreams' figures.
+    pub(crate) fn upstream_stats(&self) -> Vec<UpstreamStats> {
+        self.factory().upstreams().stats()
     }
 
     /// Ends every session (at shutdown).
@@ -227,6 +228,20 @@ impl Sessions for Registry {
             self.metrics.session_ended(session.kind().as_str());
             tracing::info!(session = %id, kind = session.kind().as_str(), "session ended");
         }
+    }
+}
+
+impl LiveFigures for Registry {
+    fn counts(&self) -> (usize, usize) {
+        Registry::counts(self)
+    }
+
+    fn parked(&self) -> usize {
+        Registry::parked(self)
+    }
+
+    fn upstream_stats(&self) -> Vec<UpstreamStats> {
+        Registry::upstream_stats(self)
     }
 }
 
