@@ -242,7 +242,7 @@ mod tests {
             catalog.tool_hint("builtin_echo"),
             Some(
                 "did you mean echo? the built-in 'echo' keeps its name when another upstream offers one too; \
-                 upstream 'everything''s is everything_echo"
+                 upstream 'everything' exposes its own as everything_echo"
             )
         );
     }

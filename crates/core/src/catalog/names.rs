@@ -78,10 +78,13 @@ pub(super) fn resolve(listings: &[Listing<'_>], what: &str, own: impl Fn(&Listin
         let mut renamed: Vec<(&str, String)> = Vec::new();
         for item in group {
             let upstream = listings[item.upstream].upstream;
-            let exposed = if Some(item.upstream) == keeper { name.to_owned() } else { format!("{upstream}_{name}") };
-            if Some(item.upstream) != keeper {
-                renamed.push((upstream, exposed.clone()));
-            }
+            let exposed = if Some(item.upstream) == keeper {
+                name.to_owned()
+            } else {
+                let prefixed = format!("{upstream}_{name}");
+                renamed.push((upstream, prefixed.clone()));
+                prefixed
+            };
             names.exposed.insert((item.upstream, item.own.clone()), exposed);
         }
         let offered_by = and_list(group.iter().map(|w| format!("'{}'", listings[w.upstream].upstream)));
@@ -93,7 +96,7 @@ pub(super) fn resolve(listings: &[Listing<'_>], what: &str, own: impl Fn(&Listin
                     "{what} '{name}' is offered by upstreams {offered_by}: the built-in '{name}' keeps its name; \
                      exposed {renamed_list}"
                 ));
-                let others = and_list(renamed.iter().map(|(u, e)| format!("upstream '{u}''s is {e}")));
+                let others = and_list(renamed.iter().map(|(u, e)| format!("upstream '{u}' exposes its own as {e}")));
                 names.hints.entry(format!("{builtin}_{name}")).or_insert_with(|| {
                     format!("did you mean {name}? the built-in '{name}' keeps its name when another upstream offers one too; {others}")
                 });
@@ -114,7 +117,7 @@ pub(super) fn resolve(listings: &[Listing<'_>], what: &str, own: impl Fn(&Listin
     }
     // An upstream's own name, where its prefix or a collision changed it.
     for item in &wanted {
-        let exposed = &names.exposed[&(item.upstream, item.own.clone())];
+        let Some(exposed) = names.exposed.get(&(item.upstream, item.own.clone())) else { continue };
         if *exposed != item.own {
             let upstream = listings[item.upstream].upstream;
             let why = match listings[item.upstream].prefix {
