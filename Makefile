@@ -16,7 +16,8 @@ export MCPGW_BIN := $(CURDIR)/target/debug/mcpgw
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-deps fuzz-regressions
 
 help:
-	@echo "make run     start the gateway on the embedded default config (http://127.0.0.1:8080)"
+	@echo "make run     start the gateway on config/mcpgw.toml (http://127.0.0.1:8080); ARGS= passes it arguments:"
+	@echo "             make run ARGS=\"--config config/examples/stdio.toml\""
 	@echo "make test    install what the tests need, then run every test suite"
 	@echo "make test-conformance  the official MCP conformance suite through mcpgw (tests/conformance)"
 	@echo "make fuzz    every fuzz target for FUZZ_SECONDS (default 60) each, corpus kept (fuzz/README.md)"
@@ -32,8 +33,10 @@ help:
 	@echo "make profile where mcpgw's CPU goes per request, by perf under load: target/profile/summary.md;"
 	@echo "             PROFILE_SECS (default 10) measured seconds, PROFILE_THREADS mcpgw's worker threads"
 
+# ARGS: the gateway's arguments, for example ARGS="--config config/examples/stdio.toml --listen 127.0.0.1:9090".
+ARGS ?=
 run:
-	$(CARGO) run -p mcpgw --
+	$(CARGO) run -p mcpgw -- $(ARGS)
 
 build:
 	$(CARGO) build -p mcpgw

@@ -194,6 +194,7 @@ impl Proxy {
             .zip(&listed)
             .map(|((member, spec), l)| Listing {
                 upstream: member.spec_name(spec),
+                builtin: matches!(member, Member::Builtin(_)),
                 prefix: spec.prefix.as_deref(),
                 filter: Some(&spec.tools),
                 tools: &l.tools,
@@ -377,7 +378,7 @@ impl ServerHandler for Proxy {
     ) -> Result<CallToolResponse, ErrorData> {
         let catalog = self.catalog().await?;
         let Some(route) = catalog.tool(&params.name).cloned() else {
-            return Err(self.not_found("tool", &params.name));
+            return Err(self.not_found("tool", &params.name, catalog.tool_hint(&params.name)));
         };
         params.name = route.name.into();
         let limit = self.upstreams.specs().get(route.upstream).and_then(|s| s.call_timeout);
@@ -429,7 +430,7 @@ impl ServerHandler for Proxy {
         let route = catalog
             .prompt(&params.name)
             .cloned()
-            .ok_or_else(|| ErrorData::invalid_params(format!("prompt not found: {}", params.name), None))?;
+            .ok_or_else(|| self.not_found("prompt", &params.name, catalog.prompt_hint(&params.name)))?;
         params.name = route.name;
         match self.members()?.get(route.upstream) {
             Some(Member::Builtin(b)) => b.get_prompt(params, ctx).await,
@@ -570,10 +571,15 @@ impl ServerHandler for Proxy {
 }
 
 impl Proxy {
-    /// "Not found", naming the upstreams that are unavailable right now (restarting, or at
+    /// "Not found", with the catalog's `hint` when it knows why (a collision, a prefix or a
+    /// filter); else naming the upstreams that are unavailable right now (restarting, or at
     /// their connection cap): the item may well be theirs.
-    fn not_found(&self, what: &str, name: &str) -> ErrorData {
+    fn not_found(&self, what: &str, name: &str, hint: Option<&str>) -> ErrorData {
         let mut message = format!("{what} not found: {name}");
+        if let Some(hint) = hint {
+            message.push_str(&format!(" ({hint})"));
+            return ErrorData::invalid_params(message, None);
+        }
         let down: Vec<String> = self
             .members()
             .unwrap_or_default()
