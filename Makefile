@@ -140,10 +140,12 @@ deb:
 
 # ---- the official MCP conformance suite (server scenarios) through mcpgw ------------------
 # tests/conformance/run.sh installs the pinned suite and Node 22 from npm (npm ci, once), builds
-# mcpgw and tests/fixture, starts mcpgw with the fixture as a stdio upstream and runs the active
-# suite against it, checked against tests/conformance/expected-failures.yml.
-test-conformance: build
+# mcpgw and tests/fixture, starts mcpgw with the fixture as a stdio upstream (and an http upstream
+# from the Python venv that closes test_reconnection's reply early) and runs the suite against it,
+# checked against tests/conformance/expected-failures.yml: the active suite, then --suite all.
+test-conformance: build deps-python
 	tests/conformance/run.sh
+	CONFORMANCE_NO_BUILD=1 tests/conformance/run.sh --suite all
 
 # ---- fuzzing: cargo-fuzz (libFuzzer) on the stable toolchain (fuzz/README.md) -----------------
 # fuzz/ is its own cargo workspace (own Cargo.lock and target/). Without a sanitizer cargo-fuzz

@@ -27,7 +27,7 @@ use crate::state::{Handshake, SessionState};
 use crate::upstream::builtin::Builtin;
 use crate::upstream::link::{Link, SessionKey, client_config};
 use crate::upstream::set::Upstreams;
-use crate::upstream::spec::{Share, UpstreamKind, UpstreamSpec};
+use crate::upstream::spec::{DEFAULT_CALL_TIMEOUT, Share, UpstreamKind, UpstreamSpec};
 
 /// One session's server.
 pub struct Proxy {
@@ -381,7 +381,9 @@ impl ServerHandler for Proxy {
             return Err(self.not_found("tool", &params.name, catalog.tool_hint(&params.name)));
         };
         params.name = route.name.into();
-        let limit = self.upstreams.specs().get(route.upstream).and_then(|s| s.call_timeout);
+        let spec = self.upstreams.specs().get(route.upstream);
+        let limit = spec.and_then(|s| s.call_timeout).unwrap_or(DEFAULT_CALL_TIMEOUT);
+        let upstream = spec.map_or("?", |s| s.name.as_str());
         // The call runs under a token of its own, so the timeout can cancel it the same way a
         // client's notifications/cancelled does: the upstream is told, the builtin stops.
         let mut ctx = ctx;
@@ -399,7 +401,6 @@ impl ServerHandler for Proxy {
                 },
             }
         };
-        let Some(limit) = limit else { return call.await };
         let mut call = std::pin::pin!(call);
         tokio::select! {
             result = &mut call => result,
@@ -407,7 +408,13 @@ impl ServerHandler for Proxy {
                 deadline_ct.cancel();
                 // Let the cancelled call finish (it tells the upstream), then report why.
                 let _ = call.await;
-                Err(ErrorData::internal_error(format!("the tool call timed out after {limit:?} and was cancelled"), None))
+                Err(ErrorData::internal_error(
+                    format!(
+                        "the tool call timed out after {limit:?} and was cancelled \
+                         (upstream '{upstream}'; its call_timeout_secs sets the limit)"
+                    ),
+                    None,
+                ))
             }
         }
     }

@@ -79,8 +79,9 @@ pub(crate) async fn serve(
             }
         }
         UpstreamKind::Http { url, headers } => {
-            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+            let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(header_map(headers)?.into_iter().filter_map(|(k, v)| k.map(|k| (k, v))).collect());
+            config.retry_config = http_client::resume_policy();
             let transport = StreamableHttpClientTransport::with_client(http_client::shared(), config);
             serve_client_with_ct(client, Ordered::new(transport, link, lost), ct).await.map_err(|e| e.to_string())?
         }
