@@ -12,7 +12,9 @@
 //! The load generator runs on a current-thread tokio runtime: one core, whatever the machine.
 
 mod client;
+mod launch;
 mod load;
+mod machine;
 mod peers;
 mod procs;
 mod profile;

@@ -16,9 +16,10 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::json;
 
 use crate::client::{Profile, Transport};
+use crate::launch::{mcpgw_config, start_mcpgw, target_of};
 use crate::load::{self, LoadResult};
+use crate::machine::commit;
 use crate::procs;
-use crate::run::{commit, mcpgw_config, start_mcpgw, target_of};
 
 const PERF: &str = "/usr/bin/perf";
 /// perf starts this long after the warm-up (the sessions are opened before it) and stops this

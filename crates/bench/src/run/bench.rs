@@ -1,0 +1,138 @@
+//! The measuring context of a run: its plan, the harness's messages and the observations it
+//! collects, and one closed-loop run of a server, measured again while the machine is noisy.
+
+use anyhow::{Result, bail};
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::client::{ACCEPT_BOTH, Profile, Transport};
+use crate::launch::target_of;
+use crate::load::{self, LoadResult};
+use crate::procs::Proc;
+
+use super::report::Plan;
+
+/// Cores busy with other work above which a run is measured again.
+pub(crate) const NOISY: f64 = 0.25;
+
+/// The harness's own messages, with the time since the start.
+pub(crate) struct Clock(pub(crate) Instant);
+
+impl Clock {
+    pub(crate) fn say(&self, message: impl AsRef<str>) {
+        eprintln!("[{:>5.1}s] {}", self.0.elapsed().as_secs_f64(), message.as_ref());
+    }
+}
+
+pub(crate) struct Bench {
+    pub(crate) plan: Plan,
+    pub(crate) clock: Clock,
+    pub(crate) observations: Vec<String>,
+}
+
+impl Bench {
+    pub(crate) fn note(&mut self, note: String) {
+        self.clock.say(format!("NOTE: {note}"));
+        self.observations.push(note);
+    }
+
+    pub(crate) fn check_alive(&mut self, proc: &mut Proc) -> Result<()> {
+        if !proc.alive() {
+            bail!("{} exited during the benchmark; its log:\n{}", proc.name, proc.log_tail(30).join("\n"));
+        }
+        Ok(())
+    }
+
+    /// [`Bench::load`], measured again (at most twice) while something else kept more than a
+    /// quarter of a core busy; the quietest attempt is kept. Only for runs where nothing but the
+    /// server and the load generator should be working.
+    pub(crate) async fn load_quiet(
+        &mut self,
+        proc: &mut Proc,
+        server: &str,
+        profile: &Profile,
+        sessions: usize,
+    ) -> Result<LoadResult> {
+        let mut best = self.load(proc, server, profile, sessions).await?;
+        for _ in 0..2 {
+            if best.other_cores <= NOISY {
+                break;
+            }
+            self.clock.say(format!("  {:.2} other cores busy during that run: measuring it again", best.other_cores));
+            let again = self.load(proc, server, profile, sessions).await?;
+            if again.other_cores < best.other_cores {
+                best = again;
+            }
+        }
+        if best.other_cores > NOISY {
+            self.note(format!(
+                "{server}, {}, {sessions} sessions: other work kept {:.2} cores busy in each of three attempts",
+                profile.transport.label(),
+                best.other_cores
+            ));
+        }
+        Ok(best)
+    }
+
+    pub(crate) async fn load(
+        &mut self,
+        proc: &mut Proc,
+        server: &str,
+        profile: &Profile,
+        sessions: usize,
+    ) -> Result<LoadResult> {
+        let target = target_of(proc)?;
+        let (warmup, duration) = (self.plan.warmup(), self.plan.duration());
+        let result = match load::closed_loop(&target, profile, sessions, warmup, duration, Some(proc.pid)).await {
+            Ok(result) => result,
+            Err(e) => LoadResult { sessions, errors: 1, first_error: Some(format!("{e:#}")), ..LoadResult::default() },
+        };
+        self.clock.say(format!(
+            "{server}, {}, {sessions} sessions: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} CPU µs/req, cores: server {} client {:.2} other {:.2}; {} errors",
+            profile.transport.label(),
+            result.rps,
+            result.latency.p50_ms,
+            result.latency.p99_ms,
+            result.server_us_per_req.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
+            result.server_cores.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+            result.client_cores,
+            result.other_cores,
+            result.errors,
+        ));
+        if result.errors > 0 {
+            self.note(format!(
+                "{server}, {}, {sessions} sessions: {} errors; first: {}",
+                profile.transport.label(),
+                result.errors,
+                result.first_error.clone().unwrap_or_default()
+            ));
+        }
+        self.check_alive(proc)?;
+        Ok(result)
+    }
+}
+
+/// How the runs talk to each server, calling the built-in `echo`.
+pub(crate) struct Profiles {
+    /// Streamable HTTP with JSON replies (mcpgw, bare hyper).
+    pub(crate) json: Profile,
+    /// Streamable HTTP with event-stream replies.
+    pub(crate) sse: Profile,
+    pub(crate) legacy: Profile,
+    /// rmcp's server wants both types in `Accept`.
+    pub(crate) rmcp_json: Profile,
+    pub(crate) rmcp_sse: Profile,
+}
+
+impl Profiles {
+    pub(crate) fn new() -> Result<Profiles> {
+        let echo = |transport| Profile::new(transport, "echo", &json!({"text": "hello"}));
+        Ok(Profiles {
+            json: echo(Transport::StreamableJson),
+            sse: echo(Transport::StreamableSse),
+            legacy: echo(Transport::Legacy),
+            rmcp_json: echo(Transport::StreamableJson).with_accept(ACCEPT_BOTH)?,
+            rmcp_sse: echo(Transport::StreamableSse).with_accept(ACCEPT_BOTH)?,
+        })
+    }
+}
