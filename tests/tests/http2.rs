@@ -133,9 +133,8 @@ impl Session {
 
     /// The standalone GET stream.
     async fn open_get(&self) -> SseReader {
-        let headers: Vec<(&str, &str)> =
+        let mut headers: Vec<(&str, &str)> =
             self.header_pairs().into_iter().filter(|(k, _)| *k != "content-type" && *k != "accept").collect();
-        let mut headers = headers;
         headers.push(("accept", "text/event-stream"));
         let get = SseReader::new(self.streams.open(Method::GET, "/mcp", &headers, String::new()).await);
         assert_eq!(get.status, StatusCode::OK);
