@@ -88,3 +88,17 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_resumptions_are_bounded_and_spaced() {
+        let policy = resume_policy();
+        let waits: Vec<_> = (0..=RESUME_ATTEMPTS).map(|n| policy.retry(n)).collect();
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(waits, [ms(250), ms(500), ms(1000), ms(2000), ms(4000), None]);
+        assert!(waits.iter().flatten().all(|w| *w <= RESUME_MAX_WAIT));
+    }
+}
