@@ -28,8 +28,8 @@ const MAX_REDIRECTS: usize = 5;
 /// before it is given up; the call waiting on it then fails at once.
 const RESUME_ATTEMPTS: usize = 5;
 /// The wait before resuming when the upstream sent no `retry:`, doubled after each failure
-/// (0.25 + 0.5 + 1 + 2 + 4 s: an upstream that cannot serve the rest for about 8 s has
-/// lost it, and the call should fail rather than wait for its deadline).
+/// (then 0.5 + 1 + 2 + 4 s between the attempts: an upstream that cannot serve the rest
+/// for that long has lost it, and the call should fail rather than wait for its deadline).
 const RESUME_FIRST_WAIT: Duration = Duration::from_millis(250);
 /// The longest wait between two failed resumptions.
 const RESUME_MAX_WAIT: Duration = Duration::from_secs(5);
