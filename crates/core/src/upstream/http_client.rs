@@ -10,7 +10,8 @@
 //! request's SSE reply before the result (SEP-1699, MCP 2025-11-25) after an event with an id
 //! and a `retry:`; rmcp's client then waits `retry` and asks for the rest with `GET` and
 //! `Last-Event-ID`, and the result reaches the call once. rmcp retries failed resumptions
-//! forever by default; [`resume_policy`] bounds them.
+//! forever by default; [`resume_policy`] bounds them (and `resume` bounds the resumes that
+//! succeed but bring nothing).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -42,8 +43,8 @@ pub(crate) fn shared() -> reqwest::Client {
 
 /// How rmcp's Streamable HTTP client resumes an event stream: the upstream's `retry:` when
 /// it sent one (rmcp honours it), else 250 ms doubling to 5 s, at most [`RESUME_ATTEMPTS`]
-/// failures in a row. A stream that ends cleanly is resumed again each time, without
-/// limit; the call's deadline (`call_timeout_secs`) bounds that.
+/// failures in a row. A reply stream that ends cleanly is resumed again each time; the
+/// `resume` module bounds that.
 pub(crate) fn resume_policy() -> Arc<dyn SseRetryPolicy> {
     // The struct is non-exhaustive: start from its default and set the fields.
     let mut policy = ExponentialBackoff::default();
