@@ -213,6 +213,23 @@ async def test_http_upstream_refusing_the_resume_fails_the_call_soon(start_gatew
     assert elapsed < 60, elapsed
 
 
+async def test_http_upstream_resumed_without_end_fails_the_call_after_a_bounded_number(start_gateway, start_polling):
+    """The upstream closes the reply stream, then answers every resume with a stream that
+    holds only a new priming event (`retry: 50`) and ends: mcpgw stops resuming after five
+    such resumes in a row and the call fails at once, not at its deadline (120 s)."""
+    server = start_polling("100", "empty-resume")
+    gw = start_gateway(polling_config(server.url, "[server]\ncall_timeout_secs = 120\n\n"))
+    async with connect(gw.url, "streamable") as client:
+        started = time.monotonic()
+        with anyio.fail_after(60), pytest.raises(MCPError) as failed:
+            await client.call_tool("py_polled", {"text": "never"}, read_timeout_seconds=60)
+        elapsed = time.monotonic() - started
+        stats = await polling_stats(client)
+    assert "timed out" not in str(failed.value), failed.value
+    assert len(stats["resumes_after_ms"]) == 5, stats
+    assert elapsed < 60, elapsed
+
+
 async def test_a_call_whose_result_never_comes_ends_at_the_default_deadline(start_gateway, start_polling):
     """The upstream closes the reply stream and never produces the result, and its table sets
     no call_timeout_secs: the gateway's default deadline (`[server] call_timeout_secs`, 300 s

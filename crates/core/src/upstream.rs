@@ -7,6 +7,7 @@
 //! - [`connect`]: opening one connection (stdio child, Streamable HTTP, legacy SSE).
 //! - `ordered`: delivers progress and log notifications in the order the upstream sent them.
 //! - `http_client`: the pooled HTTP client every remote connection shares.
+//! - `resume`: that client for Streamable HTTP, with a bound on resuming a reply stream.
 //! - [`sse_client`]: the legacy HTTP+SSE client transport.
 //! - [`builtin`]: the in-process tools.
 
@@ -15,6 +16,7 @@ pub(crate) mod connect;
 pub(crate) mod http_client;
 pub mod link;
 pub(crate) mod ordered;
+pub(crate) mod resume;
 pub mod set;
 pub mod spec;
 pub mod sse_client;

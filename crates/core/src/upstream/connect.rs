@@ -17,6 +17,7 @@ use std::sync::Weak;
 use crate::upstream::http_client;
 use crate::upstream::link::{Link, LinkClient};
 use crate::upstream::ordered::Ordered;
+use crate::upstream::resume::ResumingClient;
 use crate::upstream::spec::{UpstreamKind, UpstreamSpec};
 use crate::upstream::sse_client::SseClientTransport;
 
@@ -82,7 +83,8 @@ pub(crate) async fn serve(
             let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(header_map(headers)?.into_iter().filter_map(|(k, v)| k.map(|k| (k, v))).collect());
             config.retry_config = http_client::resume_policy();
-            let transport = StreamableHttpClientTransport::with_client(http_client::shared(), config);
+            let http = ResumingClient::new(http_client::shared());
+            let transport = StreamableHttpClientTransport::with_client(http, config);
             serve_client_with_ct(client, Ordered::new(transport, link, lost), ct).await.map_err(|e| e.to_string())?
         }
         UpstreamKind::Sse { url, headers } => {
