@@ -86,3 +86,6 @@ impl<S: Sessions> Edge<S> {
         self.config.auth.as_ref().map(|tokens| tokens.check(&parts.headers)).transpose()
     }
 }
+
+#[cfg(test)]
+mod tests;
