@@ -159,13 +159,11 @@ impl Registry {
         if self.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < total).then_some(n + 1)).is_err() {
             return Err(Error::Unavailable("the gateway is at its session limit"));
         }
+        // A refused credential has live sessions (a cap is at least 1), so its entry exists
+        // already and none is left behind empty.
         let mut count = self.per_owner.entry(owner).or_insert(0);
         if self.caps.per_credential.is_some_and(|cap| *count >= cap) {
-            let unused = *count == 0;
             drop(count);
-            if unused {
-                self.per_owner.remove_if(&owner, |_, n| *n == 0);
-            }
             self.live.fetch_sub(1, Ordering::AcqRel);
             return Err(Error::Unavailable("this credential is at its session limit"));
         }

@@ -58,7 +58,7 @@ impl<S: Sessions> Edge<S> {
         } else {
             Bytes::new()
         };
-        match self.serve(route, parts, bytes.clone(), owner).await {
+        match self.serve(route, parts, &bytes, owner).await {
             Ok(response) => response,
             Err(e) => e.answering(message::request_id(&bytes).as_ref()),
         }
@@ -69,15 +69,15 @@ impl<S: Sessions> Edge<S> {
         &self,
         route: Route,
         parts: &Parts,
-        body: Bytes,
+        body: &[u8],
         owner: Option<Credential>,
     ) -> Result<Response<Body>, Error> {
         match route {
             Route::LegacyStream if parts.method == Method::GET => legacy::connect(self, parts, owner),
             Route::LegacyStream => Err(Error::MethodNotAllowed("GET, OPTIONS")),
-            Route::LegacyMessages if parts.method == Method::POST => legacy::post(self, parts, &body, owner).await,
+            Route::LegacyMessages if parts.method == Method::POST => legacy::post(self, parts, body, owner).await,
             Route::LegacyMessages => Err(Error::MethodNotAllowed("POST, OPTIONS")),
-            Route::Streamable => streamable::handle(self, parts, &body, owner).await,
+            Route::Streamable => streamable::handle(self, parts, body, owner).await,
         }
     }
 
@@ -86,3 +86,6 @@ impl<S: Sessions> Edge<S> {
         self.config.auth.as_ref().map(|tokens| tokens.check(&parts.headers)).transpose()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -347,3 +347,35 @@ impl Routes {
         (self.backlog.len(), self.log.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::{EmptyResult, InitializeResult, ServerCapabilities};
+
+    fn routes() -> Routes {
+        Routes::new(None, 4, 4, EventLog::new(16, 1 << 16))
+    }
+
+    fn routed(routes: &mut Routes, message: ServerJsonRpcMessage) -> Routed {
+        let json = Bytes::from(serde_json::to_vec(&message).expect("serializable"));
+        routes.route(&message, json)
+    }
+
+    #[tokio::test]
+    async fn a_table_with_no_session_routes_answers_to_their_post_and_the_rest_aside() {
+        let mut routes = routes();
+        let (mut post, _) = routes.open_post([(RequestId::Number(1), None)], true);
+        let init = InitializeResult::new(ServerCapabilities::default())
+            .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_03_26);
+        let answer = JsonRpcMessage::response(ServerResult::InitializeResult(init), RequestId::Number(1));
+        assert!(matches!(routed(&mut routes, answer), Routed::Done));
+        assert!(post.recv().await.expect("the answer").is_response());
+        assert!(post.recv().await.is_none(), "the POST stream ends after its answer");
+        assert_eq!(routes.version(), Some(ProtocolVersion::V2025_03_26), "parsed once, typed");
+        let stray = JsonRpcMessage::response(ServerResult::EmptyResult(EmptyResult {}), RequestId::Number(9));
+        assert!(matches!(routed(&mut routes, stray), Routed::Done));
+        let (mut standalone, _) = routes.open_standalone(true);
+        assert!(standalone.recv().await.expect("kept in the backlog").is_response());
+    }
+}
