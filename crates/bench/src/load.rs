@@ -77,10 +77,10 @@ pub(crate) struct Cpu {
 }
 
 /// One reading: when, the server's CPU, this process's CPU, the machine's busy time.
-type Sample = (Instant, Option<f64>, f64, f64);
+pub(crate) type Sample = (Instant, Option<f64>, f64, f64);
 
 impl Cpu {
-    fn sample(pid: Option<u32>) -> Sample {
+    pub(crate) fn sample(pid: Option<u32>) -> Sample {
         (
             Instant::now(),
             pid.and_then(procs::cpu_secs),
@@ -89,7 +89,7 @@ impl Cpu {
         )
     }
 
-    fn between(a: Sample, b: Sample) -> Cpu {
+    pub(crate) fn between(a: Sample, b: Sample) -> Cpu {
         Cpu {
             window_s: (b.0 - a.0).as_secs_f64(),
             server_s: a.1.zip(b.1).map(|(a, b)| b - a),
@@ -255,7 +255,7 @@ async fn run_callers(
 }
 
 /// Opens `n` sessions, [`OPEN_CONCURRENCY`] at a time, each on a connection of its own.
-async fn open_sessions(
+pub(crate) async fn open_sessions(
     target: &Arc<Target>,
     profile: &Arc<Profile>,
     n: usize,
@@ -295,7 +295,7 @@ async fn open_sessions(
 }
 
 /// Closes sessions (DELETE), [`OPEN_CONCURRENCY`] at a time; returns the failures.
-async fn close_sessions(target: &Arc<Target>, sessions: Vec<Session>) -> usize {
+pub(crate) async fn close_sessions(target: &Arc<Target>, sessions: Vec<Session>) -> usize {
     let mut set = JoinSet::new();
     let mut failures = 0;
     for session in sessions {
