@@ -230,12 +230,7 @@ pub(crate) async fn open_loop(
     let schedule = Schedule { t0, interval_ns, first, total, give_up: end + DRAIN };
 
     let (start, end) = (tokio::time::Instant::from_std(schedule.due(first)), tokio::time::Instant::from_std(end));
-    let probe = tokio::spawn(async move {
-        tokio::time::sleep_until(start).await;
-        let a = Cpu::sample(pid);
-        tokio::time::sleep_until(end).await;
-        Cpu::between(a, Cpu::sample(pid))
-    });
+    let probe = Cpu::probe(start, end, pid);
     let mut set = JoinSet::new();
     let mut queues = Vec::with_capacity(opened.len());
     let sessions_opened = opened.len();
@@ -300,16 +295,11 @@ impl RateResult {
         self.over_10ms_share = self.over_10ms as f64 / self.due.max(1) as f64;
         self.latency = Latency::of(nanos);
         self.send_lag = Latency::of(lags);
-        if let Some(server) = cpu.server_s.filter(|_| cpu.window_s > 0.0) {
-            self.server_cores = Some(server / cpu.window_s);
-            if self.answered_per_s > 0.0 && server > 0.0 {
-                self.server_us_per_req = Some(server / (self.answered_per_s * cpu.window_s) * 1e6);
-            }
-        }
-        if cpu.window_s > 0.0 {
-            self.client_cores = cpu.client_s / cpu.window_s;
-        }
-        self.other_cores = cpu.other_cores();
+        let shares = cpu.shares(self.answered_per_s);
+        self.server_cores = shares.server_cores;
+        self.server_us_per_req = shares.server_us_per;
+        self.client_cores = shares.client_cores;
+        self.other_cores = shares.other_cores;
         self.cpu = cpu;
         self
     }

@@ -45,9 +45,36 @@ impl Bench {
         Ok(())
     }
 
-    /// [`Bench::load`], measured again (at most twice) while something else kept more than a
-    /// quarter of a core busy; the quietest attempt is kept. Only for runs where nothing but the
-    /// server and the load generator should be working.
+    /// What `measure` returns, measured again (at most twice) while something else kept more
+    /// than [`NOISY`] cores busy; the quietest attempt is kept. Only for runs where nothing but
+    /// the server and the load generator should be working. `what` names the run in a note.
+    async fn quietest<R: Quiet>(
+        &mut self,
+        proc: &mut Proc,
+        what: &str,
+        mut measure: impl AsyncFnMut(&mut Bench, &mut Proc) -> Result<R>,
+    ) -> Result<R> {
+        let mut best = measure(self, proc).await?;
+        for _ in 0..2 {
+            if best.other_cores() <= NOISY {
+                break;
+            }
+            self.clock.say(format!("  {:.2} other cores busy during that run: measuring it again", best.other_cores()));
+            let again = measure(self, proc).await?;
+            if again.other_cores() < best.other_cores() {
+                best = again;
+            }
+        }
+        if best.other_cores() > NOISY {
+            self.note(format!(
+                "{what}: other work kept {:.2} cores busy in each of three attempts",
+                best.other_cores()
+            ));
+        }
+        Ok(best)
+    }
+
+    /// [`Bench::load`], measured again while the machine is noisy ([`Bench::quietest`]).
     pub(crate) async fn load_quiet(
         &mut self,
         proc: &mut Proc,
@@ -55,25 +82,8 @@ impl Bench {
         profile: &Profile,
         sessions: usize,
     ) -> Result<LoadResult> {
-        let mut best = self.load(proc, server, profile, sessions).await?;
-        for _ in 0..2 {
-            if best.other_cores <= NOISY {
-                break;
-            }
-            self.clock.say(format!("  {:.2} other cores busy during that run: measuring it again", best.other_cores));
-            let again = self.load(proc, server, profile, sessions).await?;
-            if again.other_cores < best.other_cores {
-                best = again;
-            }
-        }
-        if best.other_cores > NOISY {
-            self.note(format!(
-                "{server}, {}, {sessions} sessions: other work kept {:.2} cores busy in each of three attempts",
-                profile.transport.label(),
-                best.other_cores
-            ));
-        }
-        Ok(best)
+        let what = format!("{server}, {}, {sessions} sessions", profile.transport.label());
+        self.quietest(proc, &what, async |bench, proc| bench.load(proc, server, profile, sessions).await).await
     }
 
     pub(crate) async fn load(
@@ -115,8 +125,8 @@ impl Bench {
 }
 
 impl Bench {
-    /// [`Bench::open_loop`], measured again (at most twice) while something else kept more than
-    /// [`NOISY`] cores busy; the quietest attempt is kept.
+    /// [`Bench::open_loop`], measured again while the machine is noisy ([`Bench::quietest`]);
+    /// the errors of the attempt kept are noted (a server that cannot keep up has them in each).
     pub(crate) async fn open_loop_quiet(
         &mut self,
         proc: &mut Proc,
@@ -124,27 +134,12 @@ impl Bench {
         profile: &Profile,
         rate: f64,
     ) -> Result<RateResult> {
-        let mut best = self.open_loop(proc, server, profile, rate).await?;
-        for _ in 0..2 {
-            if best.other_cores <= NOISY {
-                break;
-            }
-            self.clock.say(format!("  {:.2} other cores busy during that run: measuring it again", best.other_cores));
-            let again = self.open_loop(proc, server, profile, rate).await?;
-            if again.other_cores < best.other_cores {
-                best = again;
-            }
-        }
-        if best.other_cores > NOISY {
-            self.note(format!(
-                "{server}, open loop at {rate:.0} req/s: other work kept {:.2} cores busy in each of three attempts",
-                best.other_cores
-            ));
-        }
-        // The errors of the attempt kept (a server that cannot keep up has them in every one).
+        let what = format!("{server}, open loop at {rate:.0} req/s");
+        let best =
+            self.quietest(proc, &what, async |bench, proc| bench.open_loop(proc, server, profile, rate).await).await?;
         if best.errors > 0 {
             self.note(format!(
-                "{server}, open loop at {rate:.0} req/s: {} errors; first: {}",
+                "{what}: {} errors; first: {}",
                 best.errors,
                 best.first_error.clone().unwrap_or_default()
             ));
@@ -177,6 +172,23 @@ impl Bench {
         ));
         self.check_alive(proc)?;
         Ok(result)
+    }
+}
+
+/// A run that says how busy the rest of the machine was.
+trait Quiet {
+    fn other_cores(&self) -> f64;
+}
+
+impl Quiet for LoadResult {
+    fn other_cores(&self) -> f64 {
+        self.other_cores
+    }
+}
+
+impl Quiet for RateResult {
+    fn other_cores(&self) -> f64 {
+        self.other_cores
     }
 }
 
