@@ -27,7 +27,7 @@ help:
 	@echo "make install      release build, binary, config, units under PREFIX=/usr/local (DESTDIR= ok)"
 	@echo "make uninstall    remove what install put (keeps /etc/mcpgw)"
 	@echo "make deb          build a Debian package with cargo-deb (installed if missing)"
-	@echo "make bench   release build, then the benchmark (~12-15 min): docs/benchmarks.md, target/bench/results.json;"
+	@echo "make bench   release build, then the benchmark (~14-18 min): docs/benchmarks.md, target/bench/results.json;"
 	@echo "             BENCH_QUICK=1 for a smoke run (target/bench/benchmarks-quick.md)"
 	@echo "make deps-bench  install the competing gateways the bench measures (crates/bench/peers)"
 	@echo "make profile where mcpgw's CPU goes per request, by perf under load: target/profile/summary.md;"

@@ -147,10 +147,11 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     }
     let profiles = Profiles::new()?;
 
-    // ---- round trips, rounds and set-up, on one set of servers ----------------------------
+    // ---- round trips, rounds, open loop and set-up, on one set of servers -----------------
     let mut servers = Servers::start(&options.mcpgw, &builtin_config, &one_thread_config).await?;
     let throughput = measure::round_trips(&mut bench, &mut servers, &profiles).await?;
     let (rounds, rounds_one_thread) = measure::rounds(&mut bench, &mut servers, &profiles).await?;
+    let open_loop = measure::open_loop(&mut bench, &mut servers, &profiles).await?;
     let setup = measure::setup(&mut bench, &mut servers, &profiles).await?;
     servers.stop(&mut bench);
 
@@ -171,6 +172,7 @@ pub(crate) async fn run(options: Options) -> Result<()> {
         throughput,
         rounds,
         rounds_one_thread,
+        open_loop,
         setup,
         memory,
         overhead,

@@ -1,5 +1,6 @@
 //! The measuring context of a run: its plan, the harness's messages and the observations it
-//! collects, and one closed-loop run of a server, measured again while the machine is noisy.
+//! collects, and one closed-loop or open-loop run of a server, measured again while the machine
+//! is noisy.
 
 use anyhow::{Result, bail};
 use serde_json::json;
@@ -9,6 +10,7 @@ use crate::client::{ACCEPT_BOTH, Profile, Transport};
 use crate::launch::target_of;
 use crate::load::{self, LoadResult};
 use crate::procs::Proc;
+use crate::rate::{self, RateResult};
 
 use super::report::Plan;
 
@@ -43,9 +45,36 @@ impl Bench {
         Ok(())
     }
 
-    /// [`Bench::load`], measured again (at most twice) while something else kept more than a
-    /// quarter of a core busy; the quietest attempt is kept. Only for runs where nothing but the
-    /// server and the load generator should be working.
+    /// What `measure` returns, measured again (at most twice) while something else kept more
+    /// than [`NOISY`] cores busy; the quietest attempt is kept. Only for runs where nothing but
+    /// the server and the load generator should be working. `what` names the run in a note.
+    async fn quietest<R: Quiet>(
+        &mut self,
+        proc: &mut Proc,
+        what: &str,
+        mut measure: impl AsyncFnMut(&mut Bench, &mut Proc) -> Result<R>,
+    ) -> Result<R> {
+        let mut best = measure(self, proc).await?;
+        for _ in 0..2 {
+            if best.other_cores() <= NOISY {
+                break;
+            }
+            self.clock.say(format!("  {:.2} other cores busy during that run: measuring it again", best.other_cores()));
+            let again = measure(self, proc).await?;
+            if again.other_cores() < best.other_cores() {
+                best = again;
+            }
+        }
+        if best.other_cores() > NOISY {
+            self.note(format!(
+                "{what}: other work kept {:.2} cores busy in each of three attempts",
+                best.other_cores()
+            ));
+        }
+        Ok(best)
+    }
+
+    /// [`Bench::load`], measured again while the machine is noisy ([`Bench::quietest`]).
     pub(crate) async fn load_quiet(
         &mut self,
         proc: &mut Proc,
@@ -53,25 +82,8 @@ impl Bench {
         profile: &Profile,
         sessions: usize,
     ) -> Result<LoadResult> {
-        let mut best = self.load(proc, server, profile, sessions).await?;
-        for _ in 0..2 {
-            if best.other_cores <= NOISY {
-                break;
-            }
-            self.clock.say(format!("  {:.2} other cores busy during that run: measuring it again", best.other_cores));
-            let again = self.load(proc, server, profile, sessions).await?;
-            if again.other_cores < best.other_cores {
-                best = again;
-            }
-        }
-        if best.other_cores > NOISY {
-            self.note(format!(
-                "{server}, {}, {sessions} sessions: other work kept {:.2} cores busy in each of three attempts",
-                profile.transport.label(),
-                best.other_cores
-            ));
-        }
-        Ok(best)
+        let what = format!("{server}, {}, {sessions} sessions", profile.transport.label());
+        self.quietest(proc, &what, async |bench, proc| bench.load(proc, server, profile, sessions).await).await
     }
 
     pub(crate) async fn load(
@@ -109,6 +121,74 @@ impl Bench {
         }
         self.check_alive(proc)?;
         Ok(result)
+    }
+}
+
+impl Bench {
+    /// [`Bench::open_loop`], measured again while the machine is noisy ([`Bench::quietest`]);
+    /// the errors of the attempt kept are noted (a server that cannot keep up has them in each).
+    pub(crate) async fn open_loop_quiet(
+        &mut self,
+        proc: &mut Proc,
+        server: &str,
+        profile: &Profile,
+        rate: f64,
+    ) -> Result<RateResult> {
+        let what = format!("{server}, open loop at {rate:.0} req/s");
+        let best =
+            self.quietest(proc, &what, async |bench, proc| bench.open_loop(proc, server, profile, rate).await).await?;
+        if best.errors > 0 {
+            self.note(format!(
+                "{what}: {} errors; first: {}",
+                best.errors,
+                best.first_error.clone().unwrap_or_default()
+            ));
+        }
+        Ok(best)
+    }
+
+    async fn open_loop(&mut self, proc: &mut Proc, server: &str, profile: &Profile, rate: f64) -> Result<RateResult> {
+        let target = target_of(proc)?;
+        let (sessions, warmup, duration) = (self.plan.open_loop_sessions, self.plan.warmup(), self.plan.duration());
+        let result = match rate::open_loop(&target, profile, sessions, rate, warmup, duration, Some(proc.pid)).await {
+            Ok(result) => result,
+            Err(e) => {
+                RateResult { rate, sessions, errors: 1, first_error: Some(format!("{e:#}")), ..RateResult::default() }
+            }
+        };
+        self.clock.say(format!(
+            "{server}, open loop at {rate:.0} req/s over {sessions} sessions: p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms, {:.3}% over 10 ms, send lag p99 {:.3} ms, {} CPU µs/req, cores: server {} client {:.2} other {:.2}; {} errors",
+            result.latency.p50_ms,
+            result.latency.p99_ms,
+            result.latency.p999_ms,
+            result.latency.max_ms,
+            result.over_10ms_share * 100.0,
+            result.send_lag.p99_ms,
+            result.server_us_per_req.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
+            result.server_cores.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+            result.client_cores,
+            result.other_cores,
+            result.errors,
+        ));
+        self.check_alive(proc)?;
+        Ok(result)
+    }
+}
+
+/// A run that says how busy the rest of the machine was.
+trait Quiet {
+    fn other_cores(&self) -> f64;
+}
+
+impl Quiet for LoadResult {
+    fn other_cores(&self) -> f64 {
+        self.other_cores
+    }
+}
+
+impl Quiet for RateResult {
+    fn other_cores(&self) -> f64 {
+        self.other_cores
     }
 }
 

@@ -1,6 +1,6 @@
 //! The measurements on the built-in `echo`: closed-loop round trips of every server and
-//! transport, the alternating rounds of mcpgw against rmcp stateless JSON, and the session
-//! set-up rate. The servers are started once for all of them.
+//! transport, the alternating rounds of mcpgw against rmcp stateless JSON, the open loop at
+//! fixed rates, and the session set-up rate. The servers are started once for all of them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use crate::load;
 use crate::procs::Proc;
 
 use super::bench::{Bench, Profiles};
-use super::report::{MCPGW_1, RMCP_STATELESS_1, Round, Row, SetupRow};
+use super::report::{MCPGW_1, OpenLoopRow, RMCP_STATELESS_1, Round, Row, SetupRow};
 
 /// The servers of the round-trip runs, each its own process.
 pub(crate) struct Servers {
@@ -159,4 +159,26 @@ pub(crate) async fn setup(bench: &mut Bench, s: &mut Servers, p: &Profiles) -> R
         });
     }
     Ok(setup)
+}
+
+/// The open loop: each rate of the plan against mcpgw (both configurations), rmcp stateless
+/// JSON and the bare hyper server, in that order at each rate.
+pub(crate) async fn open_loop(bench: &mut Bench, s: &mut Servers, p: &Profiles) -> Result<Vec<OpenLoopRow>> {
+    let mut rows = Vec::new();
+    for rate in bench.plan.open_loop_rates.clone() {
+        for (server, proc, profile) in [
+            ("mcpgw", &mut s.gw, &p.json),
+            (MCPGW_1, &mut s.gw1, &p.json),
+            ("rmcp stateless JSON", &mut s.stateless, &p.rmcp_json),
+            ("bare hyper", &mut s.bare, &p.json),
+        ] {
+            let result = bench.open_loop_quiet(proc, server, profile, rate).await?;
+            rows.push(OpenLoopRow {
+                server: server.to_owned(),
+                transport: profile.transport.label().to_owned(),
+                result,
+            });
+        }
+    }
+    Ok(rows)
 }

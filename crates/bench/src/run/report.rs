@@ -9,6 +9,7 @@ use crate::client::Transport;
 use crate::load::{LoadResult, SetupResult};
 use crate::machine::{Machine, Versions};
 use crate::peers::{PeerDetail, PeerInfo};
+use crate::rate::RateResult;
 
 /// The servers on one tokio worker thread (`[server] worker_threads = 1`; `serve-rmcp --workers 1`).
 pub(crate) const MCPGW_1: &str = "mcpgw, 1 thread";
@@ -26,6 +27,9 @@ pub(crate) struct Plan {
     pub(crate) idle: Vec<usize>,
     pub(crate) overhead_sizes: Vec<usize>,
     pub(crate) idle_workers: usize,
+    /// The open loop's rates (requests per second, all sessions together) and sessions.
+    pub(crate) open_loop_rates: Vec<f64>,
+    pub(crate) open_loop_sessions: usize,
 }
 
 impl Plan {
@@ -41,6 +45,8 @@ impl Plan {
                 idle: vec![200, 1_000],
                 overhead_sizes: vec![1],
                 idle_workers: 64,
+                open_loop_rates: vec![1_000.0, 5_000.0, 10_000.0],
+                open_loop_sessions: 64,
             }
         } else {
             Plan {
@@ -53,6 +59,8 @@ impl Plan {
                 idle: vec![1_000, 10_000],
                 overhead_sizes: vec![1, 16],
                 idle_workers: 64,
+                open_loop_rates: vec![1_000.0, 5_000.0, 10_000.0],
+                open_loop_sessions: 64,
             }
         }
     }
@@ -79,6 +87,14 @@ pub(crate) struct Round {
     pub(crate) round: usize,
     pub(crate) mcpgw: LoadResult,
     pub(crate) rmcp_stateless: LoadResult,
+}
+
+/// One server at one rate of the open loop.
+#[derive(Serialize)]
+pub(crate) struct OpenLoopRow {
+    pub(crate) server: String,
+    pub(crate) transport: String,
+    pub(crate) result: RateResult,
 }
 
 #[derive(Serialize)]
@@ -153,6 +169,8 @@ pub(crate) struct Report {
     pub(crate) rounds: Vec<Round>,
     /// The same rounds between [`MCPGW_1`] and [`RMCP_STATELESS_1`].
     pub(crate) rounds_one_thread: Vec<Round>,
+    /// Requests at fixed rates, latency from when each was due.
+    pub(crate) open_loop: Vec<OpenLoopRow>,
     pub(crate) setup: Vec<SetupRow>,
     pub(crate) memory: Vec<MemoryRow>,
     pub(crate) overhead: Vec<OverheadRow>,
@@ -173,6 +191,11 @@ impl Report {
             .iter()
             .find(|r| r.server == server && r.transport == transport.label() && r.result.sessions == sessions)
             .map(|r| &r.result)
+    }
+
+    /// The open-loop run of `server` at `rate` requests per second.
+    pub(crate) fn open_loop(&self, server: &str, rate: f64) -> Option<&RateResult> {
+        self.open_loop.iter().find(|r| r.server == server && r.result.rate == rate).map(|r| &r.result)
     }
 
     /// A stdio overhead run at `sessions` whose path starts with `path` ("direct", "through mcpgw").
@@ -218,6 +241,7 @@ pub(crate) mod fake {
             throughput: Vec::new(),
             rounds: Vec::new(),
             rounds_one_thread: Vec::new(),
+            open_loop: Vec::new(),
             setup: Vec::new(),
             memory: Vec::new(),
             overhead: Vec::new(),
@@ -244,6 +268,33 @@ pub(crate) mod fake {
             accept: String::new(),
             result,
         }
+    }
+
+    /// An open-loop row of `server` at `rate`: p50 and p99 in ms, requests over 10 ms of 50,000.
+    pub(crate) fn open(server: &str, rate: f64, p50: f64, p99: f64, over: usize) -> OpenLoopRow {
+        let mut result = RateResult { rate, sessions: 64, due: 50_000, answered: 50_000, ..RateResult::default() };
+        result.latency.p50_ms = p50;
+        result.latency.p99_ms = p99;
+        result.latency.p999_ms = p99 * 2.0;
+        result.latency.max_ms = if over > 0 { 12.0 } else { p99 * 3.0 };
+        result.over_10ms = over;
+        result.over_10ms_share = over as f64 / 50_000.0;
+        OpenLoopRow { server: server.into(), transport: Transport::StreamableJson.label().into(), result }
+    }
+
+    /// The one-thread report with open-loop rows at 5,000 and 10,000 req/s.
+    pub(crate) fn open_loop_report() -> Report {
+        let mut report = one_thread_report();
+        report.open_loop = vec![
+            open("mcpgw", 5_000.0, 0.2, 0.8, 0),
+            open(MCPGW_1, 5_000.0, 0.15, 0.5, 0),
+            open("rmcp stateless JSON", 5_000.0, 0.3, 1.2, 0),
+            open("bare hyper", 5_000.0, 0.1, 0.3, 0),
+            open("mcpgw", 10_000.0, 0.3, 2.0, 3),
+            open(MCPGW_1, 10_000.0, 0.2, 0.9, 0),
+            open("bare hyper", 10_000.0, 0.1, 0.4, 0),
+        ];
+        report
     }
 
     /// The report of the one-thread test: rounds and matrix rows for both configurations.

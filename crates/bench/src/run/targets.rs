@@ -1,8 +1,6 @@
 //! Judging a run against the targets: each target becomes a [`Verdict`] saying what was
 //! measured, whether it was met and by how much.
 
-use crate::client::Transport;
-
 use super::numbers::{median, pct};
 use super::report::{MCPGW_1, Report, Round, Verdict};
 
@@ -46,38 +44,80 @@ fn round_verdicts(rounds: &[Round], n: usize, which: &str) -> [Verdict; 2] {
     ]
 }
 
-/// p99 < 2 ms at 64 sessions for `server`: the median of its matrix run and its rounds' runs.
-fn p99_verdict(report: &Report, server: &str, rounds: &[Round], target: &str) -> Option<Verdict> {
-    let matrix = report.find(server, Transport::StreamableJson, 64)?;
-    // Every JSON run of `server` at 64 sessions: the matrix's and the rounds'.
-    let mut runs = vec![matrix.latency.p99_ms];
-    if report.round_sessions_are(64) {
-        runs.extend(rounds.iter().map(|round| round.mcpgw.latency.p99_ms));
-    }
-    let p99 = median(runs.clone());
-    let others: Vec<String> = [Transport::StreamableSse, Transport::Legacy]
-        .iter()
-        .filter_map(|&t| report.find(server, t, 64).map(|r| format!("{}: {:.2} ms", t.label(), r.latency.p99_ms)))
-        .collect();
-    Some(Verdict {
-        target: target.to_owned(),
-        measured: format!(
-            "{p99:.2} ms, median of {} runs ({}); {}",
-            runs.len(),
-            runs.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(", "),
-            others.join("; ")
-        ),
-        met: p99 < 2.0,
-        margin: if p99 < 2.0 {
-            format!("{:.2} ms to spare", 2.0 - p99)
-        } else {
-            format!("{:.2} ms over ({})", p99 - 2.0, pct(p99 / 2.0 - 1.0))
-        },
-    })
+/// The open-loop rate of the p99 targets.
+pub(crate) const P99_RATE: f64 = 5_000.0;
+/// mcpgw's open-loop p99 at [`P99_RATE`]: at most this many milliseconds…
+pub(crate) const P99_MS: f64 = 1.0;
+/// …and at most this many times the bare hyper server's at the same rate.
+pub(crate) const P99_OVER_BARE: f64 = 2.0;
+/// The open-loop rate at which no request may take over 10 ms.
+pub(crate) const SLOW_RATE: f64 = 10_000.0;
+
+/// `errors` as the end of a margin, when there are any.
+fn errors_note(errors: usize) -> String {
+    if errors == 0 { String::new() } else { format!("; {errors} errors") }
 }
 
-/// The targets, judged on mcpgw's default configuration; after the round and p99 targets, the
-/// same judged on one worker thread.
+/// The open-loop targets of the mcpgw rows named `server`: p99 at [`P99_RATE`] on its own and
+/// against the bare hyper server, and nothing slow at [`SLOW_RATE`]; `which` names the
+/// configuration in each target's wording.
+fn open_loop_verdicts(report: &Report, server: &str, which: &str) -> [Option<Verdict>; 3] {
+    let sessions = report.plan.open_loop_sessions;
+    let at = report.open_loop(server, P99_RATE);
+    let p99 = at.map(|g| {
+        let p99 = g.latency.p99_ms;
+        let met = p99 <= P99_MS && g.errors == 0;
+        Verdict {
+            target: format!(
+                "open loop, 5,000 req/s over {sessions} sessions: p99 ≤ 1 ms (mcpgw{which}, Streamable HTTP JSON, built-in echo)"
+            ),
+            measured: format!(
+                "{p99:.3} ms (p50 {:.3} ms, p99.9 {:.3} ms; {} answered, {} errors)",
+                g.latency.p50_ms, g.latency.p999_ms, g.answered, g.errors
+            ),
+            met,
+            margin: if p99 <= P99_MS {
+                format!("{:.3} ms to spare{}", P99_MS - p99, errors_note(g.errors))
+            } else {
+                format!("{:.3} ms over ({}){}", p99 - P99_MS, pct(p99 / P99_MS - 1.0), errors_note(g.errors))
+            },
+        }
+    });
+    let against_bare = at.zip(report.open_loop("bare hyper", P99_RATE)).map(|(g, bare)| {
+        let ratio = g.latency.p99_ms / bare.latency.p99_ms;
+        let errors = g.errors + bare.errors;
+        Verdict {
+            target: format!(
+                "open loop, 5,000 req/s: p99 ≤ 2× the bare hyper server's p99 at the same rate (mcpgw{which})"
+            ),
+            measured: format!("{ratio:.2}× ({:.3} vs {:.3} ms)", g.latency.p99_ms, bare.latency.p99_ms),
+            met: ratio <= P99_OVER_BARE && errors == 0,
+            margin: format!("{} against 2×{}", pct(ratio / P99_OVER_BARE - 1.0), errors_note(errors)),
+        }
+    });
+    let slow = report.open_loop(server, SLOW_RATE).map(|g| Verdict {
+        target: format!("open loop, 10,000 req/s over {sessions} sessions: no request over 10 ms (mcpgw{which})"),
+        measured: format!(
+            "{} of {} over 10 ms or unanswered ({:.3}%); max {:.2} ms, p99.9 {:.3} ms; {} errors",
+            g.over_10ms,
+            g.due,
+            g.over_10ms_share * 100.0,
+            g.latency.max_ms,
+            g.latency.p999_ms,
+            g.errors
+        ),
+        met: g.over_10ms == 0 && g.errors == 0,
+        margin: if g.over_10ms == 0 {
+            format!("none over 10 ms{}", errors_note(g.errors))
+        } else {
+            format!("{} over 10 ms{}", g.over_10ms, errors_note(g.errors))
+        },
+    });
+    [p99, against_bare, slow]
+}
+
+/// The targets, judged on mcpgw's default configuration; after each round and open-loop target,
+/// the same judged on one worker thread.
 pub(crate) fn verdicts(report: &Report) -> Vec<Verdict> {
     let mut out = Vec::new();
     let n = report.plan.round_sessions;
@@ -87,19 +127,10 @@ pub(crate) fn verdicts(report: &Report) -> Vec<Verdict> {
     let [cpu1, rps1] = round_verdicts(&report.rounds_one_thread, n, ", with worker_threads = 1 on both servers");
     out.extend([cpu, cpu1, rps, rps1]);
 
-    // 2. p99 at 64 sessions.
-    out.extend(p99_verdict(
-        report,
-        "mcpgw",
-        &report.rounds,
-        "p99 < 2 ms at 64 sessions (mcpgw, Streamable HTTP JSON, built-in echo)",
-    ));
-    out.extend(p99_verdict(
-        report,
-        MCPGW_1,
-        &report.rounds_one_thread,
-        "p99 < 2 ms at 64 sessions, mcpgw with worker_threads = 1 (Streamable HTTP JSON, built-in echo)",
-    ));
+    // 2. open-loop latency (the closed-loop p99 at 64 sessions is retired: "Reading the targets").
+    let [p99, bare, slow] = open_loop_verdicts(report, "mcpgw", "");
+    let [p99_1, bare_1, slow_1] = open_loop_verdicts(report, MCPGW_1, ", worker_threads = 1");
+    out.extend([p99, p99_1, bare, bare_1, slow, slow_1].into_iter().flatten());
 
     // 3. memory per idle session, and 10,000 held without error.
     for row in report.memory.iter().filter(|m| m.server == "mcpgw") {
@@ -175,15 +206,42 @@ mod tests {
     fn one_thread_targets_follow_the_default_ones() {
         let v = verdicts(&fake::one_thread_report());
         let one_thread = |i: usize| v[i].target.contains("worker_threads = 1");
-        assert_eq!(v.len(), 6);
-        assert_eq!((0..6).map(one_thread).collect::<Vec<_>>(), [false, true, false, true, false, true]);
+        assert_eq!(v.len(), 4);
+        assert_eq!((0..4).map(one_thread).collect::<Vec<_>>(), [false, true, false, true]);
         // CPU: 50/35 = 1.43× missed, 40/25 = 1.6× met; wall clock: 0.97× missed, 1.2× met.
-        assert_eq!(v.iter().map(|v| v.met).collect::<Vec<_>>(), [false, true, false, true, false, true]);
+        assert_eq!(v.iter().map(|v| v.met).collect::<Vec<_>>(), [false, true, false, true]);
         assert!(v[1].measured.starts_with("1.60×"), "{}", v[1].measured);
         assert_eq!(v[1].margin, "+7% against 1.5×");
-        // p99 medians of the matrix run and the round: (4 + 3) / 2 and (1.5 + 1.9) / 2.
-        assert!(v[4].measured.starts_with("3.50 ms, median of 2 runs"), "{}", v[4].measured);
-        assert!(v[5].measured.starts_with("1.70 ms, median of 2 runs"), "{}", v[5].measured);
-        assert_eq!(v[5].margin, "0.30 ms to spare");
+    }
+
+    #[test]
+    fn open_loop_targets_replace_the_closed_loop_p99() {
+        let v = verdicts(&fake::open_loop_report());
+        let targets: Vec<&str> = v.iter().map(|v| v.target.as_str()).collect();
+        assert!(targets.iter().all(|t| !t.contains("at 64 sessions")), "{targets:#?}");
+        let open: Vec<&Verdict> = v.iter().filter(|v| v.target.starts_with("open loop")).collect();
+        assert_eq!(open.len(), 6, "{targets:#?}");
+        // Default then one thread, for each target.
+        assert_eq!(
+            open.iter().map(|v| v.target.contains("worker_threads = 1")).collect::<Vec<_>>(),
+            [false, true, false, true, false, true]
+        );
+        // mcpgw: p99 0.8 ms met, 2.67× the bare server's 0.3 ms missed, 3 requests over 10 ms
+        // missed; one thread: 0.5 ms, 1.67×, none slow: all met.
+        assert_eq!(open.iter().map(|v| v.met).collect::<Vec<_>>(), [true, true, false, true, false, true]);
+        assert_eq!(open[0].margin, "0.200 ms to spare");
+        assert!(open[2].measured.starts_with("2.67× (0.800 vs 0.300 ms)"), "{}", open[2].measured);
+        assert_eq!(open[2].margin, "+33% against 2×");
+        assert!(open[4].measured.starts_with("3 of 50000 over 10 ms"), "{}", open[4].measured);
+        assert_eq!(open[5].margin, "none over 10 ms");
+    }
+
+    #[test]
+    fn an_open_loop_run_with_errors_misses() {
+        let mut report = fake::open_loop_report();
+        for row in &mut report.open_loop {
+            row.result.errors = 2;
+        }
+        assert!(verdicts(&report).iter().filter(|v| v.target.starts_with("open loop")).all(|v| !v.met));
     }
 }
