@@ -73,6 +73,7 @@ const CATEGORIES: &[Category] = &[
             "mcpgw_transport::session::Session::deliver",
             "mcpgw_transport::session::Session::send",
             "mcpgw_transport::session::Session::route",
+            "mcpgw_transport::routes::Routes::route",
             "open_post",
         ],
         leaf_only: false,
