@@ -16,7 +16,8 @@ export MCPGW_BIN := $(CURDIR)/target/debug/mcpgw
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-deps fuzz-regressions
 
 help:
-	@echo "make run     start the gateway on the embedded default config (http://127.0.0.1:8080)"
+	@echo "make run     start the gateway on config/mcpgw.toml (http://127.0.0.1:8080); ARGS= passes it arguments:"
+	@echo "             make run ARGS=\"--config config/examples/stdio.toml\""
 	@echo "make test    install what the tests need, then run every test suite"
 	@echo "make test-conformance  the official MCP conformance suite through mcpgw (tests/conformance)"
 	@echo "make fuzz    every fuzz target for FUZZ_SECONDS (default 60) each, corpus kept (fuzz/README.md)"
@@ -26,14 +27,16 @@ help:
 	@echo "make install      release build, binary, config, units under PREFIX=/usr/local (DESTDIR= ok)"
 	@echo "make uninstall    remove what install put (keeps /etc/mcpgw)"
 	@echo "make deb          build a Debian package with cargo-deb (installed if missing)"
-	@echo "make bench   release build, then the benchmark (~12-15 min): docs/benchmarks.md, target/bench/results.json;"
+	@echo "make bench   release build, then the benchmark (~14-18 min): docs/benchmarks.md, target/bench/results.json;"
 	@echo "             BENCH_QUICK=1 for a smoke run (target/bench/benchmarks-quick.md)"
 	@echo "make deps-bench  install the competing gateways the bench measures (crates/bench/peers)"
 	@echo "make profile where mcpgw's CPU goes per request, by perf under load: target/profile/summary.md;"
 	@echo "             PROFILE_SECS (default 10) measured seconds, PROFILE_THREADS mcpgw's worker threads"
 
+# ARGS: the gateway's arguments, for example ARGS="--config config/examples/stdio.toml --listen 127.0.0.1:9090".
+ARGS ?=
 run:
-	$(CARGO) run -p mcpgw --
+	$(CARGO) run -p mcpgw -- $(ARGS)
 
 build:
 	$(CARGO) build -p mcpgw
@@ -137,10 +140,12 @@ deb:
 
 # ---- the official MCP conformance suite (server scenarios) through mcpgw ------------------
 # tests/conformance/run.sh installs the pinned suite and Node 22 from npm (npm ci, once), builds
-# mcpgw and tests/fixture, starts mcpgw with the fixture as a stdio upstream and runs the active
-# suite against it, checked against tests/conformance/expected-failures.yml.
-test-conformance: build
+# mcpgw and tests/fixture, starts mcpgw with the fixture as a stdio upstream (and an http upstream
+# from the Python venv that closes test_reconnection's reply early) and runs the suite against it,
+# checked against tests/conformance/expected-failures.yml: the active suite, then --suite all.
+test-conformance: build deps-python
 	tests/conformance/run.sh
+	CONFORMANCE_NO_BUILD=1 tests/conformance/run.sh --suite all
 
 # ---- fuzzing: cargo-fuzz (libFuzzer) on the stable toolchain (fuzz/README.md) -----------------
 # fuzz/ is its own cargo workspace (own Cargo.lock and target/). Without a sanitizer cargo-fuzz

@@ -116,7 +116,7 @@ fuzz_target!(|input: &[u8]| {
         Ok(Some(v)) => {
             assert!(SESSION_PROTOCOL_VERSIONS.contains(&v));
             let sent = present.expect("a version from a header").to_str().expect("a version is ASCII");
-            assert_eq!(sent.trim(), v);
+            assert_eq!(sent.trim(), v.as_str());
         }
         Err(e) => {
             assert!(present.is_some(), "refused an absent version: {e:?}");

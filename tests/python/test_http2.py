@@ -1,9 +1,14 @@
 """HTTP/2: the official SDK over HTTP/2 with prior knowledge (h2c, httpx2 with the `h2` package
 as the client's HTTP/2 stack, not hyper's), on both transports: a session with a call that
-streams progress, several calls at once multiplexed on the one connection, and a clean close.
+streams progress, and a clean close, every exchange over HTTP/2.
 
 Why: mcpgw serves HTTP/1.1 and HTTP/2 on the same port (hyper-util's auto builder); proxies
-and clients that speak HTTP/2 to their upstreams must get the same MCP behaviour."""
+and clients that speak HTTP/2 to their upstreams must get the same MCP behaviour.
+
+Many calls at once on one connection are tested in tests/tests/http2.rs with hyper's own
+HTTP/2 client, not here: this client's HTTP/2 layer (httpcore2) can leave concurrent calls
+waiting behind the read of the standalone GET stream until its next keepalive, a client bug
+described in docs/testing.md ("Known client bugs") with tests/python/repro/h2_stall.py."""
 
 from __future__ import annotations
 
@@ -36,16 +41,6 @@ async def test_sdk_session_over_http2(gateway, transport):
             with anyio.fail_after(5):
                 await both_progress.wait()
             assert sorted(progress) == [1.0, 2.0], progress
-
-            answers: dict[int, str] = {}
-
-            async def call(i: int) -> None:
-                answers[i] = text_of(await client.call_tool("echo", {"text": f"call {i}"}))
-
-            async with anyio.create_task_group() as tg:
-                for i in range(8):
-                    tg.start_soon(call, i)
-            assert answers == {i: f"call {i}" for i in range(8)}
         await wait_for_counts(gateway.url, legacy=0, streamable=0)
 
     assert recorder.exchanges, "the client made no request"

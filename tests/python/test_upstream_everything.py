@@ -1,8 +1,8 @@
 """The reference server `@modelcontextprotocol/server-everything` as a stdio upstream, in both
 share modes (a child per client session, and one child for every session), through the
 official Python SDK client over both transports: tools (with a name collision against the
-built-in `echo`), progress, sampling and elicitation answered by the client, resources and a
-resource subscription."""
+built-in `echo`, which keeps its name; test_collisions.py has the details), progress, sampling
+and elicitation answered by the client, resources and a resource subscription."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import warnings
 
 import anyio
 import pytest
-from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning
 
 from support import (
     TRANSPORTS,
@@ -51,7 +51,7 @@ async def test_everything_tour(start_gateway, everything_js, transport, share):
             # -- tools: the union of both upstreams
             tools = {t.name: t for t in (await client.list_tools()).tools}
             expected = {
-                "builtin_echo",
+                "echo",
                 "everything_echo",
                 "add",
                 "sleep",
@@ -62,9 +62,9 @@ async def test_everything_tour(start_gateway, everything_js, transport, share):
                 "toggle-subscriber-updates",
             }
             assert expected <= tools.keys(), sorted(tools)
-            assert "echo" not in tools, "a colliding name must only be exposed with its upstream prefix"
+            assert "builtin_echo" not in tools, "the built-in tools keep their names on a collision"
             assert text_of(await client.call_tool("everything_echo", {"message": "hi"})) == "Echo: hi"
-            assert text_of(await client.call_tool("builtin_echo", {"text": "hi"})) == "hi"
+            assert text_of(await client.call_tool("echo", {"text": "hi"})) == "hi"
             assert text_of(await client.call_tool("get-sum", {"a": 19, "b": 23})) == "The sum of 19 and 23 is 42."
             assert text_of(await client.call_tool("add", {"a": 1, "b": 2})) == "3"
 
@@ -124,28 +124,6 @@ async def test_everything_tour(start_gateway, everything_js, transport, share):
                 await me.update_seen.wait()
             assert set(me.updated) == {DOC_URI}, me.updated
         await wait_for_counts(gw.url, legacy=0, streamable=0)
-
-
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_colliding_tool_names_are_both_callable(start_gateway, everything_js, transport):
-    """Built-in `echo` and server-everything's `echo` are exposed as `builtin_echo` and
-    `everything_echo`, each with its own schema and behaviour; bare `echo` is no tool."""
-    gw = start_gateway(everything_config(everything_js, "session"))
-    with anyio.fail_after(30):
-        async with connect(gw.url, transport) as client:
-            tools = {t.name: t for t in (await client.list_tools()).tools}
-            assert {"builtin_echo", "everything_echo"} <= tools.keys(), sorted(tools)
-            assert "echo" not in tools, sorted(tools)
-            assert list(tools["builtin_echo"].input_schema["properties"]) == ["text"]
-            assert list(tools["everything_echo"].input_schema["properties"]) == ["message"]
-            assert text_of(await client.call_tool("builtin_echo", {"text": "same words"})) == "same words"
-            assert text_of(await client.call_tool("everything_echo", {"message": "same words"})) == "Echo: same words"
-            try:
-                unknown = await client.call_tool("echo", {"text": "x"})
-            except MCPError:
-                pass  # a JSON-RPC error is a correct answer
-            else:
-                assert unknown.is_error, unknown
 
 
 async def test_session_child_gets_the_clients_capabilities(start_gateway, everything_js):

@@ -1,17 +1,30 @@
 """Remote upstreams: a Python SDK server (`MCPServer`, formerly FastMCP; see
 `fixtures/remote_server.py`) served over Streamable HTTP and over legacy HTTP+SSE, configured
 as an `http` and as an `sse` upstream. A client lists and calls its tools through mcpgw,
-next to the built-in ones, over both client transports."""
+next to the built-in ones, over both client transports. And an `http` upstream that ends its
+reply streams early (`fixtures/polling_server.py`): resumed, bounded, and under a deadline."""
 
 from __future__ import annotations
 
+import json
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from tcp_cutter import TcpCutter
 from support import TRANSPORTS, connect, text_of, toml_string, wait_for_counts, wait_shared_upstreams_up
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +104,143 @@ async def test_remote_upstream_reuses_connections(start_gateway, remote_servers,
         posts = [r for r in proxy.requests if r.method == "POST"]
         assert len(posts) >= CALLS, f"the proxy saw {len(posts)} POSTs for {CALLS} calls"
         assert opened <= CALLS // 3, f"{opened} new upstream connections for {CALLS} sequential calls"
+
+
+# ---- an http upstream that ends a reply stream early (SEP-1699; fixtures/polling_server.py) ----
+
+
+class PollingServer:
+    """`fixtures/polling_server.py`, running: its tools close their reply stream after the
+    priming event and keep the result for a `GET` with `Last-Event-ID`."""
+
+    START_TIMEOUT_S = 60.0  # importing the SDK takes seconds on a loaded machine
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(FIXTURES / "polling_server.py"), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=read, name="polling-server", daemon=True).start()
+        try:
+            line = lines.get(timeout=self.START_TIMEOUT_S)
+        except queue.Empty:
+            line = None
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+/mcp)", line or "")
+        if not match:
+            self.stop()
+            pytest.fail(f"fixtures/polling_server.py did not start within {self.START_TIMEOUT_S} s")
+        self.url = match.group(1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def start_polling() -> Iterator[Callable[..., PollingServer]]:
+    started: list[PollingServer] = []
+
+    def start(*args: str) -> PollingServer:
+        started.append(PollingServer(*args))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def polling_config(url: str, extra: str = "") -> str:
+    return f'{extra}[upstreams.poll]\nkind = "http"\nurl = {toml_string(url)}\n'
+
+
+async def polling_stats(client) -> dict:
+    return json.loads(text_of(await client.call_tool("polling_stats", {})))
+
+
+# The upstream's `retry:`, longer than mcpgw's own first wait (250 ms), so a resume that
+# came sooner than this ignored it.
+RETRY_MS = 1500
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_http_upstream_reply_stream_closed_early_is_resumed(start_gateway, start_polling, transport):
+    """The upstream sends a priming event (id, `retry: 1500`), closes the reply stream, and
+    keeps the result: mcpgw waits `retry`, resumes with `GET` + `Last-Event-ID`, and the client
+    gets the result once; the tool ran once (the call was not sent again)."""
+    server = start_polling(str(RETRY_MS))
+    gw = start_gateway(polling_config(server.url))
+    with anyio.fail_after(60):
+        async with connect(gw.url, transport) as client:
+            result = await client.call_tool("py_polled", {"text": "once"}, read_timeout_seconds=30)
+            assert text_of(result) == "once"
+            assert not result.is_error
+            stats = await polling_stats(client)
+    assert stats["calls"] == {"py_polled": 1}, stats
+    resumes = stats["resumes_after_ms"]
+    assert len(resumes) >= 1, stats
+    assert min(resumes) >= RETRY_MS - 50, f"resumed before the upstream's retry: of {RETRY_MS} ms: {stats}"
+
+
+async def test_http_upstream_refusing_the_resume_fails_the_call_soon(start_gateway, start_polling):
+    """The upstream closes the reply stream but answers every resume with 503: the call fails
+    after a bounded number of attempts (about 8 s), long before its deadline (120 s)."""
+    server = start_polling("100", "refuse-resume")
+    gw = start_gateway(polling_config(server.url, "[server]\ncall_timeout_secs = 120\n\n"))
+    async with connect(gw.url, "streamable") as client:
+        started = time.monotonic()
+        with anyio.fail_after(60), pytest.raises(MCPError) as failed:
+            await client.call_tool("py_polled", {"text": "lost"}, read_timeout_seconds=60)
+        elapsed = time.monotonic() - started
+        stats = await polling_stats(client)
+    assert "timed out" not in str(failed.value), failed.value
+    assert "poll" in str(failed.value), failed.value
+    assert 1 <= len(stats["resumes_after_ms"]) <= 6, stats
+    assert elapsed < 60, elapsed
+
+
+async def test_http_upstream_resumed_without_end_fails_the_call_after_a_bounded_number(start_gateway, start_polling):
+    """The upstream closes the reply stream, then answers every resume with a stream that
+    holds only a new priming event (`retry: 50`) and ends: mcpgw stops resuming after five
+    such resumes in a row and the call fails at once, not at its deadline (120 s)."""
+    server = start_polling("100", "empty-resume")
+    gw = start_gateway(polling_config(server.url, "[server]\ncall_timeout_secs = 120\n\n"))
+    async with connect(gw.url, "streamable") as client:
+        started = time.monotonic()
+        with anyio.fail_after(60), pytest.raises(MCPError) as failed:
+            await client.call_tool("py_polled", {"text": "never"}, read_timeout_seconds=60)
+        elapsed = time.monotonic() - started
+        stats = await polling_stats(client)
+    assert "timed out" not in str(failed.value), failed.value
+    assert len(stats["resumes_after_ms"]) == 5, stats
+    assert elapsed < 60, elapsed
+
+
+async def test_a_call_whose_result_never_comes_ends_at_the_default_deadline(start_gateway, start_polling):
+    """The upstream closes the reply stream and never produces the result, and its table sets
+    no call_timeout_secs: the gateway's default deadline (`[server] call_timeout_secs`, 300 s
+    unless set; 2 s here) cancels the call with an error that says so."""
+    server = start_polling("100")
+    gw = start_gateway(polling_config(server.url, "[server]\ncall_timeout_secs = 2\n\n"))
+    async with connect(gw.url, "streamable") as client:
+        with anyio.fail_after(30), pytest.raises(MCPError) as failed:
+            await client.call_tool("py_stalled", {}, read_timeout_seconds=30)
+        message = str(failed.value)
+        assert "timed out after 2s" in message, message
+        assert "upstream 'poll'" in message and "call_timeout_secs" in message, message
+        # The gateway and the upstream are still fine.
+        assert text_of(await client.call_tool("py_polled", {"text": "after"}, read_timeout_seconds=30)) == "after"

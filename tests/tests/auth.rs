@@ -124,3 +124,45 @@ async fn the_per_credential_cap_leaves_room_for_others() {
     let bob = post(&http, &gw.url("/mcp"), &with("bob-token", &POST_HEADERS), &initialize("2025-11-25")).await;
     assert_eq!(bob.status, StatusCode::OK);
 }
+
+/// 64 concurrent `initialize` with one slot left under a cap: exactly one gets a session,
+/// every other one 503 with `Retry-After`, and no more sessions exist than the cap.
+async fn race_for_the_last_slot(config: &str, token: &'static str, cap: u64) {
+    let gw = Gateway::start_with(config);
+    let http = Http::new();
+    let headers = with(token, &POST_HEADERS);
+    for _ in 0..cap - 1 {
+        assert_eq!(post(&http, &gw.url("/mcp"), &headers, &initialize("2025-11-25")).await.status, StatusCode::OK);
+    }
+    let url = gw.url("/mcp");
+    let racers: Vec<_> = (0..64)
+        .map(|_| {
+            let (http, url, headers) = (http.clone(), url.clone(), headers.clone());
+            tokio::spawn(async move { post(&http, &url, &headers, &initialize("2025-11-25")).await })
+        })
+        .collect();
+    let mut created = 0;
+    for racer in racers {
+        let reply = racer.await.expect("racer");
+        if reply.status == StatusCode::OK {
+            created += 1;
+        } else {
+            assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(reply.header("retry-after").is_some(), "{:?}", reply.headers);
+            assert!(reply.header("mcp-session-id").is_none());
+        }
+    }
+    assert_eq!(created, 1);
+    let (legacy, streamable) = mcpgw_tests::session_counts(&http, &gw).await;
+    assert_eq!(legacy + streamable, cap);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_initializes_at_the_global_cap_create_exactly_one_session() {
+    race_for_the_last_slot(&auth_config("[sessions]\nmax_sessions = 4\n"), "alice-token", 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_initializes_at_a_credentials_cap_create_exactly_one_session() {
+    race_for_the_last_slot(&auth_config("[sessions]\nmax_sessions_per_credential = 4\n"), "bob-token", 4).await;
+}

@@ -53,6 +53,40 @@ fn an_unknown_key_exits_64_with_one_line_naming_it() {
 }
 
 #[test]
+fn a_bad_upstream_header_exits_64_naming_its_key_at_check_and_at_start() {
+    // A line break in a value, and a space in a name: neither can ever be sent.
+    let cases = [
+        (
+            "value.toml",
+            "[upstreams.api]\nkind = \"http\"\nurl = \"http://127.0.0.1:9/mcp\"\nheaders = { Authorization = \"Bearer a\\nX-Evil: 1\" }\n",
+            "upstreams.api.headers.Authorization",
+        ),
+        (
+            "name.toml",
+            "[upstreams.api]\nkind = \"sse\"\nurl = \"http://127.0.0.1:9/sse\"\nheaders = { \"X Key\" = \"v\" }\n",
+            "upstreams.api.headers.\"X Key\"",
+        ),
+        (
+            "desktop.json",
+            r#"{"mcpServers": {"api": {"url": "http://127.0.0.1:9/mcp", "headers": {"X-Key": "a\u0000b"}}}}"#,
+            "mcpServers.api.headers.X-Key",
+        ),
+    ];
+    for (name, text, key) in cases {
+        let path = write(name, text);
+        let file = path.to_str().expect("utf8");
+        let (checked, check_out) = run(&["check-config", file]);
+        let (started, start_out) = run(&["--config", file, "--listen", "127.0.0.1:0"]);
+        let _ = std::fs::remove_file(&path);
+        for (code, out) in [(checked, &check_out), (started, &start_out)] {
+            assert_eq!(code, 64, "{name}: {out}");
+            assert!(out.contains(key), "{name}: {out}");
+            assert!(!out.contains("Bearer a"), "a header value is never echoed: {out}");
+        }
+    }
+}
+
+#[test]
 fn a_missing_config_file_exits_64() {
     let (code, out) = run(&["--config", "/nonexistent/mcpgw.toml"]);
     assert_eq!(code, 64, "{out}");

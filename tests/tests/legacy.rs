@@ -73,13 +73,18 @@ async fn post_errors_are_400_404_415_413_and_the_stream_survives() {
     let ping = request(1, "ping", json!({})).to_string();
     let no_param = http.send(Method::POST, &gw.url("/messages"), &json, ping.clone()).await;
     assert_eq!(no_param.status, StatusCode::BAD_REQUEST);
-    let malformed = http.send(Method::POST, &gw.url("/messages?sessionId=xyz"), &json, ping.clone()).await;
-    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
-    let unknown = http
-        .send(Method::POST, &gw.url("/messages?sessionId=0123456789abcdef0123456789abcdef"), &json, ping.clone())
-        .await;
-    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    assert_eq!(unknown.error_code(), -32001);
+    let empty = http.send(Method::POST, &gw.url("/messages?sessionId="), &json, ping.clone()).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    let not_visible = http.send(Method::POST, &gw.url("/messages?sessionId=a%20b"), &json, ping.clone()).await;
+    assert_eq!(not_visible.status, StatusCode::BAD_REQUEST);
+    // Any well-formed id that is not a live legacy session is unknown, as on /mcp: ours,
+    // a UUID as other servers mint, or any other visible text.
+    for id in ["0123456789abcdef0123456789abcdef", "4f1c2a9e-8b7d-4c3e-9a2f-1e0d5c6b7a89", "xyz"] {
+        let unknown = http.send(Method::POST, &gw.url(&format!("/messages?sessionId={id}")), &json, ping.clone()).await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{id}");
+        assert_eq!(unknown.error_code(), -32001);
+        assert_eq!(unknown.json()["id"], 1, "the refusal answers the request it refuses");
+    }
     let plain = http.send(Method::POST, &s.endpoint, &[("content-type", "text/plain")], ping.clone()).await;
     assert_eq!(plain.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let broken = http.send(Method::POST, &s.endpoint, &json, "{oops").await;

@@ -62,8 +62,12 @@ async fn run(gw: &Gateway, range: std::ops::Range<usize>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_sessions_leave_nothing_behind() {
     let fixture = env!("CARGO_BIN_EXE_mcpgw-fixture");
+    // The fixture ignores its arguments; this one finds its children at the end. It names
+    // this run only: the same test running elsewhere on the machine (another checkout, a
+    // parallel job) has children of its own that are not this gateway's leftovers.
+    let marker = format!("--soak-marker-{}", std::process::id());
     let config = format!(
-        "[sessions]\nlegacy_grace_secs = 0\n\n[upstreams.builtin]\nkind = \"builtin\"\n\n[upstreams.fixture]\nkind = \"stdio\"\ncommand = \"{fixture}\"\nargs = [\"--soak-marker\"]\nshare = \"shared\"\n"
+        "[sessions]\nlegacy_grace_secs = 0\n\n[upstreams.builtin]\nkind = \"builtin\"\n\n[upstreams.fixture]\nkind = \"stdio\"\ncommand = \"{fixture}\"\nargs = [\"{marker}\"]\nshare = \"shared\"\n"
     );
     let mut gw = Gateway::start_with(&config);
     let http = Http::new();
@@ -89,6 +93,6 @@ async fn twenty_thousand_sessions_leave_nothing_behind() {
     );
 
     assert!(gw.terminate().success());
-    let left = std::process::Command::new("pgrep").args(["-f", "--", "--soak-marker"]).output().expect("pgrep");
+    let left = std::process::Command::new("pgrep").args(["-f", "--", &marker]).output().expect("pgrep");
     assert!(left.stdout.is_empty(), "upstream children left: {}", String::from_utf8_lossy(&left.stdout));
 }

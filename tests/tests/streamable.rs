@@ -91,8 +91,9 @@ async fn missing_session_id_is_400_and_unknown_is_404() {
             http.post(&gw.url("/mcp"), &[("mcp-session-id", bad)], &request(1, "tools/list", json!({}))).await;
         assert_eq!(unknown.status, StatusCode::NOT_FOUND);
         assert_eq!(unknown.error_code(), -32001);
-        assert_eq!(unknown.json()["id"], serde_json::Value::Null);
+        assert_eq!(unknown.json()["id"], 1, "the refusal answers the request it refuses");
     }
+    assert_eq!(missing.json()["id"], 1);
 }
 
 #[tokio::test]
@@ -171,6 +172,11 @@ async fn malformed_and_non_jsonrpc_bodies_are_400_with_their_codes() {
     let invalid = s.http.send(Method::POST, &s.url, &headers, r#"{"foo":1}"#).await;
     assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
     assert_eq!(invalid.error_code(), -32600);
+    assert_eq!(invalid.json()["id"], serde_json::Value::Null, "no id to answer");
+    let wrong_version =
+        s.http.send(Method::POST, &s.url, &headers, r#"{"jsonrpc":"1.0","id":"x","method":"ping"}"#).await;
+    assert_eq!(wrong_version.error_code(), -32600);
+    assert_eq!(wrong_version.json()["id"], "x", "the id could be read, so the error carries it");
     still_serves(&s).await;
 }
 
@@ -238,7 +244,9 @@ async fn protocol_version_header_is_checked() {
     headers.push(("mcp-session-id", &s.id));
     let mut bad = headers.clone();
     bad.push(("mcp-protocol-version", "1999-01-01"));
-    assert_eq!(s.http.send(Method::POST, &s.url, &bad, body.clone()).await.status, StatusCode::BAD_REQUEST);
+    let refused = s.http.send(Method::POST, &s.url, &bad, body.clone()).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.json()["id"], 1, "the refusal answers the request it refuses");
     // Absent: accepted. Another supported version than the negotiated one: accepted too
     // (the conformance suite's multi-stream scenario does exactly that).
     assert_eq!(s.http.send(Method::POST, &s.url, &headers, body.clone()).await.status, StatusCode::OK);

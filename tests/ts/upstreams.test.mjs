@@ -45,11 +45,11 @@ for (const share of ['session', 'shared']) {
           const peer = await connectAnswering(gw, kind, tag);
           const { client, wire, errors, seen } = peer;
 
-          // -- tools: the union of both upstreams; `echo` collides, so both get a prefix
+          // -- tools: the union of both upstreams; `echo` collides: the built-in keeps the name
           const { tools } = await client.listTools();
           const names = tools.map((t) => t.name);
           for (const name of [
-            'builtin_echo',
+            'echo',
             'everything_echo',
             'add',
             'get-sum',
@@ -60,12 +60,12 @@ for (const share of ['session', 'shared']) {
           ]) {
             assert.ok(names.includes(name), `tool ${name} missing from ${JSON.stringify(names)}`);
           }
-          assert.ok(!names.includes('echo'), 'a colliding name is only exposed with its upstream prefix');
+          assert.ok(!names.includes('builtin_echo'), 'the built-in tools keep their names on a collision');
           assert.equal(
             toolText(await client.callTool({ name: 'everything_echo', arguments: { message: 'hi' } })),
             'Echo: hi',
           );
-          assert.equal(toolText(await client.callTool({ name: 'builtin_echo', arguments: { text: 'hi' } })), 'hi');
+          assert.equal(toolText(await client.callTool({ name: 'echo', arguments: { text: 'hi' } })), 'hi');
           assert.equal(
             toolText(await client.callTool({ name: 'get-sum', arguments: { a: 19, b: 23 } })),
             'The sum of 19 and 23 is 42.',

@@ -27,6 +27,8 @@ const MAX_BODY: usize = 16 << 20;
 const MAX_EVENTS: usize = 10_000;
 
 const JSON: &str = "application/json";
+/// What rmcp's Streamable HTTP server (and supergateway) want in `Accept` on every POST.
+pub(crate) const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 const EVENT_STREAM: &str = "text/event-stream";
 
 /// Run `fut` within [`OP_TIMEOUT`].

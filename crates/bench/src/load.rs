@@ -98,6 +98,31 @@ impl Cpu {
         }
     }
 
+    /// A task that reads the CPU at `start` and at `end` (the measured window).
+    pub(crate) fn probe(start: Instant, end: Instant, pid: Option<u32>) -> tokio::task::JoinHandle<Cpu> {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(start).await;
+            let a = Cpu::sample(pid);
+            tokio::time::sleep_until(end).await;
+            Cpu::between(a, Cpu::sample(pid))
+        })
+    }
+
+    /// The cores busy over the window, and the server's CPU microseconds per unit of work when
+    /// `per_second` units were done.
+    pub(crate) fn shares(&self, per_second: f64) -> Shares {
+        let per_window = |v: f64| (self.window_s > 0.0).then(|| v / self.window_s);
+        let server = self.server_s.filter(|_| self.window_s > 0.0);
+        Shares {
+            server_cores: server.and_then(per_window),
+            server_us_per: server
+                .filter(|&s| s > 0.0 && per_second > 0.0)
+                .map(|s| s / (per_second * self.window_s) * 1e6),
+            client_cores: per_window(self.client_s).unwrap_or(0.0),
+            other_cores: self.other_cores(),
+        }
+    }
+
     /// Cores busy with anything but the server and the load generator (other processes,
     /// kernel softirq work, an upstream child).
     pub(crate) fn other_cores(&self) -> f64 {
@@ -106,6 +131,14 @@ impl Cpu {
         }
         ((self.machine_s - self.server_s.unwrap_or(0.0) - self.client_s) / self.window_s).max(0.0)
     }
+}
+
+/// What [`Cpu::shares`] works out.
+pub(crate) struct Shares {
+    pub(crate) server_cores: Option<f64>,
+    pub(crate) server_us_per: Option<f64>,
+    pub(crate) client_cores: f64,
+    pub(crate) other_cores: f64,
 }
 
 /// A closed-loop run.
@@ -140,18 +173,12 @@ impl LoadResult {
         self.requests = nanos.len();
         self.rps = nanos.len() as f64 / self.duration_s;
         self.latency = Latency::of(nanos);
-        if let Some(server) = cpu.server_s.filter(|_| cpu.window_s > 0.0) {
-            self.server_cores = Some(server / cpu.window_s);
-            if self.rps > 0.0 && server > 0.0 {
-                let per_req = server / (self.rps * cpu.window_s);
-                self.server_us_per_req = Some(per_req * 1e6);
-                self.req_per_server_cpu_s = Some(1.0 / per_req);
-            }
-        }
-        if cpu.window_s > 0.0 {
-            self.client_cores = cpu.client_s / cpu.window_s;
-        }
-        self.other_cores = cpu.other_cores();
+        let shares = cpu.shares(self.rps);
+        self.server_cores = shares.server_cores;
+        self.server_us_per_req = shares.server_us_per;
+        self.req_per_server_cpu_s = shares.server_us_per.map(|us| 1e6 / us);
+        self.client_cores = shares.client_cores;
+        self.other_cores = shares.other_cores;
         self.cpu = cpu;
         self
     }
@@ -221,12 +248,7 @@ async fn run_callers(
 ) -> (LoadResult, Vec<Caller>) {
     let start = Instant::now() + warmup;
     let end = start + duration;
-    let probe = tokio::spawn(async move {
-        tokio::time::sleep_until(start).await;
-        let a = Cpu::sample(pid);
-        tokio::time::sleep_until(end).await;
-        Cpu::between(a, Cpu::sample(pid))
-    });
+    let probe = Cpu::probe(start, end, pid);
     let mut set = JoinSet::new();
     for caller in callers {
         set.spawn(drive(caller, start, end));
@@ -255,7 +277,7 @@ async fn run_callers(
 }
 
 /// Opens `n` sessions, [`OPEN_CONCURRENCY`] at a time, each on a connection of its own.
-async fn open_sessions(
+pub(crate) async fn open_sessions(
     target: &Arc<Target>,
     profile: &Arc<Profile>,
     n: usize,
@@ -295,7 +317,7 @@ async fn open_sessions(
 }
 
 /// Closes sessions (DELETE), [`OPEN_CONCURRENCY`] at a time; returns the failures.
-async fn close_sessions(target: &Arc<Target>, sessions: Vec<Session>) -> usize {
+pub(crate) async fn close_sessions(target: &Arc<Target>, sessions: Vec<Session>) -> usize {
     let mut set = JoinSet::new();
     let mut failures = 0;
     for session in sessions {
@@ -412,12 +434,7 @@ pub(crate) async fn setup_rate(
 ) -> Result<SetupResult> {
     let start = Instant::now() + warmup;
     let end = start + duration;
-    let probe = tokio::spawn(async move {
-        tokio::time::sleep_until(start).await;
-        let a = Cpu::sample(pid);
-        tokio::time::sleep_until(end).await;
-        Cpu::between(a, Cpu::sample(pid))
-    });
+    let probe = Cpu::probe(start, end, pid);
     let mut set = JoinSet::new();
     for _ in 0..workers {
         let (target, profile) = (target.clone(), profile.clone());
@@ -477,16 +494,11 @@ pub(crate) async fn setup_rate(
     result.sessions = nanos.len();
     result.per_second = nanos.len() as f64 / result.duration_s;
     result.latency = Latency::of(nanos);
-    if let Some(server) = cpu.server_s.filter(|_| cpu.window_s > 0.0) {
-        result.server_cores = Some(server / cpu.window_s);
-        if result.per_second > 0.0 {
-            result.server_us_per_session = Some(server / (result.per_second * cpu.window_s) * 1e6);
-        }
-    }
-    if cpu.window_s > 0.0 {
-        result.client_cores = cpu.client_s / cpu.window_s;
-    }
-    result.other_cores = cpu.other_cores();
+    let shares = cpu.shares(result.per_second);
+    result.server_cores = shares.server_cores;
+    result.server_us_per_session = shares.server_us_per;
+    result.client_cores = shares.client_cores;
+    result.other_cores = shares.other_cores;
     result.cpu = cpu;
     Ok(result)
 }

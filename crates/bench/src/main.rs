@@ -3,7 +3,7 @@
 //! - `run` is `make bench`: it starts mcpgw, the baseline servers and (when installed) the
 //!   competing gateways itself, measures them and writes `target/bench/results.json` and
 //!   `docs/benchmarks.md` (docs/benchmarks.md says what is measured and how).
-//! - `load`, `setup` and `idle` are the load generator on its own, against any loopback base
+//! - `load`, `rate`, `setup` and `idle` are the load generator on its own, against any loopback base
 //!   URL; each prints one JSON object.
 //! - `profile` is `make profile`: mcpgw under the `load` closed loop, sampled by `perf`
 //!   (target/profile/summary.md says where its CPU goes per request).
@@ -12,10 +12,13 @@
 //! The load generator runs on a current-thread tokio runtime: one core, whatever the machine.
 
 mod client;
+mod launch;
 mod load;
+mod machine;
 mod peers;
 mod procs;
 mod profile;
+mod rate;
 mod run;
 mod servers;
 
@@ -47,6 +50,24 @@ enum Command {
         client: ClientArgs,
         /// Concurrent sessions.
         #[arg(long, default_value_t = 16)]
+        sessions: usize,
+        /// Measured seconds.
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        /// Unmeasured seconds before.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+    },
+    /// An open loop against URL: `tools/call`s sent at a fixed rate over the sessions, whatever
+    /// the answers do; latency from when each was due.
+    Rate {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Requests per second, all sessions together.
+        #[arg(long, default_value_t = 5000.0)]
+        rate: f64,
+        /// Concurrent sessions.
+        #[arg(long, default_value_t = 64)]
         sessions: usize,
         /// Measured seconds.
         #[arg(long, default_value_t = 5.0)]
@@ -162,6 +183,13 @@ fn main() -> std::process::ExitCode {
             let (target, profile) = client.resolve()?;
             let result =
                 load::closed_loop(&target, &profile, sessions, secs(warmup), secs(duration), client.pid).await?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            Ok(())
+        }),
+        Command::Rate { client, rate, sessions, duration, warmup } => current_thread(async move {
+            let (target, profile) = client.resolve()?;
+            let result =
+                rate::open_loop(&target, &profile, sessions, rate, secs(warmup), secs(duration), client.pid).await?;
             println!("{}", serde_json::to_string_pretty(&result)?);
             Ok(())
         }),

@@ -26,10 +26,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::client::{Profile, Target, Transport};
+use crate::client::{ACCEPT_BOTH, Profile, Target, Transport};
 use crate::load::{self, LoadResult};
 use crate::procs;
-use crate::run::ACCEPT_BOTH;
 
 /// How long a peer may take to accept connections after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -16,9 +16,10 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::json;
 
 use crate::client::{Profile, Transport};
+use crate::launch::{mcpgw_config, start_mcpgw, target_of};
 use crate::load::{self, LoadResult};
+use crate::machine::commit;
 use crate::procs;
-use crate::run::{commit, mcpgw_config, start_mcpgw, target_of};
 
 const PERF: &str = "/usr/bin/perf";
 /// perf starts this long after the warm-up (the sessions are opened before it) and stops this
@@ -72,6 +73,7 @@ const CATEGORIES: &[Category] = &[
             "mcpgw_transport::session::Session::deliver",
             "mcpgw_transport::session::Session::send",
             "mcpgw_transport::session::Session::route",
+            "mcpgw_transport::routes::Routes::route",
             "open_post",
         ],
         leaf_only: false,

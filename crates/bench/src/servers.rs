@@ -111,7 +111,7 @@ fn raw_id(body: &[u8]) -> Option<&[u8]> {
     (!id.is_empty()).then_some(id)
 }
 
-async fn fixed_reply(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+pub(crate) async fn fixed_reply(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let body = match Limited::new(request.into_body(), 1 << 20).collect().await {
         Ok(body) => body.to_bytes(),
         Err(_) => Bytes::new(),

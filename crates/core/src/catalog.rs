@@ -2,22 +2,28 @@
 //! resources and templates, with the names they are exposed under and the way back to the
 //! upstream that owns each.
 //!
-//! Naming: an upstream's `prefix` goes in front of each of its tool and prompt names. A
-//! name that two upstreams would both expose is exposed as `<upstream>_<name>` for each of
-//! them, so both stay callable. Resources keep their URIs; when two upstreams list the same
-//! URI the first one listed in the configuration serves it.
+//! Naming (`names`): an upstream's `prefix` goes in front of each of its tool and prompt
+//! names; a name two upstreams would both expose is kept by the built-in upstream if it is
+//! one of them, and otherwise exposed as `<upstream>_<name>`, so every one stays callable.
+//! Resources keep their URIs; when two upstreams list the same URI the first one listed in
+//! the configuration serves it.
+
+mod names;
 
 use std::collections::HashMap;
 
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 use crate::upstream::spec::ToolFilter;
+use names::Own;
 
 /// One upstream's listings, in configuration order.
 #[derive(Debug, Default)]
 pub struct Listing<'a> {
     /// The upstream's name.
     pub upstream: &'a str,
+    /// Whether it is mcpgw's built-in upstream, whose names are kept on a collision.
+    pub builtin: bool,
     /// Its configured name prefix.
     pub prefix: Option<&'a str>,
     /// Which of its tools are exposed.
@@ -54,21 +60,25 @@ pub struct Catalog {
     pub templates: Vec<ResourceTemplate>,
     tool_routes: HashMap<String, Route>,
     prompt_routes: HashMap<String, Route>,
+    tool_hints: HashMap<String, String>,
+    prompt_hints: HashMap<String, String>,
     resource_owners: HashMap<String, usize>,
     template_owners: Vec<usize>,
 }
 
 impl Catalog {
-    /// Merges the listings of every upstream.
+    /// Merges the listings of every upstream. A name collision is logged the first time any
+    /// session meets it.
     pub fn merge(listings: &[Listing<'_>]) -> Self {
         let mut catalog = Catalog::default();
-        let tools = exposed_names(listings, |l| {
-            l.tools.iter().filter(|t| l.filter.is_none_or(|f| f.allows(&t.name))).map(|t| t.name.to_string()).collect()
+        let tools = names::resolve(listings, "tool", |l| {
+            let allowed = |name: &str| l.filter.is_none_or(|f| f.allows(name));
+            l.tools.iter().map(|t| Own { name: t.name.to_string(), allowed: allowed(&t.name) }).collect()
         });
         for (upstream, listing) in listings.iter().enumerate() {
             for tool in listing.tools {
                 let original = tool.name.to_string();
-                if let Some(exposed) = tools.get(&(upstream, original.clone())) {
+                if let Some(exposed) = tools.exposed.get(&(upstream, original.clone())) {
                     catalog.tool_routes.insert(exposed.clone(), Route { upstream, name: original });
                     let mut tool = tool.clone();
                     tool.name = exposed.clone().into();
@@ -76,10 +86,12 @@ impl Catalog {
                 }
             }
         }
-        let prompts = exposed_names(listings, |l| l.prompts.iter().map(|p| p.name.clone()).collect());
+        let prompts = names::resolve(listings, "prompt", |l| {
+            l.prompts.iter().map(|p| Own { name: p.name.clone(), allowed: true }).collect()
+        });
         for (upstream, listing) in listings.iter().enumerate() {
             for prompt in listing.prompts {
-                if let Some(exposed) = prompts.get(&(upstream, prompt.name.clone())) {
+                if let Some(exposed) = prompts.exposed.get(&(upstream, prompt.name.clone())) {
                     catalog.prompt_routes.insert(exposed.clone(), Route { upstream, name: prompt.name.clone() });
                     let mut prompt = prompt.clone();
                     prompt.name = exposed.clone();
@@ -99,7 +111,22 @@ impl Catalog {
                 catalog.template_owners.push(upstream);
             }
         }
+        names::announce(&tools.collisions);
+        names::announce(&prompts.collisions);
+        catalog.tool_hints = tools.hints;
+        catalog.prompt_hints = prompts.hints;
         catalog
+    }
+
+    /// Why no tool is exposed as `name` though an upstream offers something close (a
+    /// collision or a prefix renamed it, a filter left it out), and what to call instead.
+    pub fn tool_hint(&self, name: &str) -> Option<&str> {
+        self.tool_hints.get(name).map(String::as_str)
+    }
+
+    /// Why no prompt is exposed as `name` though an upstream offers something close.
+    pub fn prompt_hint(&self, name: &str) -> Option<&str> {
+        self.prompt_hints.get(name).map(String::as_str)
     }
 
     /// The upstream and original name behind an exposed tool name.
@@ -131,37 +158,6 @@ impl Catalog {
     pub fn template_owner(&self, uri_template: &str) -> Option<usize> {
         self.templates.iter().position(|t| t.uri_template == uri_template).map(|i| self.template_owners[i])
     }
-}
-
-/// Exposed names, keyed by (upstream index, its own name).
-fn exposed_names(
-    listings: &[Listing<'_>],
-    names: impl Fn(&Listing<'_>) -> Vec<String>,
-) -> HashMap<(usize, String), String> {
-    let mut wanted: Vec<(usize, String, String)> = Vec::new();
-    for (upstream, listing) in listings.iter().enumerate() {
-        for name in names(listing) {
-            let exposed = format!("{}{name}", listing.prefix.unwrap_or(""));
-            wanted.push((upstream, name, exposed));
-        }
-    }
-    let mut uses: HashMap<&str, usize> = HashMap::new();
-    for (_, _, exposed) in &wanted {
-        *uses.entry(exposed.as_str()).or_default() += 1;
-    }
-    let colliding: std::collections::HashSet<String> =
-        uses.into_iter().filter(|(_, n)| *n > 1).map(|(e, _)| e.to_owned()).collect();
-    wanted
-        .into_iter()
-        .map(|(upstream, name, exposed)| {
-            let exposed = if colliding.contains(&exposed) {
-                format!("{}_{exposed}", listings[upstream].upstream)
-            } else {
-                exposed
-            };
-            ((upstream, name), exposed)
-        })
-        .collect()
 }
 
 /// Whether `uri` fits an RFC 6570 level-1 template (`{var}` matches one or more
@@ -202,6 +198,12 @@ mod tests {
         Tool::new(name.to_owned(), "d", Arc::new(serde_json::Map::new()))
     }
 
+    fn names(catalog: &Catalog) -> Vec<&str> {
+        let mut names: Vec<&str> = catalog.tools.iter().map(|t| t.name.as_ref()).collect();
+        names.sort_unstable();
+        names
+    }
+
     #[test]
     fn unique_names_pass_through_and_collisions_get_the_upstream_prefix() {
         let a = [tool("echo"), tool("read")];
@@ -210,13 +212,88 @@ mod tests {
             Listing { upstream: "a", tools: &a, ..Listing::default() },
             Listing { upstream: "b", tools: &b, ..Listing::default() },
         ]);
-        let mut names: Vec<&str> = catalog.tools.iter().map(|t| t.name.as_ref()).collect();
-        names.sort_unstable();
-        assert_eq!(names, ["a_echo", "b_echo", "read", "write"]);
+        assert_eq!(names(&catalog), ["a_echo", "b_echo", "read", "write"]);
         assert_eq!(catalog.tool("a_echo"), Some(&Route { upstream: 0, name: "echo".into() }));
         assert_eq!(catalog.tool("b_echo"), Some(&Route { upstream: 1, name: "echo".into() }));
         assert_eq!(catalog.tool("write"), Some(&Route { upstream: 1, name: "write".into() }));
         assert_eq!(catalog.tool("echo"), None);
+        assert_eq!(
+            catalog.tool_hint("echo"),
+            Some(
+                "did you mean a_echo or b_echo? 'echo' is offered by upstreams 'a' and 'b', so each is exposed \
+                 with its upstream's name in front"
+            )
+        );
+        assert_eq!(catalog.tool_hint("read"), None, "an exposed name needs no hint");
+    }
+
+    #[test]
+    fn the_builtin_upstream_keeps_its_names_wherever_it_is_listed() {
+        let everything = [tool("echo"), tool("get-sum")];
+        let builtin = [tool("echo"), tool("add")];
+        let catalog = Catalog::merge(&[
+            Listing { upstream: "everything", tools: &everything, ..Listing::default() },
+            Listing { upstream: "builtin", builtin: true, tools: &builtin, ..Listing::default() },
+        ]);
+        assert_eq!(names(&catalog), ["add", "echo", "everything_echo", "get-sum"]);
+        assert_eq!(catalog.tool("echo"), Some(&Route { upstream: 1, name: "echo".into() }));
+        assert_eq!(catalog.tool("everything_echo"), Some(&Route { upstream: 0, name: "echo".into() }));
+        assert_eq!(
+            catalog.tool_hint("builtin_echo"),
+            Some(
+                "did you mean echo? the built-in 'echo' keeps its name when another upstream offers one too; \
+                 upstream 'everything' exposes its own as everything_echo"
+            )
+        );
+    }
+
+    #[test]
+    fn two_builtin_upstreams_are_both_prefixed() {
+        let tools = [tool("echo")];
+        let catalog = Catalog::merge(&[
+            Listing { upstream: "one", builtin: true, tools: &tools, ..Listing::default() },
+            Listing { upstream: "two", builtin: true, tools: &tools, ..Listing::default() },
+        ]);
+        assert_eq!(names(&catalog), ["one_echo", "two_echo"]);
+    }
+
+    #[test]
+    fn hints_name_the_prefix_and_the_filter() {
+        let files = [tool("read_file"), tool("write_file")];
+        let filter = ToolFilter { allow: None, deny: vec!["write_file".into()] };
+        let catalog = Catalog::merge(&[Listing {
+            upstream: "files",
+            prefix: Some("fs_"),
+            filter: Some(&filter),
+            tools: &files,
+            ..Listing::default()
+        }]);
+        assert_eq!(
+            catalog.tool_hint("read_file"),
+            Some(
+                "did you mean fs_read_file? upstream 'files' exposes its 'read_file' under that name (its prefix is 'fs_')"
+            )
+        );
+        let denied = "upstream 'files' has a tool 'write_file', but its tools_allow or tools_deny leave it out";
+        assert_eq!(catalog.tool_hint("write_file"), Some(denied));
+        assert_eq!(catalog.tool_hint("fs_write_file"), Some(denied));
+        assert_eq!(catalog.tool_hint("nothing"), None);
+    }
+
+    #[test]
+    fn prompts_collide_by_the_same_rule() {
+        let prompt = |name: &str| Prompt::new(name, None::<String>, None);
+        let a = [prompt("greeting")];
+        let b = [prompt("greeting")];
+        let catalog = Catalog::merge(&[
+            Listing { upstream: "a", prompts: &a, ..Listing::default() },
+            Listing { upstream: "b", prompts: &b, ..Listing::default() },
+        ]);
+        assert!(catalog.prompt("greeting").is_none());
+        assert_eq!(catalog.prompt("b_greeting"), Some(&Route { upstream: 1, name: "greeting".into() }));
+        assert!(
+            catalog.prompt_hint("greeting").is_some_and(|h| h.starts_with("did you mean a_greeting or b_greeting?"))
+        );
     }
 
     #[test]

@@ -26,4 +26,4 @@ pub use error::Error;
 pub use proxy::Proxy;
 pub use session::ServerFactory;
 pub use upstream::set::Upstreams;
-pub use upstream::spec::{Share, ToolFilter, UpstreamKind, UpstreamSpec};
+pub use upstream::spec::{DEFAULT_CALL_TIMEOUT, Share, ToolFilter, UpstreamKind, UpstreamSpec};

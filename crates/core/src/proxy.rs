@@ -30,7 +30,7 @@ use crate::upstream::builtin::Builtin;
 use crate::upstream::fetch::Collapsed;
 use crate::upstream::link::{Link, Listed, SessionKey, client_config};
 use crate::upstream::set::Upstreams;
-use crate::upstream::spec::{Share, UpstreamKind, UpstreamSpec};
+use crate::upstream::spec::{DEFAULT_CALL_TIMEOUT, Share, UpstreamKind, UpstreamSpec};
 
 /// One session's server.
 pub struct Proxy {
@@ -219,7 +219,7 @@ impl Proxy {
         }
         let built = self.built().await?;
         built.catalog.tool(name).cloned().ok_or_else(|| {
-            let mut e = self.not_found("tool", name);
+            let mut e = self.not_found("tool", name, built.catalog.tool_hint(name));
             if !built.missing.is_empty() {
                 e.message = format!("{} (not listed now: {})", e.message, built.missing.join("; ")).into();
             }
@@ -263,6 +263,7 @@ async fn build(members: Vec<Member>, upstreams: Arc<Upstreams>) -> Arc<Built> {
         .zip(&listed)
         .map(|((member, spec), (l, _))| Listing {
             upstream: member.spec_name(spec),
+            builtin: matches!(member, Member::Builtin(_)),
             prefix: spec.prefix.as_deref(),
             filter: Some(&spec.tools),
             tools: &l.tools,
@@ -434,7 +435,7 @@ impl ServerHandler for Proxy {
         params.name = route.name.into();
         let spec = self.upstreams.specs().get(route.upstream);
         let upstream = spec.map(|s| s.name.clone()).unwrap_or_default();
-        let limit = spec.and_then(|s| s.call_timeout);
+        let limit = spec.and_then(|s| s.call_timeout).unwrap_or(DEFAULT_CALL_TIMEOUT);
         // The call runs under a token of its own, so the timeout can cancel it the same way a
         // client's notifications/cancelled does: the upstream is told, the builtin stops.
         let mut ctx = ctx;
@@ -452,7 +453,6 @@ impl ServerHandler for Proxy {
                 },
             }
         };
-        let Some(limit) = limit else { return call.await };
         let mut call = std::pin::pin!(call);
         tokio::select! {
             result = &mut call => result,
@@ -460,7 +460,9 @@ impl ServerHandler for Proxy {
                 deadline_ct.cancel();
                 // Let the cancelled call finish (it tells the upstream), then report why.
                 let _ = call.await;
-                Err(Error::Timeout { upstream, what: "the tool call".into(), after: limit }.into())
+                let mut e: ErrorData = Error::Timeout { upstream, what: "the tool call".into(), after: limit }.into();
+                e.message = format!("{} and was cancelled (its call_timeout_secs sets the limit)", e.message).into();
+                Err(e)
             }
         }
     }
@@ -483,7 +485,7 @@ impl ServerHandler for Proxy {
         let route = catalog
             .prompt(&params.name)
             .cloned()
-            .ok_or_else(|| ErrorData::invalid_params(format!("prompt not found: {}", params.name), None))?;
+            .ok_or_else(|| self.not_found("prompt", &params.name, catalog.prompt_hint(&params.name)))?;
         params.name = route.name;
         match self.members()?.get(route.upstream) {
             Some(Member::Builtin(b)) => b.get_prompt(params, ctx).await,
@@ -624,10 +626,15 @@ impl ServerHandler for Proxy {
 }
 
 impl Proxy {
-    /// "Not found", naming the upstreams that are unavailable right now (restarting, or at
+    /// "Not found", with the catalog's `hint` when it knows why (a collision, a prefix or a
+    /// filter); else naming the upstreams that are unavailable right now (restarting, or at
     /// their connection cap): the item may well be theirs.
-    fn not_found(&self, what: &str, name: &str) -> ErrorData {
+    fn not_found(&self, what: &str, name: &str, hint: Option<&str>) -> ErrorData {
         let mut message = format!("{what} not found: {name}");
+        if let Some(hint) = hint {
+            message.push_str(&format!(" ({hint})"));
+            return ErrorData::invalid_params(message, None);
+        }
         let down: Vec<String> = self
             .members()
             .unwrap_or_default()

@@ -8,6 +8,7 @@
 //! - `fetch`: one list fetch shared by every caller that asks meanwhile.
 //! - `ordered`: delivers progress and log notifications in the order the upstream sent them.
 //! - `http_client`: the pooled HTTP client every remote connection shares.
+//! - `resume`: that client for Streamable HTTP, with a bound on resuming a reply stream.
 //! - [`sse_client`]: the legacy HTTP+SSE client transport.
 //! - [`builtin`]: the in-process tools.
 
@@ -17,6 +18,7 @@ pub(crate) mod fetch;
 pub(crate) mod http_client;
 pub mod link;
 pub(crate) mod ordered;
+pub(crate) mod resume;
 pub mod set;
 pub mod spec;
 pub mod sse_client;

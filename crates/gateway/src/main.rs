@@ -191,6 +191,7 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
     tasks.spawn(systemd::watchdog(stop.clone()));
     tasks.spawn(systemd::report_status(registry.clone(), stop.clone()));
 
+    tracing::info!("{}", loaded(path.as_deref(), &config));
     tracing::info!(
         socket_activated = activated,
         "mcpgw {} listening on http://{local} (Streamable HTTP: http://{local}{}, legacy SSE: http://{local}{})",
@@ -245,6 +246,23 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The start-up line saying which configuration runs: `configuration: FILE; upstreams: a
+/// (builtin), b (stdio, shared)`. A new user sees at once whether their file was read.
+fn loaded(path: Option<&Path>, config: &Config) -> String {
+    let source = path.map_or_else(|| "the embedded default".to_owned(), |p| p.display().to_string());
+    let upstreams: Vec<String> = config
+        .upstreams
+        .iter()
+        .map(|u| match (&u.kind, u.share) {
+            (mcpgw_core::UpstreamKind::Builtin, _) => format!("{} (builtin)", u.name),
+            (kind, mcpgw_core::Share::Shared) => format!("{} ({}, shared)", u.name, kind.as_str()),
+            (kind, mcpgw_core::Share::Session) => format!("{} ({}, one per session)", u.name, kind.as_str()),
+        })
+        .collect();
+    let upstreams = if upstreams.is_empty() { "none".to_owned() } else { upstreams.join(", ") };
+    format!("configuration: {source}; upstreams: {upstreams}")
 }
 
 /// How long start-up waits for the shared upstreams: the longest of their connect timeouts.

@@ -6,6 +6,7 @@
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use mcpgw_core::upstream::set::UpstreamStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -14,7 +15,16 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry as PromRegistry;
 
-use crate::registry::Registry;
+/// The live figures a scrape reads, from whatever holds the sessions (the session
+/// registry, which reports its events here; a trait, so this module needs nothing of it).
+pub(crate) trait LiveFigures: Send + Sync {
+    /// Sessions open now: (legacy, streamable).
+    fn counts(&self) -> (usize, usize);
+    /// Open sessions whose MCP server is parked now.
+    fn parked(&self) -> usize;
+    /// The current upstreams' figures.
+    fn upstream_stats(&self) -> Vec<UpstreamStats>;
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TransportLabel {
@@ -53,9 +63,15 @@ pub(crate) struct Metrics {
 }
 
 /// Figures read at scrape time from the session registry and the current upstreams.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Live {
-    sessions: OnceLock<Weak<Registry>>,
+    sessions: OnceLock<Weak<dyn LiveFigures>>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").finish_non_exhaustive()
+    }
 }
 
 impl Metrics {
@@ -105,9 +121,9 @@ impl Metrics {
         })
     }
 
-    /// Reads live figures from `registry` from now on.
-    pub(crate) fn watch(&self, registry: &Arc<Registry>) {
-        let _ = self.live.sessions.set(Arc::downgrade(registry));
+    /// Reads live figures from `source` from now on (held weakly: it reports here).
+    pub(crate) fn watch(&self, source: Weak<dyn LiveFigures>) {
+        let _ = self.live.sessions.set(source);
     }
 
     pub(crate) fn session_created(&self, transport: &'static str) {

@@ -15,7 +15,7 @@ use rmcp::model::ServerJsonRpcMessage;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SessionCaps;
-use crate::metrics::Metrics;
+use crate::metrics::{LiveFigures, Metrics};
 
 /// All live sessions, both kinds, in one map.
 pub(crate) struct Registry {
@@ -31,7 +31,12 @@ pub(crate) struct Registry {
     /// Set at shutdown: no new sessions.
     closed: AtomicBool,
     caps: SessionCaps,
-    /// Live sessions of each credential (the `None` key: no authentication).
+    /// Live sessions plus those being created: a slot is taken here, in one step with the
+    /// check against the cap, before a session exists, so concurrent creates never pass
+    /// the cap together (reading the map's length and inserting later would let them).
+    live: AtomicUsize,
+    /// Live sessions of each credential (the `None` key: no authentication), taken the
+    /// same way under the entry's lock.
     per_owner: DashMap<Option<Credential>, usize>,
     me: Weak<Registry>,
 }
@@ -56,10 +61,12 @@ impl Registry {
             metrics: metrics.clone(),
             closed: AtomicBool::new(false),
             caps,
+            live: AtomicUsize::new(0),
             per_owner: DashMap::new(),
             me: me.clone(),
         });
-        metrics.watch(&registry);
+        let live: Weak<dyn LiveFigures> = Arc::downgrade(&registry) as Weak<Registry>;
+        metrics.watch(live);
         registry
     }
 
@@ -72,16 +79,6 @@ impl Registry {
     pub(crate) fn set_factory(&self, factory: ServerFactory) {
         let factory = factory.parking(self.park_after, self.parked.clone());
         *self.factory.write().unwrap_or_else(std::sync::PoisonError::into_inner) = factory;
-    }
-
-    /// Sessions whose MCP server is parked now (quiet; it restarts on their next message).
-    pub(crate) fn parked(&self) -> usize {
-        self.parked.load(Ordering::Relaxed)
-    }
-
-    /// The current upstreams' figures.
-    pub(crate) fn upstream_stats(&self) -> Vec<UpstreamStats> {
-        self.factory().upstreams().stats()
     }
 
     /// Refuses new sessions from now on (shutdown).
@@ -107,6 +104,16 @@ impl Registry {
             SessionKind::Legacy => (l + 1, s),
             SessionKind::Streamable => (l, s + 1),
         })
+    }
+
+    /// Sessions whose MCP server is parked now (quiet; it restarts on their next message).
+    pub(crate) fn parked(&self) -> usize {
+        self.parked.load(Ordering::Relaxed)
+    }
+
+    /// The current upstreams' figures.
+    pub(crate) fn upstream_stats(&self) -> Vec<UpstreamStats> {
+        self.factory().upstreams().stats()
     }
 
     /// Ends every session (at shutdown).
@@ -143,21 +150,43 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Takes a session slot under both caps, or refuses with 503. Each cap is checked and
+    /// taken in one atomic step; a slot taken under the global cap is given back when the
+    /// credential's cap refuses.
+    fn take_slot(&self, owner: Option<Credential>) -> Result<(), Error> {
+        let total = self.caps.total;
+        if self.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < total).then_some(n + 1)).is_err() {
+            return Err(Error::Unavailable("the gateway is at its session limit"));
+        }
+        // A refused credential has live sessions (a cap is at least 1), so its entry exists
+        // already and none is left behind empty.
+        let mut count = self.per_owner.entry(owner).or_insert(0);
+        if self.caps.per_credential.is_some_and(|cap| *count >= cap) {
+            drop(count);
+            self.live.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::Unavailable("this credential is at its session limit"));
+        }
+        *count += 1;
+        Ok(())
+    }
+
+    /// Gives back the slot of a session that ended.
+    fn free_slot(&self, owner: Option<Credential>) {
+        self.per_owner.remove_if_mut(&owner, |_, count| {
+            *count = count.saturating_sub(1);
+            *count == 0
+        });
+        self.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Sessions for Registry {
     fn create(&self, kind: SessionKind, owner: Option<Credential>) -> Result<Arc<Session>, Error> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Unavailable("the gateway is shutting down"));
         }
-        if self.map.len() >= self.caps.total {
-            return Err(Error::Unavailable("the gateway is at its session limit"));
-        }
-        {
-            let mut count = self.per_owner.entry(owner).or_insert(0);
-            if self.caps.per_credential.is_some_and(|cap| *count >= cap) {
-                return Err(Error::Unavailable("this credential is at its session limit"));
-            }
-            *count += 1;
-        }
+        self.take_slot(owner)?;
         let id = SessionId::random();
         let (session, inbound) = Session::new(id, kind, owner, self.limits);
         self.map.insert(id, session.clone());
@@ -193,13 +222,24 @@ impl Sessions for Registry {
     fn end(&self, id: SessionId) {
         if let Some((_, session)) = self.map.remove(&id) {
             session.end();
-            self.per_owner.remove_if_mut(&session.owner(), |_, count| {
-                *count = count.saturating_sub(1);
-                *count == 0
-            });
+            self.free_slot(session.owner());
             self.metrics.session_ended(session.kind().as_str());
             tracing::info!(session = %id, kind = session.kind().as_str(), "session ended");
         }
+    }
+}
+
+impl LiveFigures for Registry {
+    fn counts(&self) -> (usize, usize) {
+        Registry::counts(self)
+    }
+
+    fn parked(&self) -> usize {
+        Registry::parked(self)
+    }
+
+    fn upstream_stats(&self) -> Vec<UpstreamStats> {
+        Registry::upstream_stats(self)
     }
 }
 
@@ -273,6 +313,47 @@ mod tests {
         registry.end(first.id());
         registry.create(SessionKind::Streamable, None).expect("room again");
         assert_eq!(registry.counts(), (0, 3));
+    }
+
+    /// Many creates at once, one slot left under the cap: exactly one gets it.
+    fn race_for_the_last_slot(caps: SessionCaps, owner: Option<Credential>) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let _entered = runtime.enter();
+        let tasks = TaskTracker::new();
+        let factory = ServerFactory::new(mcpgw_core::Upstreams::builtin(&tasks), tasks);
+        let registry = Registry::new(factory, None, SessionLimits::default(), caps, Metrics::new());
+        let room = caps.per_credential.unwrap_or(caps.total);
+        for _ in 0..room - 1 {
+            registry.create(SessionKind::Streamable, owner).expect("room");
+        }
+        let start = Arc::new(std::sync::Barrier::new(64));
+        let created = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..64)
+                .map(|_| {
+                    let (registry, start, handle) = (&registry, start.clone(), runtime.handle().clone());
+                    scope.spawn(move || {
+                        let _entered = handle.enter();
+                        start.wait();
+                        registry.create(SessionKind::Streamable, owner)
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().expect("racer")).filter(Result::is_ok).count()
+        });
+        assert_eq!(created, 1, "{caps:?}");
+        assert_eq!(registry.counts(), (0, room));
+        registry.end_all();
+        assert_eq!(registry.live.load(Ordering::SeqCst), 0, "every slot given back");
+    }
+
+    #[test]
+    fn concurrent_creates_never_pass_the_global_cap() {
+        race_for_the_last_slot(SessionCaps { total: 8, per_credential: None }, None);
+    }
+
+    #[test]
+    fn concurrent_creates_never_pass_a_credentials_cap() {
+        race_for_the_last_slot(SessionCaps { total: 1000, per_credential: Some(8) }, None);
     }
 
     #[tokio::test]

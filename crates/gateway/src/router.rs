@@ -46,6 +46,7 @@ impl App {
         let started = tokio::time::Instant::now();
         let method = request.method().clone();
         let path = request.uri().path();
+        let root = path == "/" && (method == http::Method::GET || method == http::Method::HEAD);
         let (label, route) = if is(path, &self.paths.mcp) {
             ("mcp", Some(Route::Streamable))
         } else if is(path, &self.paths.sse) {
@@ -65,6 +66,7 @@ impl App {
             // connection lives, and the MCP handlers make it KiBs; an idle legacy event
             // stream should not hold that.
             (Some(route), _) => Box::pin(self.edge.handle(route, request)).await,
+            (None, "other") if root => self.index(),
             (None, "healthz") => self.health(),
             (None, "readyz") if self.ready.load(Ordering::SeqCst) => text(StatusCode::OK, "ready\n"),
             (None, "readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
@@ -95,6 +97,24 @@ impl App {
         );
         let mut response = Response::new(Body::full(body));
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
+impl App {
+    /// `GET /`: a short page for whoever opens the address in a browser or with curl,
+    /// saying where the MCP endpoints are (the root itself serves no MCP).
+    fn index(&self) -> Response<Body> {
+        let Paths { mcp, sse, messages } = &self.paths;
+        let body = format!(
+            "mcpgw {}: an MCP gateway.\n\n\
+             Streamable HTTP: {mcp}\n\
+             Legacy HTTP+SSE: {sse} (its clients POST to {messages})\n\
+             Health: /healthz (readiness: /readyz, metrics: /metrics)\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        let mut response = Response::new(Body::full(body));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         response
     }
 }

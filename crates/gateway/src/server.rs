@@ -28,6 +28,9 @@ pub(crate) struct ServeOptions {
     pub(crate) close_deadline: Duration,
 }
 
+/// Concurrent streams one HTTP/2 connection may have open.
+const HTTP2_MAX_STREAMS: u32 = 200;
+
 /// Serves `listener` until `stop_accepting` fires; then waits for `sessions_ended` and
 /// closes the connections, within the deadline.
 pub(crate) async fn serve(
@@ -45,7 +48,10 @@ pub(crate) async fn serve(
         .header_read_timeout(options.header_read_timeout)
         .max_buf_size(options.max_header_bytes)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    // Streams per HTTP/2 connection, set here rather than left to hyper's default: one client
+    // multiplexes its calls, its GET stream and its sleeps on one connection
+    // (tests/tests/http2.rs holds 128 open at once).
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(HTTP2_MAX_STREAMS);
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {

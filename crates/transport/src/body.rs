@@ -14,7 +14,7 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
 
-use crate::session::Outgoing;
+use crate::outgoing::Outgoing;
 use crate::sse;
 
 /// A response body.

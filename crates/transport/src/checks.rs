@@ -5,6 +5,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 
 use crate::error::Error;
+use crate::version::ProtocolVersion;
 
 /// `Mcp-Session-Id`.
 pub static MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
@@ -16,10 +17,15 @@ pub static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 pub static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
 /// Protocol versions a session can be negotiated at, oldest first.
-pub const SESSION_PROTOCOL_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+pub const SESSION_PROTOCOL_VERSIONS: [ProtocolVersion; 4] = [
+    ProtocolVersion::V2024_11_05,
+    ProtocolVersion::V2025_03_26,
+    ProtocolVersion::V2025_06_18,
+    ProtocolVersion::V2025_11_25,
+];
 
 /// The version assumed when a client sends no `MCP-Protocol-Version` and none is known.
-pub const DEFAULT_PROTOCOL_VERSION: &str = "2025-03-26";
+pub const DEFAULT_PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion::V2025_03_26;
 
 /// Which reply formats the client's `Accept` allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,15 +81,15 @@ pub fn require_json_content_type(headers: &HeaderMap) -> Result<(), Error> {
     if ok { Ok(()) } else { Err(Error::UnsupportedMediaType) }
 }
 
-/// The `MCP-Protocol-Version` header, if present; an unknown version is refused.
-pub fn protocol_version(headers: &HeaderMap) -> Result<Option<&'static str>, Error> {
+/// The `MCP-Protocol-Version` header, if present, parsed once; a version a session cannot
+/// be negotiated at (unknown, or of the 2026-07-28 era, not served yet) is refused.
+pub fn protocol_version(headers: &HeaderMap) -> Result<Option<ProtocolVersion>, Error> {
     let Some(value) = headers.get(&MCP_PROTOCOL_VERSION) else { return Ok(None) };
     let text = value.to_str().unwrap_or("").trim();
-    SESSION_PROTOCOL_VERSIONS
-        .iter()
-        .find(|v| **v == text)
-        .map(|v| Some(*v))
-        .ok_or_else(|| Error::UnsupportedProtocolVersion(text.chars().take(64).collect()))
+    match text.parse::<ProtocolVersion>() {
+        Ok(version) if SESSION_PROTOCOL_VERSIONS.contains(&version) => Ok(Some(version)),
+        _ => Err(Error::UnsupportedProtocolVersion(text.chars().take(64).collect())),
+    }
 }
 
 /// Who may reach the gateway: the Host names it answers to and the Origins it serves.
@@ -217,9 +223,10 @@ mod tests {
         assert_eq!(protocol_version(&headers(&[])).ok(), Some(None));
         assert_eq!(
             protocol_version(&headers(&[("mcp-protocol-version", "2025-06-18")])).ok(),
-            Some(Some("2025-06-18"))
+            Some(Some(ProtocolVersion::V2025_06_18))
         );
         assert!(protocol_version(&headers(&[("mcp-protocol-version", "1999-01-01")])).is_err());
+        assert!(protocol_version(&headers(&[("mcp-protocol-version", "2026-07-28")])).is_err(), "not served yet");
     }
 
     fn parts(host: &str, origin: Option<&str>) -> Parts {

@@ -1,19 +1,20 @@
-//! [`Edge`]: the entry point the binary routes requests to, and [`Sessions`], what it
-//! needs from the session registry.
+//! [`Edge`]: the entry point the binary routes requests to, [`Sessions`], what it needs
+//! from the session registry, and the response helpers the handlers share. `Edge::handle`
+//! lives in `dispatch.rs`, above the handlers, so that they can use this module without it
+//! using them back.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Response, StatusCode, header};
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Credential, TokenSet};
 use crate::body::{Body, SseStream};
-use crate::checks::{self, HostPolicy};
+use crate::checks::HostPolicy;
 use crate::error::Error;
 use crate::session::{Session, SessionKind};
 use crate::session_id::SessionId;
-use crate::{legacy, streamable};
 
 /// The session registry, as the HTTP handlers see it. The binary implements it: it owns
 /// the one map of sessions of both kinds and knows how to build an MCP server.
@@ -85,46 +86,6 @@ impl<S: Sessions> Edge<S> {
     /// An edge over `sessions`; timers it starts are tracked by `tasks`.
     pub fn new(sessions: Arc<S>, config: EdgeConfig, tasks: TaskTracker) -> Self {
         Self { sessions, config, tasks }
-    }
-
-    /// Answers one request routed to an MCP endpoint. Host and Origin are checked before
-    /// anything else; every answer, errors included, carries the CORS headers.
-    pub async fn handle<B>(&self, route: Route, request: Request<B>) -> Response<Body>
-    where
-        B: http_body::Body<Data = bytes::Bytes> + Send,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let (parts, body) = request.into_parts();
-        let result = match self.config.hosts.check(&parts) {
-            // A refused Host or Origin gets no CORS headers: its page may not read the answer.
-            Err(e) => return e.into_response(),
-            Ok(()) if parts.method == Method::OPTIONS => {
-                let mut response = Response::new(Body::Empty);
-                *response.status_mut() = StatusCode::NO_CONTENT;
-                checks::add_preflight(&parts.headers, response.headers_mut());
-                return response;
-            }
-            Ok(()) => match self.authenticate(&parts) {
-                Err(e) => Err(e),
-                Ok(owner) => match route {
-                    Route::LegacyStream if parts.method == Method::GET => legacy::connect(self, &parts, owner),
-                    Route::LegacyStream => Err(Error::MethodNotAllowed("GET, OPTIONS")),
-                    Route::LegacyMessages if parts.method == Method::POST => {
-                        legacy::post(self, &parts, body, owner).await
-                    }
-                    Route::LegacyMessages => Err(Error::MethodNotAllowed("POST, OPTIONS")),
-                    Route::Streamable => streamable::handle(self, &parts, body, owner).await,
-                },
-            },
-        };
-        let mut response = result.unwrap_or_else(Error::into_response);
-        checks::add_cors(&parts.headers, response.headers_mut());
-        response
-    }
-
-    /// The caller's credential: `None` when authentication is off.
-    fn authenticate(&self, parts: &http::request::Parts) -> Result<Option<Credential>, Error> {
-        self.config.auth.as_ref().map(|tokens| tokens.check(&parts.headers)).transpose()
     }
 
     /// The session with this id if it is live, of this kind and the caller's: the two id

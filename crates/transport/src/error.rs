@@ -1,6 +1,7 @@
 //! The crate's one error enum, and the one function that maps it to the wire.
 
 use http::{HeaderValue, Response, StatusCode, header};
+use rmcp::model::RequestId;
 use serde_json::json;
 
 use crate::body::Body;
@@ -88,12 +89,19 @@ impl Error {
         }
     }
 
-    /// The response: the status, and a JSON-RPC error body with `id: null`.
+    /// The response when no request id is known: the status, and a JSON-RPC error body
+    /// with `id: null`.
     pub fn into_response(self) -> Response<Body> {
+        self.answering(None)
+    }
+
+    /// The response to the request with this id (JSON-RPC: an error answering a request
+    /// whose id could be read carries it; `null` only when it could not).
+    pub fn answering(self, id: Option<&RequestId>) -> Response<Body> {
         let (status, code) = self.status_and_code();
         let body = json!({
             "jsonrpc": "2.0",
-            "id": null,
+            "id": id,
             "error": { "code": code, "message": self.to_string() },
         });
         let mut response = Response::new(Body::full(body.to_string()));
@@ -142,6 +150,17 @@ mod tests {
             let (_, code) = e.status_and_code();
             assert!(!(-32022..=-32020).contains(&code), "{e}");
         }
+    }
+
+    #[test]
+    fn an_error_carries_the_id_it_answers() {
+        let body = |r: Response<Body>| match r.into_body() {
+            Body::Full(Some(b)) => serde_json::from_slice::<serde_json::Value>(&b).expect("json"),
+            other => panic!("a full body, not {other:?}"),
+        };
+        let answered = body(Error::SessionNotFound.answering(Some(&RequestId::Number(7))));
+        assert_eq!(answered["id"], 7);
+        assert_eq!(body(Error::SessionNotFound.into_response())["id"], serde_json::Value::Null);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::edge::{Edge, Sessions, sse_response, status_only};
 use crate::error::Error;
 use crate::event_log::EventId;
 use crate::message::{self, Posted};
+use crate::outgoing::Outgoing;
 use crate::session::{Session, SessionKind};
 use crate::session_id::SessionId;
 use crate::sse;
@@ -55,7 +56,7 @@ fn reconnect<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
     owner: Option<Credential>,
-) -> Option<(Arc<Session>, tokio::sync::mpsc::Receiver<crate::session::Outgoing>, String)> {
+) -> Option<(Arc<Session>, tokio::sync::mpsc::Receiver<Outgoing>, String)> {
     let last = parts.headers.get(&checks::LAST_EVENT_ID)?.to_str().ok()?.trim();
     let (prefix, _) = EventId::parse(last).ok()?;
     let id: SessionId = prefix.parse().ok()?;
@@ -112,24 +113,16 @@ fn prefix<'a, S>(edge: &'a Edge<S>, parts: &'a Parts) -> &'a str {
 
 /// `POST /messages?sessionId=`: hands one message to the session; the answer goes on the
 /// event stream.
-pub(crate) async fn post<S, B>(
+pub(crate) async fn post<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
-    body: B,
+    body: &[u8],
     owner: Option<Credential>,
-) -> Result<Response<Body>, Error>
-where
-    S: Sessions,
-    B: http_body::Body<Data = bytes::Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    // The body is read first so that a refusal never leaves it unread on a connection the
-    // client will reuse (see streamable::post).
-    let bytes = message::read_body(body, edge.config.max_body).await?;
+) -> Result<Response<Body>, Error> {
     let id = session_param(parts)?;
     let session = edge.live_session(id, SessionKind::Legacy, owner)?;
     checks::require_json_content_type(&parts.headers)?;
-    let message = match message::parse(&bytes)? {
+    let message = match message::parse(body)? {
         Posted::Single(m) => m,
         Posted::Batch(_) => return Err(Error::InvalidRequest("batches are not accepted on the legacy transport")),
     };
@@ -141,11 +134,41 @@ where
     Ok(response)
 }
 
+/// The session named by the `sessionId` query parameter. Missing, empty or not visible
+/// ASCII is a bad request (400); any other id that is not a live legacy session is unknown
+/// (404), whoever minted it: other servers use UUIDs, and a client that kept one must be
+/// told to start over, as `/mcp` tells it.
 fn session_param(parts: &Parts) -> Result<SessionId, Error> {
     let query = parts.uri.query().unwrap_or("");
     let value = form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "sessionId")
         .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
         .ok_or(Error::BadSessionParam("the sessionId query parameter is required"))?;
-    value.parse().map_err(|_| Error::BadSessionParam("the sessionId query parameter is malformed"))
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::BadSessionParam("the sessionId query parameter must be visible ASCII"));
+    }
+    value.parse().map_err(|_| Error::SessionNotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param(query: &str) -> Result<SessionId, Error> {
+        let parts = http::Request::post(format!("/messages?{query}")).body(()).expect("request").into_parts().0;
+        session_param(&parts)
+    }
+
+    #[test]
+    fn an_id_we_never_minted_is_unknown_and_only_a_missing_or_garbled_one_is_bad() {
+        let id = SessionId::random();
+        assert_eq!(param(&format!("sessionId={id}")).ok(), Some(id));
+        for unknown in ["sessionId=4f1c2a9e-8b7d-4c3e-9a2f-1e0d5c6b7a89", "sessionId=xyz", "a=1&sessionId=%21"] {
+            assert!(matches!(param(unknown), Err(Error::SessionNotFound)), "{unknown}");
+        }
+        for bad in ["", "sessionId=", "other=1", "sessionId=a%20b", "sessionId=%C3%A9", "sessionId=a%0Ab"] {
+            assert!(matches!(param(bad), Err(Error::BadSessionParam(_))), "{bad}");
+        }
+    }
 }

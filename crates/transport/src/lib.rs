@@ -9,16 +9,22 @@
 //! - [`auth`]: bearer tokens (configured as SHA-256 digests) and the credential a session
 //!   belongs to.
 //! - [`session_id`]: the typed [`SessionId`] (128 random bits, 32 hex digits).
+//! - [`version`]: the typed, ordered [`ProtocolVersion`], parsed once.
 //! - [`error`]: the crate's one error enum and its mapping to HTTP status + JSON-RPC error.
 //! - [`event_log`]: event ids and the bounded per-session log that resumption replays.
 //! - [`sse`]: SSE event encoding and a tolerant decoder.
 //! - [`body`]: the response body type (empty, full, or a live SSE stream with keepalives).
 //! - [`checks`]: Accept, Content-Type, MCP-Protocol-Version, Host/Origin and CORS.
 //! - [`message`]: parsing a POST body, once, into one message or a batch.
-//! - [`session`]: per-session state and the routing of outgoing messages to streams.
+//! - [`outgoing`]: [`Outgoing`](outgoing::Outgoing), the unit written to a stream, and its SSE encoding.
+//! - [`routes`]: [`Routes`](routes::Routes), the routing table of a client's streams: which
+//!   stream each server message goes on.
+//! - [`session`]: a live session: its inbound channel, its routes behind a lock, activity.
 //! - [`legacy`]: `GET /sse` and `POST /messages?sessionId=` (spec 2024-11-05).
 //! - [`streamable`]: `POST/GET/DELETE /mcp` (specs 2025-03-26 to 2025-11-25).
 //! - [`edge`]: [`Edge`], the entry point that ties the handlers to a [`Sessions`] store.
+//! - [`dispatch`]: [`Edge::handle`]: checks, authentication, the body read once, the
+//!   handler of the route, and refusals turned into responses.
 //!
 //! # Cancel safety
 //! Every handler may be dropped at any await point (the client went away). Dropping a
@@ -28,18 +34,23 @@
 pub mod auth;
 pub mod body;
 pub mod checks;
+pub mod dispatch;
 pub mod edge;
 pub mod error;
 pub mod event_log;
 pub mod legacy;
 pub mod message;
+pub mod outgoing;
+pub mod routes;
 pub mod session;
 pub mod session_id;
 pub mod sse;
 pub mod streamable;
+pub mod version;
 
 pub use body::Body;
 pub use edge::{Edge, EdgeConfig, Sessions};
 pub use error::Error;
 pub use session::{Closed, Session, SessionKind};
 pub use session_id::SessionId;
+pub use version::ProtocolVersion;

@@ -5,7 +5,8 @@ mod by_method;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage};
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage, RequestId};
+use serde::Deserialize;
 use serde_json::error::Category;
 
 use crate::error::Error;
@@ -50,6 +51,19 @@ pub fn parse(body: &[u8]) -> Result<Posted, Error> {
         return Ok(Posted::Single(request));
     }
     serde_json::from_slice(body).map(Posted::Single).map_err(classify)
+}
+
+/// The id of the request in `body`, when it is a JSON object with a `method` and an `id`
+/// that reads as one (whether or not the rest is a valid message), for an error to carry.
+/// Only refusals call it: the body is read again, the request path never pays for it.
+pub fn request_id(body: &[u8]) -> Option<RequestId> {
+    #[derive(Deserialize)]
+    struct Peek {
+        method: Option<serde::de::IgnoredAny>,
+        id: Option<RequestId>,
+    }
+    let peek: Peek = serde_json::from_slice(body).ok()?;
+    peek.method.and(peek.id)
 }
 
 fn classify(e: serde_json::Error) -> Error {
@@ -119,6 +133,19 @@ mod tests {
         let batch =
             br#"[{"jsonrpc":"2.0","id":2,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
         assert!(matches!(parse(batch), Ok(Posted::Batch(b)) if b.len() == 2));
+    }
+
+    #[test]
+    fn a_request_id_is_read_from_requests_only() {
+        assert_eq!(request_id(br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#), Some(RequestId::Number(3)));
+        assert_eq!(
+            request_id(br#"{"jsonrpc":"1.0","id":"a","method":"x","params":7}"#),
+            Some(RequestId::String("a".into())),
+            "read even when the message is otherwise invalid"
+        );
+        for none in [&br#"{"jsonrpc":"2.0","id":3,"result":{}}"#[..], b"{nope", b"[]", br#"{"method":"x"}"#] {
+            assert_eq!(request_id(none), None, "{}", String::from_utf8_lossy(none));
+        }
     }
 
     #[tokio::test]

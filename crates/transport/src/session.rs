@@ -1,14 +1,8 @@
-//! One session as the HTTP edge sees it: the inbound channel to its MCP server, and the
-//! routing of everything that server sends to the right open stream.
-//!
-//! Routing rules (Streamable HTTP): a response goes to the POST stream that carried its
-//! request, which then ends; a progress notification goes to the stream of the request that
-//! owns its token; a server→client request made while handling a request (rmcp marks it with
-//! `OriginatingRequestId`) goes on that request's stream; everything else goes to the
-//! standalone GET stream. Legacy HTTP+SSE sessions have only the one stream. A message for a
-//! stream that is not open waits in a small bounded backlog until one opens.
+//! One session as the HTTP edge sees it: the inbound channel to its MCP server, its
+//! [`Routes`] (which stream each message the server sends goes on, see [`crate::routes`])
+//! behind a mutex, its activity, and the back-pressure on streams whose client stops
+//! reading.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -16,19 +10,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientNotification, GetExtensions, JsonRpcMessage, ProgressToken, RequestId,
-    ServerJsonRpcMessage, ServerNotification, ServerResult,
+    ClientJsonRpcMessage, ClientNotification, JsonRpcMessage, ProgressToken, RequestId, ServerJsonRpcMessage,
 };
-use rmcp::service::OriginatingRequestId;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Credential;
 use crate::event_log::{EventId, EventLog, ResumeError};
+use crate::outgoing::Outgoing;
+use crate::routes::{Routed, Routes};
 use crate::session_id::SessionId;
-use crate::sse;
+use crate::version::ProtocolVersion;
 
 /// Which transport a session was created on. The two id spaces never cross.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,55 +46,6 @@ impl SessionKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the session is closed")]
 pub struct Closed;
-
-/// What goes to a client on a stream: a message serialized once, or an SSE control frame.
-#[derive(Debug, Clone)]
-pub enum Outgoing {
-    /// A JSON-RPC message.
-    Message {
-        /// The JSON text.
-        json: Bytes,
-        /// Whether it answers a request (a response or an error with an id).
-        response: bool,
-        /// Its event id, for resumption.
-        event: Option<EventId>,
-    },
-    /// Raw SSE lines with no message (a `retry:` hint), skipped in JSON replies.
-    Control(Bytes),
-}
-
-impl Outgoing {
-    /// A message that is not a response (a notification or a server request).
-    pub fn other(json: Bytes) -> Self {
-        Outgoing::Message { json, response: false, event: None }
-    }
-
-    /// The JSON text, unless it is a control frame.
-    pub fn json(&self) -> Option<&Bytes> {
-        match self {
-            Outgoing::Message { json, .. } => Some(json),
-            Outgoing::Control(_) => None,
-        }
-    }
-
-    /// Whether it is a response or error answering a request.
-    pub fn is_response(&self) -> bool {
-        matches!(self, Outgoing::Message { response: true, .. })
-    }
-
-    /// The SSE frame that carries it; with its event id when `prefix` (the session's event
-    /// id prefix) is given.
-    pub fn to_sse(&self, prefix: Option<&str>) -> Bytes {
-        match (self, prefix) {
-            (Outgoing::Message { json, event: Some(event), .. }, Some(prefix)) => {
-                let id = event.format(prefix);
-                sse::Event { event: Some("message"), id: Some(&id), data: json, retry: None }.encode()
-            }
-            (Outgoing::Message { json, .. }, _) => sse::message(json),
-            (Outgoing::Control(raw), _) => raw.clone(),
-        }
-    }
-}
 
 /// Sizes of a session's queues; every one is bounded.
 #[derive(Debug, Clone, Copy)]
@@ -161,38 +105,6 @@ pub struct Session {
     me: Weak<Session>,
 }
 
-#[derive(Debug)]
-struct Routes {
-    /// Open POST streams by the id of the request they wait on.
-    posts: HashMap<RequestId, PostRoute>,
-    /// Progress tokens of in-flight requests, to the request that owns them.
-    progress: HashMap<ProgressToken, RequestId>,
-    /// The standalone stream (GET on /mcp, or the legacy event stream).
-    standalone: Option<mpsc::Sender<Outgoing>>,
-    /// Messages for the standalone stream while none is open.
-    backlog: VecDeque<Outgoing>,
-    /// The protocol version negotiated at initialize, once known.
-    version: Option<String>,
-    /// Client requests not answered yet, whichever transport carried them.
-    pending: HashSet<RequestId>,
-    /// The next POST stream's number (0 is the standalone stream).
-    next_stream: u32,
-    /// The last event number given out.
-    last_seq: u64,
-    /// The last events sent, for resumption.
-    log: EventLog,
-}
-
-#[derive(Debug)]
-struct PostRoute {
-    tx: mpsc::Sender<Outgoing>,
-    stream: u32,
-    progress: Option<ProgressToken>,
-}
-
-/// The standalone stream's number.
-const STANDALONE: u32 = 0;
-
 impl Session {
     /// A new session, and the receiving end of its inbound channel for the MCP server.
     pub fn new(
@@ -206,17 +118,12 @@ impl Session {
             id,
             kind,
             inbound,
-            routes: Mutex::new(Routes {
-                posts: HashMap::new(),
-                progress: HashMap::new(),
-                standalone: None,
-                backlog: VecDeque::new(),
-                version: None,
-                pending: HashSet::new(),
-                next_stream: 1,
-                last_seq: 0,
-                log: EventLog::new(limits.log_events, limits.log_bytes),
-            }),
+            routes: Mutex::new(Routes::new(
+                Some(id),
+                limits.stream,
+                limits.backlog,
+                EventLog::new(limits.log_events, limits.log_bytes),
+            )),
             ended: CancellationToken::new(),
             limits,
             created: Instant::now(),
@@ -255,8 +162,8 @@ impl Session {
     }
 
     /// The protocol version negotiated at initialize, once the server has answered it.
-    pub fn negotiated_version(&self) -> Option<String> {
-        self.routes().version.clone()
+    pub fn negotiated_version(&self) -> Option<ProtocolVersion> {
+        self.routes().version()
     }
 
     /// Records client activity now.
@@ -268,12 +175,8 @@ impl Session {
     /// How long since the last client request, or zero while a stream is open or a request
     /// is in flight: a session a client is still listening to is never idle.
     pub fn idle_for(&self) -> Duration {
-        {
-            let routes = self.routes();
-            let streaming = routes.standalone.as_ref().is_some_and(|tx| !tx.is_closed());
-            if streaming || !routes.posts.is_empty() {
-                return Duration::ZERO;
-            }
+        if self.routes().is_busy() {
+            return Duration::ZERO;
         }
         let last = Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed));
         self.created.elapsed().saturating_sub(last)
@@ -281,7 +184,7 @@ impl Session {
 
     /// How many client requests are still waiting for their answer.
     pub fn in_flight(&self) -> usize {
-        self.routes().pending.len()
+        self.routes().in_flight()
     }
 
     /// Tells every open event stream how long to wait before reconnecting (sent at
@@ -289,8 +192,7 @@ impl Session {
     pub fn hint_retry(&self, after: Duration) {
         let frame = Outgoing::Control(Bytes::from(format!(": shutting down\nretry: {}\n\n", after.as_millis())));
         let routes = self.routes();
-        let streams = routes.standalone.iter().chain(routes.posts.values().map(|p| &p.tx));
-        for tx in streams {
+        for tx in routes.streams() {
             let _ = tx.try_send(frame.clone());
         }
     }
@@ -298,13 +200,7 @@ impl Session {
     /// Ends the session: the MCP server stops and every open stream closes.
     pub fn end(&self) {
         self.ended.cancel();
-        let mut routes = self.routes();
-        routes.posts.clear();
-        routes.progress.clear();
-        routes.standalone = None;
-        routes.backlog.clear();
-        routes.pending.clear();
-        routes.log.clear();
+        self.routes().clear();
     }
 
     /// Hands a client message to the session's MCP server, waiting while its queue is full.
@@ -314,13 +210,13 @@ impl Session {
         }
         match &message {
             JsonRpcMessage::Request(r) => {
-                self.routes().pending.insert(r.id.clone());
+                self.routes().request_sent(r.id.clone());
             }
             JsonRpcMessage::Notification(n) => {
                 if let ClientNotification::CancelledNotification(c) = &n.notification
                     && let Some(id) = &c.params.request_id
                 {
-                    self.routes().pending.remove(id);
+                    self.routes().request_cancelled(id);
                 }
             }
             _ => {}
@@ -340,19 +236,7 @@ impl Session {
     /// the backlog onto it. Also returns the id to prime it with: resuming from it replays
     /// what is sent from now on.
     pub fn open_standalone(&self) -> (mpsc::Receiver<Outgoing>, EventId) {
-        let (tx, rx) = mpsc::channel(self.limits.stream.max(1));
-        let mut routes = self.routes();
-        let priming = EventId { stream: STANDALONE, seq: routes.last_seq };
-        while let Some(out) = routes.backlog.pop_front() {
-            if let Err(e) = tx.try_send(out) {
-                routes.backlog.push_front(e.into_inner());
-                break;
-            }
-        }
-        if !self.is_ended() {
-            routes.standalone = Some(tx);
-        }
-        (rx, priming)
+        self.routes().open_standalone(!self.is_ended())
     }
 
     /// Resumes a stream after the event `last_event_id` (a `Last-Event-ID` header): replays
@@ -365,48 +249,22 @@ impl Session {
         if prefix != &*self.event_prefix {
             return Err(ResumeError::Foreign);
         }
-        let mut routes = self.routes();
-        if last.stream >= routes.next_stream || last.seq > routes.last_seq {
-            return Err(ResumeError::Foreign);
-        }
-        let replay = routes.log.after(last.stream, last.seq);
-        let (tx, rx) = mpsc::channel(self.limits.stream.max(replay.len() + 1));
-        for (event, json) in replay {
-            // Room for every replayed event was made above.
-            let _ = tx.try_send(Outgoing::Message { json, response: false, event: Some(event) });
-        }
-        if self.is_ended() {
-            return Ok(rx);
-        }
-        if last.stream == STANDALONE {
-            // Everything the backlog held is in the log too, and was just replayed.
-            routes.backlog.clear();
-            routes.standalone = Some(tx);
-        } else {
-            for route in routes.posts.values_mut().filter(|r| r.stream == last.stream) {
-                route.tx = tx.clone();
-            }
-        }
-        Ok(rx)
+        self.routes().resume(last, !self.is_ended())
     }
 
     /// Forgets the standalone stream if `rx` belongs to it (its body was dropped).
     pub fn close_standalone_if_current(&self, closed: &mpsc::WeakSender<Outgoing>) {
-        let mut routes = self.routes();
-        let current = routes.standalone.as_ref().is_some_and(|tx| closed.upgrade().is_some_and(|c| c.same_channel(tx)));
-        if current {
-            routes.standalone = None;
-        }
+        self.routes().close_standalone_if_current(closed);
     }
 
     /// Whether a standalone stream is open.
     pub fn has_standalone(&self) -> bool {
-        self.routes().standalone.as_ref().is_some_and(|tx| !tx.is_closed())
+        self.routes().has_standalone()
     }
 
     /// A weak handle on the current standalone stream, to recognise it when it closes.
     pub fn standalone_handle(&self) -> Option<mpsc::WeakSender<Outgoing>> {
-        self.routes().standalone.as_ref().map(mpsc::Sender::downgrade)
+        self.routes().standalone_handle()
     }
 
     /// Opens a stream for the responses to these requests (one POST). The stream ends once
@@ -416,45 +274,17 @@ impl Session {
         &self,
         requests: impl IntoIterator<Item = (RequestId, Option<ProgressToken>)>,
     ) -> (mpsc::Receiver<Outgoing>, EventId) {
-        let (tx, rx) = mpsc::channel(self.limits.stream.max(1));
-        let mut routes = self.routes();
-        let stream = routes.next_stream;
-        routes.next_stream = routes.next_stream.wrapping_add(1).max(1);
-        let priming = EventId { stream, seq: routes.last_seq };
-        if self.is_ended() {
-            return (rx, priming);
-        }
-        for (id, progress) in requests {
-            if let Some(token) = &progress {
-                routes.progress.insert(token.clone(), id.clone());
-            }
-            routes.posts.insert(id, PostRoute { tx: tx.clone(), stream, progress });
-        }
-        (rx, priming)
+        self.routes().open_post(requests, !self.is_ended())
     }
 
     /// Puts a message on the standalone stream, or in the backlog while none is open.
     pub fn to_standalone(&self, out: Outgoing) {
-        let mut routes = self.routes();
-        let out = match &routes.standalone {
-            Some(tx) => match tx.try_send(out) {
-                Ok(()) => return,
-                Err(e) => e.into_inner(),
-            },
-            None => out,
-        };
-        routes.keep(out, self.limits.backlog, self.id);
+        self.routes().to_standalone(out);
     }
 
     /// Forgets a request the client cancelled: no response will come, so its stream ends.
     pub fn forget_request(&self, id: &RequestId) {
-        let mut routes = self.routes();
-        routes.pending.remove(id);
-        if let Some(route) = routes.posts.remove(id)
-            && let Some(token) = route.progress
-        {
-            routes.progress.remove(&token);
-        }
+        self.routes().forget_request(id);
     }
 
     /// Routes one message from the MCP server. The routing decision and, when there is
@@ -486,18 +316,8 @@ impl Session {
     /// later ones for it go to the log (and, for the standalone stream, the backlog) until
     /// the client resumes.
     fn close_stalled(&self, stalled: &mpsc::Sender<Outgoing>) {
-        let mut routes = self.routes();
-        if routes.standalone.as_ref().is_some_and(|tx| tx.same_channel(stalled)) {
-            routes.standalone = None;
-        }
-        let mut closed = false;
-        for route in routes.posts.values_mut().filter(|r| r.tx.same_channel(stalled)) {
-            // A sender whose receiver is gone: sends to it fail at once.
-            route.tx = mpsc::channel(1).0;
-            closed = true;
-        }
-        drop(routes);
-        tracing::warn!(session = %self.id, post = closed, "a client is not reading its event stream; closed it (it can resume with Last-Event-ID)");
+        let post = self.routes().close_stalled(stalled);
+        tracing::warn!(session = %self.id, post, "a client is not reading its event stream; closed it (it can resume with Last-Event-ID)");
     }
 
     /// Enqueues the message where it belongs; returns it with its stream when that stream's
@@ -510,64 +330,11 @@ impl Session {
                 return None;
             }
         };
-        let mut routes = self.routes();
-        let (target, response) = match &message {
-            JsonRpcMessage::Response(r) => {
-                if let ServerResult::InitializeResult(init) = &r.result {
-                    routes.version = Some(init.protocol_version.to_string());
-                }
-                routes.pending.remove(&r.id);
-                (routes.take_post(&r.id), true)
-            }
-            JsonRpcMessage::Error(e) => {
-                if let Some(id) = &e.id {
-                    routes.pending.remove(id);
-                }
-                (e.id.as_ref().and_then(|id| routes.take_post(id)), true)
-            }
-            JsonRpcMessage::Notification(n) => {
-                let owner = match &n.notification {
-                    ServerNotification::ProgressNotification(p) => {
-                        routes.progress.get(&p.params.progress_token).cloned()
-                    }
-                    // A notification tied to a request (an upstream's log line during a call)
-                    // rides that request's stream.
-                    other => other.extensions().get::<OriginatingRequestId>().map(|o| o.0.clone()),
-                };
-                (owner.and_then(|id| routes.posts.get(&id).map(|p| (p.tx.clone(), p.stream))), false)
-            }
-            JsonRpcMessage::Request(r) => {
-                let origin = r.request.extensions().get::<OriginatingRequestId>().map(|o| o.0.clone());
-                (origin.and_then(|id| routes.posts.get(&id).map(|p| (p.tx.clone(), p.stream))), false)
-            }
-        };
-        let (target, stream) = match target {
-            Some((tx, stream)) => (Some(tx), stream),
-            None => (routes.standalone.clone(), STANDALONE),
-        };
-        routes.last_seq += 1;
-        let event = EventId { stream, seq: routes.last_seq };
-        routes.log.push(event, json.clone());
-        let out = Outgoing::Message { json, response, event: Some(event) };
-        match target {
-            Some(tx) => match tx.try_send(out) {
-                Ok(()) => None,
-                Err(TrySendError::Full(out)) => Some((tx, out)),
-                Err(TrySendError::Closed(out)) => {
-                    // The client went away from this stream. Keep what belongs to no
-                    // request for the next stream; a response whose POST is gone is lost
-                    // until resumption keeps an event log.
-                    if out.is_response() {
-                        tracing::debug!(session = %self.id, "the client left before its response was ready");
-                    } else {
-                        routes.standalone = None;
-                        routes.keep(out, self.limits.backlog, self.id);
-                    }
-                    None
-                }
-            },
-            None => {
-                routes.keep(out, self.limits.backlog, self.id);
+        match self.routes().route(&message, json) {
+            Routed::Done => None,
+            Routed::Full(tx, out) => Some((tx, out)),
+            Routed::Orphaned => {
+                tracing::debug!(session = %self.id, "the client left before its response was ready");
                 None
             }
         }
@@ -594,29 +361,10 @@ fn event_prefix(id: SessionId, kind: SessionKind) -> Arc<str> {
     }
 }
 
-impl Routes {
-    /// Removes the route of an answered request, and its progress token.
-    fn take_post(&mut self, id: &RequestId) -> Option<(mpsc::Sender<Outgoing>, u32)> {
-        let route = self.posts.remove(id)?;
-        if let Some(token) = route.progress {
-            self.progress.remove(&token);
-        }
-        Some((route.tx, route.stream))
-    }
-
-    fn keep(&mut self, out: Outgoing, cap: usize, id: SessionId) {
-        if self.backlog.len() >= cap {
-            self.backlog.pop_front();
-            tracing::warn!(session = %id, "backlog full: dropped the oldest message for a stream that is not open");
-        }
-        self.backlog.push_back(out);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rmcp::model::{EmptyResult, NumberOrString, ProgressNotificationParam};
+    use rmcp::model::{EmptyResult, NumberOrString, ProgressNotificationParam, ServerNotification, ServerResult};
 
     fn new_session() -> Arc<Session> {
         Session::new(SessionId::random(), SessionKind::Streamable, None, SessionLimits::default()).0
@@ -788,9 +536,8 @@ mod tests {
             delivery.await.expect("task").expect("delivered or dropped, never stuck");
         }
         assert!(!s.has_standalone(), "the stalled stream was closed");
-        let routes = s.routes();
-        assert!(routes.backlog.len() <= 8 && routes.log.len() <= 16);
-        drop(routes);
+        let (backlog, log) = s.routes().held();
+        assert!(backlog <= 8 && log <= 16);
         drop(never_read);
     }
 

@@ -24,22 +24,16 @@ use crate::error::Error;
 use crate::event_log::{EventId, ResumeError};
 use crate::legacy;
 use crate::message::{self, Posted};
-use crate::session::{Outgoing, Session, SessionKind};
+use crate::outgoing::Outgoing;
+use crate::session::{Session, SessionKind};
+use crate::version::ProtocolVersion;
 
-/// The protocol version whose sessions may POST JSON-RPC batches.
-const BATCH_VERSION: &str = "2025-03-26";
-
-pub(crate) async fn handle<S, B>(
+pub(crate) async fn handle<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
-    body: B,
+    body: &[u8],
     owner: Option<Credential>,
-) -> Result<Response<Body>, Error>
-where
-    S: Sessions,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<Response<Body>, Error> {
     match parts.method {
         Method::POST => post(edge, parts, body, owner).await,
         Method::GET => get(edge, parts, owner),
@@ -60,26 +54,22 @@ fn session_header<S: Sessions>(
     edge.live_session(id, SessionKind::Streamable, owner).map(Some)
 }
 
-async fn post<S, B>(edge: &Edge<S>, parts: &Parts, body: B, owner: Option<Credential>) -> Result<Response<Body>, Error>
-where
-    S: Sessions,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+async fn post<S: Sessions>(
+    edge: &Edge<S>,
+    parts: &Parts,
+    body: &[u8],
+    owner: Option<Credential>,
+) -> Result<Response<Body>, Error> {
     let accepts = checks::accepts(&parts.headers);
     if !accepts.json && !accepts.sse {
         return Err(Error::NotAcceptable("Accept must allow application/json or text/event-stream"));
     }
     checks::require_json_content_type(&parts.headers)?;
-    // Read the body before refusing anything else: an HTTP/1.1 answer sent before the body
-    // was read makes hyper close the connection, and clients that reuse it (a fallback
-    // `initialize` right after a refused 2026 probe) then fail.
-    let bytes = message::read_body(body, edge.config.max_body).await?;
     let version = checks::protocol_version(&parts.headers)?;
     // An unknown session is answered before the body is parsed: whatever it holds, the
     // client must start over.
     let session = session_header(edge, parts, owner)?;
-    let posted = message::parse(&bytes)?;
+    let posted = message::parse(body)?;
     match &posted {
         Posted::Single(m) => edge.sessions.observe(SessionKind::Streamable, message::method_label(m)),
         Posted::Batch(b) => {
@@ -106,7 +96,7 @@ where
             dispatch(&session, vec![m], accepts, false, edge.config.keepalive, prime).await
         }
         (Some(session), Posted::Batch(batch)) => {
-            if session.negotiated_version().as_deref() != Some(BATCH_VERSION) {
+            if !session.negotiated_version().is_some_and(ProtocolVersion::allows_batches) {
                 return Err(Error::InvalidRequest("batches are only accepted in sessions at protocol 2025-03-26"));
             }
             if batch.iter().any(message::is_initialize) {
@@ -221,18 +211,13 @@ async fn json_only(
     Ok(json_response(Bytes::from(body)))
 }
 
-/// The first protocol version whose clients expect a priming event (an id and no data)
-/// first on every event stream, so they can resume even before any message came.
-const PRIMING_VERSION: &str = "2025-11-25";
-
 /// How long a client waits before it reconnects a dropped stream, sent with the priming event.
 const RETRY_MS: u64 = 1000;
 
 /// Whether this request's streams start with a priming event: by the version the request
-/// names, else the session's. Older clients crashed on empty events.
-fn primes(session: &Session, header: Option<&str>) -> bool {
-    let version = header.map(str::to_owned).or_else(|| session.negotiated_version());
-    version.is_some_and(|v| v.as_str() >= PRIMING_VERSION)
+/// names, else the session's.
+fn primes(session: &Session, header: Option<ProtocolVersion>) -> bool {
+    header.or_else(|| session.negotiated_version()).is_some_and(ProtocolVersion::primes_streams)
 }
 
 /// How to build a Streamable event stream: event ids with the session's prefix, the

@@ -17,6 +17,7 @@ use std::sync::Weak;
 use crate::error::{BoxError, Error};
 use crate::upstream::http_client;
 use crate::upstream::ordered::{Deliver, Ordered};
+use crate::upstream::resume::ResumingClient;
 use crate::upstream::spec::{UpstreamKind, UpstreamSpec};
 use crate::upstream::sse_client::SseClientTransport;
 
@@ -81,14 +82,16 @@ pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
             }
         }
         UpstreamKind::Http { url, headers } => {
-            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(
+            let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(
                 header_map(headers)
                     .map_err(|e| failed(e, None))?
                     .into_iter()
                     .filter_map(|(k, v)| k.map(|k| (k, v)))
                     .collect(),
             );
-            let transport = StreamableHttpClientTransport::with_client(http_client::shared(), config);
+            config.retry_config = http_client::resume_policy();
+            let http = ResumingClient::new(http_client::shared());
+            let transport = StreamableHttpClientTransport::with_client(http, config);
             serve_client_with_ct(client, Ordered::new(transport, link, lost), ct)
                 .await
                 .map_err(|e| failed("initialize failed".into(), Some(e.into())))?

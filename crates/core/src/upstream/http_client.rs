@@ -5,9 +5,18 @@
 //! after the response it was waiting for, so a pooled connection comes back clean; one
 //! process-wide client lets every session and every reconnect reuse the same keep-alive
 //! connections (reqwest pools per origin).
+//!
+//! It also holds how a reply stream that ends early is resumed. An upstream may close a
+//! request's SSE reply before the result (SEP-1699, MCP 2025-11-25) after an event with an id
+//! and a `retry:`; rmcp's client then waits `retry` and asks for the rest with `GET` and
+//! `Last-Event-ID`, and the result reaches the call once. rmcp retries failed resumptions
+//! forever by default; [`resume_policy`] bounds them (and `resume` bounds the resumes that
+//! succeed but bring nothing).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use rmcp::transport::common::client_side_sse::{ExponentialBackoff, SseRetryPolicy};
 
 /// Idle pooled connections kept per upstream origin.
 const IDLE_PER_HOST: usize = 64;
@@ -16,11 +25,33 @@ const IDLE_PER_HOST: usize = 64;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Redirects followed for one request, all same-origin 307/308.
 const MAX_REDIRECTS: usize = 5;
+/// Failed attempts to reopen an event stream (a `GET` with `Last-Event-ID` that errors)
+/// before it is given up; the call waiting on it then fails at once.
+const RESUME_ATTEMPTS: usize = 5;
+/// The wait before resuming when the upstream sent no `retry:`, doubled after each failure
+/// (then 0.5 + 1 + 2 + 4 s between the attempts: an upstream that cannot serve the rest
+/// for that long has lost it, and the call should fail rather than wait for its deadline).
+const RESUME_FIRST_WAIT: Duration = Duration::from_millis(250);
+/// The longest wait between two failed resumptions.
+const RESUME_MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// The shared client (built on first use; cheap to clone).
 pub(crate) fn shared() -> reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(build).clone()
+}
+
+/// How rmcp's Streamable HTTP client resumes an event stream: the upstream's `retry:` when
+/// it sent one (rmcp honours it), else 250 ms doubling to 5 s, at most [`RESUME_ATTEMPTS`]
+/// failures in a row. A reply stream that ends cleanly is resumed again each time; the
+/// `resume` module bounds that.
+pub(crate) fn resume_policy() -> Arc<dyn SseRetryPolicy> {
+    // The struct is non-exhaustive: start from its default and set the fields.
+    let mut policy = ExponentialBackoff::default();
+    policy.max_times = Some(RESUME_ATTEMPTS);
+    policy.base_duration = RESUME_FIRST_WAIT;
+    policy.max_delay = Some(RESUME_MAX_WAIT);
+    Arc::new(policy)
 }
 
 fn build() -> reqwest::Client {
@@ -57,4 +88,18 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
             attempt.follow()
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_resumptions_are_bounded_and_spaced() {
+        let policy = resume_policy();
+        let waits: Vec<_> = (0..=RESUME_ATTEMPTS).map(|n| policy.retry(n)).collect();
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(waits, [ms(250), ms(500), ms(1000), ms(2000), ms(4000), None]);
+        assert!(waits.iter().flatten().all(|w| *w <= RESUME_MAX_WAIT));
+    }
 }

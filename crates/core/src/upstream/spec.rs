@@ -27,12 +27,16 @@ pub struct UpstreamSpec {
     /// How long starting it and its `initialize` may take.
     pub connect_timeout: Duration,
     /// How long one of its tool calls may take; past it the call is cancelled upstream and
-    /// the client gets an error. `None`: no limit.
+    /// the client gets an error. `None`: [`DEFAULT_CALL_TIMEOUT`].
     pub call_timeout: Option<Duration>,
     /// How long one of its list requests (`tools/list`, …, every page) may take; past it the
     /// upstream's list is left out of the catalogs until it answers.
     pub list_timeout: Duration,
 }
+
+/// How long a tool call may take when its upstream sets no limit of its own: no call
+/// waits forever, even on an upstream that never sends its result.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl UpstreamSpec {
     /// A spec with the defaults for everything but the name and kind.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use mcpgw_core::{UpstreamKind, UpstreamSpec};
 use serde_json::{Map, Value};
 
-use crate::config::upstreams::valid_name;
+use crate::config::upstreams::{check_headers, valid_name};
 
 /// The upstreams described by the JSON text, in the order written.
 pub(crate) fn upstreams(text: &str) -> Result<Vec<UpstreamSpec>, String> {
@@ -44,6 +44,7 @@ pub(crate) fn upstreams(text: &str) -> Result<Vec<UpstreamSpec>, String> {
             (None, Some(url)) => {
                 let url = string(url, name, "url")?;
                 let headers = map(server.get("headers"), name, "headers")?;
+                check_headers(&headers, &format!("mcpServers.{name}.headers"))?;
                 match server.get("type").and_then(Value::as_str) {
                     Some("sse") => UpstreamKind::Sse { url, headers },
                     None | Some("http" | "streamable-http" | "streamableHttp") => UpstreamKind::Http { url, headers },
@@ -112,5 +113,7 @@ mod tests {
         assert!(upstreams(r#"{"mcpServers": {"x": {"url": "http://a", "type": "ws"}}}"#).is_err());
         assert!(upstreams(r#"{"mcpServers": {"x": {"command": 3}}}"#).is_err());
         assert!(upstreams("{nope").is_err());
+        let bad = upstreams(r#"{"mcpServers": {"x": {"url": "http://a", "headers": {"X-Key": "a\nb"}}}}"#);
+        assert_eq!(bad.err().as_deref().map(|e| e.starts_with("mcpServers.x.headers.X-Key:")), Some(true));
     }
 }

@@ -89,6 +89,7 @@ struct RawServer {
     drain_timeout_secs: u64,
     max_header_bytes: usize,
     worker_threads: usize,
+    call_timeout_secs: u64,
 }
 
 impl Default for RawServer {
@@ -101,6 +102,7 @@ impl Default for RawServer {
             drain_timeout_secs: 10,
             max_header_bytes: 64 * 1024,
             worker_threads: 0,
+            call_timeout_secs: mcpgw_core::DEFAULT_CALL_TIMEOUT.as_secs(),
         }
     }
 }
@@ -253,11 +255,17 @@ impl Config {
 impl RawConfig {
     fn validate(self, origin: &str) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { origin: origin.to_owned(), message };
-        let upstreams = match self.upstreams {
+        let mut upstreams = match self.upstreams {
             // No [upstreams] at all: the built-in tools, so a bare config still serves.
             None => vec![UpstreamSpec::new("builtin", UpstreamKind::Builtin)],
             Some(raw) => upstreams::specs(raw).map_err(invalid)?,
         };
+        // An upstream without a call_timeout_secs of its own gets the gateway's: no call
+        // waits forever.
+        let call_timeout = Duration::from_secs(self.server.call_timeout_secs.max(1));
+        for spec in &mut upstreams {
+            spec.call_timeout.get_or_insert(call_timeout);
+        }
         let invalid = |message: String| ConfigError::Invalid { origin: origin.to_owned(), message };
         for (key, path) in
             [("paths.sse", &self.paths.sse), ("paths.messages", &self.paths.messages), ("paths.mcp", &self.paths.mcp)]
@@ -394,6 +402,18 @@ mod tests {
         assert_eq!(Config::parse("[server]\nworker_threads = 1\n", "f").expect("valid").worker_threads, Some(1));
         let err = Config::parse("[server]\nworker_threads = 5000\n", "f").expect_err("refused");
         assert!(err.to_string().contains("server.worker_threads"), "{err}");
+    }
+
+    #[test]
+    fn every_upstream_has_a_call_deadline() {
+        let text = "[server]\ncall_timeout_secs = 7\n[upstreams.a]\nkind = \"builtin\"\n\
+                    [upstreams.b]\nkind = \"builtin\"\ncall_timeout_secs = 2\n";
+        let c = Config::parse(text, "f").expect("valid");
+        let limits: Vec<_> = c.upstreams.iter().map(|u| u.call_timeout).collect();
+        assert_eq!(limits, [Some(Duration::from_secs(7)), Some(Duration::from_secs(2))]);
+        let c = Config::parse("", "f").expect("valid");
+        assert_eq!(c.upstreams[0].call_timeout, Some(mcpgw_core::DEFAULT_CALL_TIMEOUT));
+        assert_eq!(mcpgw_core::DEFAULT_CALL_TIMEOUT, Duration::from_secs(300));
     }
 
     #[test]

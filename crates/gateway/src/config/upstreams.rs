@@ -55,6 +55,23 @@ pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// Checks `headers` as they will be sent, so a bad name or value fails the load, naming its
+/// key under `at`, instead of every connect at run time. A value is never echoed: it is
+/// often a secret.
+pub(crate) fn check_headers(headers: &BTreeMap<String, String>, at: &str) -> Result<(), String> {
+    for (name, value) in headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(format!("{at}.{name:?}: not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"));
+        }
+        if http::HeaderValue::from_str(value).is_err() {
+            return Err(format!(
+                "{at}.{name}: not a valid HTTP header value (visible ASCII, spaces and tabs; no line breaks)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl RawUpstream {
     pub(crate) fn into_spec(self, name: &str) -> Result<UpstreamSpec, String> {
         let at = |key: &str| format!("upstreams.{name}.{key}");
@@ -111,6 +128,7 @@ impl RawUpstream {
                     return Err(format!("{} must be an http:// or https:// URL, not {url:?}", at("url")));
                 }
                 let headers = self.headers.unwrap_or_default();
+                check_headers(&headers, &at("headers"))?;
                 if kind == RawKind::Http {
                     UpstreamKind::Http { url, headers }
                 } else {

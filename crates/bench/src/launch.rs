@@ -1,0 +1,72 @@
+//! Starting the servers under test: mcpgw on a configuration the harness writes, and this
+//! binary's own baseline servers; and reading mcpgw's session count from `/healthz`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use tokio::time::Instant;
+
+use crate::client::{Target, get_json, get_status};
+use crate::procs::Proc;
+
+/// mcpgw's configuration for a run: room for every session the runs open, sessions that
+/// never idle out, legacy sessions that end with their stream, and idle sessions that park
+/// after a second; then `upstreams` (TOML tables).
+pub(crate) fn mcpgw_config(upstreams: &str) -> String {
+    format!(
+        "# Written by mcpgw-bench.\n[sessions]\nmax_sessions = 200000\nidle_timeout_secs = 3600\nlegacy_grace_secs = 0\npark_after_secs = 1\n\n{upstreams}"
+    )
+}
+
+/// Starts mcpgw on `config` and waits until `/readyz` says its shared upstreams have started.
+pub(crate) async fn start_mcpgw(name: &str, binary: &Path, config: &Path) -> Result<Proc> {
+    let mut command = Command::new(binary);
+    command.arg("--config").arg(config).args(["--listen", "127.0.0.1:0"]);
+    let proc = Proc::start(name, command)?;
+    let target = target_of(&proc)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if get_status(&target, "/readyz").await.ok() == Some(200) {
+            return Ok(proc);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("{name} was not ready within 30 s; its log:\n{}", proc.log_tail(30).join("\n"))
+}
+
+/// This binary with `args` (`serve-rmcp`, `serve-hyper`): a baseline server.
+pub(crate) fn start_self(name: &str, args: &[&str]) -> Result<Proc> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(args);
+    Proc::start(name, command)
+}
+
+pub(crate) fn target_of(proc: &Proc) -> Result<Target> {
+    Target::parse(&proc.base, "/mcp", "/sse")
+}
+
+/// mcpgw's live sessions, (legacy, streamable).
+async fn live_sessions(target: &Target) -> Option<(u64, u64)> {
+    let health = get_json(target, "/healthz").await.ok()?;
+    Some((health["sessions"]["legacy"].as_u64()?, health["sessions"]["streamable"].as_u64()?))
+}
+
+/// Waits up to `limit` for mcpgw's session count to satisfy `done`; the last count seen.
+pub(crate) async fn wait_sessions(
+    target: &Target,
+    limit: Duration,
+    done: impl Fn((u64, u64)) -> bool,
+) -> Option<(u64, u64)> {
+    let deadline = Instant::now() + limit;
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = live_sessions(target).await;
+        if last.is_some_and(&done) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    last
+}

@@ -1,0 +1,247 @@
+//! Judging a run against the targets: each target becomes a [`Verdict`] saying what was
+//! measured, whether it was met and by how much.
+
+use super::numbers::{median, pct};
+use super::report::{MCPGW_1, Report, Round, Verdict};
+
+/// The CPU-efficiency and wall-clock verdicts of one set of alternating rounds at `n` sessions;
+/// `which` ends the target's wording (the configuration).
+fn round_verdicts(rounds: &[Round], n: usize, which: &str) -> [Verdict; 2] {
+    let cpu_ratios: Vec<f64> = rounds
+        .iter()
+        .filter_map(|r| Some(r.mcpgw.req_per_server_cpu_s? / r.rmcp_stateless.req_per_server_cpu_s?))
+        .collect();
+    let rps_ratios: Vec<f64> = rounds.iter().map(|r| r.mcpgw.rps / r.rmcp_stateless.rps).collect();
+    let (cpu, rps) = (median(cpu_ratios.clone()), median(rps_ratios.clone()));
+    let gw_us = median(rounds.iter().filter_map(|r| r.mcpgw.server_us_per_req).collect());
+    let rmcp_us = median(rounds.iter().filter_map(|r| r.rmcp_stateless.server_us_per_req).collect());
+    [
+        Verdict {
+            target: format!(
+                "Streamable HTTP JSON, {n} sessions: ≥ 1.5× the requests per server-CPU-second of rmcp stateless JSON{which}"
+            ),
+            measured: format!(
+                "{cpu:.2}× ({gw_us:.1} vs {rmcp_us:.1} CPU µs/req; median of {} alternating rounds: {})",
+                cpu_ratios.len(),
+                cpu_ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ")
+            ),
+            met: cpu >= 1.5,
+            margin: format!("{} against 1.5×", pct(cpu / 1.5 - 1.0)),
+        },
+        Verdict {
+            target: format!(
+                "Streamable HTTP JSON, {n} sessions: no lower wall-clock throughput than rmcp stateless JSON{which}"
+            ),
+            measured: format!(
+                "{rps:.2}× ({:.0} vs {:.0} req/s, medians; rounds: {})",
+                median(rounds.iter().map(|r| r.mcpgw.rps).collect()),
+                median(rounds.iter().map(|r| r.rmcp_stateless.rps).collect()),
+                rps_ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ")
+            ),
+            met: rps >= 1.0,
+            margin: format!("{} against 1.0×", pct(rps - 1.0)),
+        },
+    ]
+}
+
+/// The open-loop rate of the p99 targets.
+pub(crate) const P99_RATE: f64 = 5_000.0;
+/// mcpgw's open-loop p99 at [`P99_RATE`]: at most this many milliseconds…
+pub(crate) const P99_MS: f64 = 1.0;
+/// …and at most this many times the bare hyper server's at the same rate.
+pub(crate) const P99_OVER_BARE: f64 = 2.0;
+/// The open-loop rate at which no request may take over 10 ms.
+pub(crate) const SLOW_RATE: f64 = 10_000.0;
+
+/// `errors` as the end of a margin, when there are any.
+fn errors_note(errors: usize) -> String {
+    if errors == 0 { String::new() } else { format!("; {errors} errors") }
+}
+
+/// The open-loop targets of the mcpgw rows named `server`: p99 at [`P99_RATE`] on its own and
+/// against the bare hyper server, and nothing slow at [`SLOW_RATE`]; `which` names the
+/// configuration in each target's wording.
+fn open_loop_verdicts(report: &Report, server: &str, which: &str) -> [Option<Verdict>; 3] {
+    let sessions = report.plan.open_loop_sessions;
+    let at = report.open_loop(server, P99_RATE);
+    let p99 = at.map(|g| {
+        let p99 = g.latency.p99_ms;
+        let met = p99 <= P99_MS && g.errors == 0;
+        Verdict {
+            target: format!(
+                "open loop, 5,000 req/s over {sessions} sessions: p99 ≤ 1 ms (mcpgw{which}, Streamable HTTP JSON, built-in echo)"
+            ),
+            measured: format!(
+                "{p99:.3} ms (p50 {:.3} ms, p99.9 {:.3} ms; {} answered, {} errors)",
+                g.latency.p50_ms, g.latency.p999_ms, g.answered, g.errors
+            ),
+            met,
+            margin: if p99 <= P99_MS {
+                format!("{:.3} ms to spare{}", P99_MS - p99, errors_note(g.errors))
+            } else {
+                format!("{:.3} ms over ({}){}", p99 - P99_MS, pct(p99 / P99_MS - 1.0), errors_note(g.errors))
+            },
+        }
+    });
+    let against_bare = at.zip(report.open_loop("bare hyper", P99_RATE)).map(|(g, bare)| {
+        let ratio = g.latency.p99_ms / bare.latency.p99_ms;
+        let errors = g.errors + bare.errors;
+        Verdict {
+            target: format!(
+                "open loop, 5,000 req/s: p99 ≤ 2× the bare hyper server's p99 at the same rate (mcpgw{which})"
+            ),
+            measured: format!("{ratio:.2}× ({:.3} vs {:.3} ms)", g.latency.p99_ms, bare.latency.p99_ms),
+            met: ratio <= P99_OVER_BARE && errors == 0,
+            margin: format!("{} against 2×{}", pct(ratio / P99_OVER_BARE - 1.0), errors_note(errors)),
+        }
+    });
+    let slow = report.open_loop(server, SLOW_RATE).map(|g| Verdict {
+        target: format!("open loop, 10,000 req/s over {sessions} sessions: no request over 10 ms (mcpgw{which})"),
+        measured: format!(
+            "{} of {} over 10 ms or unanswered ({:.3}%); max {:.2} ms, p99.9 {:.3} ms; {} errors",
+            g.over_10ms,
+            g.due,
+            g.over_10ms_share * 100.0,
+            g.latency.max_ms,
+            g.latency.p999_ms,
+            g.errors
+        ),
+        met: g.over_10ms == 0 && g.errors == 0,
+        margin: if g.over_10ms == 0 {
+            format!("none over 10 ms{}", errors_note(g.errors))
+        } else {
+            format!("{} over 10 ms{}", g.over_10ms, errors_note(g.errors))
+        },
+    });
+    [p99, against_bare, slow]
+}
+
+/// The targets, judged on mcpgw's default configuration; after each round and open-loop target,
+/// the same judged on one worker thread.
+pub(crate) fn verdicts(report: &Report) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    let n = report.plan.round_sessions;
+
+    // 1. CPU efficiency and wall-clock throughput against rmcp stateless JSON.
+    let [cpu, rps] = round_verdicts(&report.rounds, n, "");
+    let [cpu1, rps1] = round_verdicts(&report.rounds_one_thread, n, ", with worker_threads = 1 on both servers");
+    out.extend([cpu, cpu1, rps, rps1]);
+
+    // 2. open-loop latency (the closed-loop p99 at 64 sessions is retired: "Reading the targets").
+    let [p99, bare, slow] = open_loop_verdicts(report, "mcpgw", "");
+    let [p99_1, bare_1, slow_1] = open_loop_verdicts(report, MCPGW_1, ", worker_threads = 1");
+    out.extend([p99, p99_1, bare, bare_1, slow, slow_1].into_iter().flatten());
+
+    // 3. memory per idle session, and 10,000 held without error.
+    for row in report.memory.iter().filter(|m| m.server == "mcpgw") {
+        if let Some(last) = row.points.last() {
+            let per = last.bytes_per_session;
+            out.push(Verdict {
+                target: format!("≤ 16 KiB RSS per idle session, {}", row.transport),
+                measured: format!(
+                    "{:.1} KiB at {} sessions ({:.1} KiB marginal)",
+                    per / 1024.0,
+                    last.opened,
+                    row.marginal_bytes_per_session.unwrap_or(f64::NAN) / 1024.0
+                ),
+                met: per <= 16384.0,
+                margin: format!("{} against 16 KiB", pct(per / 16384.0 - 1.0)),
+            });
+            let clean = row.open_errors == 0 && row.failed_checks == 0 && last.opened == last.sessions;
+            out.push(Verdict {
+                target: format!("{} idle sessions held with no error, {}", last.sessions, row.transport),
+                measured: format!(
+                    "{} opened, {} open errors, {} failed their call afterwards, /healthz {}",
+                    last.opened,
+                    row.open_errors,
+                    row.failed_checks,
+                    last.live.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
+                ),
+                met: clean,
+                margin: if clean {
+                    "no error".into()
+                } else {
+                    format!("{} errors", row.open_errors + row.failed_checks)
+                },
+            });
+        }
+    }
+
+    // 4. session set-up rate.
+    for row in report.setup.iter().filter(|s| s.server == "mcpgw") {
+        let rate = row.result.per_second;
+        out.push(Verdict {
+            target: format!("≥ 5,000 sessions set up per second, {}", row.transport),
+            measured: format!("{rate:.0}/s ({} workers, {} errors)", row.result.workers, row.result.errors),
+            met: rate >= 5000.0 && row.result.errors == 0,
+            margin: format!("{} against 5,000/s", pct(rate / 5000.0 - 1.0)),
+        });
+    }
+
+    // 5. a shared stdio upstream against a direct stdio round trip.
+    if let (Some(direct), Some(via)) = (report.stdio("direct", 1), report.stdio("through mcpgw", 1)) {
+        let added = via.latency.p50_ms / direct.latency.p50_ms - 1.0;
+        out.push(Verdict {
+            target: "a shared stdio upstream adds ≤ 10% over a direct stdio round trip (p50, 1 session)".into(),
+            measured: format!(
+                "{:.3} ms through mcpgw vs {:.3} ms direct: {} (+{:.3} ms)",
+                via.latency.p50_ms,
+                direct.latency.p50_ms,
+                pct(added),
+                via.latency.p50_ms - direct.latency.p50_ms
+            ),
+            met: added <= 0.10,
+            margin: format!("{} against +10%", pct(added - 0.10).replace('%', " points")),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::report::fake;
+
+    #[test]
+    fn one_thread_targets_follow_the_default_ones() {
+        let v = verdicts(&fake::one_thread_report());
+        let one_thread = |i: usize| v[i].target.contains("worker_threads = 1");
+        assert_eq!(v.len(), 4);
+        assert_eq!((0..4).map(one_thread).collect::<Vec<_>>(), [false, true, false, true]);
+        // CPU: 50/35 = 1.43× missed, 40/25 = 1.6× met; wall clock: 0.97× missed, 1.2× met.
+        assert_eq!(v.iter().map(|v| v.met).collect::<Vec<_>>(), [false, true, false, true]);
+        assert!(v[1].measured.starts_with("1.60×"), "{}", v[1].measured);
+        assert_eq!(v[1].margin, "+7% against 1.5×");
+    }
+
+    #[test]
+    fn open_loop_targets_replace_the_closed_loop_p99() {
+        let v = verdicts(&fake::open_loop_report());
+        let targets: Vec<&str> = v.iter().map(|v| v.target.as_str()).collect();
+        assert!(targets.iter().all(|t| !t.contains("at 64 sessions")), "{targets:#?}");
+        let open: Vec<&Verdict> = v.iter().filter(|v| v.target.starts_with("open loop")).collect();
+        assert_eq!(open.len(), 6, "{targets:#?}");
+        // Default then one thread, for each target.
+        assert_eq!(
+            open.iter().map(|v| v.target.contains("worker_threads = 1")).collect::<Vec<_>>(),
+            [false, true, false, true, false, true]
+        );
+        // mcpgw: p99 0.8 ms met, 2.67× the bare server's 0.3 ms missed, 3 requests over 10 ms
+        // missed; one thread: 0.5 ms, 1.67×, none slow: all met.
+        assert_eq!(open.iter().map(|v| v.met).collect::<Vec<_>>(), [true, true, false, true, false, true]);
+        assert_eq!(open[0].margin, "0.200 ms to spare");
+        assert!(open[2].measured.starts_with("2.67× (0.800 vs 0.300 ms)"), "{}", open[2].measured);
+        assert_eq!(open[2].margin, "+33% against 2×");
+        assert!(open[4].measured.starts_with("3 of 50000 over 10 ms"), "{}", open[4].measured);
+        assert_eq!(open[5].margin, "none over 10 ms");
+    }
+
+    #[test]
+    fn an_open_loop_run_with_errors_misses() {
+        let mut report = fake::open_loop_report();
+        for row in &mut report.open_loop {
+            row.result.errors = 2;
+        }
+        assert!(verdicts(&report).iter().filter(|v| v.target.starts_with("open loop")).all(|v| !v.met));
+    }
+}

@@ -1,0 +1,91 @@
+//! [`Edge::handle`]: one request to an MCP endpoint, from the Host and Origin checks and
+//! authentication through reading a POST body to the handler of its route, and every
+//! refusal turned into its response.
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+
+use crate::auth::Credential;
+use crate::body::Body;
+use crate::checks;
+use crate::edge::{Edge, Route, Sessions};
+use crate::error::Error;
+use crate::{legacy, message, streamable};
+
+impl<S: Sessions> Edge<S> {
+    /// Answers one request routed to an MCP endpoint. Host and Origin are checked before
+    /// anything else; every answer, errors included, carries the CORS headers.
+    pub async fn handle<B>(&self, route: Route, request: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = request.into_parts();
+        let mut response = match self.config.hosts.check(&parts) {
+            // A refused Host or Origin gets no CORS headers: its page may not read the answer.
+            Err(e) => return e.into_response(),
+            Ok(()) if parts.method == Method::OPTIONS => {
+                let mut response = Response::new(Body::Empty);
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                checks::add_preflight(&parts.headers, response.headers_mut());
+                return response;
+            }
+            Ok(()) => match self.authenticate(&parts) {
+                Err(e) => e.into_response(),
+                Ok(owner) => self.read_and_serve(route, &parts, body, owner).await,
+            },
+        };
+        checks::add_cors(&parts.headers, response.headers_mut());
+        response
+    }
+
+    /// Reads a POST body, then serves the request. Reading comes before any refusal: an
+    /// HTTP/1.1 answer sent before the body was read makes hyper close the connection, and
+    /// clients that reuse it (a fallback `initialize` right after a refused 2026 probe) then
+    /// fail. A refusal after that carries the id of the request it answers, when the body
+    /// names one.
+    async fn read_and_serve<B>(&self, route: Route, parts: &Parts, body: B, owner: Option<Credential>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let bytes = if parts.method == Method::POST && route != Route::LegacyStream {
+            match message::read_body(body, self.config.max_body).await {
+                Ok(bytes) => bytes,
+                Err(e) => return e.into_response(),
+            }
+        } else {
+            Bytes::new()
+        };
+        match self.serve(route, parts, &bytes, owner).await {
+            Ok(response) => response,
+            Err(e) => e.answering(message::request_id(&bytes).as_ref()),
+        }
+    }
+
+    /// Serves a request whose body (for a POST) has been read.
+    async fn serve(
+        &self,
+        route: Route,
+        parts: &Parts,
+        body: &[u8],
+        owner: Option<Credential>,
+    ) -> Result<Response<Body>, Error> {
+        match route {
+            Route::LegacyStream if parts.method == Method::GET => legacy::connect(self, parts, owner),
+            Route::LegacyStream => Err(Error::MethodNotAllowed("GET, OPTIONS")),
+            Route::LegacyMessages if parts.method == Method::POST => legacy::post(self, parts, body, owner).await,
+            Route::LegacyMessages => Err(Error::MethodNotAllowed("POST, OPTIONS")),
+            Route::Streamable => streamable::handle(self, parts, body, owner).await,
+        }
+    }
+
+    /// The caller's credential: `None` when authentication is off.
+    fn authenticate(&self, parts: &Parts) -> Result<Option<Credential>, Error> {
+        self.config.auth.as_ref().map(|tokens| tokens.check(&parts.headers)).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,71 @@
+//! The shipped configurations stay usable: every file in `config/examples/` and the default
+//! `config/mcpgw.toml` pass `mcpgw check-config`, and the README's configuration excerpt is
+//! really in the file it names.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use mcpgw_tests::{WAIT, binary, wait_with_deadline};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `mcpgw check-config FILE`: its exit code and what it printed.
+fn check_config(file: &Path) -> (i32, String) {
+    let mut child = Command::new(binary())
+        .arg("check-config")
+        .arg(file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mcpgw check-config");
+    let status = wait_with_deadline(&mut child, WAIT);
+    let mut out = String::new();
+    for pipe in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
+        child.stderr.take().map(|p| Box::new(p) as _),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut pipe = pipe;
+        std::io::Read::read_to_string(&mut pipe, &mut out).expect("read output");
+    }
+    (status.code().expect("an exit code"), out)
+}
+
+#[test]
+fn every_example_and_the_default_pass_check_config() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("config/examples"))
+        .expect("config/examples")
+        .map(|entry| entry.expect("an entry").path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "the examples: {files:?}");
+    files.push(repo().join("config/mcpgw.toml"));
+    for file in files {
+        let (code, out) = check_config(&file);
+        assert_eq!(code, 0, "{}: {out}", file.display());
+        assert!(out.contains(": ok ("), "{}: {out}", file.display());
+    }
+}
+
+/// The README's ```toml block starts with `# FILE (excerpt)…`: each of its other lines is a
+/// line of FILE, in the same order.
+#[test]
+fn the_readme_config_excerpt_is_in_the_file_it_names() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let block = readme.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
+    let mut lines = block.lines();
+    let label = lines.next().expect("a first line");
+    let name = label.strip_prefix("# ").and_then(|l| l.split(' ').next()).expect("`# FILE …` first");
+    let file = std::fs::read_to_string(repo().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut rest = file.lines();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        assert!(rest.any(|l| l == line), "README's excerpt line {line:?} is not in {name} (in this order)");
+    }
+    let (code, out) = check_config(&repo().join(name));
+    assert_eq!(code, 0, "{name}: {out}");
+}
