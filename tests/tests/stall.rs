@@ -15,13 +15,20 @@ const CALLS: usize = 40;
 /// `list_timeout_secs` and `call_timeout_secs` of the stalling upstreams.
 const DEADLINE: Duration = Duration::from_secs(2);
 
+/// An argument the fixture ignores that names this run's children, to find any left behind
+/// (the same test in another checkout has children of its own).
+fn marker() -> String {
+    format!("--stall-marker-{}", std::process::id())
+}
+
 fn config() -> String {
     let fixture = env!("CARGO_BIN_EXE_mcpgw-fixture");
+    let marker = marker();
     let mut config = String::new();
     for (name, extra) in [("healthy", ""), ("lists", "prefix = \"lists_\"\n"), ("stdin", "prefix = \"stdin_\"\n")] {
         config.push_str(&format!(
             "[upstreams.{name}]\nkind = \"stdio\"\nshare = \"shared\"\ncommand = \"{fixture}\"\n\
-             args = [\"--stall-tools\"]\nlist_timeout_secs = {secs}\ncall_timeout_secs = {secs}\n{extra}\n",
+             args = [\"--stall-tools\", \"{marker}\"]\nlist_timeout_secs = {secs}\ncall_timeout_secs = {secs}\n{extra}\n",
             secs = DEADLINE.as_secs()
         ));
     }
@@ -61,7 +68,7 @@ fn tool_names(list: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_upstream_holds_up_only_its_own_calls() {
-    let gw = Gateway::start_with(&config());
+    let mut gw = Gateway::start_with(&config());
     let mut sessions = Vec::new();
     for _ in 0..SESSIONS {
         let s = StreamableSession::open(&gw.url("/mcp"), "2025-11-25").await;
@@ -142,4 +149,11 @@ async fn a_stalled_upstream_holds_up_only_its_own_calls() {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<u64>().ok());
     assert!(failures.is_some_and(|n| n >= 1), "counted: {metrics}");
+
+    // Stopped, the gateway leaves no child behind, not even the one that stopped reading its
+    // stdin (it never sees the end of its input, so only a kill ends it).
+    drop(sessions);
+    assert!(gw.terminate().success());
+    let left = std::process::Command::new("pgrep").args(["-f", "--", &marker()]).output().expect("pgrep");
+    assert!(left.stdout.is_empty(), "upstream children left: {}", String::from_utf8_lossy(&left.stdout));
 }
