@@ -259,6 +259,31 @@ impl Drop for Gateway {
     }
 }
 
+/// Runs mcpgw with `args` to its end (bounded by [`WAIT`]): its exit code and all it printed,
+/// standard output then standard error.
+pub fn run(args: &[&str]) -> (i32, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mcpgw");
+    let status = wait_with_deadline(&mut child, WAIT);
+    let mut out = String::new();
+    for pipe in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
+        child.stderr.take().map(|p| Box::new(p) as _),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut pipe = pipe;
+        std::io::Read::read_to_string(&mut pipe, &mut out).expect("read output");
+    }
+    (status.code().expect("an exit code"), out)
+}
+
 /// Waits for a child to exit, killing it (and failing) past the deadline.
 pub fn wait_with_deadline(child: &mut Child, deadline: Duration) -> std::process::ExitStatus {
     let pid = child.id();

@@ -1,32 +1,8 @@
 //! The command line: start-up log, bad configurations, a busy port, and SIGTERM.
 
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 
-use mcpgw_tests::{Gateway, WAIT, binary, wait_with_deadline};
-
-fn run(args: &[&str]) -> (i32, String) {
-    let mut child = Command::new(binary())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mcpgw");
-    let status = wait_with_deadline(&mut child, WAIT);
-    let mut out = String::new();
-    for pipe in [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
-        child.stderr.take().map(|p| Box::new(p) as _),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let mut pipe = pipe;
-        std::io::Read::read_to_string(&mut pipe, &mut out).expect("read output");
-    }
-    (status.code().expect("an exit code"), out)
-}
+use mcpgw_tests::{Gateway, run};
 
 fn write(name: &str, text: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("mcpgw-cli-{}-{name}", std::process::id()));

@@ -3,9 +3,8 @@
 //! really in the file it names.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use mcpgw_tests::{WAIT, binary, wait_with_deadline};
+use mcpgw_tests::run;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -13,27 +12,7 @@ fn repo() -> PathBuf {
 
 /// Runs `mcpgw check-config FILE`: its exit code and what it printed.
 fn check_config(file: &Path) -> (i32, String) {
-    let mut child = Command::new(binary())
-        .arg("check-config")
-        .arg(file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mcpgw check-config");
-    let status = wait_with_deadline(&mut child, WAIT);
-    let mut out = String::new();
-    for pipe in [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
-        child.stderr.take().map(|p| Box::new(p) as _),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let mut pipe = pipe;
-        std::io::Read::read_to_string(&mut pipe, &mut out).expect("read output");
-    }
-    (status.code().expect("an exit code"), out)
+    run(&["check-config", file.to_str().expect("a UTF-8 path")])
 }
 
 #[test]
