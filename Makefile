@@ -30,6 +30,8 @@ help:
 	@echo "make bench   release build, then the benchmark (~14-18 min): docs/benchmarks.md, target/bench/results.json;"
 	@echo "             BENCH_QUICK=1 for a smoke run (target/bench/benchmarks-quick.md)"
 	@echo "make deps-bench  install the competing gateways the bench measures (crates/bench/peers)"
+	@echo "make bench-compare BASE=<commit>  CPU/req of that commit's mcpgw against this one, alternating"
+	@echo "             rounds, medians (target/bench/compare.md); BASE_BIN=<binary> instead of building"
 	@echo "make profile where mcpgw's CPU goes per request, by perf under load: target/profile/summary.md;"
 	@echo "             PROFILE_SECS (default 10) measured seconds, PROFILE_THREADS mcpgw's worker threads"
 
@@ -194,6 +196,30 @@ bench: deps-bench
 		target/release/mcpgw-bench run $(if $(BENCH_QUICK),--quick) \
 			--supergateway "$(BENCH_SUPERGATEWAY)" --mcp-proxy "$(BENCH_MCP_PROXY)" \
 			--command "make bench$(if $(BENCH_QUICK), BENCH_QUICK=$(BENCH_QUICK))"
+
+# Two mcpgw binaries on the same closed-loop rows, in alternating rounds, medians compared
+# (crates/bench/src/compare.rs): BASE=<commit> builds that commit's release mcpgw in a scratch
+# worktree under target/bench/base-<commit> (once), or BASE_BIN= names a binary already built.
+# Writes target/bench/compare.md; COMPARE_ARGS= passes more (--rounds, --sessions, --duration).
+BASE         ?=
+BASE_BIN     ?=
+COMPARE_ARGS ?=
+.PHONY: bench-compare
+bench-compare:
+	$(CARGO) build --release -p mcpgw
+	$(CARGO) build --release -p mcpgw-bench
+	base="$(BASE_BIN)"; \
+	if [ -z "$$base" ]; then \
+		[ -n "$(BASE)" ] || { echo "make bench-compare: set BASE=<commit> or BASE_BIN=<binary>" >&2; exit 2; }; \
+		rev=$$(git rev-parse --short=12 "$(BASE)"); dir=$(CURDIR)/target/bench/base-$$rev; \
+		if [ ! -x "$$dir/target/release/mcpgw" ]; then \
+			rm -rf "$$dir"; git worktree prune; git worktree add --detach "$$dir" "$$rev"; \
+			(cd "$$dir" && $(CARGO) build --release -p mcpgw); \
+		fi; \
+		base=$$dir/target/release/mcpgw; \
+	fi; \
+	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true; \
+		target/release/mcpgw-bench compare --base "$$base" --head target/release/mcpgw $(COMPARE_ARGS)
 
 # perf (Debian's linux-perf) samples the release mcpgw on the built-in tools while the bench's
 # load generator runs 64 Streamable HTTP JSON sessions of `tools/call echo` against it

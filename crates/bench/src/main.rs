@@ -5,6 +5,8 @@
 //!   `docs/benchmarks.md` (docs/benchmarks.md says what is measured and how).
 //! - `load`, `rate`, `setup` and `idle` are the load generator on its own, against any loopback base
 //!   URL; each prints one JSON object.
+//! - `compare` is `make bench-compare`: two mcpgw binaries on the same rows, in alternating
+//!   rounds, their medians side by side (target/bench/compare.md).
 //! - `profile` is `make profile`: mcpgw under the `load` closed loop, sampled by `perf`
 //!   (target/profile/summary.md says where its CPU goes per request).
 //! - `serve-rmcp` and `serve-hyper` are the baseline servers `run` starts.
@@ -12,6 +14,7 @@
 //! The load generator runs on a current-thread tokio runtime: one core, whatever the machine.
 
 mod client;
+mod compare;
 mod launch;
 mod load;
 mod machine;
@@ -44,6 +47,8 @@ enum Command {
     Run(run::Options),
     /// Where mcpgw's CPU goes per request (`make profile`): perf samples it under load.
     Profile(profile::Options),
+    /// Two mcpgw binaries on the same rows, in alternating rounds (`make bench-compare`).
+    Compare(compare::Options),
     /// Sessions in a closed loop of `tools/call` against URL.
     Load {
         #[command(flatten)]
@@ -179,6 +184,7 @@ fn main() -> std::process::ExitCode {
     let outcome = match cli.command {
         Command::Run(options) => current_thread(run::run(options)),
         Command::Profile(options) => current_thread(profile::run(options)),
+        Command::Compare(options) => current_thread(compare::run(options)),
         Command::Load { client, sessions, duration, warmup } => current_thread(async move {
             let (target, profile) = client.resolve()?;
             let result =
