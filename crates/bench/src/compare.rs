@@ -17,7 +17,7 @@ use anyhow::{Context, Result, ensure};
 use serde_json::json;
 
 use crate::client::{Profile, Transport};
-use crate::launch::{mcpgw_config, start_mcpgw, target_of};
+use crate::launch::{builtin_config, start_mcpgw, target_of};
 use crate::load::{self, LoadResult};
 use crate::procs;
 
@@ -130,13 +130,8 @@ pub(crate) async fn run(options: Options) -> Result<()> {
 
 /// One measurement: a fresh mcpgw on the built-in tools, the closed loop, its CPU.
 async fn measure(binary: &Path, row: &Row, out: &Path, warmup: Duration, duration: Duration) -> Result<LoadResult> {
-    let mut upstreams = String::new();
-    if let Some(n) = row.threads {
-        upstreams.push_str(&format!("[server]\nworker_threads = {n}\n\n"));
-    }
-    upstreams.push_str("[upstreams.builtin]\nkind = \"builtin\"\n");
     let config = out.join("compare-mcpgw.toml");
-    std::fs::write(&config, mcpgw_config(&upstreams))?;
+    std::fs::write(&config, builtin_config(row.threads))?;
     let mut gw = start_mcpgw("mcpgw", binary, &config).await?;
     let target = target_of(&gw)?;
     let profile = Profile::new(row.transport, "echo", &json!({"text": "hello"}));

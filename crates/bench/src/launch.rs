@@ -20,6 +20,13 @@ pub(crate) fn mcpgw_config(upstreams: &str) -> String {
     )
 }
 
+/// mcpgw's configuration on its built-in tools alone, with `threads` tokio workers (None: its
+/// default, one per core).
+pub(crate) fn builtin_config(threads: Option<usize>) -> String {
+    let server = threads.map(|n| format!("[server]\nworker_threads = {n}\n\n")).unwrap_or_default();
+    mcpgw_config(&format!("{server}[upstreams.builtin]\nkind = \"builtin\"\n"))
+}
+
 /// Starts mcpgw on `config` and waits until `/readyz` says its shared upstreams have started.
 pub(crate) async fn start_mcpgw(name: &str, binary: &Path, config: &Path) -> Result<Proc> {
     let mut command = Command::new(binary);

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::json;
 
 use crate::client::{Profile, Transport};
-use crate::launch::{mcpgw_config, start_mcpgw, target_of};
+use crate::launch::{builtin_config, start_mcpgw, target_of};
 use crate::load::{self, LoadResult};
 use crate::machine::commit;
 use crate::procs;
@@ -113,13 +113,8 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     procs::raise_nofile();
 
-    let mut upstreams = String::new();
-    if let Some(n) = options.worker_threads {
-        upstreams.push_str(&format!("[server]\nworker_threads = {n}\n\n"));
-    }
-    upstreams.push_str("[upstreams.builtin]\nkind = \"builtin\"\n");
     let config = out.join("mcpgw.toml");
-    std::fs::write(&config, mcpgw_config(&upstreams))?;
+    std::fs::write(&config, builtin_config(options.worker_threads))?;
     let mut gw = start_mcpgw("mcpgw", &options.mcpgw, &config).await?;
     let target = target_of(&gw)?;
 
