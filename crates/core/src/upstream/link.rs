@@ -35,6 +35,7 @@ use crate::error::Error;
 use crate::upstream::connect::{self, Connected};
 use crate::upstream::fetch::Collapsed;
 use crate::upstream::ordered::Deliver;
+use crate::upstream::resume::GaveUp;
 use crate::upstream::spec::{Share, UpstreamSpec};
 
 /// Identifies a client session among a link's audience.
@@ -69,6 +70,8 @@ pub(crate) enum LinkState {
 pub(crate) struct Connection {
     pub(crate) peer: Peer<RoleClient>,
     pub(crate) lost: CancellationToken,
+    /// Why reply streams were not resumed (Streamable HTTP only).
+    gave_up: Option<GaveUp>,
 }
 
 /// Live connections of one upstream (counted against its cap) and how often they ended
@@ -352,14 +355,23 @@ impl Link {
         ctx: &RequestContext<RoleServer>,
         session: SessionKey,
     ) -> Result<ServerResult, Error> {
-        let Connection { peer, lost } = self.connection().await?;
+        let Connection { peer, lost, gave_up } = self.connection().await?;
         let options = PeerRequestOptions::no_options().with_meta(ctx.meta.clone());
         let mut tracked = self.track(session, ctx);
         let handle = peer.send_request_with_option(request, options).await.map_err(|e| self.error(e))?;
         let upstream_id = handle.id.clone();
         tracked.sent(&upstream_id, &handle.progress_token, ctx);
         tokio::select! {
-            result = handle.await_response() => result.map_err(|e| self.error(e)),
+            result = handle.await_response() => {
+                // rmcp says only "Transport closed" for a reply it stopped resuming.
+                let not_resumed = gave_up.and_then(|g| g.take(&upstream_id));
+                result.map_err(|e| match (e, not_resumed) {
+                    (ServiceError::TransportClosed, Some(why)) => {
+                        Error::NotResumed { upstream: self.spec.name.clone(), why }
+                    }
+                    (e, _) => self.error(e),
+                })
+            }
             () = ctx.ct.cancelled() => {
                 let why = CancelledNotificationParam::new(Some(upstream_id), Some("cancelled by the client".into()));
                 let _ = peer.notify_cancelled(why).await;
@@ -500,12 +512,12 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
         let lost = CancellationToken::new();
         let attempt = connect_once(&link, &tasks, &lost).await;
         match attempt {
-            Ok(Connected { running, process_group }) => {
+            Ok(Connected { running, process_group, gave_up }) => {
                 let peer = running.peer().clone();
                 let offered = peer.peer_info().map(|info| info.capabilities.clone());
                 *link.offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = offered;
                 link.bump();
-                link.state.send_replace(LinkState::Up(Connection { peer, lost: lost.clone() }));
+                link.state.send_replace(LinkState::Up(Connection { peer, lost: lost.clone(), gave_up }));
                 tracing::info!(upstream = %link.spec.name, kind = link.spec.kind.as_str(), "upstream connected");
                 let mut waiting = std::pin::pin!(running.waiting());
                 let ended = tokio::select! {
