@@ -15,17 +15,23 @@ const CALLS: usize = 40;
 /// `list_timeout_secs` and `call_timeout_secs` of the stalling upstreams.
 const DEADLINE: Duration = Duration::from_secs(2);
 
-/// An argument the fixture ignores that names this run's children, to find any left behind
-/// (the same test in another checkout has children of its own).
-fn marker() -> String {
-    format!("--stall-marker-{}", std::process::id())
+/// An argument the fixture ignores that names this test's children, to find any left behind
+/// (the other test in this run, and the same test in another checkout, have children of
+/// their own).
+fn marker(test: &str) -> String {
+    format!("--stall-marker-{test}-{}-end", std::process::id())
 }
 
 fn config() -> String {
+    config_of("holds", &[("healthy", ""), ("lists", "prefix = \"lists_\"\n"), ("stdin", "prefix = \"stdin_\"\n")])
+}
+
+/// Shared stalling fixtures, by name and extra settings, in this order.
+fn config_of(test: &str, upstreams: &[(&str, &str)]) -> String {
     let fixture = env!("CARGO_BIN_EXE_mcpgw-fixture");
-    let marker = marker();
+    let marker = marker(test);
     let mut config = String::new();
-    for (name, extra) in [("healthy", ""), ("lists", "prefix = \"lists_\"\n"), ("stdin", "prefix = \"stdin_\"\n")] {
+    for (name, extra) in upstreams {
         config.push_str(&format!(
             "[upstreams.{name}]\nkind = \"stdio\"\nshare = \"shared\"\ncommand = \"{fixture}\"\n\
              args = [\"--stall-tools\", \"{marker}\"]\nlist_timeout_secs = {secs}\ncall_timeout_secs = {secs}\n{extra}\n",
@@ -153,7 +159,72 @@ async fn a_stalled_upstream_holds_up_only_its_own_calls() {
     // Stopped, the gateway leaves no child behind, not even the one that stopped reading its
     // stdin (it never sees the end of its input, so only a kill ends it).
     drop(sessions);
+    stop_leaving_no_child(&mut gw, "holds");
+}
+
+/// Stops the gateway with SIGTERM and finds none of `test`'s upstream children left.
+fn stop_leaving_no_child(gw: &mut Gateway, test: &str) {
     assert!(gw.terminate().success());
-    let left = std::process::Command::new("pgrep").args(["-f", "--", &marker()]).output().expect("pgrep");
+    let left = std::process::Command::new("pgrep").args(["-f", "--", &marker(test)]).output().expect("pgrep");
     assert!(left.stdout.is_empty(), "upstream children left: {}", String::from_utf8_lossy(&left.stdout));
+}
+
+/// Every request forwarded to an upstream has its deadline, not only `tools/call`: once an
+/// upstream stops reading its stdin, `prompts/get` and `resources/read` on it fail at its
+/// `call_timeout_secs` with an error that says so, while the others keep answering; and a
+/// stalled listing of another upstream holds up no `prompts/get`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_to_a_stalled_upstream_ends_at_its_deadline() {
+    // `stdin` comes first, so the resources every fixture lists are its own.
+    let mut gw = Gateway::start_with(&config_of(
+        "every",
+        &[("stdin", ""), ("lists", "prefix = \"lists_\"\n"), ("healthy", "prefix = \"healthy_\"\n")],
+    ));
+    let s = StreamableSession::open(&gw.url("/mcp"), "2025-11-25").await;
+    let names = tool_names(&s.call(1, "tools/list", json!({})).await);
+    assert!(names.iter().any(|n| n == "stall_stdin") && names.iter().any(|n| n == "lists_stall_listing"), "{names:?}");
+
+    let stalled = s.call(2, "tools/call", json!({"name": "stall_stdin", "arguments": {}})).await;
+    assert_eq!(stalled["result"]["content"][0]["text"], "stdin stalled", "{stalled}");
+    let requests = [
+        ("prompts/get", json!({"name": "test_simple_prompt"})),
+        ("resources/read", json!({"uri": "test://static-text"})),
+    ];
+    for (id, (method, params)) in (3..).zip(requests) {
+        let started = Instant::now();
+        let r = tokio::time::timeout(Duration::from_secs(30), s.call(id, method, params))
+            .await
+            .unwrap_or_else(|_| panic!("{method} to the stalled upstream never ended"));
+        let took = started.elapsed();
+        let message = r["error"]["message"].as_str().unwrap_or_default();
+        for part in ["upstream 'stdin'", &format!("{method} timed out after 2s"), "call_timeout_secs"] {
+            assert!(message.contains(part), "{method}: {part:?} in {r}");
+        }
+        assert!(took >= DEADLINE - Duration::from_millis(100), "{method} not before the deadline: {took:?}");
+        assert!(took < DEADLINE + Duration::from_secs(3), "{method} at the deadline: {took:?}");
+    }
+
+    // `lists` announces a list change and never answers tools/list again: a catalog built
+    // now waits for it until its list deadline.
+    let stalled = s.call(5, "tools/call", json!({"name": "lists_stall_listing", "arguments": {}})).await;
+    assert_eq!(stalled["result"]["content"][0]["text"], "lists stalled", "{stalled}");
+    let listing = s.call(6, "tools/list", json!({}));
+    let prompt = async {
+        tokio::task::block_in_place(|| gw.wait_for_log("tools/list stalled"));
+        let started = Instant::now();
+        let r = s.call(7, "prompts/get", json!({"name": "healthy_test_simple_prompt"})).await;
+        (r, started.elapsed())
+    };
+    let (listed, (prompt, took)) =
+        tokio::time::timeout(Duration::from_secs(30), async { futures::join!(listing, prompt) })
+            .await
+            .expect("nothing hangs");
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
+    let text = &prompt["result"]["messages"][0]["content"]["text"];
+    assert_eq!(text, "This is a simple prompt for testing.", "{prompt}");
+    // Held up by the stalled listing, it would take the whole list deadline.
+    assert!(took < DEADLINE, "the healthy upstream's prompt waited for another's listing: {took:?}");
+
+    drop(s);
+    stop_leaving_no_child(&mut gw, "every");
 }

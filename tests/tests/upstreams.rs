@@ -1,10 +1,11 @@
 //! A stdio upstream (the fixture) that dies in the middle of a call: the client is told at
-//! once, the child is restarted, and nothing is left behind.
+//! once, the child is restarted, and nothing is left behind. One past its connection cap
+//! says so; a shared one asking for roots outside any call gets none, without a warning.
 
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
-use mcpgw_tests::{Gateway, POST_HEADERS, SseReader, StreamableSession, eventually};
+use mcpgw_tests::{Gateway, Launch, POST_HEADERS, SseReader, StreamableSession, eventually};
 use serde_json::json;
 
 fn pids(marker: &str) -> Vec<String> {
@@ -75,4 +76,23 @@ async fn past_an_upstreams_connection_cap_calls_get_a_clear_error() {
     let message = refused["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("cap of 1"), "{refused}");
     assert_eq!(pids(&marker).len(), 1, "no child past the cap");
+}
+
+/// A shared upstream that asks `roots/list` outside any call (the filesystem server does,
+/// right after `initialize`) is answered by the gateway with no roots: it serves many
+/// clients and gets no one client's roots. Nothing of that is a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_upstream_asking_for_roots_outside_a_call_gets_none() {
+    let config = format!(
+        "[upstreams.fixture]\nkind = \"stdio\"\nshare = \"shared\"\ncommand = \"{}\"\nargs = [\"--ask-roots\"]\n",
+        env!("CARGO_BIN_EXE_mcpgw-fixture")
+    );
+    let mut gw = Launch::new(&config).env("MCPGW_LOG", "info,rmcp=warn,mcpgw_core=debug").start();
+    let s = StreamableSession::open_with(&gw.url("/mcp"), "2025-11-25", json!({"roots": {"listChanged": true}})).await;
+    // Answered before the call below: the call is not what it could be tied to.
+    tokio::task::block_in_place(|| gw.wait_for_log("roots/list outside any call; answered with no roots"));
+    let seen = s.call(1, "tools/call", json!({"name": "roots_seen", "arguments": {}})).await;
+    assert_eq!(seen["result"]["content"][0]["text"], r#"{"roots":[]}"#, "{seen}");
+    assert!(gw.terminate().success());
+    assert!(!gw.logged("WARN"), "no warning logged");
 }

@@ -49,6 +49,14 @@ pub enum Error {
         /// The deadline.
         after: Duration,
     },
+    /// A reply stream closed before its result, and resuming it was given up.
+    #[error("upstream '{upstream}': its event stream closed and could not be resumed {why}")]
+    NotResumed {
+        /// The upstream.
+        upstream: String,
+        /// After how many attempts, and why, for example `after 5 attempts (…)`.
+        why: String,
+    },
     /// The upstream cannot serve now: starting, restarting, at its cap, or stopped.
     #[error("upstream '{upstream}' is unavailable: {why}")]
     Unavailable {
@@ -136,6 +144,12 @@ mod tests {
             "upstream 'files' could not be started: cannot start npx: No such file or directory"
         );
         assert!(std::error::Error::source(&e).is_some(), "the source is kept");
+
+        let e = Error::NotResumed { upstream: "files".into(), why: "after 5 attempts (HTTP 503)".into() };
+        assert_eq!(
+            e.to_jsonrpc().message,
+            "upstream 'files': its event stream closed and could not be resumed after 5 attempts (HTTP 503)"
+        );
 
         assert_eq!(Error::Cancelled.to_jsonrpc().code, ErrorCode(-32800));
     }

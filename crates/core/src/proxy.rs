@@ -206,25 +206,71 @@ impl Proxy {
         Ok(self.built().await?.catalog.clone())
     }
 
-    /// Where a tool call goes. A tool of an upstream whose lists have not changed since the
-    /// last catalog is routed by that catalog at once: another upstream's list fetch (in
-    /// flight, or stalled until its deadline) does not hold the call up.
+    /// Where a tool call goes.
     async fn tool_route(&self, name: &str) -> Result<Route, ErrorData> {
-        let members = self.members()?;
-        if let Some(built) = self.catalog.last()
-            && let Some(route) = built.catalog.tool(name)
-            && members.get(route.upstream).map(Member::generation) == built.generations.get(route.upstream).copied()
-        {
-            return Ok(route.clone());
-        }
-        let built = self.built().await?;
-        built.catalog.tool(name).cloned().ok_or_else(|| {
+        let (route, built) = self.lookup(|c| c.tool(name).cloned(), |r| std::slice::from_ref(&r.upstream)).await?;
+        route.ok_or_else(|| {
             let mut e = self.not_found("tool", name, built.catalog.tool_hint(name));
             if !built.missing.is_empty() {
                 e.message = format!("{} (not listed now: {})", e.message, built.missing.join("; ")).into();
             }
             e
         })
+    }
+
+    /// Finds what a request is routed by: in the last catalog when `find` finds it there and
+    /// none of its `owners`' lists has changed since, so another upstream's list fetch (in
+    /// flight, or stalled until its deadline) does not hold the request up; else in a fresh
+    /// catalog. The catalog looked in comes along, for a not-found error.
+    async fn lookup<T>(
+        &self,
+        find: impl Fn(&Catalog) -> Option<T>,
+        owners: impl Fn(&T) -> &[usize],
+    ) -> Result<(Option<T>, Arc<Built>), ErrorData> {
+        let members = self.members()?;
+        if let Some(built) = self.catalog.last()
+            && let Some(found) = find(&built.catalog)
+            && owners(&found)
+                .iter()
+                .all(|&i| members.get(i).map(Member::generation) == built.generations.get(i).copied())
+        {
+            return Ok((Some(found), built));
+        }
+        let built = self.built().await?;
+        Ok((find(&built.catalog), built))
+    }
+
+    /// Runs a request to upstream `index` under that upstream's deadline (its
+    /// `call_timeout_secs`). The request runs under a token of its own, so the deadline
+    /// cancels it the same way a client's notifications/cancelled does: the upstream is told,
+    /// a builtin stops; then the client hears why.
+    async fn under_deadline<T, F>(
+        &self,
+        index: usize,
+        what: &str,
+        mut ctx: RequestContext<RoleServer>,
+        request: impl FnOnce(RequestContext<RoleServer>) -> F,
+    ) -> Result<T, ErrorData>
+    where
+        F: Future<Output = Result<T, ErrorData>>,
+    {
+        let spec = self.upstreams.specs().get(index);
+        let limit = spec.and_then(|s| s.call_timeout).unwrap_or(DEFAULT_CALL_TIMEOUT);
+        let deadline_ct = ctx.ct.child_token();
+        ctx.ct = deadline_ct.clone();
+        let mut request = std::pin::pin!(request(ctx));
+        tokio::select! {
+            result = &mut request => result,
+            () = tokio::time::sleep(limit) => {
+                deadline_ct.cancel();
+                // Let the cancelled request finish (it tells the upstream), then report why.
+                let _ = request.await;
+                let upstream = spec.map(|s| s.name.clone()).unwrap_or_default();
+                let mut e: ErrorData = Error::Timeout { upstream, what: what.into(), after: limit }.into();
+                e.message = format!("{} and was cancelled (its call_timeout_secs sets the limit)", e.message).into();
+                Err(e)
+            }
+        }
     }
 
     fn remote(&self, index: usize) -> Result<(&Arc<Link>, bool), ErrorData> {
@@ -433,15 +479,7 @@ impl ServerHandler for Proxy {
     ) -> Result<CallToolResponse, ErrorData> {
         let route = self.tool_route(&params.name).await?;
         params.name = route.name.into();
-        let spec = self.upstreams.specs().get(route.upstream);
-        let upstream = spec.map(|s| s.name.clone()).unwrap_or_default();
-        let limit = spec.and_then(|s| s.call_timeout).unwrap_or(DEFAULT_CALL_TIMEOUT);
-        // The call runs under a token of its own, so the timeout can cancel it the same way a
-        // client's notifications/cancelled does: the upstream is told, the builtin stops.
-        let mut ctx = ctx;
-        let deadline_ct = ctx.ct.child_token();
-        ctx.ct = deadline_ct.clone();
-        let call = async {
+        self.under_deadline(route.upstream, "the tool call", ctx, |ctx| async move {
             match self.members()?.get(route.upstream) {
                 Some(Member::Builtin(b)) => b.call_tool(params, ctx).await,
                 _ => match self
@@ -452,19 +490,8 @@ impl ServerHandler for Proxy {
                     other => Err(self.unexpected(route.upstream, "tools/call", &other)),
                 },
             }
-        };
-        let mut call = std::pin::pin!(call);
-        tokio::select! {
-            result = &mut call => result,
-            () = tokio::time::sleep(limit) => {
-                deadline_ct.cancel();
-                // Let the cancelled call finish (it tells the upstream), then report why.
-                let _ = call.await;
-                let mut e: ErrorData = Error::Timeout { upstream, what: "the tool call".into(), after: limit }.into();
-                e.message = format!("{} and was cancelled (its call_timeout_secs sets the limit)", e.message).into();
-                Err(e)
-            }
-        }
+        })
+        .await
     }
 
     async fn list_prompts(
@@ -481,22 +508,24 @@ impl ServerHandler for Proxy {
         mut params: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let catalog = self.catalog().await?;
-        let route = catalog
-            .prompt(&params.name)
-            .cloned()
-            .ok_or_else(|| self.not_found("prompt", &params.name, catalog.prompt_hint(&params.name)))?;
+        let (route, built) =
+            self.lookup(|c| c.prompt(&params.name).cloned(), |r| std::slice::from_ref(&r.upstream)).await?;
+        let route =
+            route.ok_or_else(|| self.not_found("prompt", &params.name, built.catalog.prompt_hint(&params.name)))?;
         params.name = route.name;
-        match self.members()?.get(route.upstream) {
-            Some(Member::Builtin(b)) => b.get_prompt(params, ctx).await,
-            _ => match self
-                .forward(route.upstream, ClientRequest::GetPromptRequest(GetPromptRequest::new(params)), &ctx)
-                .await?
-            {
-                ServerResult::GetPromptResult(r) => Ok(r.into()),
-                other => Err(self.unexpected(route.upstream, "prompts/get", &other)),
-            },
-        }
+        self.under_deadline(route.upstream, "prompts/get", ctx, |ctx| async move {
+            match self.members()?.get(route.upstream) {
+                Some(Member::Builtin(b)) => b.get_prompt(params, ctx).await,
+                _ => match self
+                    .forward(route.upstream, ClientRequest::GetPromptRequest(GetPromptRequest::new(params)), &ctx)
+                    .await?
+                {
+                    ServerResult::GetPromptResult(r) => Ok(r.into()),
+                    other => Err(self.unexpected(route.upstream, "prompts/get", &other)),
+                },
+            }
+        })
+        .await
     }
 
     async fn list_resources(
@@ -522,20 +551,29 @@ impl ServerHandler for Proxy {
         params: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let catalog = self.catalog().await?;
+        // The owners are tried in turn; the first, which listed the URI or has a template
+        // for it, decides whether the last catalog is current enough.
+        let (owners, _) =
+            self.lookup(|c| Some(c.resource_owners(&params.uri)).filter(|o| !o.is_empty()), |o| &o[..1]).await?;
         let mut last = ErrorData::resource_not_found(format!("resource not found: {}", params.uri), None);
-        for owner in catalog.resource_owners(&params.uri) {
-            let result = match self.members()?.get(owner) {
-                Some(Member::Builtin(b)) => b.read_resource(params.clone(), ctx.clone()).await,
-                _ => {
-                    let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params.clone()));
-                    match self.forward(owner, request, &ctx).await {
-                        Ok(ServerResult::ReadResourceResult(r)) => Ok(r.into()),
-                        Ok(other) => Err(self.unexpected(owner, "resources/read", &other)),
-                        Err(e) => Err(e),
+        for owner in owners.unwrap_or_default() {
+            let result = self
+                .under_deadline(owner, "resources/read", ctx.clone(), |ctx| {
+                    let params = params.clone();
+                    async move {
+                        match self.members()?.get(owner) {
+                            Some(Member::Builtin(b)) => b.read_resource(params, ctx).await,
+                            _ => {
+                                let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params));
+                                match self.forward(owner, request, &ctx).await? {
+                                    ServerResult::ReadResourceResult(r) => Ok(r.into()),
+                                    other => Err(self.unexpected(owner, "resources/read", &other)),
+                                }
+                            }
+                        }
                     }
-                }
-            };
+                })
+                .await;
             match result {
                 Err(e) if is_not_found(&e) => last = e,
                 done => return done,
@@ -551,7 +589,11 @@ impl ServerHandler for Proxy {
     ) -> Result<(), ErrorData> {
         let owner = self.resource_remote(&params.uri).await?;
         let (link, _) = self.remote(owner)?;
-        link.forward(ClientRequest::SubscribeRequest(SubscribeRequest::new(params.clone())), &ctx, self.key()).await?;
+        let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(params.clone()));
+        self.under_deadline(owner, "resources/subscribe", ctx, |ctx| async move {
+            Ok(link.forward(request, &ctx, self.key()).await?)
+        })
+        .await?;
         link.set_subscription(self.key(), &params.uri, true);
         Ok(())
     }
@@ -564,7 +606,11 @@ impl ServerHandler for Proxy {
         let owner = self.resource_remote(&params.uri).await?;
         let (link, _) = self.remote(owner)?;
         link.set_subscription(self.key(), &params.uri, false);
-        link.forward(ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params)), &ctx, self.key()).await?;
+        let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params));
+        self.under_deadline(owner, "resources/unsubscribe", ctx, |ctx| async move {
+            Ok(link.forward(request, &ctx, self.key()).await?)
+        })
+        .await?;
         Ok(())
     }
 
@@ -574,35 +620,44 @@ impl ServerHandler for Proxy {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         offered::<CompleteRequestMethod>(self.get_info().capabilities.completions.is_some())?;
-        let catalog = self.catalog().await?;
-        let owner = match &mut params.r#ref {
-            Reference::Prompt(prompt) => catalog.prompt(&prompt.name).cloned().map(|route| {
-                prompt.name = route.name;
-                route.upstream
-            }),
-            Reference::Resource(resource) => catalog.template_owner(&resource.uri),
+        let find = |c: &Catalog| match &params.r#ref {
+            Reference::Prompt(prompt) => c.prompt(&prompt.name).map(|route| (route.upstream, Some(route.name.clone()))),
+            Reference::Resource(resource) => c.template_owner(&resource.uri).map(|owner| (owner, None)),
             _ => None,
         };
-        let Some(owner) = owner else { return Ok(CompleteResult::default()) };
+        let (found, _) = self.lookup(find, |(owner, _)| std::slice::from_ref(owner)).await?;
+        let Some((owner, name)) = found else { return Ok(CompleteResult::default()) };
+        if let (Reference::Prompt(prompt), Some(name)) = (&mut params.r#ref, name) {
+            prompt.name = name;
+        }
         match self.members()?.get(owner) {
             // The built-in prompts complete nothing (and rmcp answers -32601 for them).
             Some(Member::Builtin(_)) => Ok(CompleteResult::default()),
-            _ => match self.forward(owner, ClientRequest::CompleteRequest(CompleteRequest::new(params)), &ctx).await? {
-                ServerResult::CompleteResult(r) => Ok(r),
-                other => Err(self.unexpected(owner, "completion/complete", &other)),
-            },
+            _ => {
+                let request = ClientRequest::CompleteRequest(CompleteRequest::new(params));
+                self.under_deadline(owner, "completion/complete", ctx, |ctx| async move {
+                    match self.forward(owner, request, &ctx).await? {
+                        ServerResult::CompleteResult(r) => Ok(r),
+                        other => Err(self.unexpected(owner, "completion/complete", &other)),
+                    }
+                })
+                .await
+            }
         }
     }
 
     async fn set_level(&self, params: SetLevelRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
         offered::<SetLevelRequestMethod>(self.get_info().capabilities.logging.is_some())?;
         let mut sent = false;
-        for member in self.members()? {
+        for (index, member) in self.members()?.iter().enumerate() {
             if let Member::Remote { link, .. } = member
                 && link.capabilities().is_some_and(|c| c.logging.is_some())
             {
                 let request = ClientRequest::SetLevelRequest(SetLevelRequest::new(params.clone()));
-                link.forward(request, &ctx, self.key()).await?;
+                self.under_deadline(index, "logging/setLevel", ctx.clone(), |ctx| async move {
+                    Ok(link.forward(request, &ctx, self.key()).await?)
+                })
+                .await?;
                 sent = true;
             }
         }
@@ -653,12 +708,11 @@ impl Proxy {
     }
 
     async fn resource_remote(&self, uri: &str) -> Result<usize, ErrorData> {
-        let catalog = self.catalog().await?;
         let members = self.members()?;
-        catalog
-            .resource_owners(uri)
-            .into_iter()
-            .find(|o| matches!(members.get(*o), Some(Member::Remote { .. })))
-            .ok_or_else(|| ErrorData::resource_not_found(format!("resource not found: {uri}"), None))
+        let remote = |c: &Catalog| {
+            c.resource_owners(uri).into_iter().find(|o| matches!(members.get(*o), Some(Member::Remote { .. })))
+        };
+        let (owner, _) = self.lookup(remote, std::slice::from_ref).await?;
+        owner.ok_or_else(|| ErrorData::resource_not_found(format!("resource not found: {uri}"), None))
     }
 }

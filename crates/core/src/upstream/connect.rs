@@ -17,7 +17,7 @@ use std::sync::Weak;
 use crate::error::{BoxError, Error};
 use crate::upstream::http_client;
 use crate::upstream::ordered::{Deliver, Ordered};
-use crate::upstream::resume::ResumingClient;
+use crate::upstream::resume::{GaveUp, ResumingClient};
 use crate::upstream::spec::{UpstreamKind, UpstreamSpec};
 use crate::upstream::sse_client::SseClientTransport;
 
@@ -26,10 +26,12 @@ use crate::upstream::sse_client::SseClientTransport;
 const SERVICE_MANAGER_ENV: [&str; 6] =
     ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"];
 
-/// A running connection, and the process group of its child (stdio only).
+/// A running connection, the process group of its child (stdio only), and why reply
+/// streams were not resumed (Streamable HTTP only).
 pub(crate) struct Connected<C: Service<RoleClient>> {
     pub(crate) running: RunningService<RoleClient, C>,
     pub(crate) process_group: Option<u32>,
+    pub(crate) gave_up: Option<GaveUp>,
 }
 
 /// Starts the upstream (a child, or a connection) and completes `initialize` with it, as
@@ -43,7 +45,7 @@ pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
     tasks: &TaskTracker,
 ) -> Result<Connected<C>, Error> {
     let failed = |what: String, source: Option<BoxError>| Error::Connect { upstream: spec.name.clone(), what, source };
-    let mut process_group = None;
+    let (mut process_group, mut gave_up) = (None, None);
     let running = match &spec.kind {
         UpstreamKind::Stdio { command, args, env, cwd } => {
             let mut cmd = tokio::process::Command::new(command);
@@ -91,6 +93,7 @@ pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
             );
             config.retry_config = http_client::resume_policy();
             let http = ResumingClient::new(http_client::shared());
+            gave_up = Some(http.gave_up());
             let transport = StreamableHttpClientTransport::with_client(http, config);
             serve_client_with_ct(client, Ordered::new(transport, link, lost), ct)
                 .await
@@ -109,7 +112,7 @@ pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
     };
     // A gateway must never answer from a stale list of a dead upstream.
     running.peer().set_response_cache_config(ClientCacheConfig::disabled()).await;
-    Ok(Connected { running, process_group })
+    Ok(Connected { running, process_group, gave_up })
 }
 
 /// Kills what is left of a child's process group. The child leads its group, so this

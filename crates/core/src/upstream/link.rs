@@ -10,13 +10,14 @@
 #![allow(deprecated)] // sampling, roots and logging are deprecated in 2026-07-28 but live in every 2025 session
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use rmcp::model::{
     CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ClientResult, GetExtensions,
-    Implementation, LoggingMessageNotification, ProgressNotification, ProgressToken, Prompt,
+    Implementation, ListRootsResult, LoggingMessageNotification, ProgressNotification, ProgressToken, Prompt,
     PromptListChangedNotification, ProtocolVersion, RequestId, Resource, ResourceListChangedNotification,
     ResourceTemplate, ServerCapabilities, ServerNotification, ServerRequest, ServerResult, Tool,
     ToolListChangedNotification,
@@ -34,6 +35,7 @@ use crate::error::Error;
 use crate::upstream::connect::{self, Connected};
 use crate::upstream::fetch::Collapsed;
 use crate::upstream::ordered::Deliver;
+use crate::upstream::resume::GaveUp;
 use crate::upstream::spec::{Share, UpstreamSpec};
 
 /// Identifies a client session among a link's audience.
@@ -68,6 +70,8 @@ pub(crate) enum LinkState {
 pub(crate) struct Connection {
     pub(crate) peer: Peer<RoleClient>,
     pub(crate) lost: CancellationToken,
+    /// Why reply streams were not resumed (Streamable HTTP only).
+    gave_up: Option<GaveUp>,
 }
 
 /// Live connections of one upstream (counted against its cap) and how often they ended
@@ -112,6 +116,8 @@ pub struct Link {
     client: ClientConfig,
     cancel: CancellationToken,
     count: Arc<ConnectionCount>,
+    /// Whether a request of the upstream's that belongs to no session was logged yet.
+    refused_logged: AtomicBool,
 }
 
 #[derive(Default)]
@@ -178,6 +184,7 @@ impl Link {
             client,
             cancel,
             count,
+            refused_logged: AtomicBool::new(false),
         });
         // In the caller's span: a session's own upstream logs carry its session id.
         tasks.spawn(tracing::Instrument::in_current_span(supervise(link.clone(), tasks.clone())));
@@ -348,14 +355,23 @@ impl Link {
         ctx: &RequestContext<RoleServer>,
         session: SessionKey,
     ) -> Result<ServerResult, Error> {
-        let Connection { peer, lost } = self.connection().await?;
+        let Connection { peer, lost, gave_up } = self.connection().await?;
         let options = PeerRequestOptions::no_options().with_meta(ctx.meta.clone());
         let mut tracked = self.track(session, ctx);
         let handle = peer.send_request_with_option(request, options).await.map_err(|e| self.error(e))?;
         let upstream_id = handle.id.clone();
         tracked.sent(&upstream_id, &handle.progress_token, ctx);
         tokio::select! {
-            result = handle.await_response() => result.map_err(|e| self.error(e)),
+            result = handle.await_response() => {
+                // rmcp says only "Transport closed" for a reply it stopped resuming.
+                let not_resumed = gave_up.and_then(|g| g.take(&upstream_id));
+                result.map_err(|e| match (e, not_resumed) {
+                    (ServiceError::TransportClosed, Some(why)) => {
+                        Error::NotResumed { upstream: self.spec.name.clone(), why }
+                    }
+                    (e, _) => self.error(e),
+                })
+            }
             () = ctx.ct.cancelled() => {
                 let why = CancelledNotificationParam::new(Some(upstream_id), Some("cancelled by the client".into()));
                 let _ = peer.notify_cancelled(why).await;
@@ -381,7 +397,7 @@ impl Link {
 
     /// The session (and the client request it belongs to) that a request or notification
     /// from the upstream is for.
-    fn target(&self, origin: Option<&InboundStreamOrigin>) -> Result<(Peer<RoleServer>, Option<RequestId>), String> {
+    fn target(&self, origin: Option<&InboundStreamOrigin>) -> Result<(Peer<RoleServer>, Option<RequestId>), Untied> {
         let routes = self.routes();
         if let Some(InboundStreamOrigin::OutboundRequest(id)) = origin
             && let Some(call) = routes.upstream_ids.get(id).and_then(|serial| routes.inflight.get(serial))
@@ -392,22 +408,60 @@ impl Link {
         match sessions.len() {
             1 => {
                 let latest = routes.inflight.values().max_by_key(|c| c.serial).cloned();
-                let call = latest.ok_or("no call in flight")?;
+                let call = latest.ok_or(Untied::NoCall)?;
                 Ok((call.peer, Some(call.client_id)))
             }
             0 if self.spec.share == Share::Session => match &routes.owner {
                 Some(peer) if !peer.is_transport_closed() => Ok((peer.clone(), None)),
-                _ => Err("its client session is gone".into()),
+                _ => Err(Untied::SessionGone),
             },
-            0 => Err("no client session has a call in flight on this shared upstream".into()),
-            n => Err(format!(
-                "{n} client sessions have calls in flight on this shared upstream; it cannot be tied to one"
-            )),
+            0 => Err(Untied::NoCall),
+            n => Err(Untied::Several(n)),
         }
+    }
+
+    /// The answer to a request from the upstream that is for no client session. A shared
+    /// upstream asking `roots/list` outside any call gets an empty list: it serves many
+    /// clients, so it gets no one client's roots. Anything else is refused; that is no fault
+    /// of the gateway's, so it is logged at INFO once per upstream (then at DEBUG).
+    fn unrouted(&self, request: &ServerRequest, why: Untied) -> Result<ClientResult, ErrorData> {
+        let (upstream, method) = (&self.spec.name, request_method(request));
+        if let (ServerRequest::ListRootsRequest(_), Untied::NoCall) = (request, &why) {
+            tracing::debug!(%upstream, "roots/list outside any call; answered with no roots");
+            return Ok(ClientResult::ListRootsResult(ListRootsResult::new(Vec::new())));
+        }
+        if self.refused_logged.swap(true, Ordering::Relaxed) {
+            tracing::debug!(%upstream, method, %why, "refused a request for no client session");
+        } else {
+            tracing::info!(%upstream, method, %why, "refused a request for no client session (logged once per upstream)");
+        }
+        Err(ErrorData::internal_error(format!("upstream '{upstream}' sent {method}: {why}"), None))
     }
 
     fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Why a message from the upstream is for no one client session.
+enum Untied {
+    /// A shared upstream, and no call in flight on it.
+    NoCall,
+    /// The one session of a session-owned upstream has ended.
+    SessionGone,
+    /// Calls of this many sessions are in flight: which one it is for is unknown.
+    Several(usize),
+}
+
+impl fmt::Display for Untied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Untied::NoCall => f.write_str("no client session has a call in flight on this shared upstream"),
+            Untied::SessionGone => f.write_str("its client session is gone"),
+            Untied::Several(n) => {
+                write!(f, "{n} client sessions have calls in flight on this shared upstream; it cannot be tied to one")
+            }
+        }
     }
 }
 
@@ -458,12 +512,12 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
         let lost = CancellationToken::new();
         let attempt = connect_once(&link, &tasks, &lost).await;
         match attempt {
-            Ok(Connected { running, process_group }) => {
+            Ok(Connected { running, process_group, gave_up }) => {
                 let peer = running.peer().clone();
                 let offered = peer.peer_info().map(|info| info.capabilities.clone());
                 *link.offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = offered;
                 link.bump();
-                link.state.send_replace(LinkState::Up(Connection { peer, lost: lost.clone() }));
+                link.state.send_replace(LinkState::Up(Connection { peer, lost: lost.clone(), gave_up }));
                 tracing::info!(upstream = %link.spec.name, kind = link.spec.kind.as_str(), "upstream connected");
                 let mut waiting = std::pin::pin!(running.waiting());
                 let ended = tokio::select! {
@@ -575,12 +629,10 @@ impl Service<RoleClient> for LinkClient {
             return Ok(ClientResult::empty(()));
         }
         let link = self.link()?;
-        let (peer, client_id) = link.target(ctx.extensions.get::<InboundStreamOrigin>()).map_err(|why| {
-            ErrorData::internal_error(
-                format!("upstream '{}' sent {}: {why}", link.spec.name, request_method(&request)),
-                None,
-            )
-        })?;
+        let (peer, client_id) = match link.target(ctx.extensions.get::<InboundStreamOrigin>()) {
+            Ok(target) => target,
+            Err(why) => return link.unrouted(&request, why),
+        };
         let mut request = request;
         if let Some(id) = client_id {
             request.extensions_mut().insert(OriginatingRequestId(id));
