@@ -19,7 +19,7 @@ help:
 	@echo "make run     start the gateway on config/mcpgw.toml (http://127.0.0.1:8080); ARGS= passes it arguments:"
 	@echo "             make run ARGS=\"--config config/examples/stdio.toml\""
 	@echo "make test    install what the tests need, then run every test suite"
-	@echo "make test-conformance  the official MCP conformance suite through mcpgw (tests/conformance)"
+	@echo "make test-conformance  the official MCP conformance suites (0.1.16, alpha by requirement set) through mcpgw"
 	@echo "make fuzz    every fuzz target for FUZZ_SECONDS (default 60) each, corpus kept (fuzz/README.md)"
 	@echo "make fuzz-smoke  the fuzz regressions, then every target for FUZZ_SMOKE_SECONDS (default 10) each"
 	@echo "make lint    rustfmt check and clippy with warnings as errors"
@@ -143,9 +143,13 @@ deb:
 # mcpgw and tests/fixture, starts mcpgw with the fixture as a stdio upstream (and an http upstream
 # from the Python venv that closes test_reconnection's reply early) and runs the suite against it,
 # checked against tests/conformance/expected-failures.yml: the active suite, then --suite all.
+# Then tests/conformance/run-next.sh: the newest (alpha) suite's frozen requirement sets
+# (--requirements 2025-11-25 and 2026-07-28), with the fixture as a dual-era http upstream,
+# each checked against its own expected-failures-<revision>.yml.
 test-conformance: build deps-python
 	tests/conformance/run.sh
 	CONFORMANCE_NO_BUILD=1 tests/conformance/run.sh --suite all
+	CONFORMANCE_NO_BUILD=1 tests/conformance/run-next.sh
 
 # ---- fuzzing: cargo-fuzz (libFuzzer) on the stable toolchain (fuzz/README.md) -----------------
 # fuzz/ is its own cargo workspace (own Cargo.lock and target/). Without a sanitizer cargo-fuzz
