@@ -144,11 +144,13 @@ deb:
 # from the Python venv that closes test_reconnection's reply early) and runs the suite against it,
 # checked against tests/conformance/expected-failures.yml: the active suite, then --suite all.
 # Then tests/conformance/run-next.sh: the newest (alpha) suite's frozen requirement sets
-# (--requirements 2025-11-25 and 2026-07-28), with the fixture as a dual-era http upstream,
-# each checked against its own expected-failures-<revision>.yml.
+# (--requirements 2025-11-25 and 2026-07-28) against the dual-era fixture alone (every scored
+# check must pass), then through mcpgw with the fixture as an http upstream, each set checked
+# against its own expected-failures-<revision>.yml.
 test-conformance: build deps-python
 	tests/conformance/run.sh
 	CONFORMANCE_NO_BUILD=1 tests/conformance/run.sh --suite all
+	CONFORMANCE_NO_BUILD=1 tests/conformance/run-next.sh --direct
 	CONFORMANCE_NO_BUILD=1 tests/conformance/run-next.sh
 
 # ---- fuzzing: cargo-fuzz (libFuzzer) on the stable toolchain (fuzz/README.md) -----------------
