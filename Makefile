@@ -9,8 +9,10 @@ PY     := $(VENV)/bin/python
 TS_DIR := tests/ts
 # The binary the end-to-end tests start (all three suites use it).
 export MCPGW_BIN := $(CURDIR)/target/debug/mcpgw
+# tests/fixture, the dual-era upstream the TypeScript suite starts (`mcpgw-fixture --http`).
+export MCPGW_FIXTURE_BIN := $(CURDIR)/target/debug/mcpgw-fixture
 
-.PHONY: help run build test test-rust test-python test-ts deps deps-python deps-ts lint fmt clean
+.PHONY: help run build build-fixture test test-rust test-python test-ts deps deps-python deps-ts lint fmt clean
 .PHONY: install uninstall deb check-units test-deb
 .PHONY: test-conformance
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-deps fuzz-regressions
@@ -41,6 +43,10 @@ run:
 build:
 	$(CARGO) build -p mcpgw
 
+# A build of its own, so mcpgw keeps its own rmcp features (as tests/conformance/run.sh does).
+build-fixture:
+	$(CARGO) build -p mcpgw-tests --bin mcpgw-fixture
+
 # ---- test dependencies: official MCP SDK clients from PyPI and npm ----------------------
 deps: deps-python deps-ts
 
@@ -64,7 +70,7 @@ test-rust: build
 test-python: build deps-python deps-ts
 	$(PY) -m pytest tests/python -q
 
-test-ts: build deps-ts
+test-ts: build build-fixture deps-ts
 	cd $(TS_DIR) && node --test --test-reporter=spec
 
 # ---- code hygiene -------------------------------------------------------------------------
