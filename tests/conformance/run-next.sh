@@ -131,7 +131,11 @@ EOF
         "$gateway" --config "$tmp/mcpgw.toml" --listen 127.0.0.1:0
     url=$started_url/mcp
 fi
-echo "conformance-next: ${direct:+the fixture alone, }$url${direct:- (mcpgw), upstream $fixture_url}" >&2
+if [[ -n $direct ]]; then
+    echo "conformance-next: the fixture alone on $url" >&2
+else
+    echo "conformance-next: mcpgw on $url, upstream the fixture on $fixture_url" >&2
+fi
 
 # ---- the suite, one requirement set at a time ------------------------------------------------
 failed=0
