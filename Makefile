@@ -9,8 +9,10 @@ PY     := $(VENV)/bin/python
 TS_DIR := tests/ts
 # The binary the end-to-end tests start (all three suites use it).
 export MCPGW_BIN := $(CURDIR)/target/debug/mcpgw
+# tests/fixture, the dual-era upstream the TypeScript suite starts (`mcpgw-fixture --http`).
+export MCPGW_FIXTURE_BIN := $(CURDIR)/target/debug/mcpgw-fixture
 
-.PHONY: help run build test test-rust test-python test-ts deps deps-python deps-ts lint fmt clean
+.PHONY: help run build build-fixture test test-rust test-python test-ts deps deps-python deps-ts lint fmt clean
 .PHONY: install uninstall deb check-units test-deb
 .PHONY: test-conformance
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-deps fuzz-regressions
@@ -19,7 +21,7 @@ help:
 	@echo "make run     start the gateway on config/mcpgw.toml (http://127.0.0.1:8080); ARGS= passes it arguments:"
 	@echo "             make run ARGS=\"--config config/examples/stdio.toml\""
 	@echo "make test    install what the tests need, then run every test suite"
-	@echo "make test-conformance  the official MCP conformance suite through mcpgw (tests/conformance)"
+	@echo "make test-conformance  the official MCP conformance suites (0.1.16, alpha by requirement set) through mcpgw"
 	@echo "make fuzz    every fuzz target for FUZZ_SECONDS (default 60) each, corpus kept (fuzz/README.md)"
 	@echo "make fuzz-smoke  the fuzz regressions, then every target for FUZZ_SMOKE_SECONDS (default 10) each"
 	@echo "make lint    rustfmt check and clippy with warnings as errors"
@@ -42,6 +44,10 @@ run:
 
 build:
 	$(CARGO) build -p mcpgw
+
+# A build of its own, so mcpgw keeps its own rmcp features (as tests/conformance/run.sh does).
+build-fixture:
+	$(CARGO) build -p mcpgw-tests --bin mcpgw-fixture
 
 # ---- test dependencies: official MCP SDK clients from PyPI and npm ----------------------
 deps: deps-python deps-ts
@@ -66,7 +72,7 @@ test-rust: build
 test-python: build deps-python deps-ts
 	$(PY) -m pytest tests/python -q
 
-test-ts: build deps-ts
+test-ts: build build-fixture deps-ts
 	cd $(TS_DIR) && node --test --test-reporter=spec
 
 # ---- code hygiene -------------------------------------------------------------------------
@@ -145,9 +151,15 @@ deb:
 # mcpgw and tests/fixture, starts mcpgw with the fixture as a stdio upstream (and an http upstream
 # from the Python venv that closes test_reconnection's reply early) and runs the suite against it,
 # checked against tests/conformance/expected-failures.yml: the active suite, then --suite all.
+# Then tests/conformance/run-next.sh: the newest (alpha) suite's frozen requirement sets
+# (--requirements 2025-11-25 and 2026-07-28) against the dual-era fixture alone (every scored
+# check must pass), then through mcpgw with the fixture as an http upstream, each set checked
+# against its own expected-failures-<revision>.yml.
 test-conformance: build deps-python
 	tests/conformance/run.sh
 	CONFORMANCE_NO_BUILD=1 tests/conformance/run.sh --suite all
+	CONFORMANCE_NO_BUILD=1 tests/conformance/run-next.sh --direct
+	CONFORMANCE_NO_BUILD=1 tests/conformance/run-next.sh
 
 # ---- fuzzing: cargo-fuzz (libFuzzer) on the stable toolchain (fuzz/README.md) -----------------
 # fuzz/ is its own cargo workspace (own Cargo.lock and target/). Without a sanitizer cargo-fuzz
