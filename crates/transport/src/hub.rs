@@ -28,7 +28,7 @@ use rmcp::ErrorData;
 use rmcp::model::{
     CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification, ClientRequest,
     ErrorCode, GetExtensions, GetMeta, JsonRpcMessage, JsonRpcRequest, LoggingLevel, NumberOrString, ProgressToken,
-    RequestId, ServerJsonRpcMessage, ServerNotification,
+    RequestId, ResultType, ServerJsonRpcMessage, ServerNotification, ServerResult,
 };
 use rmcp::service::OriginatingRequestId;
 use tokio::sync::mpsc;
@@ -193,6 +193,7 @@ impl Hub {
                     return Routed::Nowhere;
                 };
                 r.id = p.client_id;
+                complete(&mut r.result);
                 let out = serialized(&JsonRpcMessage::Response(r)).map(|json| Outgoing::Message {
                     json,
                     response: true,
@@ -327,6 +328,23 @@ fn key_of(id: &RequestId) -> Option<i64> {
 
 fn key_of_token(token: &ProgressToken) -> Option<i64> {
     key_of(&token.0)
+}
+
+/// Marks a result that says nothing of its type as complete: 2026-07-28 wants `resultType`
+/// on every result, and results relayed from a handshake-era upstream have none.
+fn complete(result: &mut ServerResult) {
+    let result_type = match result {
+        ServerResult::CompleteResult(r) => &mut r.result_type,
+        ServerResult::GetPromptResult(r) => &mut r.result_type,
+        ServerResult::ListPromptsResult(r) => &mut r.result_type,
+        ServerResult::ListResourcesResult(r) => &mut r.result_type,
+        ServerResult::ListResourceTemplatesResult(r) => &mut r.result_type,
+        ServerResult::ReadResourceResult(r) => &mut r.result_type,
+        ServerResult::ListToolsResult(r) => &mut r.result_type,
+        ServerResult::CallToolResult(r) => &mut r.result_type,
+        _ => return,
+    };
+    result_type.get_or_insert(ResultType::COMPLETE);
 }
 
 /// The HTTP status of a stateless request answered with this error (2026-07-28): the

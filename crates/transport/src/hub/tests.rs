@@ -4,7 +4,7 @@
 
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, EmptyResult, LoggingMessageNotification, LoggingMessageNotificationParam,
-    ProgressNotification, ProgressNotificationParam, ServerResult,
+    ProgressNotification, ProgressNotificationParam,
 };
 
 use super::*;
@@ -107,6 +107,17 @@ async fn an_answered_request_is_not_cancelled_when_its_ticket_goes() {
     assert!(rx.recv().await.expect("answer").is_response());
     drop(ticket);
     assert!(server.try_recv().is_err(), "no cancel for an answered request");
+}
+
+#[tokio::test]
+async fn a_relayed_result_without_a_result_type_is_marked_complete() {
+    let (hub, mut server) = hub();
+    let (mut rx, _t) = hub.submit(call(RequestId::Number(2), None), None).await.expect("submitted");
+    let (id, _) = entered(*server.recv().await.expect("request"));
+    let mut relayed = rmcp::model::CallToolResult::success(vec![]);
+    relayed.result_type = None;
+    hub.deliver(JsonRpcMessage::response(ServerResult::CallToolResult(relayed), id)).await.expect("ok");
+    assert_eq!(json(&rx.recv().await.expect("answer"))["result"]["resultType"], "complete");
 }
 
 #[tokio::test]
