@@ -157,3 +157,37 @@ async def test_closing_a_stateless_calls_stream_cancels_it_at_the_upstream_at_on
             headers=post_headers("tools/list"),
         )
     assert listed.status_code == 200 and "hang" in listed.text, listed.text
+
+
+async def test_an_upstream_needing_an_undeclared_capability_gets_the_call_refused_with_32021(start_gateway, tmp_path):
+    """The stdio fixture's `sample_now` asks its client to sample the moment it is called.
+    A stateless caller that did not declare `sampling` gets 400 with -32021 naming it, and
+    the upstream's call is cancelled; one that declared it is not refused for it (relaying
+    the question comes with input-required results: the upstream gets an error for now)."""
+    cancels = tmp_path / "cancels.jsonl"
+    upstream = stdio_upstream(
+        "fixture", sys.executable, [STDIO_SERVER], share="shared", extra=f'env = {{ MCPGW_TEST_CANCEL_LOG = "{cancels}" }}'
+    )
+    gw = start_gateway(NO_GRACE + upstream)
+    await wait_shared_upstreams_up(gw, "fixture")
+
+    def call(id_: int, capabilities: dict) -> dict:
+        meta = {**META, "io.modelcontextprotocol/clientCapabilities": capabilities}
+        return {"jsonrpc": "2.0", "id": id_, "method": "tools/call",
+                "params": {"name": "sample_now", "arguments": {"prompt": "hi"}, "_meta": meta}}
+
+    with anyio.fail_after(30):
+        async with httpx.AsyncClient(timeout=20) as http:
+            refused = await http.post(f"{gw.url}/mcp", json=call(1, {}), headers=post_headers("tools/call", "sample_now"))
+            assert refused.status_code == 400, refused.text
+            error = refused.json()
+            assert error["id"] == 1 and error["error"]["code"] == -32021, error
+            assert error["error"]["data"]["requiredCapabilities"] == {"sampling": {}}, error
+            while not (cancels.exists() and cancels.read_text().strip()):
+                await anyio.sleep(0.01)
+            declared = await http.post(
+                f"{gw.url}/mcp", json=call(2, {"sampling": {}}), headers=post_headers("tools/call", "sample_now")
+            )
+    assert declared.status_code == 200, declared.text
+    assert "sampling/createMessage" not in declared.text, "no request on a request's stream"
+    assert "refused:" in declared.text, declared.text

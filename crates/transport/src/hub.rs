@@ -28,7 +28,7 @@ use rmcp::ErrorData;
 use rmcp::model::{
     CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification, ClientRequest,
     ErrorCode, GetExtensions, GetMeta, JsonRpcMessage, JsonRpcRequest, LoggingLevel, NumberOrString, ProgressToken,
-    RequestId, ResultType, ServerJsonRpcMessage, ServerNotification, ServerResult,
+    RequestId, ResultType, ServerJsonRpcMessage, ServerNotification, ServerRequest, ServerResult,
 };
 use rmcp::service::OriginatingRequestId;
 use tokio::sync::mpsc;
@@ -77,7 +77,28 @@ struct Pending {
     token: Option<ProgressToken>,
     /// The level the request asked log messages from; none asked, none are sent.
     log: Option<LoggingLevel>,
+    /// The client capabilities its `_meta` declares, of those an upstream may need.
+    declared: Declared,
     tx: mpsc::Sender<Outgoing>,
+}
+
+/// Which of the capabilities an upstream may ask for mid-call a request declared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Declared {
+    /// `sampling`.
+    pub sampling: bool,
+    /// `elicitation`.
+    pub elicitation: bool,
+    /// `roots`.
+    pub roots: bool,
+}
+
+impl Declared {
+    /// What the `clientCapabilities` object of a request's `_meta` declares.
+    pub fn from_capabilities(capabilities: Option<&serde_json::Value>) -> Self {
+        let has = |name| capabilities.and_then(|c| c.get(name)).is_some_and(|v| !v.is_null());
+        Self { sampling: has("sampling"), elicitation: has("elicitation"), roots: has("roots") }
+    }
 }
 
 /// A request handed to the hub. Dropped before its answer came (the client left), it
@@ -139,6 +160,7 @@ impl Hub {
         self: &Arc<Self>,
         mut request: JsonRpcRequest<ClientRequest>,
         log: Option<LoggingLevel>,
+        declared: Declared,
     ) -> Result<(mpsc::Receiver<Outgoing>, Ticket), Closed> {
         if self.is_ended() {
             return Err(Closed);
@@ -151,7 +173,7 @@ impl Hub {
         }
         let (tx, rx) = mpsc::channel(self.limits.stream.max(1));
         let client_id = std::mem::replace(&mut request.id, RequestId::Number(key));
-        self.pending().insert(key, Pending { client_id, token, log, tx });
+        self.pending().insert(key, Pending { client_id, token, log, declared, tx });
         // From here on, dropping the ticket (this future included) cancels the request.
         let ticket = Ticket { hub: self.clone(), key };
         tokio::select! {
@@ -242,10 +264,22 @@ impl Hub {
                 send(key, &tx, serialized(&JsonRpcMessage::Notification(n)).map(Outgoing::other))
             }
             // A request of the server's own (an upstream's sampling, elicitation or roots
-            // request relayed): 2026-07-28 puts no requests on a request's stream, and
-            // input-required results are not relayed yet, so it is answered at once with
-            // an error rather than left to time out.
+            // request relayed during a call): 2026-07-28 puts no requests on a request's
+            // stream. A capability the client did not declare ends its call with -32021,
+            // naming it; one it declared cannot be relayed yet (input-required results
+            // come later). Either way the server's request is answered at once rather than
+            // left to time out.
             JsonRpcMessage::Request(r) => {
+                let needed = match &r.request {
+                    ServerRequest::CreateMessageRequest(_) => Some("sampling"),
+                    ServerRequest::ElicitRequest(_) => Some("elicitation"),
+                    ServerRequest::ListRootsRequest(_) => Some("roots"),
+                    _ => None,
+                };
+                let origin = r.request.extensions().get::<OriginatingRequestId>().and_then(|o| key_of(&o.0));
+                if let (Some(needed), Some(key)) = (needed, origin) {
+                    self.refuse_undeclared(key, needed);
+                }
                 let error = ErrorData::new(
                     ErrorCode::METHOD_NOT_FOUND,
                     "a 2026-07-28 client cannot be asked this on its request's stream",
@@ -256,17 +290,51 @@ impl Hub {
         }
     }
 
+    /// Ends request `key` with -32021 if its client did not declare `needed`: the client
+    /// gets the error (400 when it comes first), and the server a cancellation.
+    fn refuse_undeclared(&self, key: i64, needed: &'static str) {
+        let mut pending = self.pending();
+        let Some(entry) = pending.get(&key) else { return };
+        let declared = match needed {
+            "sampling" => entry.declared.sampling,
+            "elicitation" => entry.declared.elicitation,
+            _ => entry.declared.roots,
+        };
+        if declared {
+            return;
+        }
+        let Some(entry) = pending.remove(&key) else { return };
+        drop(pending);
+        let required = serde_json::json!({ "requiredCapabilities": { needed: {} } });
+        let error = ErrorData::new(
+            ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
+            format!("the upstream needs the client's {needed} capability, which this request does not declare"),
+            Some(required),
+        );
+        let status = status_of(error.code);
+        if let Some(json) = serialized(&JsonRpcMessage::error(error, Some(entry.client_id))) {
+            // The first message on a fresh stream: there is room.
+            let _ = entry.tx.try_send(Outgoing::Failure { json, status });
+        }
+        self.cancel_in_server(key, "the client lacks a capability the call needs");
+    }
+
     /// Forgets request `key` if it is still waiting, and then tells the server it is
     /// cancelled.
     fn abandon(&self, key: i64) {
-        if self.pending().remove(&key).is_none() || self.is_ended() {
+        if self.pending().remove(&key).is_none() {
             return;
         }
         tracing::info!(request = key, "a stateless request's client left before its answer; cancelled it");
-        let param = CancelledNotificationParam::new(
-            Some(RequestId::Number(key)),
-            Some("the client closed the request's stream".into()),
-        );
+        self.cancel_in_server(key, "the client closed the request's stream");
+    }
+
+    /// Tells the server request `key` is cancelled.
+    fn cancel_in_server(&self, key: i64, why: &str) {
+        if self.is_ended() {
+            return;
+        }
+        let param = CancelledNotificationParam::new(Some(RequestId::Number(key)), Some(why.into()));
         let cancel: Box<ClientJsonRpcMessage> = Box::new(JsonRpcMessage::notification(
             ClientNotification::CancelledNotification(CancelledNotification::new(param)),
         ));

@@ -26,7 +26,7 @@ use crate::body::{Body, SseStream};
 use crate::checks::{Accepts, MCP_PROTOCOL_VERSION};
 use crate::edge::{Edge, Sessions, json_response, sse_response, status_only};
 use crate::error::Error;
-use crate::hub::Ticket;
+use crate::hub::{Declared, Ticket};
 use crate::message::{self, Posted};
 use crate::outgoing::Outgoing;
 use crate::version::ProtocolVersion;
@@ -38,6 +38,7 @@ pub static MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
 
 const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
 /// The versions served statelessly.
 const STATELESS_VERSIONS: [ProtocolVersion; 1] = [ProtocolVersion::V2026_07_28];
@@ -86,9 +87,10 @@ pub(crate) async fn post<S: Sessions>(
         _ => return Err(Error::InvalidRequest("a 2026-07-28 client sends no responses")),
     };
     let log = check(&parts.headers, &request)?;
+    let declared = Declared::from_capabilities(request.request.get_meta().get(META_CLIENT_CAPABILITIES));
     let hub = edge.sessions.hub().ok_or(Error::Unavailable("stateless requests are not served now"))?;
     let (rx, ticket) =
-        hub.submit(request, log).await.map_err(|_| Error::Unavailable("the gateway is shutting down"))?;
+        hub.submit(request, log, declared).await.map_err(|_| Error::Unavailable("the gateway is shutting down"))?;
     reply(rx, ticket, accepts, edge.config.keepalive).await
 }
 

@@ -36,8 +36,10 @@ use serde_json::Value;
 #[tokio::test]
 async fn two_clients_with_the_same_id_and_token_each_get_their_own_answer_back() {
     let (hub, mut server) = hub();
-    let (mut a, _ta) = hub.submit(call(RequestId::Number(1), Some(7)), None).await.expect("submitted");
-    let (mut b, _tb) = hub.submit(call(RequestId::Number(1), Some(7)), None).await.expect("submitted");
+    let (mut a, _ta) =
+        hub.submit(call(RequestId::Number(1), Some(7)), None, Declared::default()).await.expect("submitted");
+    let (mut b, _tb) =
+        hub.submit(call(RequestId::Number(1), Some(7)), None, Declared::default()).await.expect("submitted");
     let (id_a, token_a) = entered(*server.recv().await.expect("a"));
     let (id_b, token_b) = entered(*server.recv().await.expect("b"));
     assert_ne!(id_a, id_b, "hub ids are unique");
@@ -58,9 +60,12 @@ async fn two_clients_with_the_same_id_and_token_each_get_their_own_answer_back()
 #[tokio::test]
 async fn log_messages_reach_only_requests_that_asked_and_at_their_level() {
     let (hub, mut server) = hub();
-    let (mut quiet, _t1) = hub.submit(call(RequestId::Number(1), None), None).await.expect("submitted");
-    let (mut chatty, _t2) =
-        hub.submit(call(RequestId::Number(2), None), Some(LoggingLevel::Warning)).await.expect("submitted");
+    let (mut quiet, _t1) =
+        hub.submit(call(RequestId::Number(1), None), None, Declared::default()).await.expect("submitted");
+    let (mut chatty, _t2) = hub
+        .submit(call(RequestId::Number(2), None), Some(LoggingLevel::Warning), Declared::default())
+        .await
+        .expect("submitted");
     let (quiet_id, _) = entered(*server.recv().await.expect("1"));
     let (chatty_id, _) = entered(*server.recv().await.expect("2"));
     let log = |level, id: &RequestId| {
@@ -84,7 +89,8 @@ async fn log_messages_reach_only_requests_that_asked_and_at_their_level() {
 #[tokio::test]
 async fn a_ticket_dropped_before_the_answer_cancels_the_request_once() {
     let (hub, mut server) = hub();
-    let (rx, ticket) = hub.submit(call(RequestId::String("c".into()), None), None).await.expect("submitted");
+    let (rx, ticket) =
+        hub.submit(call(RequestId::String("c".into()), None), None, Declared::default()).await.expect("submitted");
     let (id, _) = entered(*server.recv().await.expect("request"));
     drop(ticket);
     let JsonRpcMessage::Notification(n) = *server.recv().await.expect("a cancel") else { panic!("a notification") };
@@ -101,7 +107,8 @@ async fn a_ticket_dropped_before_the_answer_cancels_the_request_once() {
 #[tokio::test]
 async fn an_answered_request_is_not_cancelled_when_its_ticket_goes() {
     let (hub, mut server) = hub();
-    let (mut rx, ticket) = hub.submit(call(RequestId::Number(5), None), None).await.expect("submitted");
+    let (mut rx, ticket) =
+        hub.submit(call(RequestId::Number(5), None), None, Declared::default()).await.expect("submitted");
     let (id, _) = entered(*server.recv().await.expect("request"));
     hub.deliver(JsonRpcMessage::response(ServerResult::EmptyResult(EmptyResult {}), id)).await.expect("ok");
     assert!(rx.recv().await.expect("answer").is_response());
@@ -112,7 +119,8 @@ async fn an_answered_request_is_not_cancelled_when_its_ticket_goes() {
 #[tokio::test]
 async fn a_relayed_result_without_a_result_type_is_marked_complete() {
     let (hub, mut server) = hub();
-    let (mut rx, _t) = hub.submit(call(RequestId::Number(2), None), None).await.expect("submitted");
+    let (mut rx, _t) =
+        hub.submit(call(RequestId::Number(2), None), None, Declared::default()).await.expect("submitted");
     let (id, _) = entered(*server.recv().await.expect("request"));
     let mut relayed = rmcp::model::CallToolResult::success(vec![]);
     relayed.result_type = None;
@@ -123,7 +131,8 @@ async fn a_relayed_result_without_a_result_type_is_marked_complete() {
 #[tokio::test]
 async fn errors_carry_the_status_a_stateless_reply_gets() {
     let (hub, mut server) = hub();
-    let (mut rx, _t) = hub.submit(call(RequestId::Number(9), None), None).await.expect("submitted");
+    let (mut rx, _t) =
+        hub.submit(call(RequestId::Number(9), None), None, Declared::default()).await.expect("submitted");
     let (id, _) = entered(*server.recv().await.expect("request"));
     let error = ErrorData::new(ErrorCode::METHOD_NOT_FOUND, "no", None);
     hub.deliver(JsonRpcMessage::error(error, Some(id))).await.expect("ok");
@@ -131,4 +140,54 @@ async fn errors_carry_the_status_a_stateless_reply_gets() {
     let Outgoing::Failure { status, .. } = &out else { panic!("a failure") };
     assert_eq!(*status, StatusCode::NOT_FOUND);
     assert_eq!(json(&out)["id"], 9);
+}
+
+/// An upstream's sampling request relayed during `origin`'s call.
+fn sampling_for(origin: &RequestId) -> ServerJsonRpcMessage {
+    let mut message: ServerJsonRpcMessage = serde_json::from_value(serde_json::json!({
+        "jsonrpc": "2.0", "id": 77, "method": "sampling/createMessage",
+        "params": {"messages": [], "maxTokens": 5},
+    }))
+    .expect("a sampling request");
+    let JsonRpcMessage::Request(r) = &mut message else { panic!("a request") };
+    r.request.extensions_mut().insert(OriginatingRequestId(origin.clone()));
+    message
+}
+
+#[tokio::test]
+async fn a_capability_the_client_did_not_declare_ends_its_call_with_32021() {
+    let (hub, mut server) = hub();
+    let (mut rx, _t) =
+        hub.submit(call(RequestId::Number(4), None), None, Declared::default()).await.expect("submitted");
+    let (id, _) = entered(*server.recv().await.expect("request"));
+    hub.deliver(sampling_for(&id)).await.expect("ok");
+    let out = rx.recv().await.expect("the refusal");
+    let Outgoing::Failure { status, .. } = &out else { panic!("a failure") };
+    assert_eq!(*status, StatusCode::BAD_REQUEST);
+    let refusal = json(&out);
+    assert_eq!(
+        (refusal["id"].clone(), refusal["error"]["code"].clone()),
+        (serde_json::json!(4), serde_json::json!(-32021))
+    );
+    assert_eq!(refusal["error"]["data"]["requiredCapabilities"], serde_json::json!({"sampling": {}}));
+    assert!(rx.recv().await.is_none(), "nothing more for that call");
+    // The server hears that the call is cancelled, and its own request is answered.
+    let JsonRpcMessage::Notification(n) = *server.recv().await.expect("cancel") else { panic!("a notification") };
+    assert!(matches!(n.notification, ClientNotification::CancelledNotification(_)));
+    let JsonRpcMessage::Error(e) = *server.recv().await.expect("answer") else { panic!("an error") };
+    assert_eq!(e.id, Some(RequestId::Number(77)));
+}
+
+#[tokio::test]
+async fn a_declared_capability_does_not_end_the_call() {
+    let (hub, mut server) = hub();
+    let declared = Declared::from_capabilities(Some(&serde_json::json!({"sampling": {}})));
+    assert!(declared.sampling && !declared.elicitation);
+    let (mut rx, _t) = hub.submit(call(RequestId::Number(4), None), None, declared).await.expect("submitted");
+    let (id, _) = entered(*server.recv().await.expect("request"));
+    hub.deliver(sampling_for(&id)).await.expect("ok");
+    let JsonRpcMessage::Error(e) = *server.recv().await.expect("answer") else { panic!("an error") };
+    assert_eq!(e.id, Some(RequestId::Number(77)), "answered (relaying comes with input-required results)");
+    assert_eq!(hub.in_flight(), 1, "the call goes on");
+    assert!(rx.try_recv().is_err(), "and nothing reaches the client's stream");
 }
