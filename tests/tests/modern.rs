@@ -2,7 +2,7 @@
 //! real binary, one test per row of the error ladder, and what a served request carries.
 
 use http::{Method, StatusCode};
-use mcpgw_tests::{Gateway, Http, POST_HEADERS, initialize, session_counts};
+use mcpgw_tests::{Gateway, Http, POST_HEADERS, SseReader, initialize, session_counts};
 use serde_json::{Value, json};
 
 const V2026: &str = "2026-07-28";
@@ -314,4 +314,43 @@ async fn closing_the_stream_of_a_stateless_call_ends_it() {
     assert!(String::from_utf8_lossy(&seen).to_ascii_lowercase().contains("x-accel-buffering: no"));
     drop(socket);
     gw.wait_for_log("a stateless request's client left before its answer; cancelled it");
+}
+
+#[tokio::test]
+async fn a_reload_serves_stateless_requests_from_the_new_upstreams_and_finishes_calls_in_flight() {
+    let gw = Gateway::start_with("[upstreams.builtin]\nkind = \"builtin\"\n");
+    let names = |reply: mcpgw_tests::Reply| -> Vec<String> {
+        let tools = reply.json()["result"]["tools"].as_array().expect("tools").clone();
+        tools.iter().filter_map(|t| t["name"].as_str().map(str::to_owned)).collect()
+    };
+    let before = names(post(&gw, &headers("tools/list", None), &stateless(1, "tools/list", json!({}))).await);
+    assert!(before.contains(&"echo".to_owned()), "{before:?}");
+    // A call in flight on the hub being replaced: its first progress shows it is running.
+    let http = Http::new();
+    let slow = with_meta(
+        json!(2),
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 700, "steps": 2}}),
+        envelope(json!({"progressToken": "s"})),
+    );
+    let mut h: Vec<(&str, &str)> = POST_HEADERS.to_vec();
+    h.extend(headers("tools/call", Some("sleep")));
+    let mut in_flight = SseReader::new(http.open(Method::POST, &gw.url("/mcp"), &h, slow.to_string()).await);
+    assert_eq!(in_flight.next_message().await["method"], "notifications/progress");
+    std::fs::write(
+        gw.config_path(),
+        "[upstreams.builtin]\nkind = \"builtin\"\n\n[upstreams.second]\nkind = \"builtin\"\n",
+    )
+    .expect("rewrite the config");
+    gw.signal("HUP");
+    gw.wait_for_log("configuration reloaded");
+    let after = names(post(&gw, &headers("tools/list", None), &stateless(3, "tools/list", json!({}))).await);
+    assert!(after.contains(&"second_echo".to_owned()) && after.contains(&"builtin_echo".to_owned()), "{after:?}");
+    let finished = loop {
+        let message = in_flight.next_message().await;
+        if message.get("id").is_some() {
+            break message;
+        }
+    };
+    assert_eq!(finished["result"]["content"][0]["text"], "slept 700 ms", "{finished}");
 }

@@ -40,8 +40,10 @@ pub(crate) struct Registry {
     /// Live sessions of each credential (the `None` key: no authentication), taken the
     /// same way under the entry's lock.
     per_owner: DashMap<Option<Credential>, usize>,
-    /// The modern hub of the current factory; `None` once shut down. A reload starts a
-    /// new one; the old one ends when its last request is answered.
+    /// The modern hub of the current factory, started by the first stateless request (so
+    /// a gateway that never gets one starts no upstream connection for it). A reload lets
+    /// it go: the old one ends when its last request is answered, and the next stateless
+    /// request starts one over the new upstreams.
     hub: RwLock<Option<Arc<Hub>>>,
     me: Weak<Registry>,
 }
@@ -71,7 +73,6 @@ impl Registry {
             hub: RwLock::new(None),
             me: me.clone(),
         });
-        registry.start_hub(&registry.factory());
         let live: Weak<dyn LiveFigures> = Arc::downgrade(&registry) as Weak<Registry>;
         metrics.watch(live);
         registry
@@ -86,18 +87,37 @@ impl Registry {
     /// Stateless requests go to a new hub over the new upstreams from now on.
     pub(crate) fn set_factory(&self, factory: ServerFactory) {
         let factory = factory.parking(self.park_after, self.parked.clone());
-        self.start_hub(&factory);
         *self.factory.write().unwrap_or_else(std::sync::PoisonError::into_inner) = factory;
+        // The hub it replaces ends once nothing holds it (its requests are answered): its
+        // server holds it only weakly.
+        self.hub.write().unwrap_or_else(std::sync::PoisonError::into_inner).take();
     }
 
-    /// Starts a hub over `factory`'s upstreams and serves stateless requests from it. The
-    /// hub it replaces ends once nothing holds it (its requests are answered): its server
-    /// holds it only weakly.
-    fn start_hub(&self, factory: &ServerFactory) {
+    /// The live hub, started over the current upstreams if there is none (or it ended);
+    /// `None` at shutdown.
+    fn live_hub(&self) -> Option<Arc<Hub>> {
+        if let Some(hub) = self.current_hub().filter(|h| !h.is_ended()) {
+            return Some(hub);
+        }
+        if self.closed.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut slot = self.hub.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(hub) = slot.as_ref().filter(|h| !h.is_ended()) {
+            return Some(hub.clone());
+        }
+        let factory = self.factory();
         let (hub, inbound) = Hub::new(HubLimits::default(), factory.tasks().clone());
         match factory.start_hub(inbound, HubOutbound(Arc::downgrade(&hub)), hub.cancel_token()) {
-            Ok(()) => *self.hub.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(hub),
-            Err(e) => tracing::warn!(error = %e, "the modern hub did not start"),
+            Ok(()) => {
+                tracing::info!("modern hub started");
+                *slot = Some(hub.clone());
+                Some(hub)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the modern hub did not start");
+                None
+            }
         }
     }
 
@@ -248,7 +268,7 @@ impl Sessions for Registry {
     }
 
     fn hub(&self) -> Option<Arc<Hub>> {
-        self.current_hub()
+        self.live_hub()
     }
 
     fn observe_stateless(&self, method: &'static str) {
