@@ -97,6 +97,11 @@ async fn results_carry_result_type_and_lists_their_cache_hints_with_tools_in_a_s
         assert_eq!(result["cacheScope"], "private", "{method}: {result}");
         assert!(result["ttlMs"].is_u64(), "{method}: {result}");
     }
+    // A resource no upstream has: -32602 on this wire (not -32002), naming the uri.
+    let missing = stateless(5, "resources/read", json!({"uri": "mcpgw://nothing"}));
+    let reply = post(&gw, &headers("resources/read", Some("mcpgw://nothing")), &missing).await;
+    assert_eq!(reply.error_code(), -32602, "{}", reply.text());
+    assert_eq!(reply.json()["error"]["data"]["uri"], "mcpgw://nothing");
     let call = stateless(4, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}));
     let reply = post(&gw, &headers("tools/call", Some("echo")), &call).await;
     assert_eq!(reply.json()["result"]["resultType"], "complete");
@@ -353,4 +358,53 @@ async fn a_reload_serves_stateless_requests_from_the_new_upstreams_and_finishes_
         }
     };
     assert_eq!(finished["result"]["content"][0]["text"], "slept 700 ms", "{finished}");
+}
+
+/// The conformance fixture is an rmcp server of the handshake era: it knows the 2026 `_meta`
+/// keys and would refuse a version it was not initialized at, so they must not reach it.
+#[tokio::test]
+async fn an_rmcp_upstream_of_the_handshake_era_serves_stateless_requests() {
+    let config = format!(
+        "[upstreams.fixture]\nkind = \"stdio\"\ncommand = \"{}\"\nshare = \"session\"\n",
+        env!("CARGO_BIN_EXE_mcpgw-fixture")
+    );
+    let gw = Gateway::start_with(&config);
+    let call = stateless(1, "tools/call", json!({"name": "test_simple_text", "arguments": {}}));
+    let reply = post(&gw, &headers("tools/call", Some("test_simple_text")), &call).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let result = &reply.json()["result"];
+    assert!(result["content"][0]["text"].is_string(), "{result}");
+    assert_eq!(result["resultType"], "complete", "added for a relayed result: {result}");
+    let get = stateless(2, "prompts/get", json!({"name": "test_simple_prompt"}));
+    let reply = post(&gw, &headers("prompts/get", Some("test_simple_prompt")), &get).await;
+    assert!(reply.json()["result"]["messages"].is_array(), "{}", reply.text());
+    let read = stateless(3, "resources/read", json!({"uri": "test://static-text"}));
+    let reply = post(&gw, &headers("resources/read", Some("test://static-text")), &read).await;
+    let result = &reply.json()["result"];
+    assert!(result["contents"].is_array(), "{result}");
+    assert_eq!((result["cacheScope"].clone(), result["resultType"].clone()), (json!("private"), json!("complete")));
+    // A resource the upstream does not have: its error, -32602 on this wire (not -32002).
+    let missing = stateless(4, "resources/read", json!({"uri": "test://nothing"}));
+    let reply = post(&gw, &headers("resources/read", Some("test://nothing")), &missing).await;
+    assert_eq!(reply.status, StatusCode::OK, "an answer, not a refusal: {}", reply.text());
+    assert_eq!(reply.error_code(), -32602, "{}", reply.text());
+}
+
+#[tokio::test]
+async fn sigterm_ends_the_hub_and_a_stateless_call_in_flight() {
+    let mut gw = Gateway::start_with("[server]\ndrain_timeout_secs = 1\n\n[upstreams.builtin]\nkind = \"builtin\"\n");
+    let http = Http::new();
+    let meta = envelope(json!({"progressToken": 1}));
+    let body =
+        with_meta(json!(1), "tools/call", json!({"name": "sleep", "arguments": {"ms": 60000, "steps": 600}}), meta);
+    let mut h: Vec<(&str, &str)> = POST_HEADERS.to_vec();
+    h.extend(headers("tools/call", Some("sleep")));
+    let mut stream = SseReader::new(http.open(Method::POST, &gw.url("/mcp"), &h, body.to_string()).await);
+    assert_eq!(stream.next_message().await["method"], "notifications/progress");
+    let status = tokio::task::spawn_blocking(move || gw.terminate()).await.expect("wait");
+    assert!(status.success(), "{status:?}");
+    // The call's stream ends with the gateway, with no answer.
+    while let Some(event) = stream.next().await {
+        assert!(event.data.is_empty() || event.data.contains("notifications/progress"), "{}", event.data);
+    }
 }

@@ -546,7 +546,11 @@ impl ServerHandler for Proxy {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let catalog = self.catalog().await?;
-        let mut last = ErrorData::resource_not_found(format!("resource not found: {}", params.uri), None);
+        // The uri in `data` too, so a client can tell which read failed (2026-07-28 asks it).
+        let mut last = ErrorData::resource_not_found(
+            format!("resource not found: {}", params.uri),
+            Some(serde_json::json!({ "uri": params.uri })),
+        );
         for owner in catalog.resource_owners(&params.uri) {
             let result = match self.members()?.get(owner) {
                 Some(Member::Builtin(b)) => b.read_resource(params.clone(), ctx.clone()).await,
