@@ -99,6 +99,43 @@ impl Declared {
         let has = |name| capabilities.and_then(|c| c.get(name)).is_some_and(|v| !v.is_null());
         Self { sampling: has("sampling"), elicitation: has("elicitation"), roots: has("roots") }
     }
+
+    fn has(self, needed: Needed) -> bool {
+        match needed {
+            Needed::Sampling => self.sampling,
+            Needed::Elicitation => self.elicitation,
+            Needed::Roots => self.roots,
+        }
+    }
+}
+
+/// A client capability an upstream's request to the client needs.
+#[derive(Debug, Clone, Copy)]
+enum Needed {
+    Sampling,
+    Elicitation,
+    Roots,
+}
+
+impl Needed {
+    /// What a server's request to its client needs, if it is one of those.
+    fn of(request: &ServerRequest) -> Option<Self> {
+        match request {
+            ServerRequest::CreateMessageRequest(_) => Some(Needed::Sampling),
+            ServerRequest::ElicitRequest(_) => Some(Needed::Elicitation),
+            ServerRequest::ListRootsRequest(_) => Some(Needed::Roots),
+            _ => None,
+        }
+    }
+
+    /// Its key in `ClientCapabilities`.
+    fn key(self) -> &'static str {
+        match self {
+            Needed::Sampling => "sampling",
+            Needed::Elicitation => "elicitation",
+            Needed::Roots => "roots",
+        }
+    }
 }
 
 /// A request handed to the hub. Dropped before its answer came (the client left), it
@@ -270,12 +307,7 @@ impl Hub {
             // come later). Either way the server's request is answered at once rather than
             // left to time out.
             JsonRpcMessage::Request(r) => {
-                let needed = match &r.request {
-                    ServerRequest::CreateMessageRequest(_) => Some("sampling"),
-                    ServerRequest::ElicitRequest(_) => Some("elicitation"),
-                    ServerRequest::ListRootsRequest(_) => Some("roots"),
-                    _ => None,
-                };
+                let needed = Needed::of(&r.request);
                 let origin = r.request.extensions().get::<OriginatingRequestId>().and_then(|o| key_of(&o.0));
                 if let (Some(needed), Some(key)) = (needed, origin) {
                     self.refuse_undeclared(key, needed);
@@ -292,19 +324,14 @@ impl Hub {
 
     /// Ends request `key` with -32021 if its client did not declare `needed`: the client
     /// gets the error (400 when it comes first), and the server a cancellation.
-    fn refuse_undeclared(&self, key: i64, needed: &'static str) {
+    fn refuse_undeclared(&self, key: i64, needed: Needed) {
         let mut pending = self.pending();
-        let Some(entry) = pending.get(&key) else { return };
-        let declared = match needed {
-            "sampling" => entry.declared.sampling,
-            "elicitation" => entry.declared.elicitation,
-            _ => entry.declared.roots,
-        };
-        if declared {
+        if pending.get(&key).is_none_or(|entry| entry.declared.has(needed)) {
             return;
         }
         let Some(entry) = pending.remove(&key) else { return };
         drop(pending);
+        let needed = needed.key();
         let required = serde_json::json!({ "requiredCapabilities": { needed: {} } });
         let error = ErrorData::new(
             ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
