@@ -107,7 +107,14 @@ impl Registry {
             return Some(hub.clone());
         }
         let factory = self.factory();
-        let (hub, inbound) = Hub::new(HubLimits::default(), factory.tasks().clone());
+        // Every stateless request goes through the hub's one inbound queue: four sessions'
+        // worth, at least the default.
+        let limits = HubLimits {
+            inbound: (self.limits.inbound * 4).max(HubLimits::default().inbound),
+            stream: self.limits.stream,
+            stall: self.limits.stall,
+        };
+        let (hub, inbound) = Hub::new(limits, factory.tasks().clone());
         match factory.start_hub(inbound, HubOutbound(Arc::downgrade(&hub)), hub.cancel_token()) {
             Ok(()) => {
                 tracing::info!("modern hub started");

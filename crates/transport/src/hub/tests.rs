@@ -191,3 +191,22 @@ async fn a_declared_capability_does_not_end_the_call() {
     assert_eq!(hub.in_flight(), 1, "the call goes on");
     assert!(rx.try_recv().is_err(), "and nothing reaches the client's stream");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_its_client_does_not_read_is_given_up_and_its_request_cancelled() {
+    let limits = HubLimits { inbound: 8, stream: 1, stall: Duration::from_secs(1) };
+    let (hub, mut server) = Hub::new(limits, TaskTracker::new());
+    let (_rx, _ticket) =
+        hub.submit(call(RequestId::Number(1), Some(1)), None, Declared::default()).await.expect("submitted");
+    let (_, token) = entered(*server.recv().await.expect("request"));
+    let progress = || {
+        let p = ProgressNotification::new(ProgressNotificationParam::new(token.clone().expect("token"), 0.5));
+        JsonRpcMessage::notification(ServerNotification::ProgressNotification(p))
+    };
+    hub.deliver(progress()).await.expect("ok: room for one");
+    // The second waits for room that never comes, then gives the request up.
+    hub.deliver(progress()).await.expect("ok");
+    assert_eq!(hub.in_flight(), 0);
+    let JsonRpcMessage::Notification(n) = *server.recv().await.expect("a cancel") else { panic!("a notification") };
+    assert!(matches!(n.notification, ClientNotification::CancelledNotification(_)));
+}
