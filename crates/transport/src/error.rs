@@ -82,8 +82,9 @@ pub enum Error {
 const INVALID_REQUEST: i32 = -32600;
 /// JSON-RPC "parse error".
 const PARSE_ERROR: i32 = -32700;
-/// Implementation-defined server error, used for HTTP-level refusals. Deliberately not one
-/// of the 2026-07-28 codes (-32020..-32022), so clients probing for that revision fall back.
+/// Implementation-defined server error, used for HTTP-level refusals of the handshake era.
+/// Deliberately not one of the 2026-07-28 codes (-32020..-32022): those are for stateless
+/// requests only.
 const SERVER_ERROR: i32 = -32000;
 /// The code the SDKs use for an unknown session.
 const SESSION_NOT_FOUND: i32 = -32001;

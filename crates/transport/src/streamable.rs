@@ -1,6 +1,7 @@
 //! Streamable HTTP (specs 2025-03-26, 2025-06-18, 2025-11-25) on one endpoint:
 //! `POST` carries client messages, `GET` opens the standalone stream, `DELETE` ends the
-//! session.
+//! session. A POST without a session that is a stateless 2026-07-28 request goes to
+//! [`crate::modern`] instead.
 //!
 //! The reply to a POST is chosen from the client's `Accept`. When both JSON and SSE are
 //! allowed the choice waits for the first message: a response that comes alone is sent as
