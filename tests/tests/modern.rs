@@ -408,3 +408,17 @@ async fn sigterm_ends_the_hub_and_a_stateless_call_in_flight() {
         assert!(event.data.is_empty() || event.data.contains("notifications/progress"), "{}", event.data);
     }
 }
+
+/// `[server] stateless = false` turns the stateless path off: a 2026 probe is refused as a
+/// request without a session (with no 2026-07-28 code), so its client falls back to
+/// `initialize`, which still opens a session.
+#[tokio::test]
+async fn with_stateless_off_a_2026_probe_is_refused_the_handshake_way() {
+    let gw = Gateway::start_with("[server]\nstateless = false\n\n[upstreams.builtin]\nkind = \"builtin\"\n");
+    let reply = post(&gw, &headers("server/discover", None), &stateless(1, "server/discover", json!({}))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    assert!(!(-32022..=-32020).contains(&reply.error_code()), "{}", reply.text());
+    assert_eq!(reply.json()["id"], 1);
+    let init = post(&gw, &[], &initialize("2025-11-25")).await;
+    assert!(init.header("mcp-session-id").is_some(), "{}", init.text());
+}

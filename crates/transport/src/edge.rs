@@ -56,6 +56,9 @@ pub struct EdgeConfig {
     pub hosts: HostPolicy,
     /// The accepted bearer tokens; `None` turns authentication off.
     pub auth: Option<TokenSet>,
+    /// Whether stateless (2026-07-28) requests are served on `/mcp`; when not, they are
+    /// refused as requests without a session, so their clients fall back to `initialize`.
+    pub stateless: bool,
 }
 
 impl Default for EdgeConfig {
@@ -68,6 +71,7 @@ impl Default for EdgeConfig {
             public_prefix: String::new(),
             hosts: HostPolicy::default(),
             auth: None,
+            stateless: true,
         }
     }
 }

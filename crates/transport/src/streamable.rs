@@ -73,7 +73,7 @@ async fn post<S: Sessions>(
     let posted = message::parse(body)?;
     // Without a session, the body (or the header) tells a stateless 2026-07-28 request
     // from the start of a session, before the header is held to the session versions.
-    if session.is_none() && modern::claims(&parts.headers, &posted) {
+    if session.is_none() && edge.config.stateless && modern::claims(&parts.headers, &posted) {
         return modern::post(edge, parts, posted, accepts).await;
     }
     let version = checks::protocol_version(&parts.headers)?;
