@@ -422,3 +422,18 @@ async fn with_stateless_off_a_2026_probe_is_refused_the_handshake_way() {
     let init = post(&gw, &[], &initialize("2025-11-25")).await;
     assert!(init.header("mcp-session-id").is_some(), "{}", init.text());
 }
+
+/// Authentication holds for stateless requests as for sessions: no token, 401.
+#[tokio::test]
+async fn stateless_requests_need_a_token_when_authentication_is_on() {
+    let digest = mcpgw_transport::auth::digest_hex("alice-token");
+    let gw = Gateway::start_with(&format!("[auth]\ntoken_sha256 = [\"{digest}\"]\n"));
+    let body = stateless(1, "tools/list", json!({}));
+    let refused = post(&gw, &headers("tools/list", None), &body).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let mut h = headers("tools/list", None);
+    h.push(("authorization", "Bearer alice-token"));
+    let served = post(&gw, &h, &body).await;
+    assert_eq!(served.status, StatusCode::OK, "{}", served.text());
+    assert_eq!(served.json()["id"], 1);
+}
