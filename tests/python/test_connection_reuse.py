@@ -1,12 +1,11 @@
 """HTTP/1.1 connection reuse after a rejected POST, at the socket level.
 
-Why: the SDK's default connect mode (`Client(url)`, mode "auto") first POSTs a
-`server/discover` probe carrying `MCP-Protocol-Version: 2026-07-28`. The gateway refuses it
-with a 400 (fine: the SDK then falls back to `initialize`), and the SDK's HTTP client sends
-that `initialize` on the same keep-alive connection. If the gateway answers the probe
-before reading its body and then closes the connection without saying so, the
-`initialize` POST fails (httpx ReadError) and the SDK's connect fails, intermittently: it
-depends on whether the probe's body had reached the gateway when it answered.
+Why: a client whose POST is refused with a 400 (a `server/discover` probe whose headers
+disagree with its body, and before 2026-07-28 was served, every probe) may send its next
+request (a fallback `initialize`) on the same keep-alive connection. If the gateway
+answers before reading the body and then closes the connection without saying so, that
+next POST fails (httpx ReadError), intermittently: it depends on whether the refused
+body had reached the gateway when it answered.
 
 These tests make that timing deterministic: they send a POST's headers and, if the
 response comes from the headers alone (within a second), read it before sending the body.
@@ -73,11 +72,11 @@ EARLY_ANSWER_WINDOW_S = 1.0
 @pytest.mark.parametrize(
     ("headers", "expected_status"),
     [
-        # What the SDK's `auto` mode sends first: refused on its MCP-Protocol-Version header.
-        pytest.param({"mcp-protocol-version": "2026-07-28"}, 400, id="probe-unsupported-version"),
+        # A probe whose MCP-Protocol-Version differs from its `_meta` version (-32020).
+        pytest.param({"mcp-protocol-version": "2025-11-25"}, 400, id="probe-header-mismatch"),
         # A session the gateway no longer knows (ended, reaped, restarted gateway).
         pytest.param({"mcp-session-id": UNKNOWN_SESSION}, 404, id="unknown-session"),
-        # Control: no version header and no session: refused after the body is read.
+        # No version header beside a `_meta` version (-32020): refused after the body is read.
         pytest.param({}, 400, id="probe-without-version-header"),
     ],
 )

@@ -25,19 +25,27 @@ async def test_feature_tour(gateway, transport, mode):
     rec = Recorder()
     with anyio.fail_after(30):
         async with connect(gateway.url, transport, mode=mode, recorder=rec) as client:
-            # -- handshake
+            # -- handshake, or the probe
             assert client.server_info is not None and client.server_info.name == "mcpgw"
-            if mode == "legacy" or transport == "streamable":
+            stateless = mode == "auto" and transport == "streamable"
+            if stateless:
+                # On /mcp the gateway answers the `auto` probe (`server/discover`): the SDK
+                # speaks 2026-07-28, one stateless request at a time, and opens no session.
+                assert client.protocol_version == "2026-07-28"
+                assert rec.session_id is None, rec.exchanges
+                assert await session_counts(gateway.url) == (0, 0)
+            elif mode == "legacy":
                 # The handshake era: the SDK offers its newest handshake version and the
-                # gateway accepts it. (On /mcp the gateway answers the `auto` probe with an
-                # error, so the SDK falls back to `initialize`.)
+                # gateway accepts it.
                 assert client.protocol_version == LATEST_HANDSHAKE_VERSION
                 assert client.session.initialize_result is not None
-            assert rec.session_id, "the gateway gave the client no session id"
-            if transport == "sse":
+            if stateless:
+                pass
+            elif transport == "sse":
                 assert re.fullmatch(r"[0-9a-f]{32}", rec.session_id), rec.session_id
                 assert await session_counts(gateway.url) == (1, 0)
             else:
+                assert rec.session_id, "the gateway gave the client no session id"
                 assert re.fullmatch(r"[\x21-\x7e]+", rec.session_id), rec.session_id
                 assert await session_counts(gateway.url) == (0, 1)
 
@@ -92,7 +100,9 @@ async def test_feature_tour(gateway, transport, mode):
             assert "Ada Lovelace" in prompt.messages[0].content.text
 
         # -- clean close: the registry forgets the session
-        if transport == "streamable":
+        if stateless:
+            assert rec.requests("DELETE") == [], "no session, nothing to end"
+        elif transport == "streamable":
             deletes = rec.requests("DELETE")
             assert [(d.status, d.session_header) for d in deletes] == [(200, rec.session_id)], rec.exchanges
         await wait_for_counts(gateway.url, legacy=0, streamable=0)

@@ -97,19 +97,6 @@ async fn missing_session_id_is_400_and_unknown_is_404() {
 }
 
 #[tokio::test]
-async fn a_2026_discover_probe_without_session_gets_a_non_2026_error() {
-    let gw = Gateway::start();
-    let probe = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let reply = Http::new()
-        .post(&gw.url("/mcp"), &[("mcp-protocol-version", "2025-11-25"), ("mcp-method", "server/discover")], &probe)
-        .await;
-    assert!(reply.status.is_client_error(), "{}", reply.status);
-    assert!(!(-32022..=-32020).contains(&reply.error_code()));
-}
-
-#[tokio::test]
 async fn accept_is_lenient_and_picks_the_reply_format() {
     let gw = Gateway::start();
     let s = session(&gw, "2025-06-18").await;

@@ -4,6 +4,8 @@
 
 #![allow(deprecated)] // logging/setLevel and resource subscriptions are deprecated in 2026-07-28 only
 
+mod modern;
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -41,6 +43,8 @@ pub struct Proxy {
     catalog: Collapsed<Arc<Built>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
+    /// Set for the modern hub: the one server of every stateless request.
+    modern: Option<modern::Modern>,
 }
 
 /// One upstream as a session sees it.
@@ -119,6 +123,7 @@ impl Proxy {
             catalog: Collapsed::new(|built: &Arc<Built>| !built.missing.is_empty(), Duration::ZERO),
             cancel,
             tasks,
+            modern: None,
         }
     }
 
@@ -199,7 +204,10 @@ impl Proxy {
         // Generations only grow, so their sum changes whenever one does.
         let generation = members.iter().map(Member::generation).sum();
         let (members, upstreams) = (members.to_vec(), self.upstreams.clone());
-        Ok(self.catalog.get(generation, move || build(members, upstreams)).await)
+        // The hub has no initialize to wait for its upstreams in: a build waits for those
+        // still starting, as a session's initialize does.
+        let wait = self.modern.is_some();
+        Ok(self.catalog.get(generation, move || build(members, upstreams, wait)).await)
     }
 
     async fn catalog(&self) -> Result<Arc<Catalog>, ErrorData> {
@@ -298,8 +306,16 @@ impl Proxy {
     }
 }
 
-/// Builds a session's catalog from what every member lists now.
-async fn build(members: Vec<Member>, upstreams: Arc<Upstreams>) -> Arc<Built> {
+/// Builds a session's catalog from what every member lists now; with `wait`, once those
+/// still starting are up (or past their connect timeout).
+async fn build(members: Vec<Member>, upstreams: Arc<Upstreams>, wait: bool) -> Arc<Built> {
+    if wait {
+        join_all(members.iter().filter_map(|m| match m {
+            Member::Remote { spec, link } => Some(link.ready(spec.connect_timeout)),
+            Member::Builtin(_) => None,
+        }))
+        .await;
+    }
     let generations = members.iter().map(Member::generation).collect();
     let listed = join_all(members.iter().map(list_member)).await;
     let specs = upstreams.specs();
@@ -416,13 +432,20 @@ impl ServerHandler for Proxy {
     /// client for sampling or elicitation, which 2026-07-28 forbids, so 2026 clients are
     /// steered to a 2025 session (on legacy SSE too, where a `server/discover` probe reaches
     /// the server).
+    /// The hub serves 2026-07-28 too: its requests reach it one by one, never through a
+    /// session, and the versions of the handshake era are listed for `server/discover`.
     fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [rmcp::model::ProtocolVersion]> {
-        std::borrow::Cow::Borrowed(rmcp::model::ProtocolVersion::known_up_to(
-            &rmcp::model::ProtocolVersion::V_2025_11_25,
-        ))
+        let newest = match self.modern {
+            Some(_) => &rmcp::model::ProtocolVersion::V_2026_07_28,
+            None => &rmcp::model::ProtocolVersion::V_2025_11_25,
+        };
+        std::borrow::Cow::Borrowed(rmcp::model::ProtocolVersion::known_up_to(newest))
     }
 
     fn get_info(&self) -> ServerConfig {
+        if let Some(modern) = &self.modern {
+            return modern.info(self.members.get().map(Vec::as_slice).unwrap_or_default());
+        }
         self.info.get().cloned().unwrap_or_else(|| {
             ServerConfig::new(ServerCapabilities::default())
                 .with_server_info(Implementation::new("mcpgw", env!("CARGO_PKG_VERSION")))
@@ -555,7 +578,11 @@ impl ServerHandler for Proxy {
         // for it, decides whether the last catalog is current enough.
         let (owners, _) =
             self.lookup(|c| Some(c.resource_owners(&params.uri)).filter(|o| !o.is_empty()), |o| &o[..1]).await?;
-        let mut last = ErrorData::resource_not_found(format!("resource not found: {}", params.uri), None);
+        // The uri in `data` too, so a client can tell which read failed (2026-07-28 asks it).
+        let mut last = ErrorData::resource_not_found(
+            format!("resource not found: {}", params.uri),
+            Some(serde_json::json!({ "uri": params.uri })),
+        );
         for owner in owners.unwrap_or_default() {
             let result = self
                 .under_deadline(owner, "resources/read", ctx.clone(), |ctx| {

@@ -54,6 +54,11 @@ impl ServerFactory {
         self
     }
 
+    /// The tracker of the tasks its servers run on.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
     /// The upstreams new sessions are served.
     pub fn upstreams(&self) -> &Arc<Upstreams> {
         &self.upstreams
@@ -83,6 +88,38 @@ impl ServerFactory {
                 factory.serve(inbound, outbound, &state, &cancel).await;
                 state.detach_all();
                 on_end();
+            },
+            span,
+        ));
+        Ok(())
+    }
+
+    /// Starts the modern hub's server on its own task: one server for every stateless
+    /// (2026-07-28) request, with no `initialize` (rmcp's `serve_directly`). It reads
+    /// `inbound`, writes to `outbound`, and stops when `cancel` fires or every sender of
+    /// `inbound` is gone.
+    pub fn start_hub<O: Outbound>(
+        &self,
+        inbound: Inbound,
+        outbound: O,
+        cancel: CancellationToken,
+    ) -> Result<(), Error> {
+        if self.tasks.is_closed() {
+            return Err(Error::ShuttingDown);
+        }
+        let outbound = Arc::new(outbound);
+        let key = SESSION_KEYS.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(SessionState::new(key, Notifier::new(outbound.clone())));
+        let proxy = Proxy::modern(self.upstreams.clone(), state.clone(), cancel.child_token(), self.tasks.clone());
+        let span = tracing::info_span!("hub");
+        self.tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                let transport = ChannelTransport::new(inbound, outbound);
+                let running = serve_directly_with_ct(proxy, transport, None, cancel.child_token());
+                stopped(running.waiting().await);
+                // Its own upstream connections end with it.
+                cancel.cancel();
+                state.detach_all();
             },
             span,
         ));

@@ -1,5 +1,6 @@
 //! The session registry: one map of the live sessions of both transports, keyed by the
-//! typed session id, and the idle reaper.
+//! typed session id, and the idle reaper; and the modern hub, the one server of every
+//! stateless (2026-07-28) request.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
@@ -9,6 +10,7 @@ use dashmap::DashMap;
 use mcpgw_core::upstream::set::UpstreamStats;
 use mcpgw_core::{Outbound, OutboundClosed, ServerFactory};
 use mcpgw_transport::auth::Credential;
+use mcpgw_transport::hub::{Hub, HubLimits};
 use mcpgw_transport::session::SessionLimits;
 use mcpgw_transport::{Error, Session, SessionId, SessionKind, Sessions};
 use rmcp::model::ServerJsonRpcMessage;
@@ -38,6 +40,11 @@ pub(crate) struct Registry {
     /// Live sessions of each credential (the `None` key: no authentication), taken the
     /// same way under the entry's lock.
     per_owner: DashMap<Option<Credential>, usize>,
+    /// The modern hub of the current factory, started by the first stateless request (so
+    /// a gateway that never gets one starts no upstream connection for it). A reload lets
+    /// it go: the old one ends when its last request is answered, and the next stateless
+    /// request starts one over the new upstreams.
+    hub: RwLock<Option<Arc<Hub>>>,
     me: Weak<Registry>,
 }
 
@@ -63,6 +70,7 @@ impl Registry {
             caps,
             live: AtomicUsize::new(0),
             per_owner: DashMap::new(),
+            hub: RwLock::new(None),
             me: me.clone(),
         });
         let live: Weak<dyn LiveFigures> = Arc::downgrade(&registry) as Weak<Registry>;
@@ -76,9 +84,48 @@ impl Registry {
     }
 
     /// Serves new sessions from `factory`; live sessions keep the servers they have.
+    /// Stateless requests go to a new hub over the new upstreams from now on.
     pub(crate) fn set_factory(&self, factory: ServerFactory) {
         let factory = factory.parking(self.park_after, self.parked.clone());
         *self.factory.write().unwrap_or_else(std::sync::PoisonError::into_inner) = factory;
+        // The hub it replaces ends once nothing holds it (its requests are answered): its
+        // server holds it only weakly.
+        self.hub.write().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    }
+
+    /// The live hub, started over the current upstreams if there is none (or it ended);
+    /// `None` at shutdown.
+    fn live_hub(&self) -> Option<Arc<Hub>> {
+        if let Some(hub) = self.current_hub().filter(|h| !h.is_ended()) {
+            return Some(hub);
+        }
+        if self.closed.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut slot = self.hub.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(hub) = slot.as_ref().filter(|h| !h.is_ended()) {
+            return Some(hub.clone());
+        }
+        let factory = self.factory();
+        // Every stateless request goes through the hub's one inbound queue: four sessions'
+        // worth, at least the default.
+        let limits = HubLimits {
+            inbound: (self.limits.inbound * 4).max(HubLimits::default().inbound),
+            stream: self.limits.stream,
+            stall: self.limits.stall,
+        };
+        let (hub, inbound) = Hub::new(limits, factory.tasks().clone());
+        match factory.start_hub(inbound, HubOutbound(Arc::downgrade(&hub)), hub.cancel_token()) {
+            Ok(()) => {
+                tracing::info!("modern hub started");
+                *slot = Some(hub.clone());
+                Some(hub)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the modern hub did not start");
+                None
+            }
+        }
     }
 
     /// Refuses new sessions from now on (shutdown).
@@ -86,9 +133,14 @@ impl Registry {
         self.closed.store(true, Ordering::SeqCst);
     }
 
-    /// Client requests still waiting for an answer, over all sessions.
+    /// Client requests still waiting for an answer, over all sessions and the hub.
     pub(crate) fn in_flight(&self) -> usize {
-        self.map.iter().map(|e| e.in_flight()).sum()
+        let stateless = self.current_hub().map_or(0, |hub| hub.in_flight());
+        self.map.iter().map(|e| e.in_flight()).sum::<usize>() + stateless
+    }
+
+    fn current_hub(&self) -> Option<Arc<Hub>> {
+        self.hub.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Tells every open event stream when to reconnect.
@@ -116,8 +168,11 @@ impl Registry {
         self.factory().upstreams().stats()
     }
 
-    /// Ends every session (at shutdown).
+    /// Ends every session and the hub (at shutdown).
     pub(crate) fn end_all(&self) {
+        if let Some(hub) = self.hub.write().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            hub.end();
+        }
         let ids: Vec<SessionId> = self.map.iter().map(|e| *e.key()).collect();
         for id in ids {
             self.end(id);
@@ -219,6 +274,14 @@ impl Sessions for Registry {
         self.metrics.message(kind.as_str(), method);
     }
 
+    fn hub(&self) -> Option<Arc<Hub>> {
+        self.live_hub()
+    }
+
+    fn observe_stateless(&self, method: &'static str) {
+        self.metrics.message("stateless", method);
+    }
+
     fn end(&self, id: SessionId) {
         if let Some((_, session)) = self.map.remove(&id) {
             session.end();
@@ -253,6 +316,25 @@ impl Outbound for SessionOutbound {
     ) -> impl Future<Output = Result<(), OutboundClosed>> + Send + 'static {
         let delivered = self.0.deliver(message);
         async move { delivered.await.map_err(|_| OutboundClosed) }
+    }
+}
+
+/// The hub's outbound side, as the core crate's sink. Weak: the hub's server must not keep
+/// the hub alive, so a replaced hub ends once its last request is answered.
+struct HubOutbound(Weak<Hub>);
+
+impl Outbound for HubOutbound {
+    fn deliver(
+        &self,
+        message: ServerJsonRpcMessage,
+    ) -> impl Future<Output = Result<(), OutboundClosed>> + Send + 'static {
+        let delivered = self.0.upgrade().map(|hub| hub.deliver(message));
+        async move {
+            match delivered {
+                Some(delivered) => delivered.await.map_err(|_| OutboundClosed),
+                None => Err(OutboundClosed),
+            }
+        }
     }
 }
 

@@ -81,8 +81,9 @@ pub fn require_json_content_type(headers: &HeaderMap) -> Result<(), Error> {
     if ok { Ok(()) } else { Err(Error::UnsupportedMediaType) }
 }
 
-/// The `MCP-Protocol-Version` header, if present, parsed once; a version a session cannot
-/// be negotiated at (unknown, or of the 2026-07-28 era, not served yet) is refused.
+/// The `MCP-Protocol-Version` header of a session's request (or of one that opens a
+/// session), if present, parsed once; a version a session cannot be negotiated at (unknown,
+/// or of the 2026-07-28 era, whose requests are stateless: see [`crate::modern`]) is refused.
 pub fn protocol_version(headers: &HeaderMap) -> Result<Option<ProtocolVersion>, Error> {
     let Some(value) = headers.get(&MCP_PROTOCOL_VERSION) else { return Ok(None) };
     let text = value.to_str().unwrap_or("").trim();
@@ -226,7 +227,10 @@ mod tests {
             Some(Some(ProtocolVersion::V2025_06_18))
         );
         assert!(protocol_version(&headers(&[("mcp-protocol-version", "1999-01-01")])).is_err());
-        assert!(protocol_version(&headers(&[("mcp-protocol-version", "2026-07-28")])).is_err(), "not served yet");
+        assert!(
+            protocol_version(&headers(&[("mcp-protocol-version", "2026-07-28")])).is_err(),
+            "not a session version"
+        );
     }
 
     fn parts(host: &str, origin: Option<&str>) -> Parts {

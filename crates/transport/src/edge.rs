@@ -13,6 +13,7 @@ use crate::auth::{Credential, TokenSet};
 use crate::body::{Body, SseStream};
 use crate::checks::HostPolicy;
 use crate::error::Error;
+use crate::hub::Hub;
 use crate::session::{Session, SessionKind};
 use crate::session_id::SessionId;
 
@@ -28,6 +29,13 @@ pub trait Sessions: Send + Sync + 'static {
     fn end(&self, id: SessionId);
     /// Sees every client message accepted, by its JSON-RPC method (for metrics).
     fn observe(&self, _kind: SessionKind, _method: &'static str) {}
+    /// The modern hub that serves stateless (2026-07-28) requests; `None`: they are
+    /// refused with 503.
+    fn hub(&self) -> Option<Arc<Hub>> {
+        None
+    }
+    /// Sees every stateless message accepted, by its JSON-RPC method (for metrics).
+    fn observe_stateless(&self, _method: &'static str) {}
 }
 
 /// Settings of the HTTP edge.
@@ -48,6 +56,9 @@ pub struct EdgeConfig {
     pub hosts: HostPolicy,
     /// The accepted bearer tokens; `None` turns authentication off.
     pub auth: Option<TokenSet>,
+    /// Whether stateless (2026-07-28) requests are served on `/mcp`; when not, they are
+    /// refused as requests without a session, so their clients fall back to `initialize`.
+    pub stateless: bool,
 }
 
 impl Default for EdgeConfig {
@@ -60,6 +71,7 @@ impl Default for EdgeConfig {
             public_prefix: String::new(),
             hosts: HostPolicy::default(),
             auth: None,
+            stateless: true,
         }
     }
 }
@@ -114,6 +126,13 @@ pub(crate) fn sse_response(stream: SseStream) -> Response<Body> {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// A 200 `application/json` response of these bytes.
+pub(crate) fn json_response(json: bytes::Bytes) -> Response<Body> {
+    let mut response = Response::new(Body::full(json));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

@@ -54,17 +54,50 @@ pub enum Error {
     /// `Last-Event-ID` names nothing this session can resume.
     #[error("{0}")]
     Resume(#[from] crate::event_log::ResumeError),
+    /// A stateless request's headers disagree with its body, or lack what the body says
+    /// (2026-07-28: `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`).
+    #[error("Header mismatch: {0}")]
+    HeaderMismatch(String),
+    /// A stateless request names a protocol version mcpgw does not serve statelessly.
+    #[error("Unsupported protocol version: {requested}")]
+    UnsupportedVersion {
+        /// The version asked for, as sent.
+        requested: String,
+        /// The versions served.
+        supported: Vec<&'static str>,
+    },
+    /// A stateless request's `_meta` lacks a required key, or one is malformed.
+    #[error("Invalid params: {0}")]
+    InvalidMeta(String),
+    /// A stateless request for a method 2026-07-28 does not have.
+    #[error("Method not found: {0}")]
+    MethodNotFound(String),
+    /// A stateless request needs a client capability its `_meta` does not declare; the
+    /// value names the missing capabilities as a `ClientCapabilities` object.
+    #[error("Missing required client capability")]
+    MissingCapability(serde_json::Value),
 }
 
 /// JSON-RPC "invalid request".
 const INVALID_REQUEST: i32 = -32600;
 /// JSON-RPC "parse error".
 const PARSE_ERROR: i32 = -32700;
-/// Implementation-defined server error, used for HTTP-level refusals. Deliberately not one
-/// of the 2026-07-28 codes (-32020..-32022), so clients probing for that revision fall back.
+/// Implementation-defined server error, used for HTTP-level refusals of the handshake era.
+/// Deliberately not one of the 2026-07-28 codes (-32020..-32022): those are for stateless
+/// requests only.
 const SERVER_ERROR: i32 = -32000;
 /// The code the SDKs use for an unknown session.
 const SESSION_NOT_FOUND: i32 = -32001;
+/// 2026-07-28: headers and body disagree.
+const HEADER_MISMATCH: i32 = -32020;
+/// 2026-07-28: a client capability the request needs was not declared.
+const MISSING_CAPABILITY: i32 = -32021;
+/// 2026-07-28: the protocol version is not served.
+const UNSUPPORTED_VERSION: i32 = -32022;
+/// JSON-RPC "invalid params".
+const INVALID_PARAMS: i32 = -32602;
+/// JSON-RPC "method not found".
+const METHOD_NOT_FOUND: i32 = -32601;
 
 impl Error {
     /// The HTTP status and JSON-RPC error code this error is answered with.
@@ -86,6 +119,22 @@ impl Error {
             Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, SERVER_ERROR),
             Error::Resume(crate::event_log::ResumeError::Malformed) => (StatusCode::BAD_REQUEST, SERVER_ERROR),
             Error::Resume(crate::event_log::ResumeError::Foreign) => (StatusCode::NOT_FOUND, SERVER_ERROR),
+            Error::HeaderMismatch(_) => (StatusCode::BAD_REQUEST, HEADER_MISMATCH),
+            Error::UnsupportedVersion { .. } => (StatusCode::BAD_REQUEST, UNSUPPORTED_VERSION),
+            Error::InvalidMeta(_) => (StatusCode::BAD_REQUEST, INVALID_PARAMS),
+            Error::MethodNotFound(_) => (StatusCode::NOT_FOUND, METHOD_NOT_FOUND),
+            Error::MissingCapability(_) => (StatusCode::BAD_REQUEST, MISSING_CAPABILITY),
+        }
+    }
+
+    /// The JSON-RPC error's `data`, for the errors that carry one.
+    fn data(&self) -> Option<serde_json::Value> {
+        match self {
+            Error::UnsupportedVersion { requested, supported } => {
+                Some(json!({ "requested": requested, "supported": supported }))
+            }
+            Error::MissingCapability(required) => Some(json!({ "requiredCapabilities": required })),
+            _ => None,
         }
     }
 
@@ -99,11 +148,11 @@ impl Error {
     /// whose id could be read carries it; `null` only when it could not).
     pub fn answering(self, id: Option<&RequestId>) -> Response<Body> {
         let (status, code) = self.status_and_code();
-        let body = json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": { "code": code, "message": self.to_string() },
-        });
+        let mut error = json!({ "code": code, "message": self.to_string() });
+        if let Some(data) = self.data() {
+            error["data"] = data;
+        }
+        let body = json!({ "jsonrpc": "2.0", "id": id, "error": error });
         let mut response = Response::new(Body::full(body.to_string()));
         *response.status_mut() = status;
         let headers = response.headers_mut();
@@ -130,6 +179,8 @@ impl Error {
 mod tests {
     use super::*;
 
+    /// The refusals of the handshake era: a 2026-07-28 code there would make a client that
+    /// probes for that revision think it is served.
     #[test]
     fn codes_never_use_the_2026_range() {
         let all = [
@@ -161,6 +212,25 @@ mod tests {
         let answered = body(Error::SessionNotFound.answering(Some(&RequestId::Number(7))));
         assert_eq!(answered["id"], 7);
         assert_eq!(body(Error::SessionNotFound.into_response())["id"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn stateless_refusals_carry_their_2026_codes_and_data() {
+        let body = |r: Response<Body>| match r.into_body() {
+            Body::Full(Some(b)) => serde_json::from_slice::<serde_json::Value>(&b).expect("json"),
+            other => panic!("a full body, not {other:?}"),
+        };
+        let unsupported = Error::UnsupportedVersion { requested: "v9".into(), supported: vec!["2026-07-28"] };
+        let r = unsupported.answering(Some(&RequestId::Number(3)));
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let b = body(r);
+        assert_eq!((b["id"].clone(), b["error"]["code"].clone()), (json!(3), json!(-32022)));
+        assert_eq!(b["error"]["data"], json!({ "requested": "v9", "supported": ["2026-07-28"] }));
+        let missing = body(Error::MissingCapability(json!({ "sampling": {} })).into_response());
+        assert_eq!(missing["error"]["data"]["requiredCapabilities"], json!({ "sampling": {} }));
+        assert_eq!(Error::MethodNotFound("ping".into()).status_and_code(), (StatusCode::NOT_FOUND, -32601));
+        assert_eq!(Error::HeaderMismatch("x".into()).status_and_code(), (StatusCode::BAD_REQUEST, -32020));
+        assert_eq!(Error::InvalidMeta("x".into()).status_and_code(), (StatusCode::BAD_REQUEST, -32602));
     }
 
     #[test]

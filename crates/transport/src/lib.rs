@@ -22,6 +22,10 @@
 //! - [`session`]: a live session: its inbound channel, its routes behind a lock, activity.
 //! - [`legacy`]: `GET /sse` and `POST /messages?sessionId=` (spec 2024-11-05).
 //! - [`streamable`]: `POST/GET/DELETE /mcp` (specs 2025-03-26 to 2025-11-25).
+//! - [`modern`]: stateless requests (spec 2026-07-28) on the same `/mcp`: which POSTs are
+//!   stateless, the checks they pass first, and their answers.
+//! - [`hub`]: [`Hub`](hub::Hub), the one server that answers stateless requests, as the
+//!   edge sees it: its inbound channel and the table that routes each answer to its POST.
 //! - [`edge`]: [`Edge`], the entry point that ties the handlers to a [`Sessions`] store.
 //! - [`dispatch`]: [`Edge::handle`]: checks, authentication, the body read once, the
 //!   handler of the route, and refusals turned into responses.
@@ -38,8 +42,10 @@ pub mod dispatch;
 pub mod edge;
 pub mod error;
 pub mod event_log;
+pub mod hub;
 pub mod legacy;
 pub mod message;
+pub mod modern;
 pub mod outgoing;
 pub mod routes;
 pub mod session;

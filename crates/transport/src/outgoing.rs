@@ -19,6 +19,15 @@ pub enum Outgoing {
         /// Its event id, for resumption.
         event: Option<EventId>,
     },
+    /// A JSON-RPC error answering a stateless request, with the HTTP status it is
+    /// answered with when it comes first (2026-07-28 maps protocol refusals to 400 and
+    /// 404; a session's errors are always `Message`s).
+    Failure {
+        /// The JSON text.
+        json: Bytes,
+        /// The status of a reply that is this error alone.
+        status: http::StatusCode,
+    },
     /// Raw SSE lines with no message (a `retry:` hint), skipped in JSON replies.
     Control(Bytes),
 }
@@ -32,14 +41,14 @@ impl Outgoing {
     /// The JSON text, unless it is a control frame.
     pub fn json(&self) -> Option<&Bytes> {
         match self {
-            Outgoing::Message { json, .. } => Some(json),
+            Outgoing::Message { json, .. } | Outgoing::Failure { json, .. } => Some(json),
             Outgoing::Control(_) => None,
         }
     }
 
     /// Whether it is a response or error answering a request.
     pub fn is_response(&self) -> bool {
-        matches!(self, Outgoing::Message { response: true, .. })
+        matches!(self, Outgoing::Message { response: true, .. } | Outgoing::Failure { .. })
     }
 
     /// The SSE frame that carries it; with its event id when `prefix` (the session's event
@@ -50,7 +59,7 @@ impl Outgoing {
                 let id = event.format(prefix);
                 sse::Event { event: Some("message"), id: Some(&id), data: json, retry: None }.encode()
             }
-            (Outgoing::Message { json, .. }, _) => sse::message(json),
+            (Outgoing::Message { json, .. } | Outgoing::Failure { json, .. }, _) => sse::message(json),
             (Outgoing::Control(raw), _) => raw.clone(),
         }
     }

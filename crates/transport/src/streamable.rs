@@ -1,6 +1,7 @@
 //! Streamable HTTP (specs 2025-03-26, 2025-06-18, 2025-11-25) on one endpoint:
 //! `POST` carries client messages, `GET` opens the standalone stream, `DELETE` ends the
-//! session.
+//! session. A POST without a session that is a stateless 2026-07-28 request goes to
+//! [`crate::modern`] instead.
 //!
 //! The reply to a POST is chosen from the client's `Accept`. When both JSON and SSE are
 //! allowed the choice waits for the first message: a response that comes alone is sent as
@@ -12,18 +13,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderValue, Method, Response, StatusCode};
 use rmcp::model::{ClientNotification, ClientRequest, GetMeta, JsonRpcMessage, ProgressToken, RequestId};
 use tokio::sync::mpsc;
 
 use crate::auth::Credential;
 use crate::body::{Body, SseStream};
 use crate::checks::{self, Accepts, LAST_EVENT_ID, MCP_SESSION_ID};
-use crate::edge::{Edge, Sessions, sse_response, status_only};
+use crate::edge::{Edge, Sessions, json_response, sse_response, status_only};
 use crate::error::Error;
 use crate::event_log::{EventId, ResumeError};
 use crate::legacy;
 use crate::message::{self, Posted};
+use crate::modern;
 use crate::outgoing::Outgoing;
 use crate::session::{Session, SessionKind};
 use crate::version::ProtocolVersion;
@@ -65,11 +67,16 @@ async fn post<S: Sessions>(
         return Err(Error::NotAcceptable("Accept must allow application/json or text/event-stream"));
     }
     checks::require_json_content_type(&parts.headers)?;
-    let version = checks::protocol_version(&parts.headers)?;
     // An unknown session is answered before the body is parsed: whatever it holds, the
     // client must start over.
     let session = session_header(edge, parts, owner)?;
     let posted = message::parse(body)?;
+    // Without a session, the body (or the header) tells a stateless 2026-07-28 request
+    // from the start of a session, before the header is held to the session versions.
+    if session.is_none() && edge.config.stateless && modern::claims(&parts.headers, &posted) {
+        return modern::post(edge, parts, posted, accepts).await;
+    }
+    let version = checks::protocol_version(&parts.headers)?;
     match &posted {
         Posted::Single(m) => edge.sessions.observe(SessionKind::Streamable, message::method_label(m)),
         Posted::Batch(b) => {
@@ -85,8 +92,7 @@ async fn post<S: Sessions>(
             response.headers_mut().insert(MCP_SESSION_ID.clone(), id);
             Ok(response)
         }
-        // A request without a session, initialize aside: this also answers 2026-07-28
-        // `server/discover` probes with a non-2026 error, so those clients fall back.
+        // A request without a session, initialize and stateless requests aside.
         (None, _) => Err(Error::MissingSessionId),
         (Some(_), Posted::Single(m)) if message::is_initialize(&m) => {
             Err(Error::InvalidRequest("the session is already initialized"))
@@ -242,12 +248,6 @@ impl SseSetup {
         }
         stream
     }
-}
-
-fn json_response(json: Bytes) -> Response<Body> {
-    let mut response = Response::new(Body::full(json));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 /// `GET`: the standalone stream of a session; without a session id, the legacy handshake,

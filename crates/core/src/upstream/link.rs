@@ -18,9 +18,9 @@ use std::time::Duration;
 use rmcp::model::{
     CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ClientResult, GetExtensions,
     Implementation, ListRootsResult, LoggingMessageNotification, ProgressNotification, ProgressToken, Prompt,
-    PromptListChangedNotification, ProtocolVersion, RequestId, Resource, ResourceListChangedNotification,
-    ResourceTemplate, ServerCapabilities, ServerNotification, ServerRequest, ServerResult, Tool,
-    ToolListChangedNotification,
+    PromptListChangedNotification, ProtocolVersion, RequestId, RequestMetaObject, Resource,
+    ResourceListChangedNotification, ResourceTemplate, ServerCapabilities, ServerNotification, ServerRequest,
+    ServerResult, Tool, ToolListChangedNotification,
 };
 use rmcp::service::{
     InboundStreamOrigin, NotificationContext, OriginatingRequestId, PeerRequestOptions, RequestContext, ServiceRole,
@@ -356,7 +356,7 @@ impl Link {
         session: SessionKey,
     ) -> Result<ServerResult, Error> {
         let Connection { peer, lost, gave_up } = self.connection().await?;
-        let options = PeerRequestOptions::no_options().with_meta(ctx.meta.clone());
+        let options = PeerRequestOptions::no_options().with_meta(handshake_meta(&ctx.meta));
         let mut tracked = self.track(session, ctx);
         let handle = peer.send_request_with_option(request, options).await.map_err(|e| self.error(e))?;
         let upstream_id = handle.id.clone();
@@ -766,6 +766,26 @@ fn request_method(request: &ServerRequest) -> &str {
         ServerRequest::CustomRequest(r) => r.method.as_str(),
         _ => "a request",
     }
+}
+
+/// The keys of the 2026-07-28 `_meta` envelope: a stateless client's version, identity,
+/// capabilities and log level. They describe the client's request to mcpgw, not mcpgw's to
+/// the upstream, and an upstream of the handshake era that knows them (rmcp 3 does) would
+/// refuse the version it was not initialized at.
+const ENVELOPE: [&str; 4] = [
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/clientCapabilities",
+    "io.modelcontextprotocol/logLevel",
+];
+
+/// A request's `_meta` as it goes to a handshake-era upstream: without the envelope.
+fn handshake_meta(meta: &RequestMetaObject) -> RequestMetaObject {
+    let mut meta = meta.clone();
+    for key in ENVELOPE {
+        meta.0.0.remove(key);
+    }
+    meta
 }
 
 /// What the gateway tells an upstream about its client: a session's own link carries that

@@ -90,6 +90,7 @@ struct RawServer {
     max_header_bytes: usize,
     worker_threads: usize,
     call_timeout_secs: u64,
+    stateless: bool,
 }
 
 impl Default for RawServer {
@@ -103,6 +104,7 @@ impl Default for RawServer {
             max_header_bytes: 64 * 1024,
             worker_threads: 0,
             call_timeout_secs: mcpgw_core::DEFAULT_CALL_TIMEOUT.as_secs(),
+            stateless: true,
         }
     }
 }
@@ -315,6 +317,7 @@ impl RawConfig {
             public_prefix: prefix.to_owned(),
             hosts,
             auth,
+            stateless: self.server.stateless,
         };
         Ok(Config {
             listen: self.server.listen,

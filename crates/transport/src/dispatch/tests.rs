@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, GetMeta, JsonRpcMessage, ProgressNotification,
+    ProgressNotificationParam, ServerJsonRpcMessage, ServerNotification,
+};
 use serde_json::{Value, json};
 use tokio_util::task::TaskTracker;
 
@@ -15,6 +18,7 @@ use crate::auth::Credential;
 use crate::body::Body;
 use crate::edge::{Edge, EdgeConfig, Route, Sessions};
 use crate::error::Error;
+use crate::hub::{Hub, HubLimits};
 use crate::session::{Session, SessionKind, SessionLimits};
 use crate::session_id::SessionId;
 
@@ -24,6 +28,10 @@ use crate::session_id::SessionId;
 struct FakeSessions {
     map: Mutex<HashMap<SessionId, Arc<Session>>>,
     tasks: TaskTracker,
+    /// The hub, started at the first stateless request.
+    hub: Mutex<Option<Arc<Hub>>>,
+    /// Where the hub's server reports each notification it gets.
+    hub_notes: Mutex<Option<tokio::sync::mpsc::Sender<ClientJsonRpcMessage>>>,
 }
 
 impl Sessions for FakeSessions {
@@ -50,6 +58,43 @@ impl Sessions for FakeSessions {
         if let Some(session) = self.map.lock().expect("map").remove(&id) {
             session.end();
         }
+    }
+
+    /// A hub whose server answers like a session's, except `tools/call`, which it leaves
+    /// unanswered after one progress notification (a call in flight); it reports the
+    /// notifications it gets.
+    fn hub(&self) -> Option<Arc<Hub>> {
+        let mut slot = self.hub.lock().expect("hub");
+        if let Some(hub) = slot.as_ref() {
+            return Some(hub.clone());
+        }
+        let (hub, mut inbound) = Hub::new(HubLimits::default(), self.tasks.clone());
+        let (server, notes) = (hub.clone(), self.hub_notes.lock().expect("notes").clone());
+        self.tasks.spawn(async move {
+            while let Some(message) = inbound.recv().await {
+                match *message {
+                    JsonRpcMessage::Request(r) if matches!(r.request, ClientRequest::CallToolRequest(_)) => {
+                        let token = r.request.get_meta().get_progress_token().expect("a progress token");
+                        let progress = ProgressNotification::new(ProgressNotificationParam::new(token, 1.0));
+                        let _ = server
+                            .deliver(JsonRpcMessage::notification(ServerNotification::ProgressNotification(progress)))
+                            .await;
+                    }
+                    JsonRpcMessage::Notification(n) => {
+                        if let Some(notes) = &notes {
+                            let _ = notes.send(JsonRpcMessage::Notification(n)).await;
+                        }
+                    }
+                    other => {
+                        if let Some(answer) = answer(other) {
+                            let _ = server.deliver(answer).await;
+                        }
+                    }
+                }
+            }
+        });
+        *slot = Some(hub.clone());
+        Some(hub)
     }
 }
 
@@ -185,4 +230,57 @@ async fn event_streams_are_primed_from_2025_11_25_on() {
         assert_eq!(text.starts_with("id: ") && text.contains("retry: 1000"), primed, "{version}: {text}");
         assert!(text.contains(r#""id":4"#), "{text}");
     }
+}
+
+/// A stateless (2026-07-28) request: the envelope in `_meta`, the headers that go with it.
+fn stateless(id: i64, method: &str, mut params: Value) -> (Vec<(&'static str, String)>, Value) {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "progressToken": "mine",
+    });
+    let mut headers = vec![("mcp-protocol-version", "2026-07-28".to_owned()), ("mcp-method", method.to_owned())];
+    if let Some(name) = params.get("name").and_then(Value::as_str) {
+        headers.push(("mcp-name", name.to_owned()));
+    }
+    (headers, json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+}
+
+fn post_stateless(headers: &[(&'static str, String)], body: &Value) -> Request<Full<Bytes>> {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    post("/mcp", &headers, body)
+}
+
+#[tokio::test]
+async fn a_stateless_request_is_answered_by_the_hub_under_its_own_id_with_no_session() {
+    let edge = edge();
+    let (headers, body) = stateless(41, "tools/list", json!({}));
+    let (status, _, reply) = read(edge.handle(Route::Streamable, post_stateless(&headers, &body)).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_of(&reply)["id"], 41);
+    assert!(edge.sessions.map.lock().expect("map").is_empty(), "no session");
+}
+
+#[tokio::test]
+async fn dropping_a_stateless_event_stream_cancels_its_request_in_the_hub() {
+    let edge = edge();
+    let (notes, mut seen) = tokio::sync::mpsc::channel(4);
+    *edge.sessions.hub_notes.lock().expect("notes") = Some(notes);
+    let (headers, body) = stateless(42, "tools/call", json!({"name": "hang", "arguments": {}}));
+    let response = edge.handle(Route::Streamable, post_stateless(&headers, &body)).await;
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(response.headers()["x-accel-buffering"], "no");
+    let mut body = response.into_body();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
+        .await
+        .expect("a frame")
+        .expect("one")
+        .expect("infallible")
+        .into_data()
+        .expect("data");
+    assert!(String::from_utf8_lossy(&first).contains(r#""progressToken":"mine""#), "the client's token");
+    drop(body);
+    let note = tokio::time::timeout(std::time::Duration::from_secs(10), seen.recv()).await.expect("in time");
+    let Some(JsonRpcMessage::Notification(n)) = note else { panic!("a notification") };
+    assert!(matches!(n.notification, ClientNotification::CancelledNotification(_)), "{n:?}");
 }

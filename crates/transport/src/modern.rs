@@ -1,0 +1,251 @@
+//! Stateless requests (MCP 2026-07-28) on `/mcp`, beside the sessions of the handshake era.
+//!
+//! A POST without `Mcp-Session-Id` is stateless when its body carries the 2026 `_meta`
+//! envelope (`io.modelcontextprotocol/protocolVersion`) or its `MCP-Protocol-Version` names
+//! 2026-07-28 or later; an `initialize` without the envelope still opens a session. A
+//! stateless request is checked here, all of it before anything is served (the error
+//! ladder of 2026-07-28: header and body disagree, 400 -32020; a version not served, 400
+//! -32022; a bad `_meta`, 400 -32602; a method 2026-07-28 removed, 404 -32601), then handed
+//! to the [`Hub`](crate::hub::Hub), whose one server answers it. The answer goes back as
+//! JSON, or as an event stream when something comes before it; closing that stream (or
+//! the connection) cancels the request.
+
+#![allow(deprecated)] // LoggingLevel is deprecated in 2026-07-28, and still how a request names one
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, Response, StatusCode};
+use rmcp::model::{ClientRequest, GetMeta, JsonRpcMessage, JsonRpcRequest, LoggingLevel, RequestMetaObject};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::body::{Body, SseStream};
+use crate::checks::{Accepts, MCP_PROTOCOL_VERSION};
+use crate::edge::{Edge, Sessions, json_response, sse_response, status_only};
+use crate::error::Error;
+use crate::hub::{Declared, Ticket};
+use crate::message::{self, Posted};
+use crate::outgoing::Outgoing;
+use crate::version::ProtocolVersion;
+
+/// `Mcp-Method`.
+pub static MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+/// `Mcp-Name`.
+pub static MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+
+const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// The versions served statelessly.
+const STATELESS_VERSIONS: [ProtocolVersion; 1] = [ProtocolVersion::V2026_07_28];
+
+/// Methods of the handshake era that 2026-07-28 removed: unknown to a stateless request.
+const REMOVED: [&str; 5] = ["initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"];
+
+/// Whether a POST without a session id is a stateless request: the body's `_meta` names a
+/// protocol version, or the header names 2026-07-28 or later (an `initialize` without the
+/// envelope excepted: it opens a session, whatever the header says).
+pub(crate) fn claims(headers: &HeaderMap, posted: &Posted) -> bool {
+    let request = match posted {
+        Posted::Single(JsonRpcMessage::Request(r)) => Some(r),
+        _ => None,
+    };
+    if request.is_some_and(|r| r.request.get_meta().contains_key(META_PROTOCOL_VERSION)) {
+        return true;
+    }
+    if request.is_some_and(|r| matches!(r.request, ClientRequest::InitializeRequest(_))) {
+        return false;
+    }
+    // Versions are dates; any later one (known or not) sorts after 2026-07-28, and is
+    // refused with the versions that are served rather than taken for the handshake era.
+    header_text(headers, &MCP_PROTOCOL_VERSION)
+        .ok()
+        .flatten()
+        .is_some_and(|v| v >= ProtocolVersion::V2026_07_28.as_str())
+}
+
+/// Serves one stateless POST.
+pub(crate) async fn post<S: Sessions>(
+    edge: &Edge<S>,
+    parts: &Parts,
+    posted: Posted,
+    accepts: Accepts,
+) -> Result<Response<Body>, Error> {
+    let message = match posted {
+        Posted::Single(message) => message,
+        Posted::Batch(_) => return Err(Error::InvalidRequest("a 2026-07-28 request is one message, not a batch")),
+    };
+    edge.sessions.observe_stateless(message::method_label(&message));
+    let request = match message {
+        JsonRpcMessage::Request(request) => request,
+        // 2026-07-28 defines no client notification over HTTP; one is accepted and dropped.
+        JsonRpcMessage::Notification(_) => return Ok(status_only(StatusCode::ACCEPTED)),
+        _ => return Err(Error::InvalidRequest("a 2026-07-28 client sends no responses")),
+    };
+    let log = check(&parts.headers, &request)?;
+    let declared = Declared::from_capabilities(request.request.get_meta().get(META_CLIENT_CAPABILITIES));
+    let hub = edge.sessions.hub().ok_or(Error::Unavailable("stateless requests are not served now"))?;
+    let (rx, ticket) =
+        hub.submit(request, log, declared).await.map_err(|_| Error::Unavailable("the gateway is shutting down"))?;
+    reply(rx, ticket, accepts, edge.config.keepalive).await
+}
+
+/// The error ladder: everything about a stateless request that can be refused without
+/// serving it. Returns the log level the request asked for.
+fn check(headers: &HeaderMap, request: &JsonRpcRequest<ClientRequest>) -> Result<Option<LoggingLevel>, Error> {
+    let meta = request.request.get_meta();
+    let header = header_text(headers, &MCP_PROTOCOL_VERSION)?;
+    let claimed = match meta.get(META_PROTOCOL_VERSION) {
+        None => return Err(Error::InvalidMeta(format!("_meta must name {META_PROTOCOL_VERSION}"))),
+        Some(Value::String(v)) => v.as_str(),
+        Some(_) => return Err(Error::InvalidMeta(format!("_meta {META_PROTOCOL_VERSION} must be a string"))),
+    };
+    match header {
+        None => {
+            return Err(Error::HeaderMismatch("MCP-Protocol-Version is required with a _meta protocol version".into()));
+        }
+        Some(h) if h != claimed => {
+            return Err(Error::HeaderMismatch(format!(
+                "MCP-Protocol-Version ({}) differs from the _meta protocol version ({})",
+                printable(h),
+                printable(claimed)
+            )));
+        }
+        Some(_) => {}
+    }
+    let missing = meta.missing_required_keys(&rmcp::model::ProtocolVersion::V_2026_07_28);
+    if !missing.is_empty() {
+        return Err(Error::InvalidMeta(format!("_meta lacks or has malformed: {}", missing.join(", "))));
+    }
+    if !claimed.parse().is_ok_and(|v| STATELESS_VERSIONS.contains(&v)) {
+        return Err(Error::UnsupportedVersion {
+            requested: printable(claimed),
+            supported: STATELESS_VERSIONS.iter().map(|v| v.as_str()).collect(),
+        });
+    }
+    let method = request.request.method();
+    match header_text(headers, &MCP_METHOD)? {
+        Some(m) if m == method => {}
+        Some(m) => {
+            return Err(Error::HeaderMismatch(format!(
+                "Mcp-Method ({}) differs from the body's method ({})",
+                printable(m),
+                printable(method)
+            )));
+        }
+        None => return Err(Error::HeaderMismatch("Mcp-Method is required".into())),
+    }
+    if let Some(name) = named(&request.request) {
+        match header_text(headers, &MCP_NAME)?.map(decode) {
+            Some(Some(h)) if h == name => {}
+            Some(_) => {
+                return Err(Error::HeaderMismatch(format!(
+                    "Mcp-Name differs from the body's {}",
+                    if matches!(request.request, ClientRequest::ReadResourceRequest(_)) { "uri" } else { "name" }
+                )));
+            }
+            None => return Err(Error::HeaderMismatch(format!("Mcp-Name is required for {method}"))),
+        }
+    }
+    if REMOVED.contains(&method) {
+        return Err(Error::MethodNotFound(format!("{method} is not a 2026-07-28 method")));
+    }
+    log_level(meta)
+}
+
+/// The level a request asks log messages from, if it names one.
+fn log_level(meta: &RequestMetaObject) -> Result<Option<LoggingLevel>, Error> {
+    match meta.get(META_LOG_LEVEL) {
+        None => Ok(None),
+        Some(value) => serde_json::from_value(value.clone())
+            .map(Some)
+            .map_err(|_| Error::InvalidMeta(format!("_meta {META_LOG_LEVEL} is not a log level"))),
+    }
+}
+
+/// What `Mcp-Name` must carry for this request, if anything.
+fn named(request: &ClientRequest) -> Option<&str> {
+    match request {
+        ClientRequest::CallToolRequest(r) => Some(&r.params.name),
+        ClientRequest::GetPromptRequest(r) => Some(&r.params.name),
+        ClientRequest::ReadResourceRequest(r) => Some(&r.params.uri),
+        _ => None,
+    }
+}
+
+/// The one value of header `name` as text; `None` when absent. Several values, or one
+/// that is not visible ASCII, disagree with any body.
+fn header_text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, Error> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(Error::HeaderMismatch(format!("{name} is given more than once")));
+    }
+    first.to_str().map(|v| Some(v.trim())).map_err(|_| Error::HeaderMismatch(format!("{name} is not plain text")))
+}
+
+/// A header value as the client meant it: a value in the `=?base64?…?=` sentinel is
+/// decoded (to text; `None` when it is not valid base64 of UTF-8), any other is itself.
+fn decode(value: &str) -> Option<String> {
+    let Some(inner) = value.strip_prefix("=?base64?").and_then(|v| v.strip_suffix("?=")) else {
+        return Some(value.to_owned());
+    };
+    let bytes = BASE64_STANDARD.decode(inner).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Client text echoed in an error, bounded and stripped of control characters.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+/// The answer to a stateless request: its result alone as JSON when the client takes JSON
+/// and nothing came before it; an error that comes first with the status 2026-07-28 gives
+/// it; otherwise an event stream, whose closing before the answer cancels the request.
+async fn reply(
+    mut rx: mpsc::Receiver<Outgoing>,
+    ticket: Ticket,
+    accepts: Accepts,
+    keepalive: Duration,
+) -> Result<Response<Body>, Error> {
+    let Some(first) = rx.recv().await else { return Err(Error::Unavailable("the gateway is shutting down")) };
+    match first {
+        Outgoing::Failure { json, status } => {
+            let mut response = json_response(json);
+            *response.status_mut() = status;
+            Ok(response)
+        }
+        Outgoing::Message { json, response: true, .. } if accepts.json => Ok(json_response(json)),
+        first if accepts.sse => {
+            let stream =
+                SseStream::new(rx, keepalive).with_prelude(first.to_sse(None)).on_close(Box::new(move || drop(ticket)));
+            Ok(sse_response(stream))
+        }
+        // JSON only: what comes before the answer has nowhere to go.
+        _ => loop {
+            match rx.recv().await {
+                Some(Outgoing::Failure { json, .. } | Outgoing::Message { json, response: true, .. }) => {
+                    return Ok(json_response(json));
+                }
+                Some(_) => {}
+                None => return Err(Error::Unavailable("the gateway is shutting down")),
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base64_sentinel_is_decoded_and_plain_values_kept() {
+        assert_eq!(decode("echo").as_deref(), Some("echo"));
+        assert_eq!(decode("=?base64?w6ljaG8=?=").as_deref(), Some("écho"));
+        assert_eq!(decode("=?base64?!!?="), None);
+    }
+}
