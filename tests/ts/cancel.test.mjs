@@ -3,7 +3,7 @@
 // and logging it on stderr. A handshake-era client (the SDK 1.x client, both transports) aborts
 // the call: it sends `notifications/cancelled`, which mcpgw forwards. A 2026-07-28 client (the
 // SDK 2.x client pinned to it) cancels by closing the call's stream, which mcpgw must turn into
-// a cancel upstream (issue 12): a `todo` until the modern leg lands.
+// a cancel upstream.
 //
 // The bound here is generous (the machine is shared); without a cancel the tool would wait
 // 60 s. Each test reports the latency it measured (from the abort to the upstream's log line).
@@ -106,7 +106,7 @@ describe('a 2026-07-28 client (SDK 2.x, pinned) aborts a call', () => {
     await client?.close();
   });
 
-  test('closing its stream cancels the call upstream', { todo: 'issue 12: the modern leg' }, async (t) => {
+  test('closing its stream cancels the call upstream', async (t) => {
     if (connectError) throw connectError;
     await cancelMidCall(t, (signal) =>
       client.callTool({ name: 'test_wait_for_cancel', arguments: { ms: 60_000 } }, { signal, timeout: 120_000 }),

@@ -6,10 +6,8 @@
 // - `{ pin: '2026-07-28' }`: the modern era or nothing.
 // Each lists tools, calls `echo`, calls `sleep` with progress, and reads `mcpgw://about`.
 //
-// The pin, and `auto`'s choice of era, need mcpgw's modern leg (issue 12): until it lands those
-// tests are node:test `todo`s, which run and report without failing the suite (today `auto` falls
-// back to `initialize`, so its calls already pass and are not todos). What they must see then is
-// asserted already: the era the client settled on, and the same results as in `legacy`.
+// `auto` and the pin settle on the modern era (mcpgw answers `server/discover` and serves 2026-07-28
+// requests statelessly); each mode is asserted to settle on its era and to get the same results.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -21,12 +19,11 @@ import { NO_GRACE_CONFIG, startGateway, toolText, withTimeout } from './lib/gate
 /** Bound on every client operation, so a hung exchange fails the test clearly. */
 const OP_TIMEOUT_MS = 15_000;
 const MODERN = '2026-07-28';
-const MODERN_LEG = 'issue 12: the modern leg';
 
 const MODES = [
   { name: 'legacy', mode: 'legacy', era: 'legacy' },
-  { name: 'auto', mode: 'auto', era: 'modern', eraTodo: MODERN_LEG },
-  { name: `pinned to ${MODERN}`, mode: { pin: MODERN }, era: 'modern', eraTodo: MODERN_LEG, todo: MODERN_LEG },
+  { name: 'auto', mode: 'auto', era: 'modern' },
+  { name: `pinned to ${MODERN}`, mode: { pin: MODERN }, era: 'modern' },
 ];
 
 let gw;
@@ -38,7 +35,7 @@ after(async () => {
   assert.deepEqual(exit, { code: 0, signal: null }, `mcpgw should exit 0 on SIGTERM\n${gw.logs()}`);
 });
 
-for (const { name, mode, era, eraTodo, todo } of MODES) {
+for (const { name, mode, era } of MODES) {
   describe(`TypeScript SDK 2.x client, ${name}`, () => {
     /** The connected client, or the error connecting it (each test reports it). */
     let client;
@@ -68,7 +65,7 @@ for (const { name, mode, era, eraTodo, todo } of MODES) {
       await client?.close();
     });
 
-    test(`connects in the ${era} era and reports mcpgw`, { todo: eraTodo }, () => {
+    test(`connects in the ${era} era and reports mcpgw`, () => {
       const c = connected();
       assert.equal(c.getProtocolEra(), era);
       if (era === 'modern') assert.equal(c.getNegotiatedProtocolVersion(), MODERN);
@@ -76,7 +73,7 @@ for (const { name, mode, era, eraTodo, todo } of MODES) {
       assert.equal(c.getServerVersion()?.name, 'mcpgw');
     });
 
-    test('listTools includes echo and sleep', { todo }, async () => {
+    test('listTools includes echo and sleep', async () => {
       const { tools } = await withTimeout(connected().listTools(), OP_TIMEOUT_MS, 'listTools');
       const names = tools.map((t) => t.name);
       for (const tool of ['echo', 'sleep']) {
@@ -84,7 +81,7 @@ for (const { name, mode, era, eraTodo, todo } of MODES) {
       }
     });
 
-    test('callTool echo returns the same text', { todo }, async () => {
+    test('callTool echo returns the same text', async () => {
       const text = `hello from the 2.x client (${name}) — ünïcødé ✓`;
       const result = await withTimeout(
         connected().callTool({ name: 'echo', arguments: { text } }),
@@ -95,7 +92,7 @@ for (const { name, mode, era, eraTodo, todo } of MODES) {
       assert.equal(toolText(result), text);
     });
 
-    test('callTool sleep with steps: 3 reports progress through onprogress', { todo }, async () => {
+    test('callTool sleep with steps: 3 reports progress through onprogress', async () => {
       const progress = [];
       const result = await withTimeout(
         connected().callTool(
@@ -117,7 +114,7 @@ for (const { name, mode, era, eraTodo, todo } of MODES) {
       for (const p of progress) assert.equal(p.total, 3);
     });
 
-    test('readResource mcpgw://about returns text/plain', { todo }, async () => {
+    test('readResource mcpgw://about returns text/plain', async () => {
       const { contents } = await withTimeout(
         connected().readResource({ uri: 'mcpgw://about' }),
         OP_TIMEOUT_MS,

@@ -5,12 +5,11 @@
 // 100), the multi round-trip `test_input_required_result_elicitation` (answered by the client's
 // elicitation handler), and reads `test://static-text`.
 //
-// What needs issue 12 is a node:test `todo` (it runs and reports without failing the suite):
-// - the pin, and `auto`'s choice of the modern era (mcpgw's modern leg);
-// - the multi round-trip tool in every mode: the fixture answers it with an `InputRequiredResult`,
-//   which rmcp refuses to a handshake-era peer, so mcpgw must reach the fixture in its modern era
-//   (item 5) and relay the result to a modern client, or turn it into an elicitation request on a
-//   handshake-era client's session (item 4).
+// What still needs issue 12 is a node:test `todo` (it runs and reports without failing the suite):
+// the multi round-trip tool in every mode: the fixture answers it with an `InputRequiredResult`,
+// which rmcp refuses to a handshake-era peer, so mcpgw must reach the fixture in its modern era
+// (item 5) and relay the result to a modern client, or turn it into an elicitation request on a
+// handshake-era client's session (item 4).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -23,13 +22,12 @@ import { tomlString } from './lib/upstreams.mjs';
 
 const OP_TIMEOUT_MS = 15_000;
 const MODERN = '2026-07-28';
-const MODERN_LEG = 'issue 12: the modern leg';
 const MRTR = 'issue 12: multi round-trip through mcpgw';
 
 const MODES = [
   { name: 'legacy', mode: 'legacy', era: 'legacy' },
-  { name: 'auto', mode: 'auto', era: 'modern', eraTodo: MODERN_LEG },
-  { name: `pinned to ${MODERN}`, mode: { pin: MODERN }, era: 'modern', eraTodo: MODERN_LEG, todo: MODERN_LEG },
+  { name: 'auto', mode: 'auto', era: 'modern' },
+  { name: `pinned to ${MODERN}`, mode: { pin: MODERN }, era: 'modern' },
 ];
 
 let fixture;
@@ -55,7 +53,7 @@ after(async () => {
   assert.deepEqual(fixtureExit, { code: 0, signal: null }, `mcpgw-fixture should exit 0 on SIGTERM\n${fixture.logs()}`);
 });
 
-for (const { name, mode, era, eraTodo, todo } of MODES) {
+for (const { name, mode, era } of MODES) {
   describe(`TypeScript SDK 2.x client, ${name}, through mcpgw to the dual-era fixture`, () => {
     let client;
     let connectError;
@@ -83,12 +81,12 @@ for (const { name, mode, era, eraTodo, todo } of MODES) {
       await client?.close();
     });
 
-    test(`connects in the ${era} era`, { todo: eraTodo }, () => {
+    test(`connects in the ${era} era`, () => {
       assert.equal(connected().getProtocolEra(), era);
       assert.equal(connected().getServerVersion()?.name, 'mcpgw');
     });
 
-    test("listTools has the fixture's tools", { todo }, async () => {
+    test("listTools has the fixture's tools", async () => {
       const { tools } = await withTimeout(connected().listTools(), OP_TIMEOUT_MS, 'listTools');
       const names = tools.map((t) => t.name);
       for (const tool of ['test_simple_text', 'test_tool_with_progress', 'test_input_required_result_elicitation']) {
@@ -96,7 +94,7 @@ for (const { name, mode, era, eraTodo, todo } of MODES) {
       }
     });
 
-    test('test_simple_text', { todo }, async () => {
+    test('test_simple_text', async () => {
       const result = await withTimeout(
         connected().callTool({ name: 'test_simple_text', arguments: {} }),
         OP_TIMEOUT_MS,
@@ -105,7 +103,7 @@ for (const { name, mode, era, eraTodo, todo } of MODES) {
       assert.equal(toolText(result), 'This is a simple text response for testing.');
     });
 
-    test('test_tool_with_progress reports progress', { todo }, async () => {
+    test('test_tool_with_progress reports progress', async () => {
       const progress = [];
       const result = await withTimeout(
         connected().callTool(
@@ -137,7 +135,7 @@ for (const { name, mode, era, eraTodo, todo } of MODES) {
       assert.equal(toolText(result), 'Hello, Ada!');
     });
 
-    test('readResource test://static-text', { todo }, async () => {
+    test('readResource test://static-text', async () => {
       const { contents } = await withTimeout(
         connected().readResource({ uri: 'test://static-text' }),
         OP_TIMEOUT_MS,
