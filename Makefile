@@ -124,6 +124,7 @@ install:
 	install -D -m 0644 docs/deployment.md $(DESTDIR)$(PREFIX)/share/doc/mcpgw/deployment.md
 	install -D -m 0644 docs/configuration.md $(DESTDIR)$(PREFIX)/share/doc/mcpgw/configuration.md
 	install -D -m 0644 docs/operations.md $(DESTDIR)$(PREFIX)/share/doc/mcpgw/operations.md
+	install -D -m 0644 docs/security.md $(DESTDIR)$(PREFIX)/share/doc/mcpgw/security.md
 	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@echo "installed $(DESTDIR)$(PREFIX)/bin/mcpgw and $(DESTDIR)$(UNITDIR)/mcpgw.{service,socket};"
 	@echo "start it with: systemctl enable --now mcpgw.service   (docs/deployment.md)"
