@@ -80,13 +80,28 @@ struct State {
     fetched: Option<Instant>,
     /// The last fetch made because of an unknown key id.
     refetched: Option<Instant>,
+    /// The last fetch, when it failed: none is tried again within the refetch interval,
+    /// so an issuer that is down does not cost every request a fetch.
+    failed: Option<Instant>,
     /// Counts fetches, so that a request that waited on another's fetch uses its result.
     generation: u64,
 }
 
 impl State {
+    /// The key for `kid`; a token without one may use a key without one, or the only key
+    /// of the set that verifies its algorithm.
     fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<DecodingKey>, KeyError> {
-        let keys = self.keys.get(kid.unwrap_or("")).ok_or(KeyError::Unknown)?;
+        let keys = match (self.keys.get(kid.unwrap_or("")), kid) {
+            (Some(keys), _) => keys,
+            (None, Some(_)) => return Err(KeyError::Unknown),
+            (None, None) => {
+                let mut usable = self.keys.values().flatten().filter(|k| k.verifies(alg));
+                return match (usable.next(), usable.next()) {
+                    (Some(only), None) => Ok(only.key.clone()),
+                    _ => Err(KeyError::Unknown),
+                };
+            }
+        };
         keys.iter().find(|k| k.verifies(alg)).map(|k| k.key.clone()).ok_or(KeyError::WrongAlgorithm)
     }
 }
@@ -111,15 +126,21 @@ impl KeySet {
 
     /// The key that verifies a token signed with `alg` under `kid`.
     pub(crate) async fn key(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<DecodingKey>, KeyError> {
-        let (found, generation, stale, refetch) = {
+        let interval = self.policy.refetch_interval;
+        let (found, generation, stale, refetch, backoff) = {
             let state = self.read();
             let found = state.lookup(kid, alg);
             let stale = state.fetched.is_none_or(|at| at.elapsed() >= self.policy.max_age);
-            let may_refetch = state.refetched.is_none_or(|at| at.elapsed() >= self.policy.refetch_interval);
+            let may_refetch = state.refetched.is_none_or(|at| at.elapsed() >= interval);
             let miss = matches!(found, Err(KeyError::Unknown)) && !stale;
-            (found, state.generation, stale, miss && may_refetch)
+            let backoff = state.failed.is_some_and(|at| at.elapsed() < interval);
+            let found = match found {
+                Err(_) if state.fetched.is_none() => Err(KeyError::Unavailable),
+                other => other,
+            };
+            (found, state.generation, stale, miss && may_refetch, backoff)
         };
-        if !stale && !refetch {
+        if backoff || (!stale && !refetch) {
             return found;
         }
         let _gate = self.gate.lock().await;
@@ -152,9 +173,16 @@ impl KeySet {
                 state.keys = keys;
                 state.jwks_uri = Some(uri);
                 state.fetched = Some(started);
+                state.failed = None;
             }
-            Ok(Err(e)) => tracing::warn!(issuer = %self.issuer, error = %e, "JWKS not fetched"),
-            Err(_) => tracing::warn!(issuer = %self.issuer, "JWKS not fetched: timed out"),
+            Ok(Err(e)) => {
+                tracing::warn!(issuer = %self.issuer, error = %e, "JWKS not fetched");
+                state.failed = Some(started);
+            }
+            Err(_) => {
+                tracing::warn!(issuer = %self.issuer, error = "timed out", "JWKS not fetched");
+                state.failed = Some(started);
+            }
         }
     }
 

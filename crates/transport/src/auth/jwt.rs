@@ -143,9 +143,9 @@ impl Verifier {
         validation.algorithms = vec![header.alg];
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).map_err(refusal)?;
         let claims = data.claims;
-        let subject = claims.get("sub").and_then(Value::as_str).ok_or(Invalid::MissingClaim)?;
+        let subject: Arc<str> = claims.get("sub").and_then(Value::as_str).ok_or(Invalid::MissingClaim)?.into();
         let expires = claims.get("exp").and_then(Value::as_u64).ok_or(Invalid::MissingClaim)?;
-        let identity = Identity::subject(issuer.name.clone(), Arc::from(subject), scopes(&claims), claims.clone());
+        let identity = Identity::subject(issuer.name.clone(), subject, scopes(&claims), claims);
         Ok(Verified { identity, expires })
     }
 }

@@ -76,3 +76,28 @@ fn metadata_urls_follow_oidc_then_rfc_8414() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_issuer_that_is_down_is_tried_again_only_after_the_interval() {
+    let idp = FakeIdp::serving(&[]);
+    *idp.jwks.lock().expect("lock") = serde_json::json!("not a jwks");
+    let set = keys(&idp, KeyPolicy::default());
+    for _ in 0..5 {
+        assert_eq!(set.key(Some("k1"), Algorithm::ES256).await.err(), Some(KeyError::Unavailable));
+    }
+    assert_eq!(idp.fetches(), 1, "one failed fetch per interval");
+    tokio::time::advance(Duration::from_secs(31)).await;
+    idp.serve(&[("k1", X, Y)]);
+    set.key(Some("k1"), Algorithm::ES256).await.expect("fetched once the interval passed");
+    assert_eq!(idp.fetches(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_without_a_kid_uses_the_only_key_that_fits() {
+    let idp = FakeIdp::serving(&[("k1", X, Y)]);
+    let set = keys(&idp, KeyPolicy::default());
+    set.key(None, Algorithm::ES256).await.expect("the only EC key");
+    idp.serve(&[("k1", X, Y), ("k2", X, Y)]);
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    assert_eq!(set.key(None, Algorithm::ES256).await.err(), Some(KeyError::Unknown), "two keys: ambiguous");
+}
