@@ -10,7 +10,7 @@ TS_DIR := tests/ts
 # The binary the end-to-end tests start (all three suites use it).
 export MCPGW_BIN := $(CURDIR)/target/debug/mcpgw
 
-.PHONY: help run build test test-rust test-python test-ts deps deps-python deps-ts deps-auth lint fmt clean
+.PHONY: help run build test test-rust test-python test-ts deps deps-python deps-ts lint fmt clean
 .PHONY: install uninstall deb check-units test-deb
 .PHONY: test-conformance
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-deps fuzz-regressions
@@ -60,6 +60,7 @@ $(TS_DIR)/node_modules/.installed: $(TS_DIR)/package.json $(TS_DIR)/package-lock
 # The authorization server the auth tests start (tests/auth: oidc-provider on the Node 22 it
 # supports, both from npm).
 AUTH_DIR := tests/auth
+.PHONY: deps-auth
 deps-auth: $(AUTH_DIR)/node_modules/.installed
 $(AUTH_DIR)/node_modules/.installed: $(AUTH_DIR)/package.json $(AUTH_DIR)/package-lock.json
 	cd $(AUTH_DIR) && npm ci --no-audit --no-fund --loglevel=error
