@@ -92,11 +92,12 @@ impl AuthServer {
         (stats["issuer_jwks"].as_u64().expect("count"), stats["minter_jwks"].as_u64().expect("count"))
     }
 
-    /// A gateway trusting both issuers, requiring `mcp:tools`, with one static token too.
+    /// A gateway trusting both issuers, requiring `mcp:tools`, with one static token too;
+    /// the authorization server's tokens must be typed `at+jwt` (as oidc-provider types them).
     fn gateway(&self) -> Gateway {
         Gateway::start_with(&format!(
             "[auth]\nresource = \"{RESOURCE}\"\nrequired_scopes = [\"mcp:tools\"]\ntoken_sha256 = [\"{}\"]\n\
-             [[auth.issuers]]\nissuer = \"{}\"\n[[auth.issuers]]\nissuer = \"{}\"\n",
+             [[auth.issuers]]\nissuer = \"{}\"\naccess_token_type = true\n[[auth.issuers]]\nissuer = \"{}\"\n",
             mcpgw_transport::auth::digest_hex("static-token"),
             self.issuer,
             self.minter,

@@ -50,6 +50,8 @@ struct RawIssuer {
     issuer: String,
     jwks_uri: Option<String>,
     algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    access_token_type: bool,
 }
 
 impl RawAuth {
@@ -124,7 +126,12 @@ impl RawIssuer {
         if algorithms.is_empty() {
             return Err(format!("issuer {}: algorithms is empty", self.issuer));
         }
-        Ok(IssuerConfig { issuer: self.issuer, jwks_uri: self.jwks_uri, algorithms })
+        Ok(IssuerConfig {
+            issuer: self.issuer,
+            jwks_uri: self.jwks_uri,
+            algorithms,
+            access_token_type: self.access_token_type,
+        })
     }
 }
 
@@ -179,6 +186,8 @@ mod tests {
         assert!(parse(&with("issuer = \"https://idp\"\nalgorithms = [\"HS256\"]")).is_err());
         assert!(parse(&with("issuer = \"https://idp\"\nalgorithms = [\"none\"]")).is_err());
         assert!(parse(&with("issuer = \"https://idp\"\nalgorithms = [\"ES256\"]")).is_ok());
+        assert!(parse(&with("issuer = \"https://idp\"\naccess_token_type = true")).is_ok());
+        assert!(parse(&with("issuer = \"https://idp\"\nkid = \"x\"")).is_err(), "unknown key");
         let bad_scope =
             "resource = \"https://x/mcp\"\nrequired_scopes = [\"a b\"]\n[[issuers]]\nissuer = \"https://idp\"\n";
         assert!(parse(bad_scope).is_err());

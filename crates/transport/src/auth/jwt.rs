@@ -35,6 +35,11 @@ pub struct IssuerConfig {
     pub jwks_uri: Option<String>,
     /// The algorithms its tokens may be signed with (asymmetric ones only).
     pub algorithms: Vec<Algorithm>,
+    /// Accept only tokens typed as access tokens (`typ: at+jwt`, RFC 9068), so that no
+    /// other JWT of the issuer (an ID token) passes for one. Off by default: Keycloak and
+    /// Auth0 type their access tokens plain `JWT` (the audience check still keeps ID
+    /// tokens, whose audience is the client, out).
+    pub access_token_type: bool,
 }
 
 /// Why a JWT was refused; logged (never the token), answered as `invalid_token`.
@@ -46,6 +51,9 @@ pub enum Invalid {
     /// Signed with an algorithm this issuer's tokens may not use.
     #[error("algorithm not accepted")]
     Algorithm,
+    /// Not typed `at+jwt`, where the issuer's tokens must be.
+    #[error("not typed as an access token (at+jwt)")]
+    Type,
     /// `iss` names no configured issuer.
     #[error("unknown issuer")]
     Issuer,
@@ -83,6 +91,7 @@ struct Issuer {
     name: Arc<str>,
     keys: KeySet,
     validation: Validation,
+    access_token_type: bool,
 }
 
 /// Verifies access tokens of the configured issuers.
@@ -111,7 +120,7 @@ impl Verifier {
                 validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
                 let name: Arc<str> = Arc::from(config.issuer);
                 let keys = KeySet::new(name.clone(), config.jwks_uri, fetch.clone(), policy);
-                Issuer { name, keys, validation }
+                Issuer { name, keys, validation, access_token_type: config.access_token_type }
             })
             .collect();
         Self { issuers }
@@ -131,6 +140,10 @@ impl Verifier {
         let issuer = self.issuers.iter().find(|i| *i.name == *iss).ok_or(Invalid::Issuer)?;
         if !issuer.validation.algorithms.contains(&header.alg) {
             return Err(Invalid::Algorithm);
+        }
+        let typed = |t: &str| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt");
+        if issuer.access_token_type && !header.typ.as_deref().is_some_and(typed) {
+            return Err(Invalid::Type);
         }
         let key = issuer.keys.key(header.kid.as_deref(), header.alg).await.map_err(|e| match e {
             KeyError::Unknown => Invalid::UnknownKey,

@@ -99,16 +99,27 @@ pub(crate) fn claims(sub: &str, changes: Value) -> Value {
 
 /// A token signed ES256 by `pkcs8` under `kid`.
 pub(crate) fn mint(pkcs8: &[u8], kid: &str, claims: &Value) -> String {
+    mint_typed(pkcs8, kid, claims, "JWT")
+}
+
+fn mint_typed(pkcs8: &[u8], kid: &str, claims: &Value, typ: &str) -> String {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(kid.to_owned());
+    header.typ = Some(typ.to_owned());
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(pkcs8)).expect("signed")
 }
 
 fn auth(idp: &Arc<FakeIdp>, required: &[&str]) -> Auth {
+    auth_typed(idp, required, false)
+}
+
+fn auth_typed(idp: &Arc<FakeIdp>, required: &[&str], access_token_type: bool) -> Auth {
+    let issuer =
+        IssuerConfig { issuer: ISSUER.into(), jwks_uri: None, algorithms: jwt::ASYMMETRIC.to_vec(), access_token_type };
     let config = JwtConfig {
         resource: RESOURCE.into(),
         audience: vec![],
-        issuers: vec![IssuerConfig { issuer: ISSUER.into(), jwks_uri: None, algorithms: jwt::ASYMMETRIC.to_vec() }],
+        issuers: vec![issuer],
         required_scopes: required.iter().map(|s| (*s).to_owned()).collect(),
         leeway: Duration::from_secs(60),
         keys: KeyPolicy::default(),
@@ -235,6 +246,16 @@ async fn an_unknown_key_id_fetches_the_keys_again_once_per_interval() {
     // A made-up kid right after: no fetch (one per interval), refused.
     assert_eq!(refused(check(&auth, &mint(OTHER_PKCS8, "k3", &claims("a", json!({})))).await), Some("invalid_token"));
     assert_eq!(idp.fetches(), 2);
+}
+
+#[tokio::test]
+async fn an_issuer_may_require_tokens_typed_as_access_tokens() {
+    let idp = FakeIdp::serving(&[("k1", KNOWN_X, KNOWN_Y)]);
+    let typed = auth_typed(&idp, &[], true);
+    let plain = mint(KNOWN_PKCS8, "k1", &claims("a", json!({})));
+    assert_eq!(refused(check(&typed, &plain).await), Some("invalid_token"), "typ JWT");
+    check(&typed, &mint_typed(KNOWN_PKCS8, "k1", &claims("a", json!({})), "at+jwt")).await.expect("at+jwt");
+    check(&auth(&idp, &[]), &plain).await.expect("not required by default");
 }
 
 #[test]
