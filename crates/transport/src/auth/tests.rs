@@ -248,6 +248,23 @@ async fn an_unknown_key_id_fetches_the_keys_again_once_per_interval() {
     assert_eq!(idp.fetches(), 2);
 }
 
+/// A token seen before is not verified again: here its keys are gone, and it still passes
+/// (a new token under the same gone key does not).
+#[tokio::test(start_paused = true)]
+async fn a_verified_token_is_kept_until_it_expires() {
+    let idp = FakeIdp::serving(&[("k1", KNOWN_X, KNOWN_Y)]);
+    let auth = auth(&idp, &[]);
+    let token = mint(KNOWN_PKCS8, "k1", &claims("a", json!({})));
+    check(&auth, &token).await.expect("valid");
+    idp.serve(&[]);
+    tokio::time::advance(KeyPolicy::default().max_age + Duration::from_secs(1)).await;
+    check(&auth, &token).await.expect("from the cache");
+    assert_eq!(idp.fetches(), 1, "no verification, so no key fetched");
+    let fresh = mint(KNOWN_PKCS8, "k1", &claims("b", json!({})));
+    assert_eq!(refused(check(&auth, &fresh).await), Some("invalid_token"), "verified: the key is gone");
+    assert_eq!(idp.fetches(), 2);
+}
+
 #[tokio::test]
 async fn an_issuer_may_require_tokens_typed_as_access_tokens() {
     let idp = FakeIdp::serving(&[("k1", KNOWN_X, KNOWN_Y)]);
