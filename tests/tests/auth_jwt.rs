@@ -94,9 +94,10 @@ impl AuthServer {
 
     /// A gateway trusting both issuers, requiring `mcp:tools`, with one static token too;
     /// the authorization server's tokens must be typed `at+jwt` (as oidc-provider types them).
+    /// One refetch for an unknown key per hour: whatever the load, a test sees at most one.
     fn gateway(&self) -> Gateway {
         Gateway::start_with(&format!(
-            "[auth]\nresource = \"{RESOURCE}\"\nrequired_scopes = [\"mcp:tools\"]\ntoken_sha256 = [\"{}\"]\n\
+            "[auth]\nresource = \"{RESOURCE}\"\nrequired_scopes = [\"mcp:tools\"]\njwks_refetch_secs = 3600\ntoken_sha256 = [\"{}\"]\n\
              [[auth.issuers]]\nissuer = \"{}\"\naccess_token_type = true\n[[auth.issuers]]\nissuer = \"{}\"\n",
             mcpgw_transport::auth::digest_hex("static-token"),
             self.issuer,
