@@ -152,6 +152,7 @@ async fn refused_on_both(
     assert_eq!(mcp.status, status, "{what} on /mcp: {}", mcp.text());
     assert_eq!(mcp.header("www-authenticate"), Some(challenge), "{what} on /mcp");
     assert!(mcp.header("mcp-session-id").is_none(), "{what}: nothing was created");
+    assert_eq!(mcp.json()["id"], 0, "{what}: the refusal answers the request it refuses");
     let (sse, sse_challenge) = get_sse(http, gw, auth).await;
     assert_eq!(sse, status, "{what} on /sse");
     assert_eq!(sse_challenge.as_deref(), Some(challenge), "{what} on /sse");

@@ -32,7 +32,7 @@ impl<S: Sessions> Edge<S> {
                 return response;
             }
             Ok(()) => match self.authenticate(&parts).await {
-                Err(e) => self.refuse(e),
+                Err(e) => self.refuse(e, &parts, body).await,
                 Ok(owner) => self.read_and_serve(route, &parts, body, owner).await,
             },
         };
@@ -103,10 +103,22 @@ impl<S: Sessions> Edge<S> {
     }
 
     /// The answer to a request refused by authentication: with JWTs on, its challenge
-    /// names the protected resource metadata and the scopes to ask for.
-    fn refuse(&self, refusal: Error) -> Response<Body> {
+    /// names the protected resource metadata and the scopes to ask for. A POST body is read
+    /// first, as for every refusal (see `read_and_serve`): the 401 is the first answer every
+    /// OAuth client gets, and it goes on over the same connection to discover where to get
+    /// a token.
+    async fn refuse<B>(&self, refusal: Error, parts: &Parts, body: B) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let bytes = if parts.method == Method::POST {
+            message::read_body(body, self.config.max_body).await.unwrap_or_default()
+        } else {
+            Bytes::new()
+        };
         let challenge = self.config.auth.as_ref().and_then(|auth| auth.challenge(&refusal));
-        let mut response = refusal.into_response();
+        let mut response = refusal.answering(message::request_id(&bytes).as_ref());
         if let Some(challenge) = challenge {
             response.headers_mut().insert(http::header::WWW_AUTHENTICATE, challenge);
         }
