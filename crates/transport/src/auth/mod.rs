@@ -4,7 +4,7 @@
 //! refreshed token of the same subject keeps its session; another caller's gets 404.
 //!
 //! # Layout
-//! - [`identity`]: [`Identity`] and [`Principal`](identity::Principal).
+//! - [`identity`]: [`Identity`] and [`Principal`].
 //! - [`tokens`]: static tokens.
 //! - [`jwt`]: verifying JWT access tokens; [`jwks`]: the issuers' keys.
 //! - [`metadata`]: the protected resource metadata (RFC 9728) and the challenges.
