@@ -72,7 +72,7 @@ test: build deps test-rust test-python test-ts test-conformance fuzz-smoke check
 test-rust: build deps-auth
 	$(CARGO) test --workspace
 
-test-python: build deps-python deps-ts
+test-python: build deps-python deps-ts deps-auth
 	$(PY) -m pytest tests/python -q
 
 test-ts: build deps-ts
