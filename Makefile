@@ -50,7 +50,7 @@ build-fixture:
 	$(CARGO) build -p mcpgw-tests --bin mcpgw-fixture
 
 # ---- test dependencies: official MCP SDK clients from PyPI and npm ----------------------
-deps: deps-python deps-ts
+deps: deps-python deps-ts deps-auth
 
 deps-python: $(VENV)/.installed
 $(VENV)/.installed: tests/python/requirements.txt
@@ -63,13 +63,22 @@ $(TS_DIR)/node_modules/.installed: $(TS_DIR)/package.json $(TS_DIR)/package-lock
 	cd $(TS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The authorization server the auth tests start (tests/auth: oidc-provider on the Node 22 it
+# supports, both from npm).
+AUTH_DIR := tests/auth
+.PHONY: deps-auth
+deps-auth: $(AUTH_DIR)/node_modules/.installed
+$(AUTH_DIR)/node_modules/.installed: $(AUTH_DIR)/package.json $(AUTH_DIR)/package-lock.json
+	cd $(AUTH_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 # ---- tests --------------------------------------------------------------------------------
 test: build deps test-rust test-python test-ts test-conformance fuzz-smoke check-units test-deb
 
-test-rust: build
+test-rust: build deps-auth
 	$(CARGO) test --workspace
 
-test-python: build deps-python deps-ts
+test-python: build deps-python deps-ts deps-auth
 	$(PY) -m pytest tests/python -q
 
 test-ts: build build-fixture deps-ts
@@ -122,6 +131,7 @@ install:
 	install -D -m 0644 docs/deployment.md $(DESTDIR)$(PREFIX)/share/doc/mcpgw/deployment.md
 	install -D -m 0644 docs/configuration.md $(DESTDIR)$(PREFIX)/share/doc/mcpgw/configuration.md
 	install -D -m 0644 docs/operations.md $(DESTDIR)$(PREFIX)/share/doc/mcpgw/operations.md
+	install -D -m 0644 docs/security.md $(DESTDIR)$(PREFIX)/share/doc/mcpgw/security.md
 	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@echo "installed $(DESTDIR)$(PREFIX)/bin/mcpgw and $(DESTDIR)$(UNITDIR)/mcpgw.{service,socket};"
 	@echo "start it with: systemctl enable --now mcpgw.service   (docs/deployment.md)"

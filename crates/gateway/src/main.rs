@@ -12,6 +12,7 @@
 //! - `io`: byte counting on connections.
 
 mod config;
+mod fetch;
 mod io;
 mod metrics;
 mod registry;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use mcpgw_core::upstream::set::UpstreamStats;
 use mcpgw_core::{Outbound, OutboundClosed, ServerFactory};
-use mcpgw_transport::auth::Credential;
+use mcpgw_transport::auth::Identity;
 use mcpgw_transport::hub::{Hub, HubLimits};
 use mcpgw_transport::session::SessionLimits;
 use mcpgw_transport::{Error, Session, SessionId, SessionKind, Sessions};
@@ -37,9 +37,9 @@ pub(crate) struct Registry {
     /// check against the cap, before a session exists, so concurrent creates never pass
     /// the cap together (reading the map's length and inserting later would let them).
     live: AtomicUsize,
-    /// Live sessions of each credential (the `None` key: no authentication), taken the
+    /// Live sessions of each caller (the `None` key: no authentication), taken the
     /// same way under the entry's lock.
-    per_owner: DashMap<Option<Credential>, usize>,
+    per_owner: DashMap<Option<Identity>, usize>,
     /// The modern hub of the current factory, started by the first stateless request (so
     /// a gateway that never gets one starts no upstream connection for it). A reload lets
     /// it go: the old one ends when its last request is answered, and the next stateless
@@ -209,7 +209,7 @@ impl Registry {
     /// Takes a session slot under both caps, or refuses with 503. Each cap is checked and
     /// taken in one atomic step; a slot taken under the global cap is given back when the
     /// credential's cap refuses.
-    fn take_slot(&self, owner: Option<Credential>) -> Result<(), Error> {
+    fn take_slot(&self, owner: Option<Identity>) -> Result<(), Error> {
         let total = self.caps.total;
         if self.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < total).then_some(n + 1)).is_err() {
             return Err(Error::Unavailable("the gateway is at its session limit"));
@@ -227,7 +227,7 @@ impl Registry {
     }
 
     /// Gives back the slot of a session that ended.
-    fn free_slot(&self, owner: Option<Credential>) {
+    fn free_slot(&self, owner: Option<Identity>) {
         self.per_owner.remove_if_mut(&owner, |_, count| {
             *count = count.saturating_sub(1);
             *count == 0
@@ -237,11 +237,11 @@ impl Registry {
 }
 
 impl Sessions for Registry {
-    fn create(&self, kind: SessionKind, owner: Option<Credential>) -> Result<Arc<Session>, Error> {
+    fn create(&self, kind: SessionKind, owner: Option<Identity>) -> Result<Arc<Session>, Error> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Unavailable("the gateway is shutting down"));
         }
-        self.take_slot(owner)?;
+        self.take_slot(owner.clone())?;
         let id = SessionId::random();
         let (session, inbound) = Session::new(id, kind, owner, self.limits);
         self.map.insert(id, session.clone());
@@ -285,7 +285,7 @@ impl Sessions for Registry {
     fn end(&self, id: SessionId) {
         if let Some((_, session)) = self.map.remove(&id) {
             session.end();
-            self.free_slot(session.owner());
+            self.free_slot(session.owner().cloned());
             self.metrics.session_ended(session.kind().as_str());
             tracing::info!(session = %id, kind = session.kind().as_str(), "session ended");
         }
@@ -382,12 +382,8 @@ mod tests {
         let first = registry.create(SessionKind::Streamable, None).expect("created");
         registry.create(SessionKind::Streamable, None).expect("created");
         assert!(matches!(registry.create(SessionKind::Legacy, None), Err(Error::Unavailable(_))), "per-credential cap");
-        let tokens =
-            mcpgw_transport::auth::TokenSet::from_hex([mcpgw_transport::auth::digest_hex("t").as_str()]).expect("set");
-        let mut headers = http::HeaderMap::new();
-        headers.insert(http::header::AUTHORIZATION, http::HeaderValue::from_static("Bearer t"));
-        let other = tokens.check(&headers).expect("credential");
-        registry.create(SessionKind::Streamable, Some(other)).expect("another credential has room");
+        let other = Identity::token([7; 32]);
+        registry.create(SessionKind::Streamable, Some(other.clone())).expect("another credential has room");
         assert!(
             matches!(registry.create(SessionKind::Streamable, Some(other)), Err(Error::Unavailable(_))),
             "global cap"
@@ -398,7 +394,7 @@ mod tests {
     }
 
     /// Many creates at once, one slot left under the cap: exactly one gets it.
-    fn race_for_the_last_slot(caps: SessionCaps, owner: Option<Credential>) {
+    fn race_for_the_last_slot(caps: SessionCaps, owner: Option<Identity>) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let _entered = runtime.enter();
         let tasks = TaskTracker::new();
@@ -406,13 +402,14 @@ mod tests {
         let registry = Registry::new(factory, None, SessionLimits::default(), caps, Metrics::new());
         let room = caps.per_credential.unwrap_or(caps.total);
         for _ in 0..room - 1 {
-            registry.create(SessionKind::Streamable, owner).expect("room");
+            registry.create(SessionKind::Streamable, owner.clone()).expect("room");
         }
         let start = Arc::new(std::sync::Barrier::new(64));
         let created = std::thread::scope(|scope| {
             let racers: Vec<_> = (0..64)
                 .map(|_| {
                     let (registry, start, handle) = (&registry, start.clone(), runtime.handle().clone());
+                    let owner = owner.clone();
                     scope.spawn(move || {
                         let _entered = handle.enter();
                         start.wait();

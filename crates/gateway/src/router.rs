@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use mcpgw_transport::Body;
+use mcpgw_transport::auth::metadata::is_metadata_path;
 use mcpgw_transport::edge::{Edge, Route};
 
 use crate::config::Paths;
@@ -58,6 +59,7 @@ impl App {
                 "/healthz" => ("healthz", None),
                 "/readyz" => ("readyz", None),
                 "/metrics" => ("metrics", None),
+                _ if is_metadata_path(path) => ("oauth_metadata", None),
                 _ => ("other", None),
             }
         };
@@ -71,6 +73,9 @@ impl App {
             (None, "readyz") if self.ready.load(Ordering::SeqCst) => text(StatusCode::OK, "ready\n"),
             (None, "readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
             (None, "metrics") => self.render_metrics(),
+            (None, "oauth_metadata") if method == http::Method::GET || method == http::Method::HEAD => {
+                self.edge.resource_metadata().unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found\n"))
+            }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         };
         self.metrics.http_request(label, &method, response.status().as_u16(), started.elapsed());

@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::{HeaderValue, Response, StatusCode, header};
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Credential, TokenSet};
+use crate::auth::{Auth, Identity};
 use crate::body::{Body, SseStream};
 use crate::checks::HostPolicy;
 use crate::error::Error;
@@ -22,7 +22,7 @@ use crate::session_id::SessionId;
 pub trait Sessions: Send + Sync + 'static {
     /// Creates a session of `kind`, owned by `owner`, with a fresh MCP server behind it, or
     /// refuses with [`Error::Unavailable`].
-    fn create(&self, kind: SessionKind, owner: Option<Credential>) -> Result<Arc<Session>, Error>;
+    fn create(&self, kind: SessionKind, owner: Option<Identity>) -> Result<Arc<Session>, Error>;
     /// The live session with this id, of either kind.
     fn get(&self, id: SessionId) -> Option<Arc<Session>>;
     /// Ends the session and forgets it; later requests for it get 404.
@@ -54,8 +54,8 @@ pub struct EdgeConfig {
     pub public_prefix: String,
     /// Which Host and Origin values are served.
     pub hosts: HostPolicy,
-    /// The accepted bearer tokens; `None` turns authentication off.
-    pub auth: Option<TokenSet>,
+    /// Who may call (static tokens, JWTs); `None` turns authentication off.
+    pub auth: Option<Arc<Auth>>,
     /// Whether stateless (2026-07-28) requests are served on `/mcp`; when not, they are
     /// refused as requests without a session, so their clients fall back to `initialize`.
     pub stateless: bool,
@@ -102,12 +102,13 @@ impl<S: Sessions> Edge<S> {
 
     /// The session with this id if it is live, of this kind and the caller's: the two id
     /// spaces never cross, so a legacy id on `/mcp` is unknown, and the reverse; and another
-    /// credential's session is unknown too (404, never a hint that it exists).
+    /// caller's session is unknown too (404, never a hint that it exists). The same caller
+    /// is the same principal: a refreshed token of the same subject keeps its session.
     pub(crate) fn live_session(
         &self,
         id: SessionId,
         kind: SessionKind,
-        owner: Option<Credential>,
+        owner: Option<&Identity>,
     ) -> Result<Arc<Session>, Error> {
         let session = self
             .sessions

@@ -51,6 +51,9 @@ pub enum Error {
     /// No accepted bearer token; the optional text is the RFC 6750 `error` code.
     #[error("Unauthorized: a valid bearer token is required")]
     Unauthorized(Option<&'static str>),
+    /// A valid token without a scope the gateway requires (RFC 6750 `insufficient_scope`).
+    #[error("Forbidden: the token lacks a required scope")]
+    InsufficientScope,
     /// `Last-Event-ID` names nothing this session can resume.
     #[error("{0}")]
     Resume(#[from] crate::event_log::ResumeError),
@@ -117,6 +120,7 @@ impl Error {
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, SERVER_ERROR),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR),
             Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, SERVER_ERROR),
+            Error::InsufficientScope => (StatusCode::FORBIDDEN, SERVER_ERROR),
             Error::Resume(crate::event_log::ResumeError::Malformed) => (StatusCode::BAD_REQUEST, SERVER_ERROR),
             Error::Resume(crate::event_log::ResumeError::Foreign) => (StatusCode::NOT_FOUND, SERVER_ERROR),
             Error::HeaderMismatch(_) => (StatusCode::BAD_REQUEST, HEADER_MISMATCH),
@@ -169,6 +173,10 @@ impl Error {
                 Some(_) => r#"Bearer realm="mcpgw", error="invalid_request""#,
                 None => r#"Bearer realm="mcpgw""#,
             };
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if let Error::InsufficientScope = self {
+            let challenge = r#"Bearer realm="mcpgw", error="insufficient_scope""#;
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response

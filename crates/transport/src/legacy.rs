@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::auth::Credential;
+use crate::auth::Identity;
 use crate::body::{Body, SseStream};
 use crate::checks::{self, X_FORWARDED_PREFIX};
 use crate::edge::{Edge, Sessions, sse_response, status_only};
@@ -23,12 +23,12 @@ use crate::sse;
 pub(crate) fn connect<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
-    owner: Option<Credential>,
+    owner: Option<Identity>,
 ) -> Result<Response<Body>, Error> {
     if !checks::accepts(&parts.headers).sse {
         return Err(Error::NotAcceptable("Accept must allow text/event-stream"));
     }
-    let (session, rx, endpoint_id) = match reconnect(edge, parts, owner) {
+    let (session, rx, endpoint_id) = match reconnect(edge, parts, owner.as_ref()) {
         Some(resumed) => resumed,
         None => {
             let session = edge.sessions.create(SessionKind::Legacy, owner)?;
@@ -55,7 +55,7 @@ pub(crate) fn connect<S: Sessions>(
 fn reconnect<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
-    owner: Option<Credential>,
+    owner: Option<&Identity>,
 ) -> Option<(Arc<Session>, tokio::sync::mpsc::Receiver<Outgoing>, String)> {
     let last = parts.headers.get(&checks::LAST_EVENT_ID)?.to_str().ok()?.trim();
     let (prefix, _) = EventId::parse(last).ok()?;
@@ -117,10 +117,10 @@ pub(crate) async fn post<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
     body: &[u8],
-    owner: Option<Credential>,
+    owner: Option<Identity>,
 ) -> Result<Response<Body>, Error> {
     let id = session_param(parts)?;
-    let session = edge.live_session(id, SessionKind::Legacy, owner)?;
+    let session = edge.live_session(id, SessionKind::Legacy, owner.as_ref())?;
     checks::require_json_content_type(&parts.headers)?;
     let message = match message::parse(body)? {
         Posted::Single(m) => m,

@@ -6,8 +6,9 @@
 //! [`Sessions`].
 //!
 //! # Layout
-//! - [`auth`]: bearer tokens (configured as SHA-256 digests) and the credential a session
-//!   belongs to.
+//! - [`auth`]: bearer tokens (static ones as SHA-256 digests; JWT access tokens from
+//!   trusted issuers), the protected resource metadata, and the [`Identity`](auth::Identity)
+//!   a session belongs to.
 //! - [`session_id`]: the typed [`SessionId`] (128 random bits, 32 hex digits).
 //! - [`version`]: the typed, ordered [`ProtocolVersion`], parsed once.
 //! - [`error`]: the crate's one error enum and its mapping to HTTP status + JSON-RPC error.

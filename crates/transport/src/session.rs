@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Credential;
+use crate::auth::Identity;
 use crate::event_log::{EventId, EventLog, ResumeError};
 use crate::outgoing::Outgoing;
 use crate::routes::{Routed, Routes};
@@ -98,8 +98,8 @@ pub struct Session {
     last_active_ms: AtomicU64,
     /// What its event ids start with (see [`crate::event_log`]).
     event_prefix: Arc<str>,
-    /// The credential that created it; only that credential may use it.
-    owner: Option<Credential>,
+    /// The caller that created it; only that caller may use it.
+    owner: Option<Identity>,
     /// Messages waiting for room on a full stream.
     waiting: AtomicUsize,
     me: Weak<Session>,
@@ -110,7 +110,7 @@ impl Session {
     pub fn new(
         id: SessionId,
         kind: SessionKind,
-        owner: Option<Credential>,
+        owner: Option<Identity>,
         limits: SessionLimits,
     ) -> (Arc<Self>, mpsc::Receiver<Box<ClientJsonRpcMessage>>) {
         let (inbound, rx) = mpsc::channel(limits.inbound.max(1));
@@ -146,9 +146,9 @@ impl Session {
         self.kind
     }
 
-    /// The credential that created it, when authentication is on.
-    pub fn owner(&self) -> Option<Credential> {
-        self.owner
+    /// The caller that created it, when authentication is on.
+    pub fn owner(&self) -> Option<&Identity> {
+        self.owner.as_ref()
     }
 
     /// Cancelled when the session ends; the MCP server runs under it.

@@ -17,7 +17,7 @@ use http::{HeaderValue, Method, Response, StatusCode};
 use rmcp::model::{ClientNotification, ClientRequest, GetMeta, JsonRpcMessage, ProgressToken, RequestId};
 use tokio::sync::mpsc;
 
-use crate::auth::Credential;
+use crate::auth::Identity;
 use crate::body::{Body, SseStream};
 use crate::checks::{self, Accepts, LAST_EVENT_ID, MCP_SESSION_ID};
 use crate::edge::{Edge, Sessions, json_response, sse_response, status_only};
@@ -34,7 +34,7 @@ pub(crate) async fn handle<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
     body: &[u8],
-    owner: Option<Credential>,
+    owner: Option<Identity>,
 ) -> Result<Response<Body>, Error> {
     match parts.method {
         Method::POST => post(edge, parts, body, owner).await,
@@ -49,7 +49,7 @@ pub(crate) async fn handle<S: Sessions>(
 fn session_header<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
-    owner: Option<Credential>,
+    owner: Option<&Identity>,
 ) -> Result<Option<Arc<Session>>, Error> {
     let Some(value) = parts.headers.get(&MCP_SESSION_ID) else { return Ok(None) };
     let id = value.to_str().ok().and_then(|v| v.trim().parse().ok()).ok_or(Error::SessionNotFound)?;
@@ -60,7 +60,7 @@ async fn post<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
     body: &[u8],
-    owner: Option<Credential>,
+    owner: Option<Identity>,
 ) -> Result<Response<Body>, Error> {
     let accepts = checks::accepts(&parts.headers);
     if !accepts.json && !accepts.sse {
@@ -69,7 +69,7 @@ async fn post<S: Sessions>(
     checks::require_json_content_type(&parts.headers)?;
     // An unknown session is answered before the body is parsed: whatever it holds, the
     // client must start over.
-    let session = session_header(edge, parts, owner)?;
+    let session = session_header(edge, parts, owner.as_ref())?;
     let posted = message::parse(body)?;
     // Without a session, the body (or the header) tells a stateless 2026-07-28 request
     // from the start of a session, before the header is held to the session versions.
@@ -252,11 +252,11 @@ impl SseSetup {
 
 /// `GET`: the standalone stream of a session; without a session id, the legacy handshake,
 /// for clients that fall back to HTTP+SSE on the URL they were given.
-fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Credential>) -> Result<Response<Body>, Error> {
+fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Identity>) -> Result<Response<Body>, Error> {
     if !checks::accepts(&parts.headers).sse {
         return Err(Error::NotAcceptable("Accept must allow text/event-stream"));
     }
-    let Some(session) = session_header(edge, parts, owner)? else {
+    let Some(session) = session_header(edge, parts, owner.as_ref())? else {
         return legacy::connect(edge, parts, owner);
     };
     let version = checks::protocol_version(&parts.headers)?;
@@ -289,8 +289,8 @@ fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Credential>) ->
 }
 
 /// `DELETE`: ends the session.
-fn delete<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Credential>) -> Result<Response<Body>, Error> {
-    let session = session_header(edge, parts, owner)?.ok_or(Error::MissingSessionId)?;
+fn delete<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Identity>) -> Result<Response<Body>, Error> {
+    let session = session_header(edge, parts, owner.as_ref())?.ok_or(Error::MissingSessionId)?;
     tracing::info!(session = %session.id(), "streamable session deleted by the client");
     edge.sessions.end(session.id());
     Ok(status_only(StatusCode::OK))

@@ -2,6 +2,7 @@
 //! validated into the settings the rest of the binary uses. A `.json` file is read as the
 //! `mcpServers` JSON of desktop MCP clients instead (see [`desktop`]).
 
+mod auth;
 mod desktop;
 mod upstreams;
 
@@ -11,7 +12,6 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use mcpgw_core::{UpstreamKind, UpstreamSpec};
-use mcpgw_transport::auth::TokenSet;
 use mcpgw_transport::checks::HostPolicy;
 use mcpgw_transport::edge::EdgeConfig;
 use mcpgw_transport::session::SessionLimits;
@@ -69,14 +69,7 @@ struct RawConfig {
     #[serde(default)]
     security: RawSecurity,
     upstreams: Option<IndexMap<String, upstreams::RawUpstream>>,
-    auth: Option<RawAuth>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawAuth {
-    token_sha256: Vec<String>,
-    token_file: Option<PathBuf>,
+    auth: Option<auth::RawAuth>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,7 +295,7 @@ impl RawConfig {
         };
         let auth = match self.auth {
             None => None,
-            Some(raw) => Some(raw.tokens().map_err(|m| invalid(format!("auth: {m}")))?),
+            Some(raw) => Some(raw.build().map_err(|m| invalid(format!("auth: {m}")))?),
         };
         if s.max_sessions == 0 || s.max_sessions_per_credential == Some(0) {
             return Err(invalid(
@@ -341,25 +334,6 @@ impl RawConfig {
             upstreams,
             caps: SessionCaps { total: s.max_sessions, per_credential: s.max_sessions_per_credential },
         })
-    }
-}
-
-impl RawAuth {
-    /// The accepted tokens: the listed digests and those in `token_file` (one per line;
-    /// blank lines and `#` comments skipped).
-    fn tokens(self) -> Result<TokenSet, String> {
-        let mut digests = self.token_sha256;
-        if let Some(path) = &self.token_file {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("token_file {}: {e}", path.display()))?;
-            digests.extend(
-                text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned),
-            );
-        }
-        let set = TokenSet::from_hex(digests.iter().map(String::as_str))?;
-        if set.is_empty() {
-            return Err("no token configured (token_sha256 or token_file)".into());
-        }
-        Ok(set)
     }
 }
 
@@ -486,7 +460,7 @@ kind = "builtin"
             file.display()
         );
         let c = Config::parse(&text, "f").expect("valid");
-        assert_eq!(c.edge.auth.as_ref().map(TokenSet::len), Some(2));
+        assert_eq!(c.edge.auth.as_ref().map(|a| a.static_tokens()), Some(2));
         assert!(Config::parse("[auth]\n", "f").is_err(), "auth without a token");
         assert!(Config::parse("[auth]\ntoken_sha256 = [\"short\"]\n", "f").is_err());
         let _ = std::fs::remove_file(file);

@@ -14,7 +14,7 @@ use rmcp::model::{
 use serde_json::{Value, json};
 use tokio_util::task::TaskTracker;
 
-use crate::auth::Credential;
+use crate::auth::Identity;
 use crate::body::Body;
 use crate::edge::{Edge, EdgeConfig, Route, Sessions};
 use crate::error::Error;
@@ -35,7 +35,7 @@ struct FakeSessions {
 }
 
 impl Sessions for FakeSessions {
-    fn create(&self, kind: SessionKind, owner: Option<Credential>) -> Result<Arc<Session>, Error> {
+    fn create(&self, kind: SessionKind, owner: Option<Identity>) -> Result<Arc<Session>, Error> {
         let (session, mut inbound) = Session::new(SessionId::random(), kind, owner, SessionLimits::default());
         let server = session.clone();
         self.tasks.spawn(async move {

@@ -1,0 +1,134 @@
+//! [`Identity`]: who a caller is, decided once at the edge and carried by its session (or
+//! its stateless request). Two identities are the same caller when they name the same
+//! [`Principal`]: a refreshed token of the same subject keeps its session, whatever else
+//! changed in its claims.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+/// Who a caller is, as a session is bound to it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Principal {
+    /// A static bearer token, by its SHA-256 digest.
+    Token([u8; 32]),
+    /// The subject of a JWT access token, within its issuer (a subject is only unique
+    /// within the issuer that assigned it).
+    Subject {
+        /// The token's `iss`, as configured.
+        issuer: Arc<str>,
+        /// The token's `sub`.
+        subject: Arc<str>,
+    },
+}
+
+impl fmt::Debug for Principal {
+    /// A static token shows only a prefix of its digest: enough to tell tokens apart in
+    /// logs, and the token can never be recovered from it anyway.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::Token(d) => write!(f, "Token({:02x}{:02x}{:02x}{:02x}…)", d[0], d[1], d[2], d[3]),
+            Principal::Subject { issuer, subject } => write!(f, "Subject({subject} @ {issuer})"),
+        }
+    }
+}
+
+/// A caller: its principal, and what its credential said about it (the scopes it was
+/// granted and, for a JWT, every claim, for the policy to read). Cheap to clone.
+#[derive(Clone)]
+pub struct Identity(Arc<Inner>);
+
+struct Inner {
+    principal: Principal,
+    scopes: Box<[String]>,
+    claims: Map<String, Value>,
+}
+
+impl Identity {
+    /// The identity of a static token with this digest: no claims, no scopes (a static
+    /// token is trusted for everything the gateway serves).
+    pub fn token(digest: [u8; 32]) -> Self {
+        Self(Arc::new(Inner { principal: Principal::Token(digest), scopes: Box::default(), claims: Map::new() }))
+    }
+
+    /// The identity of a verified JWT's subject, with its scopes and all its claims.
+    pub fn subject(issuer: Arc<str>, subject: Arc<str>, scopes: Vec<String>, claims: Map<String, Value>) -> Self {
+        Self(Arc::new(Inner {
+            principal: Principal::Subject { issuer, subject },
+            scopes: scopes.into_boxed_slice(),
+            claims,
+        }))
+    }
+
+    /// Who it is.
+    pub fn principal(&self) -> &Principal {
+        &self.0.principal
+    }
+
+    /// The scopes its token was granted (`scope`, or `scp`); none for a static token.
+    pub fn scopes(&self) -> &[String] {
+        &self.0.scopes
+    }
+
+    /// Whether its token was granted `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.0.scopes.iter().any(|s| s == scope)
+    }
+
+    /// A claim of its token (`groups`, `roles`, …); `None` for a static token.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.0.claims.get(name)
+    }
+}
+
+impl PartialEq for Identity {
+    /// The same caller: the same principal, whatever its token's other claims.
+    fn eq(&self, other: &Self) -> bool {
+        self.0.principal == other.0.principal
+    }
+}
+
+impl Eq for Identity {}
+
+impl Hash for Identity {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.principal.hash(state);
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.principal.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(sub: &str, scopes: &[&str]) -> Identity {
+        Identity::subject(
+            "https://idp".into(),
+            sub.into(),
+            scopes.iter().map(|s| (*s).to_owned()).collect(),
+            Map::new(),
+        )
+    }
+
+    #[test]
+    fn the_same_subject_is_the_same_caller_whatever_its_scopes() {
+        assert_eq!(subject("alice", &["a"]), subject("alice", &["a", "b"]));
+        assert_ne!(subject("alice", &[]), subject("bob", &[]));
+        let other_issuer = Identity::subject("https://other".into(), "alice".into(), vec![], Map::new());
+        assert_ne!(subject("alice", &[]), other_issuer, "a subject is unique within its issuer only");
+        assert_ne!(Identity::token([1; 32]), Identity::token([2; 32]));
+    }
+
+    #[test]
+    fn debug_never_shows_the_whole_digest() {
+        let shown = format!("{:?}", Identity::token([0xab; 32]));
+        assert!(shown.len() < 30, "{shown}");
+    }
+}
