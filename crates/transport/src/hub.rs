@@ -175,9 +175,13 @@ impl Hub {
     }
 
     /// Ends the hub: its server stops, and every request waiting on it gets no answer.
+    /// The routes go first: stopping the server makes it answer its calls in flight with a
+    /// "cancelled" error, which must find no stream to go on (else what a client gets at
+    /// shutdown would depend on which thread won).
     pub fn end(&self) {
+        let routes = std::mem::take(&mut *self.pending());
         self.ended.cancel();
-        self.pending().clear();
+        drop(routes);
     }
 
     /// Whether the hub has ended.
