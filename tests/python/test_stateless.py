@@ -162,8 +162,8 @@ async def test_closing_a_stateless_calls_stream_cancels_it_at_the_upstream_at_on
 async def test_an_upstream_needing_an_undeclared_capability_gets_the_call_refused_with_32021(start_gateway, tmp_path):
     """The stdio fixture's `sample_now` asks its client to sample the moment it is called.
     A stateless caller that did not declare `sampling` gets 400 with -32021 naming it, and
-    the upstream's call is cancelled; one that declared it is not refused for it (relaying
-    the question comes with input-required results: the upstream gets an error for now)."""
+    the upstream's call is cancelled; one that declared it gets the question as an
+    input-required result (test_mrtr.py), never as a request on its stream."""
     cancels = tmp_path / "cancels.jsonl"
     upstream = stdio_upstream(
         "fixture", sys.executable, [STDIO_SERVER], share="shared", extra=f'env = {{ MCPGW_TEST_CANCEL_LOG = "{cancels}" }}'
@@ -189,5 +189,6 @@ async def test_an_upstream_needing_an_undeclared_capability_gets_the_call_refuse
                 f"{gw.url}/mcp", json=call(2, {"sampling": {}}), headers=post_headers("tools/call", "sample_now")
             )
     assert declared.status_code == 200, declared.text
-    assert "sampling/createMessage" not in declared.text, "no request on a request's stream"
-    assert "refused:" in declared.text, declared.text
+    answer = declared.json()
+    assert "method" not in answer, "no request on a request's stream"
+    assert answer["result"]["resultType"] == "input_required", answer

@@ -76,6 +76,9 @@ pub enum Error {
     /// The client cancelled the request.
     #[error("request cancelled")]
     Cancelled,
+    /// A setting that cannot be used (the request state key).
+    #[error("{0}")]
+    Config(String),
 }
 
 impl Error {

@@ -17,13 +17,15 @@ pub mod catalog;
 pub mod channel;
 pub mod error;
 pub mod proxy;
+pub mod seal;
 pub mod session;
 mod state;
 pub mod upstream;
 
 pub use channel::{Inbound, Notifier, Outbound, OutboundClosed};
 pub use error::Error;
-pub use proxy::Proxy;
+pub use proxy::{MrtrConfig, Proxy};
+pub use seal::Sealer;
 pub use session::ServerFactory;
 pub use upstream::set::Upstreams;
 pub use upstream::spec::{DEFAULT_CALL_TIMEOUT, Share, ToolFilter, UpstreamKind, UpstreamSpec};

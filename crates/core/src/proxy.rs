@@ -5,6 +5,9 @@
 #![allow(deprecated)] // logging/setLevel and resource subscriptions are deprecated in 2026-07-28 only
 
 mod modern;
+mod mrtr;
+
+pub use mrtr::{MAX_PARKED, MrtrConfig};
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -295,6 +298,11 @@ impl Proxy {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
         let (link, _) = self.remote(index)?;
+        if let Some(modern) = &self.modern {
+            let limit = self.upstreams.specs().get(index).and_then(|s| s.call_timeout).unwrap_or(DEFAULT_CALL_TIMEOUT);
+            let link = link.clone();
+            return mrtr::round(&modern.parked, link, request, ctx, self.key(), limit, &self.cancel, &self.tasks).await;
+        }
         Ok(link.forward(request, ctx, self.key()).await?)
     }
 
@@ -510,6 +518,7 @@ impl ServerHandler for Proxy {
                     .await?
                 {
                     ServerResult::CallToolResult(r) => Ok(r.into()),
+                    ServerResult::InputRequiredResult(r) => Ok(r.into()),
                     other => Err(self.unexpected(route.upstream, "tools/call", &other)),
                 },
             }
@@ -544,6 +553,7 @@ impl ServerHandler for Proxy {
                     .await?
                 {
                     ServerResult::GetPromptResult(r) => Ok(r.into()),
+                    ServerResult::InputRequiredResult(r) => Ok(r.into()),
                     other => Err(self.unexpected(route.upstream, "prompts/get", &other)),
                 },
             }
@@ -594,6 +604,7 @@ impl ServerHandler for Proxy {
                                 let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params));
                                 match self.forward(owner, request, &ctx).await? {
                                     ServerResult::ReadResourceResult(r) => Ok(r.into()),
+                                    ServerResult::InputRequiredResult(r) => Ok(r.into()),
                                     other => Err(self.unexpected(owner, "resources/read", &other)),
                                 }
                             }

@@ -21,7 +21,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::channel::{ChannelTransport, Inbound, Notifier, Outbound, Parking};
 use crate::error::Error;
-use crate::proxy::Proxy;
+use crate::proxy::{MrtrConfig, Proxy};
+use crate::seal::Sealer;
 use crate::state::SessionState;
 use crate::upstream::set::Upstreams;
 
@@ -34,6 +35,8 @@ pub struct ServerFactory {
     park_after: Option<Duration>,
     /// Sessions parked now.
     parked: Arc<AtomicUsize>,
+    /// How the hub parks stateless calls that need their client's input.
+    mrtr: Option<MrtrConfig>,
 }
 
 static SESSION_KEYS: AtomicU64 = AtomicU64::new(1);
@@ -42,7 +45,15 @@ impl ServerFactory {
     /// A factory serving `upstreams`, whose session tasks are tracked by `tasks`. Its
     /// servers never park unless [`ServerFactory::parking`] says when.
     pub fn new(upstreams: Arc<Upstreams>, tasks: TaskTracker) -> Self {
-        Self { upstreams, tasks, park_after: None, parked: Arc::default() }
+        Self { upstreams, tasks, park_after: None, parked: Arc::default(), mrtr: None }
+    }
+
+    /// The key and lifetime of the hub's `requestState`s (without it, a key generated when
+    /// the hub starts, and the upstream's call deadline).
+    #[must_use]
+    pub fn mrtr(mut self, config: MrtrConfig) -> Self {
+        self.mrtr = Some(config);
+        self
     }
 
     /// Servers park after `after` of quiet (`None`: never); `parked` counts the sessions
@@ -110,7 +121,12 @@ impl ServerFactory {
         let outbound = Arc::new(outbound);
         let key = SESSION_KEYS.fetch_add(1, Ordering::Relaxed);
         let state = Arc::new(SessionState::new(key, Notifier::new(outbound.clone())));
-        let proxy = Proxy::modern(self.upstreams.clone(), state.clone(), cancel.child_token(), self.tasks.clone());
+        let mrtr = match &self.mrtr {
+            Some(config) => config.clone(),
+            None => MrtrConfig { sealer: Arc::new(Sealer::generate()?), ttl: None },
+        };
+        let proxy =
+            Proxy::modern(self.upstreams.clone(), state.clone(), cancel.child_token(), self.tasks.clone(), mrtr);
         let span = tracing::info_span!("hub");
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {

@@ -184,7 +184,7 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
 
     let metrics = Metrics::new();
     let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), &tasks);
-    let factory = ServerFactory::new(upstreams.clone(), tasks.clone());
+    let factory = ServerFactory::new(upstreams.clone(), tasks.clone()).mrtr(config.mrtr.clone());
     let registry = Registry::new(factory, config.park_after, config.limits, config.caps, metrics.clone());
     let edge = Edge::new(registry.clone(), config.edge.clone(), tasks.clone());
     let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics));
@@ -300,7 +300,7 @@ async fn reload(path: Option<&Path>, registry: &Registry, tasks: &TaskTracker, s
             let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), tasks);
             // No wait for the new shared upstreams: a session that needs one waits for it
             // itself, and a SIGTERM must not wait behind a slow start.
-            registry.set_factory(ServerFactory::new(upstreams, tasks.clone()));
+            registry.set_factory(ServerFactory::new(upstreams, tasks.clone()).mrtr(config.mrtr.clone()));
             tracing::info!(upstreams = ?names, "configuration reloaded; new sessions get these upstreams (other settings apply at restart)");
         }
         Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),

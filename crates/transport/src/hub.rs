@@ -304,12 +304,12 @@ impl Hub {
                 };
                 send(key, &tx, serialized(&JsonRpcMessage::Notification(n)).map(Outgoing::other))
             }
-            // A request of the server's own (an upstream's sampling, elicitation or roots
-            // request relayed during a call): 2026-07-28 puts no requests on a request's
-            // stream. A capability the client did not declare ends its call with -32021,
-            // naming it; one it declared cannot be relayed yet (input-required results
-            // come later). Either way the server's request is answered at once rather than
-            // left to time out.
+            // A request of the server's own: 2026-07-28 puts no requests on a request's
+            // stream. The server asks a stateless client through input-required results
+            // instead (and ends the call with -32021 itself for a capability the client
+            // did not declare), so this is a server that did not: a capability the client
+            // did not declare still ends its call with -32021, naming it. Either way the
+            // server's request is answered at once rather than left to time out.
             JsonRpcMessage::Request(r) => {
                 let needed = Needed::of(&r.request);
                 let origin = r.request.extensions().get::<OriginatingRequestId>().and_then(|o| key_of(&o.0));

@@ -18,10 +18,14 @@ use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, Response, StatusCode};
-use rmcp::model::{ClientRequest, GetMeta, JsonRpcMessage, JsonRpcRequest, LoggingLevel, RequestMetaObject};
+use rmcp::model::{
+    ClientRequest, GetExtensions, GetMeta, JsonRpcMessage, JsonRpcRequest, LoggingLevel, RequestMetaObject,
+};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::auth::{Identity, Principal};
 use crate::body::{Body, SseStream};
 use crate::checks::{Accepts, MCP_PROTOCOL_VERSION};
 use crate::edge::{Edge, Sessions, json_response, sse_response, status_only};
@@ -74,6 +78,7 @@ pub(crate) async fn post<S: Sessions>(
     parts: &Parts,
     posted: Posted,
     accepts: Accepts,
+    owner: Option<Identity>,
 ) -> Result<Response<Body>, Error> {
     let message = match posted {
         Posted::Single(message) => message,
@@ -87,11 +92,46 @@ pub(crate) async fn post<S: Sessions>(
         _ => return Err(Error::InvalidRequest("a 2026-07-28 client sends no responses")),
     };
     let log = check(&parts.headers, &request)?;
+    let mut request = request;
+    if let Some(owner) = &owner {
+        caller(&mut request, owner.principal());
+    }
     let declared = Declared::from_capabilities(request.request.get_meta().get(META_CLIENT_CAPABILITIES));
     let hub = edge.sessions.hub().ok_or(Error::Unavailable("stateless requests are not served now"))?;
     let (rx, ticket) =
         hub.submit(request, log, declared).await.map_err(|_| Error::Unavailable("the gateway is shutting down"))?;
     reply(rx, ticket, accepts, edge.config.keepalive).await
+}
+
+/// The header of the request parts a stateless request carries into the server that names
+/// its caller (see [`caller`]).
+pub const PRINCIPAL_HEADER: HeaderName = HeaderName::from_static("mcpgw-principal");
+
+/// Hands the server who the caller is, for the input-required results it binds to their
+/// caller: a digest of the principal (the same caller as a session's, so a refreshed token
+/// of the same subject is still that caller), as a header of request parts like those
+/// rmcp's own HTTP server attaches. Nothing of the client's own headers is in them, so a
+/// client cannot name a caller itself.
+fn caller(request: &mut JsonRpcRequest<ClientRequest>, principal: &Principal) {
+    let mut hash = Sha256::new();
+    match principal {
+        Principal::Token(digest) => {
+            hash.update(b"token\0");
+            hash.update(digest);
+        }
+        Principal::Subject { issuer, subject } => {
+            hash.update(b"subject\0");
+            hash.update(issuer.as_bytes());
+            hash.update(b"\0");
+            hash.update(subject.as_bytes());
+        }
+    }
+    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let mut only = http::Request::new(());
+    if let Ok(value) = http::HeaderValue::from_str(&hex) {
+        only.headers_mut().insert(PRINCIPAL_HEADER, value);
+    }
+    request.request.extensions_mut().insert(only.into_parts().0);
 }
 
 /// The error ladder: everything about a stateless request that can be refused without

@@ -74,7 +74,7 @@ async fn post<S: Sessions>(
     // Without a session, the body (or the header) tells a stateless 2026-07-28 request
     // from the start of a session, before the header is held to the session versions.
     if session.is_none() && edge.config.stateless && modern::claims(&parts.headers, &posted) {
-        return modern::post(edge, parts, posted, accepts).await;
+        return modern::post(edge, parts, posted, accepts, owner).await;
     }
     let version = checks::protocol_version(&parts.headers)?;
     match &posted {

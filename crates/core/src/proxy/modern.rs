@@ -14,6 +14,7 @@ use rmcp::model::{ClientCapabilities, Implementation, InitializeRequestParams, S
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::mrtr::{MrtrConfig, Parked};
 use super::{Member, Proxy, merged_capabilities};
 use crate::state::SessionState;
 use crate::upstream::set::Upstreams;
@@ -22,6 +23,8 @@ use crate::upstream::set::Upstreams;
 pub(super) struct Modern {
     /// The info last computed, and the generation sum it was computed at.
     info: Mutex<Option<(u64, ServerConfig)>>,
+    /// Calls waiting for their clients' input.
+    pub(super) parked: Arc<Parked>,
 }
 
 impl Modern {
@@ -51,18 +54,27 @@ impl Proxy {
         state: Arc<SessionState>,
         cancel: CancellationToken,
         tasks: TaskTracker,
+        mrtr: MrtrConfig,
     ) -> Self {
         let mut proxy = Self::new(upstreams, state, cancel, tasks);
-        // What a per-session upstream is told about its client: the gateway, which relays
-        // no sampling, elicitation or roots to a stateless client (yet).
-        let client = InitializeRequestParams::new(
-            ClientCapabilities::default(),
-            Implementation::new("mcpgw", env!("CARGO_PKG_VERSION")),
-        )
-        .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_11_25);
+        // What a per-session upstream is told about its client: the gateway, which asks a
+        // stateless client for sampling, elicitation and roots through input-required results.
+        let client =
+            InitializeRequestParams::new(mrtr_capabilities(), Implementation::new("mcpgw", env!("CARGO_PKG_VERSION")))
+                .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_11_25);
         let members = proxy.members_for(&client, None);
         let _ = proxy.members.set(members);
-        proxy.modern = Some(Modern { info: Mutex::new(None) });
+        proxy.modern = Some(Modern { info: Mutex::new(None), parked: Arc::new(Parked::new(mrtr)) });
         proxy
     }
+}
+
+/// The client capabilities the hub can relay: each is asked of the stateless caller, and a
+/// caller that did not declare one gets -32021.
+fn mrtr_capabilities() -> ClientCapabilities {
+    let mut capabilities = ClientCapabilities::default();
+    capabilities.sampling = Some(Default::default());
+    capabilities.elicitation = Some(Default::default());
+    capabilities.roots = Some(Default::default());
+    capabilities
 }

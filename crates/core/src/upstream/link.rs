@@ -26,7 +26,7 @@ use rmcp::service::{
     InboundStreamOrigin, NotificationContext, OriginatingRequestId, PeerRequestOptions, RequestContext, ServiceRole,
 };
 use rmcp::{ErrorData, Peer, RoleClient, RoleServer, Service, ServiceError};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -146,6 +146,34 @@ struct InFlight {
     client_id: RequestId,
     /// Order of arrival, to pick the latest.
     serial: u64,
+    /// Where the upstream's requests to the client go instead of the client's stream: a
+    /// stateless call, whose client is asked through an input-required result.
+    asker: Option<Asker>,
+}
+
+/// Where a stateless call takes the upstream's requests of its client.
+#[derive(Clone)]
+pub(crate) struct Asker {
+    pub(crate) asks: mpsc::Sender<Ask>,
+    /// Cancelled once the call has ended upstream (a cancelled call: once the upstream was
+    /// told). A request of the upstream's that the call drops unanswered is answered only
+    /// then, so the upstream hears of the cancel before it could finish the call.
+    pub(crate) over: CancellationToken,
+}
+
+/// A request the upstream made of the client during a stateless call, and where its
+/// answer goes.
+pub(crate) struct Ask {
+    pub(crate) request: ServerRequest,
+    pub(crate) reply: oneshot::Sender<Result<ClientResult, ErrorData>>,
+}
+
+/// Whom a message from the upstream is for.
+struct Target {
+    peer: Peer<RoleServer>,
+    /// The client request it belongs to, if any.
+    client_id: Option<RequestId>,
+    asker: Option<Asker>,
 }
 
 /// One of the upstream's lists, or why it could not be had.
@@ -355,9 +383,21 @@ impl Link {
         ctx: &RequestContext<RoleServer>,
         session: SessionKey,
     ) -> Result<ServerResult, Error> {
+        self.forward_asking(request, ctx, session, None).await
+    }
+
+    /// [`Link::forward`], with the requests the upstream makes of the client during the
+    /// call sent to `asker` (when given) rather than to the client's stream.
+    pub(crate) async fn forward_asking(
+        &self,
+        request: ClientRequest,
+        ctx: &RequestContext<RoleServer>,
+        session: SessionKey,
+        asker: Option<Asker>,
+    ) -> Result<ServerResult, Error> {
         let Connection { peer, lost, gave_up } = self.connection().await?;
         let options = PeerRequestOptions::no_options().with_meta(handshake_meta(&ctx.meta));
-        let mut tracked = self.track(session, ctx);
+        let mut tracked = self.track(session, ctx, asker);
         let handle = peer.send_request_with_option(request, options).await.map_err(|e| self.error(e))?;
         let upstream_id = handle.id.clone();
         tracked.sent(&upstream_id, &handle.progress_token, ctx);
@@ -383,9 +423,9 @@ impl Link {
         }
     }
 
-    fn track(&self, session: SessionKey, ctx: &RequestContext<RoleServer>) -> Tracked<'_> {
+    fn track(&self, session: SessionKey, ctx: &RequestContext<RoleServer>, asker: Option<Asker>) -> Tracked<'_> {
         let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
-        let call = InFlight { session, peer: ctx.peer.clone(), client_id: ctx.id.clone(), serial };
+        let call = InFlight { session, peer: ctx.peer.clone(), client_id: ctx.id.clone(), serial, asker };
         self.routes().inflight.insert(serial, call);
         Tracked { link: self, serial, id: None, token: None }
     }
@@ -397,22 +437,28 @@ impl Link {
 
     /// The session (and the client request it belongs to) that a request or notification
     /// from the upstream is for.
-    fn target(&self, origin: Option<&InboundStreamOrigin>) -> Result<(Peer<RoleServer>, Option<RequestId>), Untied> {
+    fn target(&self, origin: Option<&InboundStreamOrigin>) -> Result<Target, Untied> {
         let routes = self.routes();
+        let of = |call: &InFlight| Target {
+            peer: call.peer.clone(),
+            client_id: Some(call.client_id.clone()),
+            asker: call.asker.clone(),
+        };
         if let Some(InboundStreamOrigin::OutboundRequest(id)) = origin
             && let Some(call) = routes.upstream_ids.get(id).and_then(|serial| routes.inflight.get(serial))
         {
-            return Ok((call.peer.clone(), Some(call.client_id.clone())));
+            return Ok(of(call));
         }
         let sessions: HashSet<SessionKey> = routes.inflight.values().map(|c| c.session).collect();
         match sessions.len() {
             1 => {
-                let latest = routes.inflight.values().max_by_key(|c| c.serial).cloned();
-                let call = latest.ok_or(Untied::NoCall)?;
-                Ok((call.peer, Some(call.client_id)))
+                let latest = routes.inflight.values().max_by_key(|c| c.serial);
+                latest.map(of).ok_or(Untied::NoCall)
             }
             0 if self.spec.share == Share::Session => match &routes.owner {
-                Some(peer) if !peer.is_transport_closed() => Ok((peer.clone(), None)),
+                Some(peer) if !peer.is_transport_closed() => {
+                    Ok(Target { peer: peer.clone(), client_id: None, asker: None })
+                }
                 _ => Err(Untied::SessionGone),
             },
             0 => Err(Untied::NoCall),
@@ -617,6 +663,35 @@ impl LinkClient {
     fn link(&self) -> Result<Arc<Link>, ErrorData> {
         self.link.upgrade().ok_or_else(|| ErrorData::internal_error("the gateway session is gone", None))
     }
+
+    /// Hands the upstream's request to the stateless call it belongs to, which asks its
+    /// client through an input-required result, and waits for the client's answer.
+    async fn ask(
+        &self,
+        asker: &Asker,
+        request: ServerRequest,
+        ctx: &RequestContext<RoleClient>,
+    ) -> Result<ClientResult, ErrorData> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || ErrorData::internal_error("the client's call is over", None);
+        let answer = tokio::select! {
+            sent = asker.asks.send(Ask { request, reply }) => match sent {
+                Ok(()) => answer.await.ok(),
+                Err(_) => None,
+            },
+            () = ctx.ct.cancelled() => return Err(Error::Cancelled.into()),
+            () = self.lost.cancelled() => return Err(ErrorData::internal_error("the upstream exited", None)),
+        };
+        if let Some(answer) = answer {
+            return answer;
+        }
+        // Dropped unanswered: the call is ending; answer once the upstream was told.
+        tokio::select! {
+            () = asker.over.cancelled() => Err(gone()),
+            () = ctx.ct.cancelled() => Err(Error::Cancelled.into()),
+            () = self.lost.cancelled() => Err(ErrorData::internal_error("the upstream exited", None)),
+        }
+    }
 }
 
 impl Service<RoleClient> for LinkClient {
@@ -629,10 +704,13 @@ impl Service<RoleClient> for LinkClient {
             return Ok(ClientResult::empty(()));
         }
         let link = self.link()?;
-        let (peer, client_id) = match link.target(ctx.extensions.get::<InboundStreamOrigin>()) {
+        let Target { peer, client_id, asker } = match link.target(ctx.extensions.get::<InboundStreamOrigin>()) {
             Ok(target) => target,
             Err(why) => return link.unrouted(&request, why),
         };
+        if let Some(asker) = asker {
+            return self.ask(&asker, request, &ctx).await;
+        }
         let mut request = request;
         if let Some(id) = client_id {
             request.extensions_mut().insert(OriginatingRequestId(id));
@@ -744,7 +822,7 @@ impl Deliver for Link {
     /// to every session that sees this upstream.
     async fn deliver_log(&self, n: LoggingMessageNotification) {
         match self.target(n.extensions.get::<InboundStreamOrigin>()) {
-            Ok((peer, Some(id))) => {
+            Ok(Target { peer, client_id: Some(id), .. }) => {
                 let mut note = LoggingMessageNotification::new(n.params);
                 note.extensions.insert(OriginatingRequestId(id));
                 let _ = peer.send_notification(ServerNotification::LoggingMessageNotification(note)).await;

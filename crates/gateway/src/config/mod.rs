@@ -8,10 +8,11 @@ mod upstreams;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use mcpgw_core::{UpstreamKind, UpstreamSpec};
+use mcpgw_core::{MrtrConfig, Sealer, UpstreamKind, UpstreamSpec};
 use mcpgw_transport::checks::HostPolicy;
 use mcpgw_transport::edge::EdgeConfig;
 use mcpgw_transport::session::SessionLimits;
@@ -84,6 +85,8 @@ struct RawServer {
     worker_threads: usize,
     call_timeout_secs: u64,
     stateless: bool,
+    request_state_key_file: Option<PathBuf>,
+    request_state_ttl_secs: Option<u64>,
 }
 
 impl Default for RawServer {
@@ -98,6 +101,8 @@ impl Default for RawServer {
             worker_threads: 0,
             call_timeout_secs: mcpgw_core::DEFAULT_CALL_TIMEOUT.as_secs(),
             stateless: true,
+            request_state_key_file: None,
+            request_state_ttl_secs: None,
         }
     }
 }
@@ -197,6 +202,8 @@ pub(crate) struct Config {
     pub(crate) upstreams: Vec<UpstreamSpec>,
     /// Caps on live sessions.
     pub(crate) caps: SessionCaps,
+    /// The key and lifetime of input-required results' `requestState`.
+    pub(crate) mrtr: MrtrConfig,
 }
 
 /// Caps on live sessions; past them a new session gets 503 and nothing is created.
@@ -302,6 +309,19 @@ impl RawConfig {
                 "sessions.max_sessions and sessions.max_sessions_per_credential must be positive".into(),
             ));
         }
+        let sealer = match &self.server.request_state_key_file {
+            Some(path) => {
+                let key = std::fs::read(path)
+                    .map_err(|e| invalid(format!("server.request_state_key_file {}: {e}", path.display())))?;
+                Sealer::new(key.trim_ascii()).map_err(|e| invalid(format!("server.request_state_key_file: {e}")))?
+            }
+            None => Sealer::generate().map_err(|e| invalid(e.to_string()))?,
+        };
+        let ttl = match self.server.request_state_ttl_secs {
+            Some(0) => return Err(invalid("server.request_state_ttl_secs must be positive".into())),
+            other => other.map(Duration::from_secs),
+        };
+        let mrtr = MrtrConfig { sealer: Arc::new(sealer), ttl };
         let edge = EdgeConfig {
             keepalive: Duration::from_secs(s.keepalive_secs),
             legacy_grace: Duration::from_secs(s.legacy_grace_secs),
@@ -333,6 +353,7 @@ impl RawConfig {
             park_after: (s.park_after_secs > 0).then(|| Duration::from_secs(s.park_after_secs)),
             upstreams,
             caps: SessionCaps { total: s.max_sessions, per_credential: s.max_sessions_per_credential },
+            mrtr,
         })
     }
 }
