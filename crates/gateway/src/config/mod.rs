@@ -488,6 +488,24 @@ kind = "builtin"
     }
 
     #[test]
+    fn the_request_state_key_comes_from_a_file_of_at_least_32_bytes() {
+        let file = std::env::temp_dir().join(format!("mcpgw-state-key-{}", std::process::id()));
+        let with = |file: &std::path::Path| {
+            format!("[server]\nrequest_state_key_file = \"{}\"\nrequest_state_ttl_secs = 7\n", file.display())
+        };
+        std::fs::write(&file, format!("{}\n", "k".repeat(32))).expect("write");
+        let c = Config::parse(&with(&file), "f").expect("valid");
+        assert_eq!(c.mrtr.ttl, Some(Duration::from_secs(7)));
+        std::fs::write(&file, "k".repeat(31)).expect("write");
+        let short = Config::parse(&with(&file), "f").expect_err("a short key");
+        assert!(short.to_string().contains("at least 32"), "{short}");
+        let _ = std::fs::remove_file(&file);
+        assert!(Config::parse(&with(&file), "f").is_err(), "a missing key file");
+        assert!(Config::parse("[server]\nrequest_state_ttl_secs = 0\n", "f").is_err());
+        assert_eq!(Config::parse("", "f").expect("valid").mrtr.ttl, None, "the call deadline by default");
+    }
+
+    #[test]
     fn no_upstreams_section_means_the_builtin_tools() {
         let c = Config::parse("", "f").expect("valid");
         assert_eq!(c.upstreams.len(), 1);
