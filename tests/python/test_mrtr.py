@@ -137,7 +137,14 @@ async def test_a_retry_with_the_answer_continues_the_upstream_call_and_its_state
             [(key, asked)] = first["inputRequests"].items()
             assert asked["method"] == "sampling/createMessage", asked
             assert asked["params"]["messages"][0]["content"]["text"] == "what is 2+2?", asked
-            state = first["requestState"]
+            # A retry without the answer (and with one to a key never asked) is asked again.
+            unanswered = call(9, prompt="what is 2+2?", inputResponses={"other": {}}, requestState=first["requestState"])
+            again = answer_of(await http.post(f"{f.gw.url}/mcp", json=unanswered, headers=headers()))
+            assert again["id"] == 9 and again["result"]["resultType"] == "input_required", again
+            [(key, asked_again)] = again["result"]["inputRequests"].items()
+            assert asked_again == asked, (asked_again, asked)
+            state = again["result"]["requestState"]
+            assert state != first["requestState"], "a fresh state for each round"
             retry = call(2, prompt="what is 2+2?", inputResponses={key: sampled("four")}, requestState=state)
             done = answer_of(await http.post(f"{f.gw.url}/mcp", json=retry, headers=headers()))
             assert done["id"] == 2, done

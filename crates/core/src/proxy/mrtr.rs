@@ -140,12 +140,13 @@ pub(super) async fn round(
                 tracing::info!("refused a stateless retry whose requestState was used already or is unknown");
                 invalid("requestState was used already or is unknown (each is good for one retry)")
             })?;
-            answer(&mut call, retry.responses.unwrap_or_default());
-            call
+            let unanswered = answer(&mut call, retry.responses.unwrap_or_default());
+            (call, unanswered)
         }
-        None => start(link, request, ctx, session, limit, cancel, tasks),
+        None => (start(link, request, ctx, session, limit, cancel, tasks), Vec::new()),
     };
-    wait(parked, call, ctx, (caller, digest), cancel, tasks).await
+    let (call, unanswered) = call;
+    wait(parked, call, unanswered, ctx, (caller, digest), cancel, tasks).await
 }
 
 /// Starts the upstream call on a task of its own, so that it outlives this round.
@@ -185,16 +186,29 @@ fn start(
     Call { outcome, asks, open: Vec::new(), cancel: call_ct, limit }
 }
 
-/// Waits for the call's next step: its result, or requests of the client, which park it.
+/// Waits for the call's next step: its result, or requests of the client, which park it
+/// (at once, when the last retry left some unanswered).
 async fn wait(
     parked: &Arc<Parked>,
     mut call: Call,
+    mut unanswered: Vec<Ask>,
     ctx: &RequestContext<RoleServer>,
     (caller, digest): ([u8; 32], [u8; 32]),
     cancel: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<ServerResult, ErrorData> {
     let requests = loop {
+        // Requests the retry left unanswered are asked again, at once.
+        if !unanswered.is_empty() {
+            let mut asks = std::mem::take(&mut unanswered);
+            while let Ok(more) = call.asks.try_recv() {
+                asks.push(more);
+            }
+            let requests = inputs(&mut call, asks, ctx)?;
+            if !requests.is_empty() {
+                break requests;
+            }
+        }
         let first = tokio::select! {
             outcome = &mut call.outcome => {
                 return outcome.unwrap_or_else(|_| Err(Error::Cancelled.to_jsonrpc()));
@@ -290,15 +304,19 @@ fn inputs(
     Ok(requests)
 }
 
-/// Hands the client's answers to the requests the last round asked.
-fn answer(call: &mut Call, mut responses: BTreeMap<String, serde_json::Value>) {
+/// Hands the client's answers to the requests the last round asked; those it did not
+/// answer are returned, to be asked again. Answers to keys never asked are ignored.
+fn answer(call: &mut Call, mut responses: BTreeMap<String, serde_json::Value>) -> Vec<Ask> {
+    let mut unanswered = Vec::new();
     for (key, ask) in call.open.drain(..) {
-        let result = match responses.remove(&key) {
-            None => Err(ErrorData::internal_error(format!("the client gave no answer to {key}"), None)),
-            Some(value) => parse_answer(&ask.request, value),
-        };
-        let _ = ask.reply.send(result);
+        match responses.remove(&key) {
+            None => unanswered.push(ask),
+            Some(value) => {
+                let _ = ask.reply.send(parse_answer(&ask.request, value));
+            }
+        }
     }
+    unanswered
 }
 
 /// A client's answer as the result of the request it answers.
