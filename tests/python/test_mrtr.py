@@ -19,6 +19,7 @@ from pathlib import Path
 import anyio
 import httpx2 as httpx
 import pytest
+from mcp import types
 
 from support import Answers, all_text, connect, sampling_result, session_counts, stdio_upstream, text_of
 from support import wait_shared_upstreams_up
@@ -124,6 +125,26 @@ async def test_the_default_client_answers_sampling_and_elicitation_through_input
             assert f"- Name: {me.name}" in text, text
             assert me.elicitations == ["Please provide inputs for the following fields:"]
             assert await session_counts(gw.url) == (0, 0), "no session on the stateless path"
+
+
+async def test_the_default_client_answers_a_roots_request_through_an_input_required_result(start_gateway, tmp_path):
+    """The stdio fixture's `roots_now` asks its client for its roots the moment it is called;
+    the SDK's default client answers from its own roots callback, and the tool returns them."""
+    f = Fixture(start_gateway, tmp_path)
+    await wait_shared_upstreams_up(f.gw, "fixture")
+    asked = []
+
+    async def roots(context) -> types.ListRootsResult:
+        asked.append(True)
+        return types.ListRootsResult(roots=[types.Root(uri="file:///work/a"), types.Root(uri="file:///work/b")])
+
+    with anyio.fail_after(60):
+        async with connect(f.gw.url, "streamable", mode="auto", list_roots_callback=roots) as client:
+            assert client.protocol_version == V2026
+            result = await client.call_tool("roots_now", {})
+            assert text_of(result) == "file:///work/a file:///work/b", result
+    assert asked == [True]
+    assert f.cancelled() == 0
 
 
 async def test_a_retry_with_the_answer_continues_the_upstream_call_and_its_state_is_used_once(

@@ -7,6 +7,7 @@
 mod modern;
 mod mrtr;
 
+pub use modern::ModernHub;
 pub use mrtr::{MAX_PARKED, MrtrConfig};
 
 use std::sync::{Arc, OnceLock};

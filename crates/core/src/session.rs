@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::channel::{ChannelTransport, Inbound, Notifier, Outbound, Parking};
 use crate::error::Error;
-use crate::proxy::{MrtrConfig, Proxy};
+use crate::proxy::{ModernHub, MrtrConfig, Proxy};
 use crate::seal::Sealer;
 use crate::state::SessionState;
 use crate::upstream::set::Upstreams;
@@ -125,8 +125,7 @@ impl ServerFactory {
             Some(config) => config.clone(),
             None => MrtrConfig { sealer: Arc::new(Sealer::generate()?), ttl: None },
         };
-        let proxy =
-            Proxy::modern(self.upstreams.clone(), state.clone(), cancel.child_token(), self.tasks.clone(), mrtr);
+        let proxy = ModernHub::new(&self.upstreams, &state, &cancel.child_token(), &self.tasks, mrtr);
         let span = tracing::info_span!("hub");
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {

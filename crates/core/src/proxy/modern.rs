@@ -2,15 +2,22 @@
 //! started without `initialize`, over the same upstreams the sessions use.
 //!
 //! Its members are joined once, at start. Shared upstreams are the sessions' own shared
-//! connections; an upstream configured per session (`share = "session"`) gets one
-//! connection for the hub, which acts as shared there: every stateless request uses it.
+//! connections; an upstream configured per session (`share = "session"`) gets two
+//! connections for the hub, which act as shared there (see [`ModernHub`]).
 //! What the hub advertises is the union of what its members offer now, recomputed only
 //! when an upstream's generation moves (it connects, restarts or changes its lists): rmcp
 //! asks for it several times per request.
 
 use std::sync::{Arc, Mutex};
 
-use rmcp::model::{ClientCapabilities, Implementation, InitializeRequestParams, ServerConfig};
+use std::borrow::Cow;
+
+use rmcp::model::{
+    ClientCapabilities, ClientNotification, ClientRequest, Implementation, InitializeRequestParams, ProtocolVersion,
+    RequestMetaObject, ServerConfig, ServerResult,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ErrorData, RoleServer, Service};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -47,25 +54,95 @@ impl Modern {
 }
 
 impl Proxy {
-    /// The modern hub's server over `upstreams`; the connections it starts for per-session
-    /// upstreams live until `cancel` fires.
-    pub(crate) fn modern(
+    /// A modern hub's server over `upstreams`; the connections it starts for per-session
+    /// upstreams live until `cancel` fires. `capable`: its per-session upstreams are told
+    /// their client can sample, elicit and list roots (asked of the caller through
+    /// input-required results); otherwise that it can do none of those.
+    fn modern(
         upstreams: Arc<Upstreams>,
         state: Arc<SessionState>,
         cancel: CancellationToken,
         tasks: TaskTracker,
-        mrtr: MrtrConfig,
+        parked: Arc<Parked>,
+        capable: bool,
     ) -> Self {
         let mut proxy = Self::new(upstreams, state, cancel, tasks);
-        // What a per-session upstream is told about its client: the gateway, which asks a
-        // stateless client for sampling, elicitation and roots through input-required results.
+        let capabilities = if capable { mrtr_capabilities() } else { ClientCapabilities::default() };
         let client =
-            InitializeRequestParams::new(mrtr_capabilities(), Implementation::new("mcpgw", env!("CARGO_PKG_VERSION")))
+            InitializeRequestParams::new(capabilities, Implementation::new("mcpgw", env!("CARGO_PKG_VERSION")))
                 .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_11_25);
         let members = proxy.members_for(&client, None);
         let _ = proxy.members.set(members);
-        proxy.modern = Some(Modern { info: Mutex::new(None), parked: Arc::new(Parked::new(mrtr)) });
+        proxy.modern = Some(Modern { info: Mutex::new(None), parked });
         proxy
+    }
+}
+
+/// The modern hub's server: two proxies over the same upstreams, told different things
+/// about their client. A handshake-era upstream learns its client's capabilities once, at
+/// `initialize`, and may act on them (offer a sampling tool only to a client that can
+/// sample, refuse a call with -32021 when it cannot); stateless callers each declare their
+/// own. So a per-session upstream gets two connections for the hub: one that says its
+/// client can sample, elicit and list roots, for the requests that declare any of those,
+/// and one that says it can do none, for the rest. Shared upstreams are the same
+/// connection in both. Both park their calls in one table, so a retry finds its call
+/// whichever of them it reaches.
+pub struct ModernHub {
+    capable: Proxy,
+    plain: Proxy,
+}
+
+impl ModernHub {
+    pub(crate) fn new(
+        upstreams: &Arc<Upstreams>,
+        state: &Arc<SessionState>,
+        cancel: &CancellationToken,
+        tasks: &TaskTracker,
+        mrtr: MrtrConfig,
+    ) -> Self {
+        let parked = Arc::new(Parked::new(mrtr));
+        let proxy = |capable| {
+            Proxy::modern(upstreams.clone(), state.clone(), cancel.clone(), tasks.clone(), parked.clone(), capable)
+        };
+        Self { capable: proxy(true), plain: proxy(false) }
+    }
+
+    /// The proxy of a request with this `_meta`.
+    fn of(&self, meta: &RequestMetaObject) -> &Proxy {
+        let declared = meta.client_capabilities().unwrap_or_default();
+        if declared.sampling.is_some() || declared.elicitation.is_some() || declared.roots.is_some() {
+            &self.capable
+        } else {
+            &self.plain
+        }
+    }
+}
+
+impl Service<RoleServer> for ModernHub {
+    async fn handle_request(
+        &self,
+        request: ClientRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        // rmcp has moved the request's `_meta` into the context by now.
+        let proxy = self.of(&context.meta);
+        <Proxy as Service<RoleServer>>::handle_request(proxy, request, context).await
+    }
+
+    async fn handle_notification(
+        &self,
+        notification: ClientNotification,
+        context: NotificationContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        <Proxy as Service<RoleServer>>::handle_notification(&self.capable, notification, context).await
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        <Proxy as Service<RoleServer>>::get_info(&self.capable)
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        <Proxy as Service<RoleServer>>::supported_protocol_versions(&self.capable)
     }
 }
 

@@ -336,8 +336,10 @@ fn parse_answer(request: &ServerRequest, value: serde_json::Value) -> Result<Cli
     }
 }
 
-/// Takes a retry's `inputResponses` and `requestState` out of the request: they are for
-/// the gateway, not the upstream.
+/// Takes a retry's `inputResponses` and `requestState` out of the request: with a state,
+/// they are for the gateway, not the upstream. Without one, the request goes on as it came
+/// (an upstream that knows `inputResponses` may use them; 2026-07-28 asks a server to
+/// ignore what it does not know).
 fn take_retry(request: &mut ClientRequest) -> Retry {
     let (responses, state) = match request {
         ClientRequest::CallToolRequest(r) => (&mut r.params.input_responses, &mut r.params.request_state),
@@ -345,6 +347,9 @@ fn take_retry(request: &mut ClientRequest) -> Retry {
         ClientRequest::ReadResourceRequest(r) => (&mut r.params.input_responses, &mut r.params.request_state),
         _ => return Retry { responses: None, state: None },
     };
+    if state.is_none() {
+        return Retry { responses: None, state: None };
+    }
     Retry { responses: responses.take(), state: state.take() }
 }
 
