@@ -126,7 +126,7 @@ pub(super) async fn round(
         .map_or(&[][..], |v| v.as_bytes());
     let caller = sealer.caller(credential);
     let digest = digest_of(&request)?;
-    let call = match retry.state {
+    let (call, unanswered) = match retry.state {
         Some(state) => {
             let opened = sealer.open(&state, &caller, &digest).map_err(|refused| {
                 if let Some(nonce) = refused.nonce() {
@@ -145,7 +145,6 @@ pub(super) async fn round(
         }
         None => (start(link, request, ctx, session, limit, cancel, tasks), Vec::new()),
     };
-    let (call, unanswered) = call;
     wait(parked, call, unanswered, ctx, (caller, digest), cancel, tasks).await
 }
 
