@@ -253,3 +253,32 @@ async def test_a_state_presented_with_another_credential_is_refused_and_its_call
             retry = call(4, inputResponses={key: sampled("alice's")}, requestState=first["requestState"])
             done = answer_of(await http.post(f"{f.gw.url}/mcp", json=retry, headers=headers(alice)))
             assert done["result"]["content"][0]["text"] == "alice's", done
+
+
+async def test_a_per_session_upstream_sees_the_capabilities_the_stateless_caller_declares(start_gateway, everything_js):
+    """server-everything lists its sampling and elicitation tools only to a client that
+    declared those capabilities at `initialize`. The hub keeps two connections to a
+    per-session upstream, one declaring them and one not, and each stateless request uses
+    the one that matches its own `_meta`: a caller without them is not offered those tools."""
+    gw = start_gateway(NO_GRACE + stdio_upstream("everything", "node", [everything_js, "stdio"], share="session"))
+
+    async def tools(http: httpx.AsyncClient, capabilities: dict) -> set[str]:
+        meta = {
+            "io.modelcontextprotocol/protocolVersion": V2026,
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": capabilities,
+        }
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}}
+        h = {**headers(), "Mcp-Method": "tools/list"}
+        del h["Mcp-Name"]
+        response = await http.post(f"{gw.url}/mcp", json=body, headers=h)
+        assert response.status_code == 200, response.text
+        return {t["name"] for t in answer_of(response)["result"]["tools"]}
+
+    asking = {"trigger-sampling-request", "trigger-elicitation-request"}
+    with anyio.fail_after(60):
+        async with httpx.AsyncClient(timeout=30) as http:
+            plain = await tools(http, {})
+            assert "echo" in plain and not plain & asking, sorted(plain)
+            capable = await tools(http, {"sampling": {}, "elicitation": {}})
+            assert asking <= capable, sorted(capable)
