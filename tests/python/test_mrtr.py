@@ -147,6 +147,22 @@ async def test_the_default_client_answers_a_roots_request_through_an_input_requi
     assert f.cancelled() == 0
 
 
+async def test_the_default_client_answers_sampling_for_a_prompt_through_an_input_required_result(
+    start_gateway, tmp_path
+):
+    """`prompts/get` may need the client's input too: the stdio fixture's `sample_prompt`
+    samples before it answers, and the prompt is the client's own answer."""
+    f = Fixture(start_gateway, tmp_path)
+    await wait_shared_upstreams_up(f.gw, "fixture")
+    me = Answers("prompted")
+    with anyio.fail_after(60):
+        async with connect(f.gw.url, "streamable", mode="auto", **me.options()) as client:
+            assert client.protocol_version == V2026
+            prompt = await client.get_prompt("sample_prompt", {"topic": "gateways"})
+            assert prompt.messages[0].content.text == me.sampled, prompt
+    assert me.sampling_prompts == ["write about gateways"]
+
+
 async def test_a_retry_with_the_answer_continues_the_upstream_call_and_its_state_is_used_once(
     start_gateway, tmp_path
 ):
