@@ -67,6 +67,15 @@ def sampled(text: str) -> dict:
     return {"role": "assistant", "content": {"type": "text", "text": text}, "model": "raw-model"}
 
 
+async def waiting(http: httpx.AsyncClient, base_url: str) -> int:
+    """`mcpgw_stateless_calls_waiting_for_input` from /metrics."""
+    text = (await http.get(f"{base_url}/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("mcpgw_stateless_calls_waiting_for_input "):
+            return int(float(line.split()[-1]))
+    raise AssertionError(f"no mcpgw_stateless_calls_waiting_for_input in {text}")
+
+
 class Fixture:
     """The stdio fixture behind a gateway, recording the cancels it gets."""
 
@@ -171,6 +180,7 @@ async def test_a_retry_with_the_answer_continues_the_upstream_call_and_its_state
     with anyio.fail_after(30):
         async with httpx.AsyncClient(timeout=20) as http:
             first = await f.first_round(http, 1, prompt="what is 2+2?")
+            assert await waiting(http, f.gw.url) == 1, "the call is parked"
             [(key, asked)] = first["inputRequests"].items()
             assert asked["method"] == "sampling/createMessage", asked
             assert asked["params"]["messages"][0]["content"]["text"] == "what is 2+2?", asked
@@ -187,6 +197,7 @@ async def test_a_retry_with_the_answer_continues_the_upstream_call_and_its_state
             assert done["id"] == 2, done
             assert done["result"]["resultType"] == "complete", done
             assert done["result"]["content"][0]["text"] == "four", done
+            assert await waiting(http, f.gw.url) == 0, "the call is over"
 
             replay = call(3, prompt="what is 2+2?", inputResponses={key: sampled("five")}, requestState=state)
             refused = answer_of(await http.post(f"{f.gw.url}/mcp", json=replay, headers=headers()))

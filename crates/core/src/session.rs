@@ -37,6 +37,8 @@ pub struct ServerFactory {
     parked: Arc<AtomicUsize>,
     /// How the hub parks stateless calls that need their client's input.
     mrtr: Option<MrtrConfig>,
+    /// Stateless calls parked now, waiting for their clients' input.
+    waiting: Arc<AtomicUsize>,
 }
 
 static SESSION_KEYS: AtomicU64 = AtomicU64::new(1);
@@ -45,7 +47,7 @@ impl ServerFactory {
     /// A factory serving `upstreams`, whose session tasks are tracked by `tasks`. Its
     /// servers never park unless [`ServerFactory::parking`] says when.
     pub fn new(upstreams: Arc<Upstreams>, tasks: TaskTracker) -> Self {
-        Self { upstreams, tasks, park_after: None, parked: Arc::default(), mrtr: None }
+        Self { upstreams, tasks, park_after: None, parked: Arc::default(), mrtr: None, waiting: Arc::default() }
     }
 
     /// The key and lifetime of the hub's `requestState`s (without it, a key generated when
@@ -53,6 +55,14 @@ impl ServerFactory {
     #[must_use]
     pub fn mrtr(mut self, config: MrtrConfig) -> Self {
         self.mrtr = Some(config);
+        self
+    }
+
+    /// `waiting` counts the stateless calls parked now, waiting for their clients' input
+    /// (share one counter across reloads, so it counts every hub's).
+    #[must_use]
+    pub fn waiting_for_input(mut self, waiting: Arc<AtomicUsize>) -> Self {
+        self.waiting = waiting;
         self
     }
 
@@ -125,7 +135,8 @@ impl ServerFactory {
             Some(config) => config.clone(),
             None => MrtrConfig { sealer: Arc::new(Sealer::generate()?), ttl: None },
         };
-        let proxy = ModernHub::new(&self.upstreams, &state, &cancel.child_token(), &self.tasks, mrtr);
+        let proxy =
+            ModernHub::new(&self.upstreams, &state, &cancel.child_token(), &self.tasks, mrtr, self.waiting.clone());
         let span = tracing::info_span!("hub");
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {

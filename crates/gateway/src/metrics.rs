@@ -22,6 +22,8 @@ pub(crate) trait LiveFigures: Send + Sync {
     fn counts(&self) -> (usize, usize);
     /// Open sessions whose MCP server is parked now.
     fn parked(&self) -> usize;
+    /// Stateless calls parked now, waiting for their clients' input.
+    fn waiting_for_input(&self) -> usize;
     /// The current upstreams' figures.
     fn upstream_stats(&self) -> Vec<UpstreamStats>;
 }
@@ -191,6 +193,14 @@ impl Collector for Live {
             parked.metric_type(),
         )?;
         parked.encode(metric)?;
+        let waiting = ConstGauge::new(i64::try_from(registry.waiting_for_input()).unwrap_or(i64::MAX));
+        let metric = encoder.encode_descriptor(
+            "stateless_calls_waiting_for_input",
+            "Stateless calls whose upstream asked the client something, parked until the client's retry",
+            None,
+            waiting.metric_type(),
+        )?;
+        waiting.encode(metric)?;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let tasks = ConstGauge::new(i64::try_from(runtime.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
             let metric =

@@ -28,6 +28,8 @@ pub(crate) struct Registry {
     park_after: Option<Duration>,
     /// Sessions whose server is parked now.
     parked: Arc<AtomicUsize>,
+    /// Stateless calls parked now, waiting for their clients' input.
+    waiting: Arc<AtomicUsize>,
     limits: SessionLimits,
     metrics: Arc<Metrics>,
     /// Set at shutdown: no new sessions.
@@ -59,11 +61,13 @@ impl Registry {
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         let parked = Arc::new(AtomicUsize::new(0));
+        let waiting = Arc::new(AtomicUsize::new(0));
         let registry = Arc::new_cyclic(|me| Self {
             map: DashMap::new(),
-            factory: RwLock::new(factory.parking(park_after, parked.clone())),
+            factory: RwLock::new(factory.parking(park_after, parked.clone()).waiting_for_input(waiting.clone())),
             park_after,
             parked,
+            waiting,
             limits,
             metrics: metrics.clone(),
             closed: AtomicBool::new(false),
@@ -86,7 +90,7 @@ impl Registry {
     /// Serves new sessions from `factory`; live sessions keep the servers they have.
     /// Stateless requests go to a new hub over the new upstreams from now on.
     pub(crate) fn set_factory(&self, factory: ServerFactory) {
-        let factory = factory.parking(self.park_after, self.parked.clone());
+        let factory = factory.parking(self.park_after, self.parked.clone()).waiting_for_input(self.waiting.clone());
         *self.factory.write().unwrap_or_else(std::sync::PoisonError::into_inner) = factory;
         // The hub it replaces ends once nothing holds it (its requests are answered): its
         // server holds it only weakly.
@@ -299,6 +303,10 @@ impl LiveFigures for Registry {
 
     fn parked(&self) -> usize {
         Registry::parked(self)
+    }
+
+    fn waiting_for_input(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     fn upstream_stats(&self) -> Vec<UpstreamStats> {

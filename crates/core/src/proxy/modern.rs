@@ -11,6 +11,7 @@
 use std::sync::{Arc, Mutex};
 
 use std::borrow::Cow;
+use std::sync::atomic::AtomicUsize;
 
 use rmcp::model::{
     ClientCapabilities, ClientNotification, ClientRequest, Implementation, InitializeRequestParams, ProtocolVersion,
@@ -99,8 +100,9 @@ impl ModernHub {
         cancel: &CancellationToken,
         tasks: &TaskTracker,
         mrtr: MrtrConfig,
+        waiting: Arc<AtomicUsize>,
     ) -> Self {
-        let parked = Arc::new(Parked::new(mrtr));
+        let parked = Arc::new(Parked::new(mrtr, waiting));
         let proxy = |capable| {
             Proxy::modern(upstreams.clone(), state.clone(), cancel.clone(), tasks.clone(), parked.clone(), capable)
         };

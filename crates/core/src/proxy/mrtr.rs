@@ -20,6 +20,7 @@
 #![allow(deprecated)] // sampling and roots are deprecated in 2026-07-28, and still what a handshake-era upstream asks
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -60,6 +61,8 @@ pub struct MrtrConfig {
 pub(super) struct Parked {
     config: MrtrConfig,
     calls: Mutex<HashMap<Nonce, Call>>,
+    /// Calls parked now, for the metrics (shared by every hub of the gateway).
+    waiting: Arc<AtomicUsize>,
 }
 
 /// An upstream call that runs on while its client answers.
@@ -91,13 +94,41 @@ struct Retry {
 }
 
 impl Parked {
-    pub(super) fn new(config: MrtrConfig) -> Self {
-        Self { config, calls: Mutex::new(HashMap::new()) }
+    pub(super) fn new(config: MrtrConfig, waiting: Arc<AtomicUsize>) -> Self {
+        Self { config, calls: Mutex::new(HashMap::new()), waiting }
     }
 
     fn calls(&self) -> MutexGuard<'_, HashMap<Nonce, Call>> {
         // Plain data, never locked across an await.
         self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes a parked call off the table.
+    fn take(&self, nonce: &Nonce) -> Option<Call> {
+        let call = self.calls().remove(nonce);
+        if call.is_some() {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        call
+    }
+
+    /// Parks a call, unless [`MAX_PARKED`] are parked already (the call is handed back).
+    fn put(&self, nonce: Nonce, call: Call) -> Result<(), Call> {
+        let mut calls = self.calls();
+        if calls.len() >= MAX_PARKED {
+            return Err(call);
+        }
+        calls.insert(nonce, call);
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Drop for Parked {
+    /// The hub ended: its parked calls end with it (each cancels its upstream call).
+    fn drop(&mut self) {
+        let left = self.calls().len();
+        self.waiting.fetch_sub(left, Ordering::Relaxed);
     }
 }
 
@@ -131,12 +162,12 @@ pub(super) async fn round(
             let opened = sealer.open(&state, &caller, &digest).map_err(|refused| {
                 if let Some(nonce) = refused.nonce() {
                     // Dropping it cancels it upstream.
-                    drop(parked.calls().remove(&nonce));
+                    drop(parked.take(&nonce));
                 }
                 tracing::info!(why = refused.why(), "refused a stateless retry's requestState");
                 invalid(refused.why())
             })?;
-            let mut call = parked.calls().remove(&opened.nonce).ok_or_else(|| {
+            let mut call = parked.take(&opened.nonce).ok_or_else(|| {
                 tracing::info!("refused a stateless retry whose requestState was used already or is unknown");
                 invalid("requestState was used already or is unknown (each is good for one retry)")
             })?;
@@ -231,16 +262,10 @@ async fn wait(
     };
     let ttl = parked.config.ttl.unwrap_or(call.limit);
     let state = parked.config.sealer.fresh(caller, digest, ttl).map_err(|e| e.to_jsonrpc())?;
-    {
-        let mut calls = parked.calls();
-        if calls.len() >= MAX_PARKED {
-            tracing::warn!(max = MAX_PARKED, "too many stateless calls wait for their clients' input; refused one");
-            return Err(ErrorData::internal_error(
-                "too many calls wait for their clients' input; try again later",
-                None,
-            ));
-        }
-        calls.insert(state.nonce, call);
+    if parked.put(state.nonce, call).is_err() {
+        // The call handed back is dropped, which cancels it upstream.
+        tracing::warn!(max = MAX_PARKED, "too many stateless calls wait for their clients' input; refused one");
+        return Err(ErrorData::internal_error("too many calls wait for their clients' input; try again later", None));
     }
     // The state's lifetime: past it, the call ends, whether or not a retry came.
     let (watch, nonce, stop) = (Arc::downgrade(parked), state.nonce, cancel.clone());
@@ -249,7 +274,7 @@ async fn wait(
             () = tokio::time::sleep(ttl) => {}
             () = stop.cancelled() => return,
         }
-        let expired = watch.upgrade().and_then(|p| p.calls().remove(&nonce));
+        let expired = watch.upgrade().and_then(|p| p.take(&nonce));
         if expired.is_some() {
             tracing::info!("a stateless call's requestState expired before its retry; cancelled the upstream call");
         }
