@@ -36,6 +36,7 @@ help:
 	@echo "             rounds, medians (target/bench/compare.md); BASE_BIN=<binary> instead of building"
 	@echo "make profile where mcpgw's CPU goes per request, by perf under load: target/profile/summary.md;"
 	@echo "             PROFILE_SECS (default 10) measured seconds, PROFILE_THREADS mcpgw's worker threads"
+	@echo "             PROFILE_TRANSPORT (streamable-json, streamable-sse, legacy), PROFILE_SESSIONS (default 64)"
 
 # ARGS: the gateway's arguments, for example ARGS="--config config/examples/stdio.toml --listen 127.0.0.1:9090".
 ARGS ?=
@@ -249,6 +250,9 @@ bench-compare:
 # summary.md. Built like `bench`, so the profiled binary is the measured one.
 PROFILE_SECS    ?= 10
 PROFILE_THREADS ?=
+# streamable-json (default), streamable-sse or legacy; and the session count (default 64).
+PROFILE_TRANSPORT ?=
+PROFILE_SESSIONS ?=
 .PHONY: profile
 profile:
 	command -v perf >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null; }
@@ -256,7 +260,8 @@ profile:
 	$(CARGO) build --release -p mcpgw-bench
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true; \
 		target/release/mcpgw-bench profile --duration $(PROFILE_SECS) \
-			$(if $(PROFILE_THREADS),--worker-threads $(PROFILE_THREADS))
+			$(if $(PROFILE_THREADS),--worker-threads $(PROFILE_THREADS)) \
+			$(if $(PROFILE_TRANSPORT),--transport $(PROFILE_TRANSPORT)) $(if $(PROFILE_SESSIONS),--sessions $(PROFILE_SESSIONS))
 
 # The competing gateways the bench puts in front of the same stdio fixture (crates/bench/peers):
 # supergateway from npm (npm ci, pinned by package-lock.json) and mcp-proxy from PyPI, in a venv

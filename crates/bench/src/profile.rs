@@ -1,7 +1,7 @@
 //! `mcpgw-bench profile` (`make profile`): where mcpgw's CPU goes per request.
 //!
 //! It starts the release mcpgw on the built-in tools, runs the `load` closed loop against it
-//! (Streamable HTTP JSON, `tools/call echo`) and samples mcpgw with `perf record` meanwhile.
+//! (Streamable HTTP JSON by default, `--transport` another; `tools/call echo`) and samples mcpgw with `perf record` meanwhile.
 //! Into `--out` it then writes `perf.data`, `self.txt` (self time by symbol), `stacks.folded`
 //! (one `frame;…;leaf count` line per distinct stack, for a flamegraph) and `summary.md`
 //! (inclusive shares of a fixed list of categories), and prints summary.md.
@@ -36,6 +36,9 @@ pub(crate) struct Options {
     /// `[server] worker_threads` (default: mcpgw's own, one per core).
     #[arg(long)]
     worker_threads: Option<usize>,
+    /// The transport the load speaks.
+    #[arg(long, value_enum, default_value = "streamable-json")]
+    transport: Transport,
     /// Concurrent sessions.
     #[arg(long, default_value_t = 64)]
     sessions: usize,
@@ -137,7 +140,7 @@ pub(crate) async fn run(options: Options) -> Result<()> {
             Command::new(PERF).args(args).output()
         })
     };
-    let profile = Profile::new(Transport::StreamableJson, "echo", &json!({"text": "hello"}));
+    let profile = Profile::new(options.transport, "echo", &json!({"text": "hello"}));
     let loaded = load::closed_loop(&target, &profile, options.sessions, warmup, duration, Some(gw.pid)).await;
     let recorded = recorder.join().map_err(|_| anyhow!("the perf thread panicked"))?;
     if !gw.stop() {
@@ -256,8 +259,11 @@ fn summary(
     let _ = writeln!(md, "- Command: `{command_line}`, mcpgw commit {}", commit());
     let _ = writeln!(
         md,
-        "- Load: Streamable HTTP JSON, `tools/call echo`, {} sessions, {} s warm-up, {} s measured; worker threads: {threads}",
-        options.sessions, options.warmup, options.duration
+        "- Load: {}, `tools/call echo`, {} sessions, {} s warm-up, {} s measured; worker threads: {threads}",
+        options.transport.label(),
+        options.sessions,
+        options.warmup,
+        options.duration
     );
     let _ = writeln!(
         md,
