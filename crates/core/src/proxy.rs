@@ -436,6 +436,11 @@ fn is_not_found(e: &ErrorData) -> bool {
         || e.code == ErrorCode::METHOD_NOT_FOUND
 }
 
+/// Every request handler's body is boxed: rmcp runs each request on a task of its own whose
+/// future holds the state of the largest handler inline (an enum over all of them), and
+/// tokio copies that future when the task is made and again when it finishes. Unboxed, the
+/// forwarding handlers (deadline, nested upstream round trip, request context) made it
+/// several kilobytes for every `tools/call`; a box costs one small allocation instead.
 impl ServerHandler for Proxy {
     /// Only the versions with an `initialize` handshake: a session's upstreams may ask its
     /// client for sampling or elicitation, which 2026-07-28 forbids, so 2026 clients are
@@ -466,29 +471,32 @@ impl ServerHandler for Proxy {
         request: InitializeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
-        if ctx.peer.peer_info().is_none() {
-            ctx.peer.set_peer_info(request.clone());
-        }
-        if self.members.get().is_none() {
-            let members = self.connect(&request, &ctx).await;
-            let capabilities = merged_capabilities(&members);
-            let _ = self.info.set(
-                ServerConfig::new(capabilities)
-                    .with_server_info(Implementation::new("mcpgw", env!("CARGO_PKG_VERSION"))),
-            );
-            let _ = self.members.set(members);
-        }
-        let result = self.negotiate_initialize(&request)?;
-        // Its own upstream connections live in this server; a session without them may
-        // park when quiet and come back from this handshake.
-        let may_park = self.members()?.iter().all(|m| match m {
-            Member::Builtin(_) => true,
-            Member::Remote { spec, .. } => spec.share == Share::Shared,
-        });
-        let mut client = request;
-        client.protocol_version = result.protocol_version.clone();
-        self.state.initialized(Handshake { client, server: self.get_info() }, may_park);
-        Ok(result)
+        Box::pin(async move {
+            if ctx.peer.peer_info().is_none() {
+                ctx.peer.set_peer_info(request.clone());
+            }
+            if self.members.get().is_none() {
+                let members = self.connect(&request, &ctx).await;
+                let capabilities = merged_capabilities(&members);
+                let _ = self.info.set(
+                    ServerConfig::new(capabilities)
+                        .with_server_info(Implementation::new("mcpgw", env!("CARGO_PKG_VERSION"))),
+                );
+                let _ = self.members.set(members);
+            }
+            let result = self.negotiate_initialize(&request)?;
+            // Its own upstream connections live in this server; a session without them may
+            // park when quiet and come back from this handshake.
+            let may_park = self.members()?.iter().all(|m| match m {
+                Member::Builtin(_) => true,
+                Member::Remote { spec, .. } => spec.share == Share::Shared,
+            });
+            let mut client = request;
+            client.protocol_version = result.protocol_version.clone();
+            self.state.initialized(Handshake { client, server: self.get_info() }, may_park);
+            Ok(result)
+        })
+        .await
     }
 
     async fn ping(&self, _ctx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
@@ -500,8 +508,11 @@ impl ServerHandler for Proxy {
         _r: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        offered::<ListToolsRequestMethod>(self.get_info().capabilities.tools.is_some())?;
-        Ok(ListToolsResult::with_all_items(self.catalog().await?.tools.clone()))
+        Box::pin(async move {
+            offered::<ListToolsRequestMethod>(self.get_info().capabilities.tools.is_some())?;
+            Ok(ListToolsResult::with_all_items(self.catalog().await?.tools.clone()))
+        })
+        .await
     }
 
     async fn call_tool(
@@ -509,20 +520,23 @@ impl ServerHandler for Proxy {
         mut params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let route = self.tool_route(&params.name).await?;
-        params.name = route.name.into();
-        self.under_deadline(route.upstream, "the tool call", ctx, |ctx| async move {
-            match self.members()?.get(route.upstream) {
-                Some(Member::Builtin(b)) => b.call_tool(params, ctx).await,
-                _ => match self
-                    .forward(route.upstream, ClientRequest::CallToolRequest(CallToolRequest::new(params)), &ctx)
-                    .await?
-                {
-                    ServerResult::CallToolResult(r) => Ok(r.into()),
-                    ServerResult::InputRequiredResult(r) => Ok(r.into()),
-                    other => Err(self.unexpected(route.upstream, "tools/call", &other)),
-                },
-            }
+        Box::pin(async move {
+            let route = self.tool_route(&params.name).await?;
+            params.name = route.name.into();
+            self.under_deadline(route.upstream, "the tool call", ctx, |ctx| async move {
+                match self.members()?.get(route.upstream) {
+                    Some(Member::Builtin(b)) => b.call_tool(params, ctx).await,
+                    _ => match self
+                        .forward(route.upstream, ClientRequest::CallToolRequest(CallToolRequest::new(params)), &ctx)
+                        .await?
+                    {
+                        ServerResult::CallToolResult(r) => Ok(r.into()),
+                        ServerResult::InputRequiredResult(r) => Ok(r.into()),
+                        other => Err(self.unexpected(route.upstream, "tools/call", &other)),
+                    },
+                }
+            })
+            .await
         })
         .await
     }
@@ -532,8 +546,11 @@ impl ServerHandler for Proxy {
         _r: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        offered::<ListPromptsRequestMethod>(self.get_info().capabilities.prompts.is_some())?;
-        Ok(ListPromptsResult::with_all_items(self.catalog().await?.prompts.clone()))
+        Box::pin(async move {
+            offered::<ListPromptsRequestMethod>(self.get_info().capabilities.prompts.is_some())?;
+            Ok(ListPromptsResult::with_all_items(self.catalog().await?.prompts.clone()))
+        })
+        .await
     }
 
     async fn get_prompt(
@@ -541,23 +558,26 @@ impl ServerHandler for Proxy {
         mut params: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let (route, built) =
-            self.lookup(|c| c.prompt(&params.name).cloned(), |r| std::slice::from_ref(&r.upstream)).await?;
-        let route =
-            route.ok_or_else(|| self.not_found("prompt", &params.name, built.catalog.prompt_hint(&params.name)))?;
-        params.name = route.name;
-        self.under_deadline(route.upstream, "prompts/get", ctx, |ctx| async move {
-            match self.members()?.get(route.upstream) {
-                Some(Member::Builtin(b)) => b.get_prompt(params, ctx).await,
-                _ => match self
-                    .forward(route.upstream, ClientRequest::GetPromptRequest(GetPromptRequest::new(params)), &ctx)
-                    .await?
-                {
-                    ServerResult::GetPromptResult(r) => Ok(r.into()),
-                    ServerResult::InputRequiredResult(r) => Ok(r.into()),
-                    other => Err(self.unexpected(route.upstream, "prompts/get", &other)),
-                },
-            }
+        Box::pin(async move {
+            let (route, built) =
+                self.lookup(|c| c.prompt(&params.name).cloned(), |r| std::slice::from_ref(&r.upstream)).await?;
+            let route =
+                route.ok_or_else(|| self.not_found("prompt", &params.name, built.catalog.prompt_hint(&params.name)))?;
+            params.name = route.name;
+            self.under_deadline(route.upstream, "prompts/get", ctx, |ctx| async move {
+                match self.members()?.get(route.upstream) {
+                    Some(Member::Builtin(b)) => b.get_prompt(params, ctx).await,
+                    _ => match self
+                        .forward(route.upstream, ClientRequest::GetPromptRequest(GetPromptRequest::new(params)), &ctx)
+                        .await?
+                    {
+                        ServerResult::GetPromptResult(r) => Ok(r.into()),
+                        ServerResult::InputRequiredResult(r) => Ok(r.into()),
+                        other => Err(self.unexpected(route.upstream, "prompts/get", &other)),
+                    },
+                }
+            })
+            .await
         })
         .await
     }
@@ -567,8 +587,11 @@ impl ServerHandler for Proxy {
         _r: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        offered::<ListResourcesRequestMethod>(self.get_info().capabilities.resources.is_some())?;
-        Ok(ListResourcesResult::with_all_items(self.catalog().await?.resources.clone()))
+        Box::pin(async move {
+            offered::<ListResourcesRequestMethod>(self.get_info().capabilities.resources.is_some())?;
+            Ok(ListResourcesResult::with_all_items(self.catalog().await?.resources.clone()))
+        })
+        .await
     }
 
     async fn list_resource_templates(
@@ -576,8 +599,11 @@ impl ServerHandler for Proxy {
         _r: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        offered::<ListResourceTemplatesRequestMethod>(self.get_info().capabilities.resources.is_some())?;
-        Ok(ListResourceTemplatesResult::with_all_items(self.catalog().await?.templates.clone()))
+        Box::pin(async move {
+            offered::<ListResourceTemplatesRequestMethod>(self.get_info().capabilities.resources.is_some())?;
+            Ok(ListResourceTemplatesResult::with_all_items(self.catalog().await?.templates.clone()))
+        })
+        .await
     }
 
     async fn read_resource(
@@ -585,40 +611,43 @@ impl ServerHandler for Proxy {
         params: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        // The owners are tried in turn; the first, which listed the URI or has a template
-        // for it, decides whether the last catalog is current enough.
-        let (owners, _) =
-            self.lookup(|c| Some(c.resource_owners(&params.uri)).filter(|o| !o.is_empty()), |o| &o[..1]).await?;
-        // The uri in `data` too, so a client can tell which read failed (2026-07-28 asks it).
-        let mut last = ErrorData::resource_not_found(
-            format!("resource not found: {}", params.uri),
-            Some(serde_json::json!({ "uri": params.uri })),
-        );
-        for owner in owners.unwrap_or_default() {
-            let result = self
-                .under_deadline(owner, "resources/read", ctx.clone(), |ctx| {
-                    let params = params.clone();
-                    async move {
-                        match self.members()?.get(owner) {
-                            Some(Member::Builtin(b)) => b.read_resource(params, ctx).await,
-                            _ => {
-                                let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params));
-                                match self.forward(owner, request, &ctx).await? {
-                                    ServerResult::ReadResourceResult(r) => Ok(r.into()),
-                                    ServerResult::InputRequiredResult(r) => Ok(r.into()),
-                                    other => Err(self.unexpected(owner, "resources/read", &other)),
+        Box::pin(async move {
+            // The owners are tried in turn; the first, which listed the URI or has a template
+            // for it, decides whether the last catalog is current enough.
+            let (owners, _) =
+                self.lookup(|c| Some(c.resource_owners(&params.uri)).filter(|o| !o.is_empty()), |o| &o[..1]).await?;
+            // The uri in `data` too, so a client can tell which read failed (2026-07-28 asks it).
+            let mut last = ErrorData::resource_not_found(
+                format!("resource not found: {}", params.uri),
+                Some(serde_json::json!({ "uri": params.uri })),
+            );
+            for owner in owners.unwrap_or_default() {
+                let result = self
+                    .under_deadline(owner, "resources/read", ctx.clone(), |ctx| {
+                        let params = params.clone();
+                        async move {
+                            match self.members()?.get(owner) {
+                                Some(Member::Builtin(b)) => b.read_resource(params, ctx).await,
+                                _ => {
+                                    let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params));
+                                    match self.forward(owner, request, &ctx).await? {
+                                        ServerResult::ReadResourceResult(r) => Ok(r.into()),
+                                        ServerResult::InputRequiredResult(r) => Ok(r.into()),
+                                        other => Err(self.unexpected(owner, "resources/read", &other)),
+                                    }
                                 }
                             }
                         }
-                    }
-                })
-                .await;
-            match result {
-                Err(e) if is_not_found(&e) => last = e,
-                done => return done,
+                    })
+                    .await;
+                match result {
+                    Err(e) if is_not_found(&e) => last = e,
+                    done => return done,
+                }
             }
-        }
-        Err(last)
+            Err(last)
+        })
+        .await
     }
 
     async fn subscribe(
@@ -626,15 +655,18 @@ impl ServerHandler for Proxy {
         params: SubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let owner = self.resource_remote(&params.uri).await?;
-        let (link, _) = self.remote(owner)?;
-        let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(params.clone()));
-        self.under_deadline(owner, "resources/subscribe", ctx, |ctx| async move {
-            Ok(link.forward(request, &ctx, self.key()).await?)
+        Box::pin(async move {
+            let owner = self.resource_remote(&params.uri).await?;
+            let (link, _) = self.remote(owner)?;
+            let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(params.clone()));
+            self.under_deadline(owner, "resources/subscribe", ctx, |ctx| async move {
+                Ok(link.forward(request, &ctx, self.key()).await?)
+            })
+            .await?;
+            link.set_subscription(self.key(), &params.uri, true);
+            Ok(())
         })
-        .await?;
-        link.set_subscription(self.key(), &params.uri, true);
-        Ok(())
+        .await
     }
 
     async fn unsubscribe(
@@ -642,15 +674,18 @@ impl ServerHandler for Proxy {
         params: UnsubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let owner = self.resource_remote(&params.uri).await?;
-        let (link, _) = self.remote(owner)?;
-        link.set_subscription(self.key(), &params.uri, false);
-        let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params));
-        self.under_deadline(owner, "resources/unsubscribe", ctx, |ctx| async move {
-            Ok(link.forward(request, &ctx, self.key()).await?)
+        Box::pin(async move {
+            let owner = self.resource_remote(&params.uri).await?;
+            let (link, _) = self.remote(owner)?;
+            link.set_subscription(self.key(), &params.uri, false);
+            let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params));
+            self.under_deadline(owner, "resources/unsubscribe", ctx, |ctx| async move {
+                Ok(link.forward(request, &ctx, self.key()).await?)
+            })
+            .await?;
+            Ok(())
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn complete(
@@ -658,52 +693,60 @@ impl ServerHandler for Proxy {
         mut params: CompleteRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
-        offered::<CompleteRequestMethod>(self.get_info().capabilities.completions.is_some())?;
-        let find = |c: &Catalog| match &params.r#ref {
-            Reference::Prompt(prompt) => c.prompt(&prompt.name).map(|route| (route.upstream, Some(route.name.clone()))),
-            Reference::Resource(resource) => c.template_owner(&resource.uri).map(|owner| (owner, None)),
-            _ => None,
-        };
-        let (found, _) = self.lookup(find, |(owner, _)| std::slice::from_ref(owner)).await?;
-        let Some((owner, name)) = found else { return Ok(CompleteResult::default()) };
-        if let (Reference::Prompt(prompt), Some(name)) = (&mut params.r#ref, name) {
-            prompt.name = name;
-        }
-        match self.members()?.get(owner) {
-            // The built-in prompts complete nothing (and rmcp answers -32601 for them).
-            Some(Member::Builtin(_)) => Ok(CompleteResult::default()),
-            _ => {
-                let request = ClientRequest::CompleteRequest(CompleteRequest::new(params));
-                self.under_deadline(owner, "completion/complete", ctx, |ctx| async move {
-                    match self.forward(owner, request, &ctx).await? {
-                        ServerResult::CompleteResult(r) => Ok(r),
-                        other => Err(self.unexpected(owner, "completion/complete", &other)),
-                    }
-                })
-                .await
+        Box::pin(async move {
+            offered::<CompleteRequestMethod>(self.get_info().capabilities.completions.is_some())?;
+            let find = |c: &Catalog| match &params.r#ref {
+                Reference::Prompt(prompt) => {
+                    c.prompt(&prompt.name).map(|route| (route.upstream, Some(route.name.clone())))
+                }
+                Reference::Resource(resource) => c.template_owner(&resource.uri).map(|owner| (owner, None)),
+                _ => None,
+            };
+            let (found, _) = self.lookup(find, |(owner, _)| std::slice::from_ref(owner)).await?;
+            let Some((owner, name)) = found else { return Ok(CompleteResult::default()) };
+            if let (Reference::Prompt(prompt), Some(name)) = (&mut params.r#ref, name) {
+                prompt.name = name;
             }
-        }
+            match self.members()?.get(owner) {
+                // The built-in prompts complete nothing (and rmcp answers -32601 for them).
+                Some(Member::Builtin(_)) => Ok(CompleteResult::default()),
+                _ => {
+                    let request = ClientRequest::CompleteRequest(CompleteRequest::new(params));
+                    self.under_deadline(owner, "completion/complete", ctx, |ctx| async move {
+                        match self.forward(owner, request, &ctx).await? {
+                            ServerResult::CompleteResult(r) => Ok(r),
+                            other => Err(self.unexpected(owner, "completion/complete", &other)),
+                        }
+                    })
+                    .await
+                }
+            }
+        })
+        .await
     }
 
     async fn set_level(&self, params: SetLevelRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
-        offered::<SetLevelRequestMethod>(self.get_info().capabilities.logging.is_some())?;
-        let mut sent = false;
-        for (index, member) in self.members()?.iter().enumerate() {
-            if let Member::Remote { link, .. } = member
-                && link.capabilities().is_some_and(|c| c.logging.is_some())
-            {
-                let request = ClientRequest::SetLevelRequest(SetLevelRequest::new(params.clone()));
-                self.under_deadline(index, "logging/setLevel", ctx.clone(), |ctx| async move {
-                    Ok(link.forward(request, &ctx, self.key()).await?)
-                })
-                .await?;
-                sent = true;
+        Box::pin(async move {
+            offered::<SetLevelRequestMethod>(self.get_info().capabilities.logging.is_some())?;
+            let mut sent = false;
+            for (index, member) in self.members()?.iter().enumerate() {
+                if let Member::Remote { link, .. } = member
+                    && link.capabilities().is_some_and(|c| c.logging.is_some())
+                {
+                    let request = ClientRequest::SetLevelRequest(SetLevelRequest::new(params.clone()));
+                    self.under_deadline(index, "logging/setLevel", ctx.clone(), |ctx| async move {
+                        Ok(link.forward(request, &ctx, self.key()).await?)
+                    })
+                    .await?;
+                    sent = true;
+                }
             }
-        }
-        if !sent {
-            tracing::debug!("logging/setLevel: no upstream logs");
-        }
-        Ok(())
+            if !sent {
+                tracing::debug!("logging/setLevel: no upstream logs");
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn on_roots_list_changed(&self, _ctx: NotificationContext<RoleServer>) {
