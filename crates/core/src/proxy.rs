@@ -439,8 +439,9 @@ fn is_not_found(e: &ErrorData) -> bool {
 /// Every request handler's body is boxed: rmcp runs each request on a task of its own whose
 /// future holds the state of the largest handler inline (an enum over all of them), and
 /// tokio copies that future when the task is made and again when it finishes. Unboxed, the
-/// forwarding handlers (deadline, nested upstream round trip, request context) made it
-/// several kilobytes for every `tools/call`; a box costs one small allocation instead.
+/// forwarding handlers (deadline, nested upstream round trip, request context) made those
+/// copies a visible share of a `tools/call` (docs/performance.md); a box costs one small
+/// allocation instead.
 impl ServerHandler for Proxy {
     /// Only the versions with an `initialize` handshake: a session's upstreams may ask its
     /// client for sampling or elicitation, which 2026-07-28 forbids, so 2026 clients are
