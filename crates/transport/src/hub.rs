@@ -458,18 +458,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-/// Severity order of log levels, least severe first.
+/// Severity order of log levels, least severe first: rmcp declares them in that order (it
+/// derives no `Ord`).
 fn rank(level: LoggingLevel) -> u8 {
-    match level {
-        LoggingLevel::Debug => 0,
-        LoggingLevel::Info => 1,
-        LoggingLevel::Notice => 2,
-        LoggingLevel::Warning => 3,
-        LoggingLevel::Error => 4,
-        LoggingLevel::Critical => 5,
-        LoggingLevel::Alert => 6,
-        LoggingLevel::Emergency => 7,
-    }
+    level as u8
 }
 
 #[cfg(test)]
