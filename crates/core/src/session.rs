@@ -96,12 +96,7 @@ impl ServerFactory {
         cancel: CancellationToken,
         on_end: impl FnOnce() + Send + 'static,
     ) -> Result<(), Error> {
-        if self.tasks.is_closed() {
-            return Err(Error::ShuttingDown);
-        }
-        let outbound = Arc::new(outbound);
-        let key = SESSION_KEYS.fetch_add(1, Ordering::Relaxed);
-        let state = Arc::new(SessionState::new(key, Notifier::new(outbound.clone())));
+        let (outbound, state) = self.open(outbound)?;
         let span = tracing::info_span!("session", session = %label);
         let factory = self.clone();
         self.tasks.spawn(tracing::Instrument::instrument(
@@ -125,12 +120,7 @@ impl ServerFactory {
         outbound: O,
         cancel: CancellationToken,
     ) -> Result<(), Error> {
-        if self.tasks.is_closed() {
-            return Err(Error::ShuttingDown);
-        }
-        let outbound = Arc::new(outbound);
-        let key = SESSION_KEYS.fetch_add(1, Ordering::Relaxed);
-        let state = Arc::new(SessionState::new(key, Notifier::new(outbound.clone())));
+        let (outbound, state) = self.open(outbound)?;
         let mrtr = match &self.mrtr {
             Some(config) => config.clone(),
             None => MrtrConfig { sealer: Arc::new(Sealer::generate()?), ttl: None },
@@ -150,6 +140,18 @@ impl ServerFactory {
             span,
         ));
         Ok(())
+    }
+
+    /// What a session and the hub start from: their outbound side shared, and a fresh state
+    /// under a key of its own; refused once the gateway is shutting down.
+    fn open<O: Outbound>(&self, outbound: O) -> Result<(Arc<O>, Arc<SessionState>), Error> {
+        if self.tasks.is_closed() {
+            return Err(Error::ShuttingDown);
+        }
+        let outbound = Arc::new(outbound);
+        let key = SESSION_KEYS.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(SessionState::new(key, Notifier::new(outbound.clone())));
+        Ok((outbound, state))
     }
 
     /// Runs the session's servers, one after another, until the session ends.
