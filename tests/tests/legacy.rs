@@ -93,6 +93,13 @@ async fn post_errors_are_400_404_415_413_and_the_stream_survives() {
     let not_rpc = http.send(Method::POST, &s.endpoint, &json, r#"{"foo":1}"#).await;
     assert_eq!(not_rpc.status, StatusCode::BAD_REQUEST);
     assert_eq!(not_rpc.error_code(), -32600);
+    // A known method whose params do not read as its type is refused at the edge, never
+    // forwarded as something else (-32602 with the id, not "method not found" on the stream).
+    let unread = request(3, "tools/call", json!({"nome": "add"})).to_string();
+    let bad_params = http.send(Method::POST, &s.endpoint, &json, unread).await;
+    assert_eq!(bad_params.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_params.error_code(), -32602);
+    assert_eq!(bad_params.json()["id"], 3);
     let big = http.send(Method::POST, &s.endpoint, &json, vec![b' '; 4096]).await;
     assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
     let get = http.send(Method::GET, &s.endpoint, &[], Bytes::new()).await;

@@ -164,6 +164,23 @@ async fn malformed_and_non_jsonrpc_bodies_are_400_with_their_codes() {
         s.http.send(Method::POST, &s.url, &headers, r#"{"jsonrpc":"1.0","id":"x","method":"ping"}"#).await;
     assert_eq!(wrong_version.error_code(), -32600);
     assert_eq!(wrong_version.json()["id"], "x", "the id could be read, so the error carries it");
+    // A known method whose params do not read as its type: rmcp would read it as a custom
+    // request, which forwarded could read as the real method upstream (a duplicate key).
+    let no_name = request(4, "tools/call", json!({"nome": "add"})).to_string();
+    let bad_params = s.http.send(Method::POST, &s.url, &headers, no_name).await;
+    assert_eq!(bad_params.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_params.error_code(), -32602);
+    assert_eq!(bad_params.json()["id"], 4);
+    let message = bad_params.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("tools/call") && message.contains("name"), "{message}");
+    let duplicate = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"add","name":"echo"}}"#;
+    let refused = s.http.send(Method::POST, &s.url, &headers, duplicate).await;
+    assert_eq!((refused.status, refused.error_code()), (StatusCode::BAD_REQUEST, -32602));
+    // Without a session too: a broken initialize is not "Mcp-Session-Id header is required".
+    let init = r#"{"jsonrpc":"2.0","id":6,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"a","version":"1","version":"2"}}}"#;
+    let fresh = Http::new().send(Method::POST, &gw.url("/mcp"), &POST_HEADERS, init).await;
+    assert_eq!((fresh.status, fresh.error_code()), (StatusCode::BAD_REQUEST, -32602));
+    assert_eq!(fresh.json()["id"], 6);
     still_serves(&s).await;
 }
 

@@ -69,6 +69,14 @@ pub enum Error {
         /// The versions served.
         supported: Vec<&'static str>,
     },
+    /// A request of a method rmcp has a type for, whose params do not read as that type.
+    #[error("Invalid params for {method}: {reason}")]
+    InvalidParams {
+        /// The request's method.
+        method: String,
+        /// What did not read.
+        reason: String,
+    },
     /// A stateless request's `_meta` lacks a required key, or one is malformed.
     #[error("Invalid params: {0}")]
     InvalidMeta(String),
@@ -125,7 +133,7 @@ impl Error {
             Error::Resume(crate::event_log::ResumeError::Foreign) => (StatusCode::NOT_FOUND, SERVER_ERROR),
             Error::HeaderMismatch(_) => (StatusCode::BAD_REQUEST, HEADER_MISMATCH),
             Error::UnsupportedVersion { .. } => (StatusCode::BAD_REQUEST, UNSUPPORTED_VERSION),
-            Error::InvalidMeta(_) => (StatusCode::BAD_REQUEST, INVALID_PARAMS),
+            Error::InvalidMeta(_) | Error::InvalidParams { .. } => (StatusCode::BAD_REQUEST, INVALID_PARAMS),
             Error::MethodNotFound(_) => (StatusCode::NOT_FOUND, METHOD_NOT_FOUND),
             Error::MissingCapability(_) => (StatusCode::BAD_REQUEST, MISSING_CAPABILITY),
         }

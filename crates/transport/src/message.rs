@@ -37,7 +37,8 @@ where
     }
 }
 
-/// Parses a body: malformed JSON is -32700, JSON that is not a JSON-RPC message -32600.
+/// Parses a body: malformed JSON is -32700, JSON that is not a JSON-RPC message -32600, a
+/// request of a method rmcp knows whose params do not read as that method's -32602.
 pub fn parse(body: &[u8]) -> Result<Posted, Error> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
@@ -45,12 +46,36 @@ pub fn parse(body: &[u8]) -> Result<Posted, Error> {
         if batch.is_empty() {
             return Err(Error::InvalidRequest("an empty batch"));
         }
+        if let Some(method) = batch.iter().find_map(misread_method) {
+            return Err(Error::InvalidParams { method, reason: "they do not read as that method's".to_owned() });
+        }
         return Ok(Posted::Batch(batch));
     }
-    if let Some(request) = by_method::request(body) {
-        return Ok(Posted::Single(request));
+    let misread = match by_method::request(body) {
+        by_method::Read::Request(request) => return Ok(Posted::Single(request)),
+        by_method::Read::Misread(e) => Some(e),
+        by_method::Read::Other => None,
+    };
+    let message: ClientJsonRpcMessage = serde_json::from_slice(body).map_err(classify)?;
+    match misread_method(&message) {
+        Some(method) => Err(Error::InvalidParams {
+            method,
+            reason: misread.map_or_else(|| "they do not read as that method's".to_owned(), |e| e.to_string()),
+        }),
+        None => Ok(Posted::Single(message)),
     }
-    serde_json::from_slice(body).map(Posted::Single).map_err(classify)
+}
+
+/// The method of a request rmcp read as custom although it has a type for that method
+/// (see [`by_method::is_known`] for why that is refused).
+fn misread_method(message: &ClientJsonRpcMessage) -> Option<String> {
+    match message {
+        JsonRpcMessage::Request(r) => match &r.request {
+            ClientRequest::CustomRequest(c) if by_method::is_known(&c.method) => Some(c.method.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The id of the request in `body`, when it is a JSON object with a `method` and an `id`
@@ -133,6 +158,44 @@ mod tests {
         let batch =
             br#"[{"jsonrpc":"2.0","id":2,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
         assert!(matches!(parse(batch), Ok(Posted::Batch(b)) if b.len() == 2));
+    }
+
+    /// rmcp reads these as custom requests; forwarded, they would read as the method's own
+    /// type upstream (the duplicate key collapses), so what mcpgw routed by and what the
+    /// upstream runs would differ (found by the message_parse fuzz target).
+    #[test]
+    fn a_known_method_that_does_not_read_as_its_type_is_invalid_params() {
+        let refused = |body: &[u8]| match parse(body) {
+            Err(Error::InvalidParams { method, reason }) => (method, reason),
+            other => panic!("{other:?} for {}", String::from_utf8_lossy(body)),
+        };
+        let duplicate = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"i","version":"0.1","version":"0.2"}}}"#;
+        let (method, reason) = refused(duplicate);
+        assert_eq!(method, "initialize");
+        assert!(reason.contains("duplicate field `version`"), "{reason}");
+        let (method, reason) = refused(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"nome":"e"}}"#);
+        assert_eq!(method, "tools/call");
+        assert!(reason.contains("missing field `name`"), "{reason}");
+        // An escaped method is read by the general parse only: refused all the same.
+        let (method, _) = refused(br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"nome":"e"}}"#);
+        assert_eq!(method, "tools/call");
+        let (method, _) = refused(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{}}]"#,
+        );
+        assert_eq!(method, "tools/call");
+        assert_eq!(Error::InvalidParams { method, reason }.status_and_code(), (http::StatusCode::BAD_REQUEST, -32602));
+    }
+
+    #[test]
+    fn a_bad_envelope_stays_an_invalid_request_whatever_the_method() {
+        let body = br#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"e"}}"#;
+        assert!(matches!(parse(body), Err(Error::InvalidRequest(_))));
+        let null_id = br#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"e"}}"#;
+        assert!(matches!(parse(null_id), Err(Error::InvalidRequest(_))));
+        assert!(matches!(
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"x/custom","params":{"a":1}}"#),
+            Ok(Posted::Single(_))
+        ));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The common requests parsed straight into their type, by their method.
+//! Requests parsed straight into their type, by their method.
 //!
 //! rmcp's `ClientJsonRpcMessage` is an untagged enum whose request part is another untagged
 //! enum of some twenty request types: serde buffers the message and tries each type in
@@ -6,13 +6,20 @@
 //! largest single cost of a round trip in the profile. Reading the keys and the method
 //! first, then deserializing into that one request type, gives the same value for a
 //! fraction of the work. Anything else (other methods, notifications, responses, a message
-//! this path cannot read) returns `None`, and the caller parses it the general way, so the
-//! result is always the one rmcp's own deserializer would give.
+//! this path cannot read) is left to the general parse, so the result is always the one
+//! rmcp's own deserializer would give, but for one case it refuses: a request whose method
+//! rmcp has a type for that does not read as that type ([`is_known`]).
+
+#![allow(deprecated)] // logging/setLevel and resource subscriptions are deprecated in 2026-07-28 only, and read all the same
 
 use rmcp::model::{
-    CallToolRequest, ClientJsonRpcMessage, ClientRequest, CompleteRequest, GetPromptRequest, JsonRpcMessage,
-    JsonRpcRequest, ListPromptsRequest, ListResourcesRequest, ListToolsRequest, PingRequest, ReadResourceRequest,
+    CallToolRequest, CancelTaskRequest, ClientJsonRpcMessage, ClientRequest, CompleteRequest, DiscoverRequest,
+    GetPromptRequest, GetSkillRequest, GetTaskRequest, InitializeRequest, JsonRpcMessage, JsonRpcRequest,
+    ListPromptsRequest, ListResourceTemplatesRequest, ListResourcesRequest, ListSkillsRequest, ListToolsRequest,
+    PingRequest, ReadResourceDirectoryRequest, ReadResourceRequest, SetLevelRequest, SubscribeRequest,
+    SubscriptionsListenRequest, UnsubscribeRequest, UpdateTaskRequest,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 /// The keys that tell a request from the other kinds of message, and the method.
@@ -40,31 +47,85 @@ impl<'de> Deserialize<'de> for Present {
     }
 }
 
-/// The request in `body`, if it is one of the common kinds and reads cleanly as that kind.
-pub(super) fn request(body: &[u8]) -> Option<ClientJsonRpcMessage> {
-    let keys: Keys<'_> = serde_json::from_slice(body).ok()?;
+/// What this path made of a body.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once, straight into `Posted`; boxing would cost an allocation per message"
+)]
+pub(super) enum Read {
+    /// A request of a method rmcp has a type for, read as that type.
+    Request(ClientJsonRpcMessage),
+    /// A request of such a method that does not read as its type: why (the general parse
+    /// decides whether the envelope itself is at fault).
+    Misread(serde_json::Error),
+    /// Not a request, or not a method rmcp has a type for, or a method this path cannot
+    /// read (an escape in it).
+    Other,
+}
+
+/// Reads `body` as the request its method names, when rmcp has a type for that method.
+pub(super) fn request(body: &[u8]) -> Read {
+    let Ok(keys) = serde_json::from_slice::<Keys<'_>>(body) else {
+        return Read::Other;
+    };
     if !keys.id.0 || keys.result.0 || keys.error.0 {
-        return None;
+        return Read::Other;
     }
-    match keys.method? {
-        "tools/call" => typed::<CallToolRequest>(body),
-        "tools/list" => typed::<ListToolsRequest>(body),
-        "resources/read" => typed::<ReadResourceRequest>(body),
-        "resources/list" => typed::<ListResourcesRequest>(body),
-        "prompts/get" => typed::<GetPromptRequest>(body),
-        "prompts/list" => typed::<ListPromptsRequest>(body),
-        "completion/complete" => typed::<CompleteRequest>(body),
-        "ping" => typed::<PingRequest>(body),
-        _ => None,
+    match keys.method.and_then(reader) {
+        Some(read) => match read(body) {
+            Ok(request) => Read::Request(request),
+            Err(e) => Read::Misread(e),
+        },
+        None => Read::Other,
     }
 }
 
-fn typed<'de, R>(body: &'de [u8]) -> Option<ClientJsonRpcMessage>
+/// Whether rmcp has a request type for `method`. rmcp reads a request of such a method that
+/// does not fit its type as a custom request; serialized again (as it would be, forwarded),
+/// the same request may well read as the method's type (a duplicate key, say, is refused by
+/// the type but collapses in a JSON value), so what mcpgw routed and what an upstream reads
+/// would differ. Such a request is refused instead.
+pub(super) fn is_known(method: &str) -> bool {
+    reader(method).is_some()
+}
+
+type Reader = fn(&[u8]) -> Result<ClientJsonRpcMessage, serde_json::Error>;
+
+/// The reader of each request method rmcp has a type for (every `ClientRequest` variant
+/// but the custom one), the common ones first.
+fn reader(method: &str) -> Option<Reader> {
+    Some(match method {
+        "tools/call" => typed::<CallToolRequest>,
+        "tools/list" => typed::<ListToolsRequest>,
+        "resources/read" => typed::<ReadResourceRequest>,
+        "resources/list" => typed::<ListResourcesRequest>,
+        "prompts/get" => typed::<GetPromptRequest>,
+        "prompts/list" => typed::<ListPromptsRequest>,
+        "completion/complete" => typed::<CompleteRequest>,
+        "ping" => typed::<PingRequest>,
+        "initialize" => typed::<InitializeRequest>,
+        "server/discover" => typed::<DiscoverRequest>,
+        "logging/setLevel" => typed::<SetLevelRequest>,
+        "resources/templates/list" => typed::<ListResourceTemplatesRequest>,
+        "resources/subscribe" => typed::<SubscribeRequest>,
+        "resources/unsubscribe" => typed::<UnsubscribeRequest>,
+        "resources/directory/read" => typed::<ReadResourceDirectoryRequest>,
+        "subscriptions/listen" => typed::<SubscriptionsListenRequest>,
+        "tasks/get" => typed::<GetTaskRequest>,
+        "tasks/update" => typed::<UpdateTaskRequest>,
+        "tasks/cancel" => typed::<CancelTaskRequest>,
+        "skills/list" => typed::<ListSkillsRequest>,
+        "skills/get" => typed::<GetSkillRequest>,
+        _ => return None,
+    })
+}
+
+fn typed<R>(body: &[u8]) -> Result<ClientJsonRpcMessage, serde_json::Error>
 where
-    R: Deserialize<'de> + Into<ClientRequest>,
+    R: DeserializeOwned + Into<ClientRequest>,
 {
-    let parsed: JsonRpcRequest<R> = serde_json::from_slice(body).ok()?;
-    Some(JsonRpcMessage::Request(JsonRpcRequest {
+    let parsed: JsonRpcRequest<R> = serde_json::from_slice(body)?;
+    Ok(JsonRpcMessage::Request(JsonRpcRequest {
         jsonrpc: parsed.jsonrpc,
         id: parsed.id,
         request: parsed.request.into(),
@@ -75,17 +136,20 @@ where
 mod tests {
     use super::*;
 
-    /// Both parses, as JSON values (rmcp's messages have no `PartialEq`), plus whether
-    /// this path took the message.
+    /// Both parses, as JSON values (rmcp's messages have no `PartialEq`), when this path
+    /// took the message.
     fn both(body: &str) -> (Option<serde_json::Value>, Option<serde_json::Value>) {
         let general = serde_json::from_str::<ClientJsonRpcMessage>(body).ok();
-        let fast = request(body.as_bytes());
         let value = |m: &ClientJsonRpcMessage| serde_json::to_value(m).expect("serializes");
-        (fast.as_ref().map(value), general.as_ref().map(value))
+        let fast = match request(body.as_bytes()) {
+            Read::Request(m) => Some(value(&m)),
+            Read::Misread(_) | Read::Other => None,
+        };
+        (fast, general.as_ref().map(value))
     }
 
     #[test]
-    fn common_requests_take_this_path_and_read_as_the_general_parse_does() {
+    fn known_requests_take_this_path_and_read_as_the_general_parse_does() {
         for body in [
             r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#,
             r#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"echo","_meta":{"progressToken":3}}}"#,
@@ -98,6 +162,12 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"prompts/list"}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":"v"}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"roots":{"listChanged":true}},"clientInfo":{"name":"t","version":"1"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"debug"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/templates/list"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///a"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/unsubscribe","params":{"uri":"file:///a"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
         ] {
             let (fast, general) = both(body);
             assert!(fast.is_some(), "not taken: {body}");
@@ -112,18 +182,25 @@ mod tests {
             r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
             r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"m"}}"#,
-            // Not a well-formed request: a stray result, a null id (rmcp refuses both).
+            // Not a well-formed request: a stray result (rmcp refuses it).
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e"},"result":{}}"#,
-            r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"e"}}"#,
-            // Params that do not fit the type: the general parse reads them as a custom request.
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"nome":"e"}}"#,
-            // Methods this path does not cover, and a method with an escape in it.
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#,
+            // A method rmcp has no type for, and a method with an escape in it.
             r#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"e"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"x/custom"}"#,
             "{nope",
         ] {
-            assert_eq!(both(body).0, None, "{body}");
+            assert!(matches!(request(body.as_bytes()), Read::Other), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_known_method_whose_params_do_not_fit_is_a_misread() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"nome":"e"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+        ] {
+            assert!(matches!(request(body.as_bytes()), Read::Misread(_)), "{body}");
         }
     }
 }
