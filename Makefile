@@ -23,7 +23,7 @@ help:
 	@echo "make test    install what the tests need, then run every test suite"
 	@echo "make test-conformance  the official MCP conformance suites (0.1.16, alpha by requirement set) through mcpgw"
 	@echo "make fuzz    every fuzz target for FUZZ_SECONDS (default 60) each, corpus kept (fuzz/README.md)"
-	@echo "make fuzz-smoke  the fuzz regressions, then every target for FUZZ_SMOKE_SECONDS (default 10) each"
+	@echo "make fuzz-smoke  the fuzz regressions, then every target for FUZZ_SMOKE_RUNS inputs (default 150000, seed 1) each"
 	@echo "make lint    rustfmt check and clippy with warnings as errors"
 	@echo "make check-units  verify config/mcpgw.{service,socket} offline; fail if exposure > 2.0"
 	@echo "make install      release build, binary, config, units under PREFIX=/usr/local (DESTDIR= ok)"
@@ -89,6 +89,7 @@ test-ts: build build-fixture deps-ts
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p mcpgw-transport -p mcpgw-core -p mcpgw
 
 fmt:
 	$(CARGO) fmt --all
@@ -179,7 +180,14 @@ test-conformance: build deps-python
 # unit is raised to 16 to keep the from-scratch build short. fuzz/run.sh runs every target and
 # fails at the end if any crashed (input in fuzz/artifacts/<target>/, log in fuzz/target/fuzz-logs/).
 FUZZ_SECONDS       ?= 60
-FUZZ_SMOKE_SECONDS ?= 10
+# make test's smoke run is the same every time: a fixed seed and a fixed number of inputs per
+# target, from the committed seeds in a scratch corpus. A random draw once turned CI red on a bug
+# it happened to find that run (kept as a regression since); exploring is `make fuzz`'s job
+# (random seed, time-bounded, corpus kept). With the seed fixed, a run cut short by the time cap
+# on a slow machine tries a prefix of the same inputs, so it cannot find anything new either.
+FUZZ_SMOKE_RUNS    ?= 150000
+FUZZ_SMOKE_SEED    ?= 1
+FUZZ_SMOKE_SECONDS ?= 120
 FUZZ_TARGETS       ?= message_parse sse_decode sse_roundtrip headers ids
 FUZZ_JOBS          ?= $(shell nproc 2>/dev/null || echo 1)
 CARGO_FUZZ_VERSION ?= 0.13.2
@@ -201,7 +209,8 @@ fuzz-regressions: fuzz-build
 # CI: the regressions, then each target for a few seconds from its seeds (a scratch corpus).
 fuzz-smoke: fuzz-regressions
 	rm -rf fuzz/target/smoke-corpus
-	$(FUZZ_ENV) fuzz/run.sh fuzz $(FUZZ_SMOKE_SECONDS) target/smoke-corpus $(FUZZ_TARGETS)
+	$(FUZZ_ENV) FUZZ_LIBFUZZER="$(FUZZ_LIBFUZZER) -seed=$(FUZZ_SMOKE_SEED) -runs=$(FUZZ_SMOKE_RUNS)" \
+		fuzz/run.sh fuzz $(FUZZ_SMOKE_SECONDS) target/smoke-corpus $(FUZZ_TARGETS)
 
 # Longer runs that keep what they find in fuzz/corpus/<target>/ (git-ignored, but for seed-*).
 fuzz: fuzz-regressions

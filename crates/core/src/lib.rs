@@ -8,6 +8,7 @@
 //!   and parks it while the session is quiet.
 //! - `state`: what a session keeps across runs of its server.
 //! - [`proxy`]: [`Proxy`], the per-session server over every upstream.
+//! - [`seal`]: the sealed `requestState` of input-required results (2026-07-28 MRTR).
 //! - [`catalog`]: merging the upstreams' tools, prompts and resources, and their names.
 //! - [`upstream`]: the upstreams: built-in tools, stdio children, remote HTTP and SSE
 //!   servers, and the connections to them.

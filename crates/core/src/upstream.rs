@@ -4,7 +4,7 @@
 //! - [`set`]: all configured upstreams, and the shared connections.
 //! - [`link`]: a live connection to a remote upstream, its supervisor, and the routing of
 //!   what it sends back.
-//! - [`connect`]: opening one connection (stdio child, Streamable HTTP, legacy SSE).
+//! - `connect`: opening one connection (stdio child, Streamable HTTP, legacy SSE).
 //! - `fetch`: one list fetch shared by every caller that asks meanwhile.
 //! - `ordered`: delivers progress and log notifications in the order the upstream sent them.
 //! - `http_client`: the pooled HTTP client every remote connection shares.

@@ -1,5 +1,6 @@
-//! Reading a POST body and parsing it, once, into JSON-RPC messages. The common requests
-//! are read straight into their type ([`by_method`]).
+//! Reading a POST body and parsing it, once, into JSON-RPC messages. Requests are read
+//! straight into their type (module `by_method`), and a request that rmcp would read as custom
+//! although it has a type for its method is refused.
 
 mod by_method;
 

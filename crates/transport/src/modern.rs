@@ -104,7 +104,7 @@ pub(crate) async fn post<S: Sessions>(
 }
 
 /// The header of the request parts a stateless request carries into the server that names
-/// its caller (see [`caller`]).
+/// its caller (a digest of the caller's identity, or none).
 pub const PRINCIPAL_HEADER: HeaderName = HeaderName::from_static("mcpgw-principal");
 
 /// Hands the server who the caller is, for the input-required results it binds to their
