@@ -400,3 +400,17 @@ async fn the_session_advertises_exactly_what_its_upstreams_serve() {
     let templates = s.call(3, "resources/templates/list", json!({})).await;
     assert!(templates["result"]["resourceTemplates"].is_array(), "{templates}");
 }
+
+/// A client's mistake is answered with a JSON-RPC error, not logged as a warning of the
+/// gateway's (rmcp warns `response error` for every error its service answers with).
+#[tokio::test]
+async fn a_client_error_logs_no_warning() {
+    let mut gw = Gateway::start();
+    let s = session(&gw, "2025-11-25").await;
+    let unknown = s.call(1, "tools/call", json!({"name": "no_such_tool", "arguments": {}})).await;
+    assert!(unknown["error"]["code"].is_i64(), "{unknown}");
+    let no_prompt = s.call(2, "prompts/get", json!({"name": "no_such_prompt"})).await;
+    assert!(no_prompt["error"]["code"].is_i64(), "{no_prompt}");
+    assert!(gw.terminate().success());
+    assert!(!gw.logged("WARN"), "no warning logged");
+}

@@ -156,15 +156,34 @@ fn check_config(file: &Path) -> ExitCode {
 }
 
 fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     // rmcp logs every message at info; its warnings are what an operator needs.
     let filter = tracing_subscriber::EnvFilter::try_from_env("MCPGW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::filter::filter_fn(|meta| !is_rmcp_error_answer(meta)))
+        .with(fmt)
+        .init();
+}
+
+/// rmcp's `response error` warning, which it logs for every JSON-RPC error its service
+/// answers with: every client that calls an unknown tool, every refused upstream request.
+/// A peer's mistake is not an operator's warning, and mcpgw logs the refusals that matter
+/// itself. It is the one WARN event of target `rmcp::service` with an `error` field.
+fn is_rmcp_error_answer(meta: &tracing::Metadata<'_>) -> bool {
+    meta.is_event()
+        && meta.target() == "rmcp::service"
+        && *meta.level() == tracing::Level::WARN
+        && meta.fields().field("error").is_some()
 }
 
 async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::TcpListener>) -> anyhow::Result<()> {
