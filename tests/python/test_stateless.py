@@ -192,3 +192,27 @@ async def test_an_upstream_needing_an_undeclared_capability_gets_the_call_refuse
     answer = declared.json()
     assert "method" not in answer, "no request on a request's stream"
     assert answer["result"]["resultType"] == "input_required", answer
+
+
+async def test_an_untied_roots_request_of_a_caller_without_roots_gets_no_roots_and_the_call_goes_on(
+    start_gateway, tmp_path
+):
+    """A stdio upstream's `roots/list` is tied to no request: during a stateless call it may
+    be the upstream's own (server-everything asks right after `initialize`, which once
+    raced a call and failed it with -32021). A caller that declared no roots has none: the
+    upstream gets an empty list and the call completes. The stdio fixture's `roots_now`
+    asks the moment it is called, so the request always lands during the call."""
+    upstream = stdio_upstream("fixture", sys.executable, [STDIO_SERVER], share="shared")
+    gw = start_gateway(NO_GRACE + upstream)
+    await wait_shared_upstreams_up(gw, "fixture")
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "roots_now", "arguments": {}, "_meta": META}}
+    with anyio.fail_after(30):
+        async with httpx.AsyncClient(timeout=20) as http:
+            reply = await http.post(f"{gw.url}/mcp", json=body, headers=post_headers("tools/call", "roots_now"))
+    assert reply.status_code == 200, reply.text
+    answer = reply.json() if reply.headers["content-type"].startswith("application/json") else [
+        json.loads(line[5:]) for line in reply.text.splitlines() if line.startswith("data:") and line[5:].strip()
+    ][-1]
+    assert answer["id"] == 1 and answer["result"]["resultType"] == "complete", answer
+    assert answer["result"]["content"][0]["text"] == "", "no roots: the caller declared none"

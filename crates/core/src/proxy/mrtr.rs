@@ -284,7 +284,8 @@ async fn wait(
 }
 
 /// The upstream's requests as a round's `inputRequests`, each kept open in `call` for
-/// its answer; -32021 when the client did not declare a capability one needs.
+/// its answer; -32021 when the client did not declare a capability one needs (but for a
+/// `roots/list` the upstream did not tie to the call, answered with no roots).
 fn inputs(
     call: &mut Call,
     asks: Vec<Ask>,
@@ -313,6 +314,14 @@ fn inputs(
             }
         };
         let Some(input) = input else {
+            if let (ServerRequest::ListRootsRequest(_), false) = (&ask.request, ask.tied) {
+                // Only the call in flight when it came, not the call's own request: it may
+                // well be the upstream's own (servers ask for roots right after `initialize`
+                // and on list changes). A caller without roots has none: say so, and let
+                // the call go on rather than fail it for a request that may not be its.
+                let _ = ask.reply.send(Ok(ClientResult::ListRootsResult(ListRootsResult::new(Vec::new()))));
+                continue;
+            }
             // The caller drops the call, which cancels it upstream; the request is answered
             // (with an error) only after that.
             return Err(ErrorData::new(

@@ -166,6 +166,10 @@ pub(crate) struct Asker {
 pub(crate) struct Ask {
     pub(crate) request: ServerRequest,
     pub(crate) reply: oneshot::Sender<Result<ClientResult, ErrorData>>,
+    /// Whether the upstream tied the request to the call (it came on the call's own reply
+    /// stream); otherwise the call is only the one in flight when it came, and the request
+    /// may as well be the upstream's own (a `roots/list` right after `initialize`).
+    pub(crate) tied: bool,
 }
 
 /// Whom a message from the upstream is for.
@@ -174,6 +178,8 @@ struct Target {
     /// The client request it belongs to, if any.
     client_id: Option<RequestId>,
     asker: Option<Asker>,
+    /// Tied to that request by the upstream itself, not only the call in flight.
+    tied: bool,
 }
 
 /// One of the upstream's lists, or why it could not be had.
@@ -439,25 +445,26 @@ impl Link {
     /// from the upstream is for.
     fn target(&self, origin: Option<&InboundStreamOrigin>) -> Result<Target, Untied> {
         let routes = self.routes();
-        let of = |call: &InFlight| Target {
+        let of = |call: &InFlight, tied: bool| Target {
             peer: call.peer.clone(),
             client_id: Some(call.client_id.clone()),
             asker: call.asker.clone(),
+            tied,
         };
         if let Some(InboundStreamOrigin::OutboundRequest(id)) = origin
             && let Some(call) = routes.upstream_ids.get(id).and_then(|serial| routes.inflight.get(serial))
         {
-            return Ok(of(call));
+            return Ok(of(call, true));
         }
         let sessions: HashSet<SessionKey> = routes.inflight.values().map(|c| c.session).collect();
         match sessions.len() {
             1 => {
                 let latest = routes.inflight.values().max_by_key(|c| c.serial);
-                latest.map(of).ok_or(Untied::NoCall)
+                latest.map(|call| of(call, false)).ok_or(Untied::NoCall)
             }
             0 if self.spec.share == Share::Session => match &routes.owner {
                 Some(peer) if !peer.is_transport_closed() => {
-                    Ok(Target { peer: peer.clone(), client_id: None, asker: None })
+                    Ok(Target { peer: peer.clone(), client_id: None, asker: None, tied: false })
                 }
                 _ => Err(Untied::SessionGone),
             },
@@ -670,12 +677,13 @@ impl LinkClient {
         &self,
         asker: &Asker,
         request: ServerRequest,
+        tied: bool,
         ctx: &RequestContext<RoleClient>,
     ) -> Result<ClientResult, ErrorData> {
         let (reply, answer) = oneshot::channel();
         let gone = || ErrorData::internal_error("the client's call is over", None);
         let answer = tokio::select! {
-            sent = asker.asks.send(Ask { request, reply }) => match sent {
+            sent = asker.asks.send(Ask { request, reply, tied }) => match sent {
                 Ok(()) => answer.await.ok(),
                 Err(_) => None,
             },
@@ -704,12 +712,12 @@ impl Service<RoleClient> for LinkClient {
             return Ok(ClientResult::empty(()));
         }
         let link = self.link()?;
-        let Target { peer, client_id, asker } = match link.target(ctx.extensions.get::<InboundStreamOrigin>()) {
+        let Target { peer, client_id, asker, tied } = match link.target(ctx.extensions.get::<InboundStreamOrigin>()) {
             Ok(target) => target,
             Err(why) => return link.unrouted(&request, why),
         };
         if let Some(asker) = asker {
-            return self.ask(&asker, request, &ctx).await;
+            return self.ask(&asker, request, tied, &ctx).await;
         }
         let mut request = request;
         if let Some(id) = client_id {
