@@ -82,7 +82,7 @@ test-rust: build deps-auth
 test-python: build deps-python deps-ts deps-auth
 	$(PY) -m pytest tests/python -q
 
-test-ts: build build-fixture deps-ts
+test-ts: build build-fixture deps-ts deps-auth
 	cd $(TS_DIR) && node --test --test-reporter=spec
 
 # ---- code hygiene -------------------------------------------------------------------------

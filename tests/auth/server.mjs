@@ -8,8 +8,9 @@
 // - issuer: oidc-provider, issuing JWT access tokens (ES256, typ at+jwt) by the client
 //   credentials grant, with resource indicators (RFC 8707): a token for RESOURCE has it as
 //   its audience and is granted the scopes asked for among "mcp:tools mcp:read". Clients
-//   (client_secret_post): alice/alice-secret and bob/bob-secret. Any other resource asked
-//   for gets a token for that audience (a wrong audience for mcpgw).
+//   alice/alice-secret and bob/bob-secret (client_secret_post), carol/carol-secret
+//   (client_secret_basic). Any other resource asked for gets a token for that audience (a
+//   wrong audience for mcpgw).
 // - minter: a second issuer with its own key, for the tokens an authorization server will not
 //   issue. POST /mint with {"claims": {...}, "key": "known"|"unknown", "kid": "...",
 //   "alg": "ES256"|"none"} answers the token. Its keys are at /jwks; its metadata at
@@ -45,13 +46,19 @@ const issuerServer = http.createServer();
 const issuer = await listen(issuerServer);
 const signing = await privateJwk('as-1');
 const provider = new Provider(issuer, {
-  clients: ['alice', 'bob'].map((name) => ({
+  // carol authenticates with HTTP Basic, as the TypeScript SDK's client credentials
+  // provider does; the others in the body, as the Python SDK's may.
+  clients: [
+    ['alice', 'client_secret_post'],
+    ['bob', 'client_secret_post'],
+    ['carol', 'client_secret_basic'],
+  ].map(([name, method]) => ({
     client_id: name,
     client_secret: `${name}-secret`,
     grant_types: ['client_credentials'],
     redirect_uris: [],
     response_types: [],
-    token_endpoint_auth_method: 'client_secret_post',
+    token_endpoint_auth_method: method,
     id_token_signed_response_alg: 'ES256',
     scope: 'mcp:tools mcp:read',
   })),

@@ -60,9 +60,11 @@ export async function withTimeout(promise, ms, what) {
  * - `logs()`: the last stderr lines, for failure messages
  * - `stop()`: SIGTERM, then resolves `{ code, signal }` once it has exited
  */
-export async function startGateway({ config } = {}) {
+export async function startGateway({ config, listenFd } = {}) {
   const bin = gatewayBinary();
-  const args = ['--listen', '127.0.0.1:0'];
+  // With `listenFd`, a listening socket the test bound itself is handed over as systemd does
+  // (fd 3, LISTEN_FDS=1), for a config that must name the gateway's address before it starts.
+  const args = listenFd === undefined ? ['--listen', '127.0.0.1:0'] : [];
   let configDir;
   if (config !== undefined) {
     configDir = mkdtempSync(join(tmpdir(), 'mcpgw-ts-'));
@@ -71,11 +73,15 @@ export async function startGateway({ config } = {}) {
     args.push('--config', path);
   }
   // cwd: a directory with no config/mcpgw.toml, so only what we pass applies.
-  const child = spawn(bin, args, {
-    cwd: configDir ?? tmpdir(),
-    env: { ...process.env, MCPGW_LOG: process.env.MCPGW_LOG ?? 'info' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const env = { ...process.env, MCPGW_LOG: process.env.MCPGW_LOG ?? 'info' };
+  const child =
+    listenFd === undefined
+      ? spawn(bin, args, { cwd: configDir ?? tmpdir(), env, stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn('sh', ['-c', 'exec 3<&0 0</dev/null; LISTEN_FDS=1 LISTEN_PID=$$ exec "$0" "$@"', bin, ...args], {
+          cwd: configDir ?? tmpdir(),
+          env,
+          stdio: [listenFd, 'ignore', 'pipe'],
+        });
 
   const lines = [];
   let partial = '';
