@@ -339,6 +339,9 @@ pub(crate) enum Transport {
     StreamableSse,
     /// Legacy HTTP+SSE (2024-11-05).
     Legacy,
+    /// Streamable HTTP at 2026-07-28: no session, every request carries its version and
+    /// capabilities in `_meta` and names its method and tool in headers.
+    Stateless,
 }
 
 impl Transport {
@@ -347,6 +350,7 @@ impl Transport {
             Transport::StreamableJson => "Streamable HTTP, JSON",
             Transport::StreamableSse => "Streamable HTTP, SSE",
             Transport::Legacy => "legacy SSE",
+            Transport::Stateless => "Streamable HTTP, 2026-07-28 stateless",
         }
     }
 }
@@ -357,8 +361,10 @@ pub(crate) struct Profile {
     pub(crate) transport: Transport,
     /// The `Accept` of POSTs on Streamable HTTP.
     pub(crate) accept: HeaderValue,
-    /// The protocol version asked for in `initialize`.
+    /// The protocol version asked for in `initialize` (or carried by every stateless request).
     pub(crate) protocol: String,
+    /// The tool, for a stateless request's `Mcp-Name`.
+    tool: HeaderValue,
     call_prefix: String,
     call_suffix: String,
 }
@@ -369,18 +375,32 @@ impl Profile {
         let accept = match transport {
             Transport::StreamableJson => JSON,
             Transport::StreamableSse | Transport::Legacy => EVENT_STREAM,
+            Transport::Stateless => ACCEPT_BOTH,
         };
         let protocol = match transport {
             Transport::Legacy => "2024-11-05",
+            Transport::Stateless => STATELESS_VERSION,
             _ => "2025-11-25",
         };
         let name = Value::String(tool.to_owned());
+        let params = match transport {
+            Transport::Stateless => {
+                let meta = serde_json::json!({
+                    "io.modelcontextprotocol/protocolVersion": STATELESS_VERSION,
+                    "io.modelcontextprotocol/clientInfo": { "name": "mcpgw-bench", "version": env!("CARGO_PKG_VERSION") },
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                });
+                format!(r#"{{"name":{name},"arguments":{arguments},"_meta":{meta}}}"#)
+            }
+            _ => format!(r#"{{"name":{name},"arguments":{arguments}}}"#),
+        };
         Profile {
             transport,
             accept: HeaderValue::from_static(accept),
             protocol: protocol.to_owned(),
+            tool: HeaderValue::from_str(tool).unwrap_or_else(|_| HeaderValue::from_static("")),
             call_prefix: r#"{"jsonrpc":"2.0","id":"#.to_owned(),
-            call_suffix: format!(r#","method":"tools/call","params":{{"name":{name},"arguments":{arguments}}}}}"#),
+            call_suffix: format!(r#","method":"tools/call","params":{params}}}"#),
         }
     }
 
@@ -409,9 +429,14 @@ impl Profile {
 
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
+/// The revision served without sessions.
+const STATELESS_VERSION: &str = "2026-07-28";
+
 enum Kind {
     Streamable { id: Option<HeaderValue>, version: HeaderValue },
     Legacy { events: SseStream, _stream: Conn, endpoint: String },
+    /// No session: a client of its own, with nothing set up.
+    Stateless,
 }
 
 /// An initialized MCP session. `conn` carries its POSTs (and for Streamable HTTP, its DELETE);
@@ -430,6 +455,8 @@ pub(crate) struct Parked {
 
 static CONTENT_JSON: HeaderValue = HeaderValue::from_static(JSON);
 static ACCEPT_SSE: HeaderValue = HeaderValue::from_static(EVENT_STREAM);
+static STATELESS: HeaderValue = HeaderValue::from_static(STATELESS_VERSION);
+static TOOLS_CALL: HeaderValue = HeaderValue::from_static("tools/call");
 
 impl Session {
     /// `initialize` and `notifications/initialized`, POSTed on `conn`.
@@ -437,6 +464,7 @@ impl Session {
         match profile.transport {
             Transport::StreamableJson | Transport::StreamableSse => Self::open_streamable(target, profile, conn).await,
             Transport::Legacy => Self::open_legacy(target, profile, conn).await,
+            Transport::Stateless => Ok(Session { conn, kind: Kind::Stateless, next_id: 1 }),
         }
     }
 
@@ -528,6 +556,17 @@ impl Session {
                 posted?;
                 reply?;
             }
+            Kind::Stateless => {
+                let headers = [
+                    ("content-type", &CONTENT_JSON),
+                    ("accept", &profile.accept),
+                    ("mcp-protocol-version", &STATELESS),
+                    ("mcp-method", &TOOLS_CALL),
+                    ("mcp-name", &profile.tool),
+                ];
+                let response = self.conn.send(Method::POST, &target.mcp_path, &headers, body).await?;
+                read_reply(response, id).await?;
+            }
         }
         Ok(())
     }
@@ -589,6 +628,15 @@ mod tests {
         assert!(response_to(br#"{"jsonrpc":"2.0","id":3,"error":{"code":1,"message":"x"}}"#, 3).is_err());
         assert!(response_to(br#"{"jsonrpc":"2.0","id":3,"result":{"isError":true}}"#, 3).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn builds_stateless_calls() {
+        let profile = Profile::new(Transport::Stateless, "echo", &serde_json::json!({"text": "hi"}));
+        let body: Value = serde_json::from_slice(&profile.call_body(7)).expect("JSON");
+        assert_eq!(body["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], STATELESS_VERSION);
+        assert_eq!(body["params"]["name"], "echo");
+        assert_eq!(profile.tool, "echo");
     }
 
     #[test]

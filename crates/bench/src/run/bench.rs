@@ -202,6 +202,9 @@ pub(crate) struct Profiles {
     /// rmcp's server wants both types in `Accept`.
     pub(crate) rmcp_json: Profile,
     pub(crate) rmcp_sse: Profile,
+    /// 2026-07-28 requests without a session (mcpgw's modern hub; rmcp serves them statelessly
+    /// whatever its mode).
+    pub(crate) modern: Profile,
 }
 
 impl Profiles {
@@ -213,6 +216,7 @@ impl Profiles {
             legacy: echo(Transport::Legacy),
             rmcp_json: echo(Transport::StreamableJson).with_accept(ACCEPT_BOTH)?,
             rmcp_sse: echo(Transport::StreamableSse).with_accept(ACCEPT_BOTH)?,
+            modern: echo(Transport::Stateless),
         })
     }
 }

@@ -1,6 +1,8 @@
 //! Judging a run against the targets: each target becomes a [`Verdict`] saying what was
 //! measured, whether it was met and by how much.
 
+use crate::client::Transport;
+
 use super::numbers::{median, pct};
 use super::report::{MCPGW_1, Report, Round, Verdict};
 
@@ -42,6 +44,44 @@ fn round_verdicts(rounds: &[Round], n: usize, which: &str) -> [Verdict; 2] {
             margin: format!("{} against 1.0×", pct(rps - 1.0)),
         },
     ]
+}
+
+/// The stateless 2026-07-28 rows at 1, 16 and 64 clients: ≥ 1.5× rmcp's requests per
+/// server-CPU-second, and no lower wall-clock throughput.
+fn modern_verdicts(report: &Report) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    for n in [1, 16, 64] {
+        let (Some(gw), Some(rmcp)) =
+            (report.find("mcpgw", Transport::Stateless, n), report.find("rmcp stateless JSON", Transport::Stateless, n))
+        else {
+            continue;
+        };
+        if let (Some(g), Some(r)) = (gw.req_per_server_cpu_s, rmcp.req_per_server_cpu_s) {
+            let ratio = g / r;
+            out.push(Verdict {
+                target: format!(
+                    "2026-07-28 stateless tools/call, {n} clients: ≥ 1.5× the requests per server-CPU-second of rmcp serving them statelessly"
+                ),
+                measured: format!(
+                    "{ratio:.2}× ({:.1} vs {:.1} CPU µs/req; one run each)",
+                    gw.server_us_per_req.unwrap_or(f64::NAN),
+                    rmcp.server_us_per_req.unwrap_or(f64::NAN)
+                ),
+                met: ratio >= 1.5,
+                margin: format!("{} against 1.5×", pct(ratio / 1.5 - 1.0)),
+            });
+        }
+        let ratio = gw.rps / rmcp.rps;
+        out.push(Verdict {
+            target: format!(
+                "2026-07-28 stateless tools/call, {n} clients: no lower wall-clock throughput than rmcp serving them statelessly"
+            ),
+            measured: format!("{ratio:.2}× ({:.0} vs {:.0} req/s; one run each)", gw.rps, rmcp.rps),
+            met: ratio >= 1.0,
+            margin: format!("{} against 1.0×", pct(ratio - 1.0)),
+        });
+    }
+    out
 }
 
 /// The open-loop rate of the p99 targets.
@@ -126,6 +166,10 @@ pub(crate) fn verdicts(report: &Report) -> Vec<Verdict> {
     let [cpu, rps] = round_verdicts(&report.rounds, n, "");
     let [cpu1, rps1] = round_verdicts(&report.rounds_one_thread, n, ", with worker_threads = 1 on both servers");
     out.extend([cpu, cpu1, rps, rps1]);
+
+    // 1b. the 2026-07-28 path (the modern hub) against rmcp serving the same requests
+    // statelessly, from single closed-loop runs (no alternating rounds: noisier).
+    out.extend(modern_verdicts(report));
 
     // 2. open-loop latency (the closed-loop p99 at 64 sessions is retired: "Reading the targets").
     let [p99, bare, slow] = open_loop_verdicts(report, "mcpgw", "");
