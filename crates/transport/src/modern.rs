@@ -65,12 +65,25 @@ pub(crate) fn claims(headers: &HeaderMap, posted: &Posted) -> bool {
     if request.is_some_and(|r| matches!(r.request, ClientRequest::InitializeRequest(_))) {
         return false;
     }
-    // Versions are dates; any later one (known or not) sorts after 2026-07-28, and is
-    // refused with the versions that are served rather than taken for the handshake era.
+    header_claims(headers)
+}
+
+/// Whether the `MCP-Protocol-Version` header names 2026-07-28 or later. Versions are dates;
+/// any later one (known or not) sorts after 2026-07-28, and is refused with the versions
+/// that are served rather than taken for the handshake era.
+fn header_claims(headers: &HeaderMap) -> bool {
     header_text(headers, &MCP_PROTOCOL_VERSION)
         .ok()
         .flatten()
         .is_some_and(|v| v >= ProtocolVersion::V2026_07_28.as_str())
+}
+
+/// The refusal of a POST without a session whose body did not parse because its params do
+/// not read as `method`'s, when the header makes it a stateless request of a method
+/// 2026-07-28 removed: that method is unknown there (404 -32601), whatever its params.
+pub(crate) fn removed_method(headers: &HeaderMap, method: &str) -> Option<Error> {
+    (REMOVED.contains(&method) && header_claims(headers))
+        .then(|| Error::MethodNotFound(format!("{} is not a 2026-07-28 method", printable(method))))
 }
 
 /// Serves one stateless POST.
