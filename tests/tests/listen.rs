@@ -200,6 +200,8 @@ async fn past_the_cap_a_listen_is_refused_and_a_closed_stream_frees_its_slot() {
         .send(Method::POST, &gw.url("/mcp"), &headers("subscriptions/listen", None), listen_body(&json!(2), json!({})))
         .await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.text());
+    let metrics = http.send(Method::GET, &gw.url("/metrics"), &[], "").await.text();
+    assert!(metrics.lines().any(|l| l == "mcpgw_listen_streams_open 1"), "{metrics}");
     drop(first);
     gw.wait_for_log("a stateless request's client left before its answer; cancelled it");
     let mut third = listen(&http, &gw, &json!(3), json!({"toolsListChanged": true})).await;

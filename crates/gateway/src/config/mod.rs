@@ -394,6 +394,15 @@ mod tests {
     fn an_empty_file_means_defaults() {
         let c = Config::parse("", "empty").expect("valid");
         assert_eq!(c.edge.keepalive, Duration::from_secs(15));
+        assert_eq!(c.caps.listeners, 1024);
+    }
+
+    #[test]
+    fn max_listeners_is_read_and_must_be_positive() {
+        let c = Config::parse("[sessions]\nmax_listeners = 3\n", "f").expect("valid");
+        assert_eq!(c.caps.listeners, 3);
+        let err = Config::parse("[sessions]\nmax_listeners = 0\n", "f").expect_err("refused");
+        assert!(err.to_string().contains("sessions.max_listeners"), "{err}");
     }
 
     #[test]
