@@ -344,8 +344,8 @@ impl Hub {
                 send(key, &p.tx, out)
             }
             JsonRpcMessage::Notification(mut n) => {
-                if let Some(subscription) = listen::subscription_of(&mut n.notification) {
-                    return self.to_listener(subscription, n.notification);
+                if let Some(subscription) = listen::acknowledges(&mut n.notification) {
+                    return self.acknowledge(subscription, n.notification);
                 }
                 if listen::is_broadcast(&n.notification)
                     && n.notification.extensions().get::<OriginatingRequestId>().is_none()
@@ -403,9 +403,9 @@ impl Hub {
         }
     }
 
-    /// A notification the server sent on one subscription (its acknowledgement, first):
-    /// to that listener, under the client's own id.
-    fn to_listener(&self, subscription: RequestId, mut notification: ServerNotification) -> Routed {
+    /// The acknowledgement of a listen request, the first message on its stream: the
+    /// listener takes what it acknowledges from now on; to the client under its own id.
+    fn acknowledge(&self, subscription: RequestId, mut notification: ServerNotification) -> Routed {
         let found = {
             let mut pending = self.pending();
             let Some((key, entry)) = key_of(&subscription).and_then(|k| pending.get_mut(&k).map(|e| (k, e))) else {

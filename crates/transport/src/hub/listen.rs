@@ -120,9 +120,15 @@ pub(super) fn is_broadcast(notification: &ServerNotification) -> bool {
     )
 }
 
-/// The subscription a notification names in its `_meta`, if any.
-pub(super) fn subscription_of(notification: &mut ServerNotification) -> Option<RequestId> {
-    notification.get_meta_mut().subscription_id()
+/// The listen request an acknowledgement answers (the subscription its `_meta` names); `None`
+/// for any other notification. The server sends nothing else under a subscription (the hub
+/// tags the rest itself), so a subscription id on anything else, relayed from an upstream,
+/// routes nothing.
+pub(super) fn acknowledges(notification: &mut ServerNotification) -> Option<RequestId> {
+    match notification {
+        ServerNotification::SubscriptionsAcknowledgedNotification(_) => notification.get_meta_mut().subscription_id(),
+        _ => None,
+    }
 }
 
 /// Names the client's own listen request as the notification's subscription.
