@@ -127,7 +127,7 @@ async fn resource_updates_reach_a_listener_of_the_uri_until_it_closes() {
     // A second listener of the URI, closed: the first still holds the upstream subscription.
     let second = raw_listen(&gw, &json!("r2"), json!({"resourceSubscriptions": [uri]})).await;
     drop(second);
-    gw.wait_for_log("a stateless request's client left before its answer; cancelled it");
+    gw.wait_for_log("a listen stream's client closed it; the subscription ended");
     assert_eq!(text(call(&http, &gw, "update_watched").await).as_deref(), Some("updated"));
     assert_eq!(next_of(&mut stream, &id).await["method"], "notifications/resources/updated");
     drop(stream);
@@ -203,7 +203,7 @@ async fn past_the_cap_a_listen_is_refused_and_a_closed_stream_frees_its_slot() {
     let metrics = http.send(Method::GET, &gw.url("/metrics"), &[], "").await.text();
     assert!(metrics.lines().any(|l| l == "mcpgw_listen_streams_open 1"), "{metrics}");
     drop(first);
-    gw.wait_for_log("a stateless request's client left before its answer; cancelled it");
+    gw.wait_for_log("a listen stream's client closed it; the subscription ended");
     let mut third = listen(&http, &gw, &json!(3), json!({"toolsListChanged": true})).await;
     assert_eq!(next_of(&mut third, &json!(3)).await["method"], "notifications/subscriptions/acknowledged");
 }

@@ -480,10 +480,12 @@ impl Hub {
     /// Forgets request `key` if it is still waiting, and then tells the server it is
     /// cancelled.
     fn abandon(&self, key: i64) {
-        if self.pending().remove(&key).is_none() {
-            return;
+        let Some(gone) = self.pending().remove(&key) else { return };
+        if gone.listen.is_some() {
+            tracing::info!(request = key, "a listen stream's client closed it; the subscription ended");
+        } else {
+            tracing::info!(request = key, "a stateless request's client left before its answer; cancelled it");
         }
-        tracing::info!(request = key, "a stateless request's client left before its answer; cancelled it");
         self.cancel_in_server(key, "the client closed the request's stream");
     }
 
