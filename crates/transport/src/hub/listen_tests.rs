@@ -147,3 +147,33 @@ async fn completing_listeners_answers_each_with_its_result_and_takes_no_more() {
     let refused = hub.submit(listen(RequestId::Number(2), filter), None, Declared::default()).await;
     assert_eq!(refused.err(), Some(NotTaken::Ended), "a draining hub takes no new listener");
 }
+
+#[tokio::test]
+async fn a_resource_update_reaches_only_the_listeners_of_its_uri() {
+    let (hub, mut server, _slots) = hub_with(16, 8);
+    let a_filter = SubscriptionFilter::builder().resource_subscription("test://a").build();
+    let b_filter = SubscriptionFilter::builder().resource_subscription("test://b").build();
+    let (mut a, _ta) =
+        hub.submit(listen(RequestId::Number(1), a_filter.clone()), None, Declared::default()).await.expect("a");
+    let (mut b, _tb) =
+        hub.submit(listen(RequestId::Number(2), b_filter.clone()), None, Declared::default()).await.expect("b");
+    let (id_a, id_b) = (entered_id(*server.recv().await.expect("a")), entered_id(*server.recv().await.expect("b")));
+    hub.deliver(ack(&id_a, a_filter)).await.expect("ok");
+    hub.deliver(ack(&id_b, b_filter)).await.expect("ok");
+    let _ = (a.recv().await, b.recv().await);
+    let updated = |uri: &str| {
+        // As an upstream may relay it: with a subscription id of its own, which the hub replaces.
+        let mut n = ServerNotification::ResourceUpdatedNotification(rmcp::model::ResourceUpdatedNotification::new(
+            rmcp::model::ResourceUpdatedNotificationParam::new(uri),
+        ));
+        n.get_meta_mut().set_subscription_id(RequestId::Number(999));
+        JsonRpcMessage::notification(n)
+    };
+    hub.deliver(updated("test://b")).await.expect("ok");
+    hub.deliver(updated("test://a")).await.expect("ok");
+    let to_a = a.recv().await.expect("a's update");
+    assert_eq!((json(&to_a)["params"]["uri"].clone(), subscription(&to_a)), (Value::from("test://a"), Value::from(1)));
+    let to_b = b.recv().await.expect("b's update");
+    assert_eq!((json(&to_b)["params"]["uri"].clone(), subscription(&to_b)), (Value::from("test://b"), Value::from(2)));
+    assert!(a.try_recv().is_err() && b.try_recv().is_err(), "one each");
+}
