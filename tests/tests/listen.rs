@@ -202,6 +202,8 @@ async fn past_the_cap_a_listen_is_refused_and_a_closed_stream_frees_its_slot() {
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.text());
     let metrics = http.send(Method::GET, &gw.url("/metrics"), &[], "").await.text();
     assert!(metrics.lines().any(|l| l == "mcpgw_listen_streams_open 1"), "{metrics}");
+    let counted = r#"mcpgw_messages_total{transport="stateless",method="subscriptions/listen"} 2"#;
+    assert!(metrics.lines().any(|l| l == counted), "{metrics}");
     drop(first);
     gw.wait_for_log("a listen stream's client closed it; the subscription ended");
     let mut third = listen(&http, &gw, &json!(3), json!({"toolsListChanged": true})).await;
