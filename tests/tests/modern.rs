@@ -183,6 +183,12 @@ async fn unknown_and_removed_methods_are_404() {
         envelope(json!({})),
     );
     refused(&post(&gw, &headers("initialize", None), &init).await, StatusCode::NOT_FOUND, -32601, json!(6));
+    // A removed method is unknown whatever its params: with only the envelope (the
+    // conformance suite's probe) they do not read as the method's, still 404 -32601.
+    for (id, method) in [(7, "initialize"), (8, "logging/setLevel"), (9, "resources/subscribe")] {
+        let reply = post(&gw, &headers(method, None), &stateless(id, method, json!({}))).await;
+        refused(&reply, StatusCode::NOT_FOUND, -32601, json!(id));
+    }
     let plain = post(&gw, &[], &initialize("2025-11-25")).await;
     assert_eq!(plain.status, StatusCode::OK);
     assert!(plain.header("mcp-session-id").is_some(), "initialize still opens a session");

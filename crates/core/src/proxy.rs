@@ -4,6 +4,7 @@
 
 #![allow(deprecated)] // logging/setLevel and resource subscriptions are deprecated in 2026-07-28 only
 
+mod listen;
 mod modern;
 mod mrtr;
 
@@ -22,9 +23,10 @@ use rmcp::model::{
     ListResourcesResult, ListToolsRequestMethod, ListToolsResult, PaginatedRequestParams, PromptsCapability,
     ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, Reference, ResourcesCapability,
     ServerCapabilities, ServerConfig, ServerResult, SetLevelRequest, SetLevelRequestMethod, SetLevelRequestParams,
-    SubscribeRequest, SubscribeRequestParams, ToolsCapability, UnsubscribeRequest, UnsubscribeRequestParams,
+    SubscribeRequest, SubscribeRequestParams, SubscriptionFilter, ToolsCapability, UnsubscribeRequest,
+    UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -748,6 +750,14 @@ impl ServerHandler for Proxy {
             Ok(())
         })
         .await
+    }
+
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        self.accepted_filter(requested)
+    }
+
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {
+        Box::pin(self.run_listener(subscription)).await
     }
 
     async fn on_roots_list_changed(&self, _ctx: NotificationContext<RoleServer>) {

@@ -255,6 +255,7 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
     registry.close();
     stop_accepting.cancel();
     registry.hint_retry(RETRY_HINT);
+    registry.complete_listeners();
     drain(&registry, config.drain_timeout).await;
     registry.end_all();
     stop.cancel();

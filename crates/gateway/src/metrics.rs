@@ -24,6 +24,8 @@ pub(crate) trait LiveFigures: Send + Sync {
     fn parked(&self) -> usize;
     /// Stateless calls parked now, waiting for their clients' input.
     fn waiting_for_input(&self) -> usize;
+    /// Listen streams open now, and those ended so far for not reading.
+    fn listeners(&self) -> (usize, u64);
     /// The current upstreams' figures.
     fn upstream_stats(&self) -> Vec<UpstreamStats>;
 }
@@ -201,6 +203,23 @@ impl Collector for Live {
             waiting.metric_type(),
         )?;
         waiting.encode(metric)?;
+        let (open, slow) = registry.listeners();
+        let listeners = ConstGauge::new(i64::try_from(open).unwrap_or(i64::MAX));
+        let metric = encoder.encode_descriptor(
+            "listen_streams_open",
+            "Open subscriptions/listen streams of stateless clients",
+            None,
+            listeners.metric_type(),
+        )?;
+        listeners.encode(metric)?;
+        let slow = ConstCounter::new(slow);
+        let metric = encoder.encode_descriptor(
+            "listen_streams_ended_slow",
+            "Listen streams ended because their client did not read them (their queue was full when a notification came)",
+            None,
+            slow.metric_type(),
+        )?;
+        slow.encode(metric)?;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let tasks = ConstGauge::new(i64::try_from(runtime.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
             let metric =

@@ -10,7 +10,7 @@ use dashmap::DashMap;
 use mcpgw_core::upstream::set::UpstreamStats;
 use mcpgw_core::{Outbound, OutboundClosed, ServerFactory};
 use mcpgw_transport::auth::Identity;
-use mcpgw_transport::hub::{Hub, HubLimits};
+use mcpgw_transport::hub::{Hub, HubLimits, ListenerSlots};
 use mcpgw_transport::session::SessionLimits;
 use mcpgw_transport::{Error, Session, SessionId, SessionKind, Sessions};
 use rmcp::model::ServerJsonRpcMessage;
@@ -47,6 +47,8 @@ pub(crate) struct Registry {
     /// it go: the old one ends when its last request is answered, and the next stateless
     /// request starts one over the new upstreams.
     hub: RwLock<Option<Arc<Hub>>>,
+    /// The cap on open listen streams, over every hub.
+    listeners: Arc<ListenerSlots>,
     me: Weak<Registry>,
 }
 
@@ -75,6 +77,7 @@ impl Registry {
             live: AtomicUsize::new(0),
             per_owner: DashMap::new(),
             hub: RwLock::new(None),
+            listeners: ListenerSlots::new(caps.listeners),
             me: me.clone(),
         });
         let live: Weak<dyn LiveFigures> = Arc::downgrade(&registry) as Weak<Registry>;
@@ -93,8 +96,12 @@ impl Registry {
         let factory = factory.parking(self.park_after, self.parked.clone()).waiting_for_input(self.waiting.clone());
         *self.factory.write().unwrap_or_else(std::sync::PoisonError::into_inner) = factory;
         // The hub it replaces ends once nothing holds it (its requests are answered): its
-        // server holds it only weakly.
-        self.hub.write().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        // server holds it only weakly. Its listen streams end now, with their results: their
+        // clients listen again, to the new upstreams.
+        let replaced = self.hub.write().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(hub) = replaced {
+            hub.complete_listeners();
+        }
     }
 
     /// The live hub, started over the current upstreams if there is none (or it ended);
@@ -118,7 +125,7 @@ impl Registry {
             stream: self.limits.stream,
             stall: self.limits.stall,
         };
-        let (hub, inbound) = Hub::new(limits, factory.tasks().clone());
+        let (hub, inbound) = Hub::new(limits, factory.tasks().clone(), self.listeners.clone());
         match factory.start_hub(inbound, HubOutbound(Arc::downgrade(&hub)), hub.cancel_token()) {
             Ok(()) => {
                 tracing::info!("modern hub started");
@@ -141,6 +148,14 @@ impl Registry {
     pub(crate) fn in_flight(&self) -> usize {
         let stateless = self.current_hub().map_or(0, |hub| hub.in_flight());
         self.map.iter().map(|e| e.in_flight()).sum::<usize>() + stateless
+    }
+
+    /// Ends every listen stream with its result (the start of a drain: they would hold it
+    /// to its deadline, and their clients can listen again elsewhere at once).
+    pub(crate) fn complete_listeners(&self) {
+        if let Some(hub) = self.current_hub() {
+            hub.complete_listeners();
+        }
     }
 
     fn current_hub(&self) -> Option<Arc<Hub>> {
@@ -309,6 +324,10 @@ impl LiveFigures for Registry {
         self.waiting.load(Ordering::Relaxed)
     }
 
+    fn listeners(&self) -> (usize, u64) {
+        (self.listeners.open(), self.listeners.ended_slow())
+    }
+
     fn upstream_stats(&self) -> Vec<UpstreamStats> {
         Registry::upstream_stats(self)
     }
@@ -358,7 +377,7 @@ mod tests {
             factory,
             None,
             SessionLimits::default(),
-            SessionCaps { total: 3, per_credential: Some(2) },
+            SessionCaps { total: 3, per_credential: Some(2), listeners: 8 },
             Metrics::new(),
         )
     }
@@ -435,12 +454,12 @@ mod tests {
 
     #[test]
     fn concurrent_creates_never_pass_the_global_cap() {
-        race_for_the_last_slot(SessionCaps { total: 8, per_credential: None }, None);
+        race_for_the_last_slot(SessionCaps { total: 8, per_credential: None, listeners: 8 }, None);
     }
 
     #[test]
     fn concurrent_creates_never_pass_a_credentials_cap() {
-        race_for_the_last_slot(SessionCaps { total: 1000, per_credential: Some(8) }, None);
+        race_for_the_last_slot(SessionCaps { total: 1000, per_credential: Some(8), listeners: 8 }, None);
     }
 
     #[tokio::test]

@@ -13,12 +13,16 @@
 //! or the connection) is cancelled at once: the server gets `notifications/cancelled` for
 //! it, and whatever it sends for that request afterwards is dropped (2026-07-28: closing
 //! the stream is the cancellation).
+//!
+//! A `subscriptions/listen` request is a request like the others whose answer comes only
+//! when the subscription ends; meanwhile the server's list changes and resource updates,
+//! which belong to no request, go to the listeners that asked for them ([`listen`]).
 
 #![allow(deprecated)] // LoggingLevel is deprecated in 2026-07-28, and still how a request names one
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -29,6 +33,7 @@ use rmcp::model::{
     CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification, ClientRequest,
     ErrorCode, GetExtensions, GetMeta, JsonRpcMessage, JsonRpcRequest, LoggingLevel, NumberOrString, ProgressToken,
     RequestId, ResultType, ServerJsonRpcMessage, ServerNotification, ServerRequest, ServerResult,
+    SubscriptionsListenResult,
 };
 use rmcp::service::OriginatingRequestId;
 use tokio::sync::mpsc;
@@ -38,6 +43,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::outgoing::Outgoing;
 use crate::session::Closed;
+
+mod listen;
+
+use listen::Listening;
+pub use listen::{DEFAULT_MAX_LISTENERS, ListenerSlots};
 
 /// Sizes of the hub's queues.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +77,21 @@ pub struct Hub {
     limits: HubLimits,
     /// Where a cancellation that finds the inbound queue full is sent from.
     tasks: TaskTracker,
+    /// The cap on listen streams, shared with the gateway's other hubs.
+    listeners: Arc<ListenerSlots>,
+    /// Set once its listen streams were ended: it takes no new ones (it is draining or
+    /// replaced).
+    no_more_listeners: AtomicBool,
     me: Weak<Hub>,
+}
+
+/// Why the hub did not take a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotTaken {
+    /// The hub has ended (shutdown or reload).
+    Ended,
+    /// A `subscriptions/listen` past the cap on open listen streams.
+    TooManyListeners,
 }
 
 /// One request between its POST and its answer.
@@ -80,6 +104,8 @@ struct Pending {
     /// The client capabilities its `_meta` declares, of those an upstream may need.
     declared: Declared,
     tx: mpsc::Sender<Outgoing>,
+    /// Set for a `subscriptions/listen` request.
+    listen: Option<Listening>,
 }
 
 /// Which of the capabilities an upstream may ask for mid-call a request declared.
@@ -154,8 +180,12 @@ impl Drop for Ticket {
 
 impl Hub {
     /// A hub, and the receiving end of its inbound channel for the server; `tasks` tracks
-    /// the rare cancellation that has to wait for room.
-    pub fn new(limits: HubLimits, tasks: TaskTracker) -> (Arc<Self>, mpsc::Receiver<Box<ClientJsonRpcMessage>>) {
+    /// the rare cancellation that has to wait for room; `listeners` caps its listen streams.
+    pub fn new(
+        limits: HubLimits,
+        tasks: TaskTracker,
+        listeners: Arc<ListenerSlots>,
+    ) -> (Arc<Self>, mpsc::Receiver<Box<ClientJsonRpcMessage>>) {
         let (inbound, rx) = mpsc::channel(limits.inbound.max(1));
         let hub = Arc::new_cyclic(|me| Self {
             inbound,
@@ -164,6 +194,8 @@ impl Hub {
             ended: CancellationToken::new(),
             limits,
             tasks,
+            listeners,
+            no_more_listeners: AtomicBool::new(false),
             me: me.clone(),
         });
         (hub, rx)
@@ -179,6 +211,7 @@ impl Hub {
     /// "cancelled" error, which must find no stream to go on (else what a client gets at
     /// shutdown would depend on which thread won).
     pub fn end(&self) {
+        self.complete_listeners();
         let routes = std::mem::take(&mut *self.pending());
         self.ended.cancel();
         drop(routes);
@@ -189,9 +222,32 @@ impl Hub {
         self.ended.is_cancelled()
     }
 
-    /// Requests not answered yet.
+    /// Requests not answered yet, listen requests aside (they are answered only when the
+    /// gateway ends them, so a drain does not wait for them).
     pub fn in_flight(&self) -> usize {
-        self.pending().len()
+        self.pending().values().filter(|p| p.listen.is_none()).count()
+    }
+
+    /// Ends every listen stream cleanly: each gets its listen request's result (2026-07-28:
+    /// a successful listen response marks a graceful end), and the server a cancellation
+    /// (which ends the subscription there). At drain and reload: the client listens again,
+    /// at another instance or on the new configuration.
+    pub fn complete_listeners(&self) {
+        self.no_more_listeners.store(true, Ordering::SeqCst);
+        let listeners: Vec<(i64, Pending)> = {
+            let mut pending = self.pending();
+            let keys: Vec<i64> = pending.iter().filter(|(_, p)| p.listen.is_some()).map(|(k, _)| *k).collect();
+            keys.into_iter().filter_map(|k| pending.remove(&k).map(|p| (k, p))).collect()
+        };
+        for (key, p) in listeners {
+            let result =
+                ServerResult::SubscriptionsListenResult(SubscriptionsListenResult::complete(p.client_id.clone()));
+            if let Some(json) = serialized(&JsonRpcMessage::response(result, p.client_id)) {
+                // Best effort: a listener whose queue is full gets its stream ended without it.
+                let _ = p.tx.try_send(Outgoing::Message { json, response: true, event: None });
+            }
+            self.cancel_in_server(key, "the gateway ended the subscription");
+        }
     }
 
     /// Hands a request to the server under a hub-unique id. Returns the stream its answer
@@ -202,10 +258,19 @@ impl Hub {
         mut request: JsonRpcRequest<ClientRequest>,
         log: Option<LoggingLevel>,
         declared: Declared,
-    ) -> Result<(mpsc::Receiver<Outgoing>, Ticket), Closed> {
+    ) -> Result<(mpsc::Receiver<Outgoing>, Ticket), NotTaken> {
         if self.is_ended() {
-            return Err(Closed);
+            return Err(NotTaken::Ended);
         }
+        let listen = match request.request {
+            ClientRequest::SubscriptionsListenRequest(_) => {
+                if self.no_more_listeners.load(Ordering::SeqCst) {
+                    return Err(NotTaken::Ended);
+                }
+                Some(Listening::new(self.listeners.take().ok_or(NotTaken::TooManyListeners)?))
+            }
+            _ => None,
+        };
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         let meta = request.request.get_meta_mut();
         let token = meta.get_progress_token();
@@ -214,12 +279,12 @@ impl Hub {
         }
         let (tx, rx) = mpsc::channel(self.limits.stream.max(1));
         let client_id = std::mem::replace(&mut request.id, RequestId::Number(key));
-        self.pending().insert(key, Pending { client_id, token, log, declared, tx });
+        self.pending().insert(key, Pending { client_id, token, log, declared, tx, listen });
         // From here on, dropping the ticket (this future included) cancels the request.
         let ticket = Ticket { hub: self.clone(), key };
         tokio::select! {
-            sent = self.inbound.send(Box::new(JsonRpcMessage::Request(request))) => sent.map_err(|_| Closed)?,
-            () = self.ended.cancelled() => return Err(Closed),
+            sent = self.inbound.send(Box::new(JsonRpcMessage::Request(request))) => sent.map_err(|_| NotTaken::Ended)?,
+            () = self.ended.cancelled() => return Err(NotTaken::Ended),
         }
         Ok((rx, ticket))
     }
@@ -255,6 +320,9 @@ impl Hub {
                 let Some((key, p)) = key_of(&r.id).and_then(|k| self.pending().remove(&k).map(|p| (k, p))) else {
                     return Routed::Nowhere;
                 };
+                if p.listen.is_some() {
+                    listen::tag_result(&mut r.result, &p.client_id);
+                }
                 r.id = p.client_id;
                 complete(&mut r.result);
                 let out = serialized(&JsonRpcMessage::Response(r)).map(|json| Outgoing::Message {
@@ -276,6 +344,15 @@ impl Hub {
                 send(key, &p.tx, out)
             }
             JsonRpcMessage::Notification(mut n) => {
+                if let Some(subscription) = listen::acknowledges(&mut n.notification) {
+                    return self.acknowledge(subscription, n.notification);
+                }
+                if listen::is_broadcast(&n.notification)
+                    && n.notification.extensions().get::<OriginatingRequestId>().is_none()
+                {
+                    self.broadcast(n.notification);
+                    return Routed::Nowhere;
+                }
                 let (key, tx) = {
                     let pending = self.pending();
                     let found = match &mut n.notification {
@@ -326,6 +403,56 @@ impl Hub {
         }
     }
 
+    /// The acknowledgement of a listen request, the first message on its stream: the
+    /// listener takes what it acknowledges from now on; to the client under its own id.
+    fn acknowledge(&self, subscription: RequestId, mut notification: ServerNotification) -> Routed {
+        let found = {
+            let mut pending = self.pending();
+            let Some((key, entry)) = key_of(&subscription).and_then(|k| pending.get_mut(&k).map(|e| (k, e))) else {
+                return Routed::Nowhere;
+            };
+            let Some(listening) = entry.listen.as_mut() else { return Routed::Nowhere };
+            if let ServerNotification::SubscriptionsAcknowledgedNotification(ack) = &notification {
+                listening.acknowledged(ack.params.notifications.clone());
+            }
+            (key, entry.client_id.clone(), entry.tx.clone())
+        };
+        let (key, client_id, tx) = found;
+        listen::tag(&mut notification, &client_id);
+        send(key, &tx, serialized(&JsonRpcMessage::notification(notification)).map(Outgoing::other))
+    }
+
+    /// A list change or resource update, which belongs to no request: to every listener
+    /// that asked for it. A listener whose queue is full is ended (counted, logged) rather
+    /// than waited for, so one that does not read holds up neither the others nor the
+    /// upstream that sent it; its client listens again and lists afresh.
+    fn broadcast(&self, notification: ServerNotification) {
+        let listeners: Vec<(i64, RequestId, mpsc::Sender<Outgoing>)> = self
+            .pending()
+            .iter()
+            .filter(|(_, p)| p.listen.as_ref().is_some_and(|l| l.wants(&notification)))
+            .map(|(k, p)| (*k, p.client_id.clone(), p.tx.clone()))
+            .collect();
+        for (key, client_id, tx) in listeners {
+            let mut tagged = notification.clone();
+            listen::tag(&mut tagged, &client_id);
+            let Some(json) = serialized(&JsonRpcMessage::notification(tagged)) else { continue };
+            if let Err(TrySendError::Full(_)) = tx.try_send(Outgoing::other(json)) {
+                self.end_slow_listener(key);
+            }
+        }
+    }
+
+    /// Ends listener `key`, whose client does not read its stream.
+    fn end_slow_listener(&self, key: i64) {
+        if self.pending().remove(&key).is_none() {
+            return;
+        }
+        self.listeners.count_slow();
+        tracing::warn!(request = key, "a listen stream's client is not reading (its queue is full); ended the stream");
+        self.cancel_in_server(key, "the client did not read its listen stream");
+    }
+
     /// Ends request `key` with -32021 if its client did not declare `needed`: the client
     /// gets the error (400 when it comes first), and the server a cancellation.
     fn refuse_undeclared(&self, key: i64, needed: Needed) {
@@ -353,10 +480,12 @@ impl Hub {
     /// Forgets request `key` if it is still waiting, and then tells the server it is
     /// cancelled.
     fn abandon(&self, key: i64) {
-        if self.pending().remove(&key).is_none() {
-            return;
+        let Some(gone) = self.pending().remove(&key) else { return };
+        if gone.listen.is_some() {
+            tracing::info!(request = key, "a listen stream's client closed it; the subscription ended");
+        } else {
+            tracing::info!(request = key, "a stateless request's client left before its answer; cancelled it");
         }
-        tracing::info!(request = key, "a stateless request's client left before its answer; cancelled it");
         self.cancel_in_server(key, "the client closed the request's stream");
     }
 
@@ -464,5 +593,7 @@ fn rank(level: LoggingLevel) -> u8 {
     level as u8
 }
 
+#[cfg(test)]
+mod listen_tests;
 #[cfg(test)]
 mod tests;

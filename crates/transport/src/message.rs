@@ -124,6 +124,7 @@ pub fn method_label(message: &ClientJsonRpcMessage) -> &'static str {
         ClientRequest::UnsubscribeRequest(_) => "resources/unsubscribe",
         ClientRequest::CallToolRequest(_) => "tools/call",
         ClientRequest::ListToolsRequest(_) => "tools/list",
+        ClientRequest::SubscriptionsListenRequest(_) => "subscriptions/listen",
         _ => "other",
     }
 }

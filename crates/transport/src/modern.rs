@@ -8,7 +8,8 @@
 //! -32022; a bad `_meta`, 400 -32602; a method 2026-07-28 removed, 404 -32601), then handed
 //! to the [`Hub`](crate::hub::Hub), whose one server answers it. The answer goes back as
 //! JSON, or as an event stream when something comes before it; closing that stream (or
-//! the connection) cancels the request.
+//! the connection) cancels the request. A `subscriptions/listen` is answered with an event
+//! stream only; it stays open until the client closes it or the gateway ends it.
 
 #![allow(deprecated)] // LoggingLevel is deprecated in 2026-07-28, and still how a request names one
 
@@ -30,7 +31,7 @@ use crate::body::{Body, SseStream};
 use crate::checks::{Accepts, MCP_PROTOCOL_VERSION};
 use crate::edge::{Edge, Sessions, json_response, sse_response, status_only};
 use crate::error::Error;
-use crate::hub::{Declared, Ticket};
+use crate::hub::{Declared, NotTaken, Ticket};
 use crate::message::{self, Posted};
 use crate::outgoing::Outgoing;
 use crate::version::ProtocolVersion;
@@ -64,12 +65,25 @@ pub(crate) fn claims(headers: &HeaderMap, posted: &Posted) -> bool {
     if request.is_some_and(|r| matches!(r.request, ClientRequest::InitializeRequest(_))) {
         return false;
     }
-    // Versions are dates; any later one (known or not) sorts after 2026-07-28, and is
-    // refused with the versions that are served rather than taken for the handshake era.
+    header_claims(headers)
+}
+
+/// Whether the `MCP-Protocol-Version` header names 2026-07-28 or later. Versions are dates;
+/// any later one (known or not) sorts after 2026-07-28, and is refused with the versions
+/// that are served rather than taken for the handshake era.
+fn header_claims(headers: &HeaderMap) -> bool {
     header_text(headers, &MCP_PROTOCOL_VERSION)
         .ok()
         .flatten()
         .is_some_and(|v| v >= ProtocolVersion::V2026_07_28.as_str())
+}
+
+/// The refusal of a POST without a session whose body did not parse because its params do
+/// not read as `method`'s, when the header makes it a stateless request of a method
+/// 2026-07-28 removed: that method is unknown there (404 -32601), whatever its params.
+pub(crate) fn removed_method(headers: &HeaderMap, method: &str) -> Option<Error> {
+    (REMOVED.contains(&method) && header_claims(headers))
+        .then(|| Error::MethodNotFound(format!("{} is not a 2026-07-28 method", printable(method))))
 }
 
 /// Serves one stateless POST.
@@ -97,9 +111,14 @@ pub(crate) async fn post<S: Sessions>(
         caller(&mut request, owner.principal());
     }
     let declared = Declared::from_capabilities(request.request.get_meta().get(META_CLIENT_CAPABILITIES));
+    if matches!(request.request, ClientRequest::SubscriptionsListenRequest(_)) && !accepts.sse {
+        return Err(Error::NotAcceptable("subscriptions/listen is answered with an event stream"));
+    }
     let hub = edge.sessions.hub().ok_or(Error::Unavailable("stateless requests are not served now"))?;
-    let (rx, ticket) =
-        hub.submit(request, log, declared).await.map_err(|_| Error::Unavailable("the gateway is shutting down"))?;
+    let (rx, ticket) = hub.submit(request, log, declared).await.map_err(|e| match e {
+        NotTaken::Ended => Error::Unavailable("the gateway is shutting down"),
+        NotTaken::TooManyListeners => Error::Unavailable("too many listen streams are open"),
+    })?;
     reply(rx, ticket, accepts, edge.config.keepalive).await
 }
 

@@ -70,7 +70,16 @@ async fn post<S: Sessions>(
     // An unknown session is answered before the body is parsed: whatever it holds, the
     // client must start over.
     let session = session_header(edge, parts, owner.as_ref())?;
-    let posted = message::parse(body)?;
+    let posted = match message::parse(body) {
+        Err(Error::InvalidParams { method, .. })
+            if session.is_none()
+                && edge.config.stateless
+                && let Some(refusal) = modern::removed_method(&parts.headers, &method) =>
+        {
+            return Err(refusal);
+        }
+        parsed => parsed?,
+    };
     // Without a session, the body (or the header) tells a stateless 2026-07-28 request
     // from the start of a session, before the header is held to the session versions.
     if session.is_none() && edge.config.stateless && modern::claims(&parts.headers, &posted) {

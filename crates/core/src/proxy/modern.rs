@@ -22,6 +22,7 @@ use rmcp::{ErrorData, RoleServer, Service};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::listen::ResourceHolds;
 use super::mrtr::{MrtrConfig, Parked};
 use super::{Member, Proxy, merged_capabilities};
 use crate::state::SessionState;
@@ -33,6 +34,8 @@ pub(super) struct Modern {
     info: Mutex<Option<(u64, ServerConfig)>>,
     /// Calls waiting for their clients' input.
     pub(super) parked: Arc<Parked>,
+    /// Upstream resource subscriptions held by listeners (shared by both hub proxies).
+    pub(super) holds: Arc<ResourceHolds>,
 }
 
 impl Modern {
@@ -65,6 +68,7 @@ impl Proxy {
         cancel: CancellationToken,
         tasks: TaskTracker,
         parked: Arc<Parked>,
+        holds: Arc<ResourceHolds>,
         capable: bool,
     ) -> Self {
         let mut proxy = Self::new(upstreams, state, cancel, tasks);
@@ -74,7 +78,7 @@ impl Proxy {
                 .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_11_25);
         let members = proxy.members_for(&client, None);
         let _ = proxy.members.set(members);
-        proxy.modern = Some(Modern { info: Mutex::new(None), parked });
+        proxy.modern = Some(Modern { info: Mutex::new(None), parked, holds });
         proxy
     }
 }
@@ -103,8 +107,10 @@ impl ModernHub {
         waiting: Arc<AtomicUsize>,
     ) -> Self {
         let parked = Arc::new(Parked::new(mrtr, waiting));
+        let holds = Arc::new(ResourceHolds::default());
         let proxy = |capable| {
-            Proxy::modern(upstreams.clone(), state.clone(), cancel.clone(), tasks.clone(), parked.clone(), capable)
+            let (parked, holds) = (parked.clone(), holds.clone());
+            Proxy::modern(upstreams.clone(), state.clone(), cancel.clone(), tasks.clone(), parked, holds, capable)
         };
         Self { capable: proxy(true), plain: proxy(false) }
     }
@@ -128,6 +134,19 @@ impl Service<RoleServer> for ModernHub {
     ) -> Result<ServerResult, ErrorData> {
         // rmcp has moved the request's `_meta` into the context by now.
         let proxy = self.of(&context.meta);
+        // A listen's resource subscriptions are made upstream before rmcp acknowledges its
+        // filter (the URIs honoured are read from the catalog, built first), and released
+        // once the listen ends, whatever ended it.
+        if let ClientRequest::SubscriptionsListenRequest(listen) = &request
+            && let Some(uris) = listen.params.notifications.resource_subscriptions.clone()
+        {
+            let _ = proxy.built().await;
+            let held = proxy.hold_resources(&uris, &context).await;
+            let release = context.clone();
+            let result = <Proxy as Service<RoleServer>>::handle_request(proxy, request, context).await;
+            proxy.release_resources(held, &release).await;
+            return result;
+        }
         <Proxy as Service<RoleServer>>::handle_request(proxy, request, context).await
     }
 

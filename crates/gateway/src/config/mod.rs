@@ -136,6 +136,7 @@ struct RawSessions {
     max_sessions_per_credential: Option<usize>,
     stream_stall_secs: u64,
     park_after_secs: u64,
+    max_listeners: usize,
 }
 
 impl Default for RawSessions {
@@ -153,6 +154,7 @@ impl Default for RawSessions {
             max_sessions_per_credential: None,
             stream_stall_secs: 5,
             park_after_secs: 30,
+            max_listeners: mcpgw_transport::hub::DEFAULT_MAX_LISTENERS,
         }
     }
 }
@@ -213,6 +215,8 @@ pub(crate) struct SessionCaps {
     pub(crate) total: usize,
     /// The sessions of one credential.
     pub(crate) per_credential: Option<usize>,
+    /// Open `subscriptions/listen` streams (of this instance).
+    pub(crate) listeners: usize,
 }
 
 impl Config {
@@ -309,6 +313,9 @@ impl RawConfig {
                 "sessions.max_sessions and sessions.max_sessions_per_credential must be positive".into(),
             ));
         }
+        if s.max_listeners == 0 {
+            return Err(invalid("sessions.max_listeners must be positive".into()));
+        }
         let sealer = match &self.server.request_state_key_file {
             Some(path) => {
                 let key = std::fs::read(path)
@@ -352,7 +359,11 @@ impl RawConfig {
             idle_timeout: Duration::from_secs(s.idle_timeout_secs),
             park_after: (s.park_after_secs > 0).then(|| Duration::from_secs(s.park_after_secs)),
             upstreams,
-            caps: SessionCaps { total: s.max_sessions, per_credential: s.max_sessions_per_credential },
+            caps: SessionCaps {
+                total: s.max_sessions,
+                per_credential: s.max_sessions_per_credential,
+                listeners: s.max_listeners,
+            },
             mrtr,
         })
     }
@@ -383,6 +394,15 @@ mod tests {
     fn an_empty_file_means_defaults() {
         let c = Config::parse("", "empty").expect("valid");
         assert_eq!(c.edge.keepalive, Duration::from_secs(15));
+        assert_eq!(c.caps.listeners, 1024);
+    }
+
+    #[test]
+    fn max_listeners_is_read_and_must_be_positive() {
+        let c = Config::parse("[sessions]\nmax_listeners = 3\n", "f").expect("valid");
+        assert_eq!(c.caps.listeners, 3);
+        let err = Config::parse("[sessions]\nmax_listeners = 0\n", "f").expect_err("refused");
+        assert!(err.to_string().contains("sessions.max_listeners"), "{err}");
     }
 
     #[test]

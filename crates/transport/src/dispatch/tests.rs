@@ -68,7 +68,7 @@ impl Sessions for FakeSessions {
         if let Some(hub) = slot.as_ref() {
             return Some(hub.clone());
         }
-        let (hub, mut inbound) = Hub::new(HubLimits::default(), self.tasks.clone());
+        let (hub, mut inbound) = Hub::new(HubLimits::default(), self.tasks.clone(), Default::default());
         let (server, notes) = (hub.clone(), self.hub_notes.lock().expect("notes").clone());
         self.tasks.spawn(async move {
             while let Some(message) = inbound.recv().await {

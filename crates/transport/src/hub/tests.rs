@@ -10,7 +10,7 @@ use rmcp::model::{
 use super::*;
 
 fn hub() -> (Arc<Hub>, mpsc::Receiver<Box<ClientJsonRpcMessage>>) {
-    Hub::new(HubLimits::default(), TaskTracker::new())
+    Hub::new(HubLimits::default(), TaskTracker::new(), Arc::new(ListenerSlots::default()))
 }
 
 fn call(id: RequestId, token: Option<i64>) -> JsonRpcRequest<ClientRequest> {
@@ -195,7 +195,7 @@ async fn a_declared_capability_does_not_end_the_call() {
 #[tokio::test(start_paused = true)]
 async fn a_stream_its_client_does_not_read_is_given_up_and_its_request_cancelled() {
     let limits = HubLimits { inbound: 8, stream: 1, stall: Duration::from_secs(1) };
-    let (hub, mut server) = Hub::new(limits, TaskTracker::new());
+    let (hub, mut server) = Hub::new(limits, TaskTracker::new(), Arc::new(ListenerSlots::default()));
     let (_rx, _ticket) =
         hub.submit(call(RequestId::Number(1), Some(1)), None, Declared::default()).await.expect("submitted");
     let (_, token) = entered(*server.recv().await.expect("request"));
