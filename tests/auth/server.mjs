@@ -8,8 +8,9 @@
 // - issuer: oidc-provider, issuing JWT access tokens (ES256, typ at+jwt) by the client
 //   credentials grant, with resource indicators (RFC 8707): a token for RESOURCE has it as
 //   its audience and is granted the scopes asked for among "mcp:tools mcp:read". Clients
-//   (client_secret_post): alice/alice-secret and bob/bob-secret. Any other resource asked
-//   for gets a token for that audience (a wrong audience for mcpgw).
+//   (client_secret_post): alice/alice-secret and bob/bob-secret; each token's `groups` claim
+//   is its client's (alice: ["engineering"], bob: ["support"]), for the policy tests. Any
+//   other resource asked for gets a token for that audience (a wrong audience for mcpgw).
 // - minter: a second issuer with its own key, for the tokens an authorization server will not
 //   issue. POST /mint with {"claims": {...}, "key": "known"|"unknown", "kid": "...",
 //   "alg": "ES256"|"none"} answers the token. Its keys are at /jwks; its metadata at
@@ -41,6 +42,7 @@ async function privateJwk(kid) {
 }
 
 // ---- the authorization server ----------------------------------------------------------
+const GROUPS = { alice: ['engineering'], bob: ['support'] };
 const issuerServer = http.createServer();
 const issuer = await listen(issuerServer);
 const signing = await privateJwk('as-1');
@@ -57,6 +59,7 @@ const provider = new Provider(issuer, {
   })),
   jwks: { keys: [signing.jwk] },
   scopes: ['mcp:tools', 'mcp:read'],
+  extraTokenClaims: (_ctx, token) => ({ groups: GROUPS[token.clientId] ?? [] }),
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
