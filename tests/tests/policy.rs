@@ -215,35 +215,69 @@ async fn stateless_requests_are_judged_by_their_own_caller() {
     assert_eq!(text(&call("alice-token", 6, "sleep", json!({"ms": 1})).await), "slept 1 ms");
 }
 
-#[tokio::test]
-async fn legacy_sse_sessions_follow_the_same_rules() {
-    let gw = Gateway::start_with(&config(""));
-    let http = Http::new();
-    let bearer = "Bearer bob-token";
-    let response = http
-        .open(Method::GET, &gw.url("/sse"), &[("accept", "text/event-stream"), ("authorization", bearer)], Bytes::new())
-        .await;
-    let mut stream = SseReader::new(response);
-    assert_eq!(stream.status, StatusCode::OK);
-    let endpoint = gw.url(&stream.next().await.expect("the endpoint event").data);
-    let headers = [("content-type", "application/json"), ("authorization", bearer)];
-    let mut call = async |body: Value| {
-        let id = body["id"].clone();
-        let posted = http.send(Method::POST, &endpoint, &headers, body.to_string()).await;
+/// A legacy HTTP+SSE session opened with a bearer token.
+struct Legacy {
+    http: Http,
+    bearer: String,
+    endpoint: String,
+    stream: SseReader,
+}
+
+impl Legacy {
+    async fn open(gw: &Gateway, token: &str) -> Self {
+        let http = Http::new();
+        let bearer = format!("Bearer {token}");
+        let headers = [("accept", "text/event-stream"), ("authorization", bearer.as_str())];
+        let response = http.open(Method::GET, &gw.url("/sse"), &headers, Bytes::new()).await;
+        let mut stream = SseReader::new(response);
+        assert_eq!(stream.status, StatusCode::OK);
+        let endpoint = gw.url(&stream.next().await.expect("the endpoint event").data);
+        let mut legacy = Self { http, bearer, endpoint, stream };
+        legacy.call(initialize("2024-11-05")).await;
+        legacy.post(&notification("notifications/initialized")).await;
+        legacy
+    }
+
+    async fn post(&self, body: &Value) {
+        let headers = [("content-type", "application/json"), ("authorization", self.bearer.as_str())];
+        let posted = self.http.send(Method::POST, &self.endpoint, &headers, body.to_string()).await;
         assert_eq!(posted.status, StatusCode::ACCEPTED, "{}", posted.text());
+    }
+
+    /// Sends a request and reads the stream up to its answer.
+    async fn call(&mut self, body: Value) -> Value {
+        self.post(&body).await;
         loop {
-            let message = stream.next_message().await;
-            if id.is_null() || message["id"] == id {
+            let message = self.stream.next_message().await;
+            if message["id"] == body["id"] {
                 return message;
             }
         }
-    };
-    call(initialize("2024-11-05")).await;
-    let posted =
-        http.send(Method::POST, &endpoint, &headers, notification("notifications/initialized").to_string()).await;
-    assert_eq!(posted.status, StatusCode::ACCEPTED);
-    let list = call(request(1, "tools/list", json!({}))).await;
+    }
+
+    /// Reads the stream up to the next notification.
+    async fn notification(&mut self) -> Value {
+        loop {
+            let message = self.stream.next_message().await;
+            if message["method"].is_string() && message.get("id").is_none() {
+                return message;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn legacy_sse_sessions_follow_the_same_rules_and_hear_of_a_reload() {
+    let gw = Gateway::start_with(&config(""));
+    let mut bob = Legacy::open(&gw, "bob-token").await;
+    let list = bob.call(request(1, "tools/list", json!({}))).await;
     assert!(names(&list).contains(&"plus".to_owned()) && !names(&list).contains(&"sleep".to_owned()), "{list}");
-    unknown(&call(request(2, "tools/call", json!({"name": "sleep", "arguments": {"ms": 1}}))).await, "sleep");
-    assert_eq!(text(&call(request(3, "tools/call", json!({"name": "plus", "arguments": {"b": 2}}))).await), "42");
+    unknown(&bob.call(request(2, "tools/call", json!({"name": "sleep", "arguments": {"ms": 1}}))).await, "sleep");
+    assert_eq!(text(&bob.call(request(3, "tools/call", json!({"name": "plus", "arguments": {"b": 2}}))).await), "42");
+
+    let deny_plus = "\n[[policy.rules]]\ntokens = [\"bob\"]\ntools = [\"add\"]\neffect = \"deny\"\n";
+    std::fs::write(gw.config_path(), config(deny_plus)).expect("rewrite the config");
+    gw.signal("HUP");
+    assert_eq!(bob.notification().await["method"], "notifications/tools/list_changed");
+    unknown(&bob.call(request(4, "tools/call", json!({"name": "plus", "arguments": {"b": 2}}))).await, "plus");
 }
