@@ -281,3 +281,40 @@ async fn legacy_sse_sessions_follow_the_same_rules_and_hear_of_a_reload() {
     assert_eq!(bob.notification().await["method"], "notifications/tools/list_changed");
     unknown(&bob.call(request(4, "tools/call", json!({"name": "plus", "arguments": {"b": 2}}))).await, "plus");
 }
+
+#[tokio::test]
+async fn prompts_and_resources_are_shaped_and_gated_the_same_way() {
+    let rules = "\n[[policy.rules]]\ntokens = [\"bob\"]\nupstream = \"builtin\"\nresources = [\"mcpgw://*\"]\neffect = \"deny\"\n\
+                 \n[[policy.rules]]\ntokens = [\"bob\"]\nupstream = \"builtin\"\nprompts = [\"greeting\"]\nrename = \"hello\"\n\
+                 description = \"Say hello.\"\n";
+    let gw = Gateway::start_with(&config(rules));
+    let bob = Client::open(&gw, "bob-token").await;
+    let alice = Client::open(&gw, "alice-token").await;
+    let resources = bob.call(1, "resources/list", json!({})).await;
+    assert_eq!(resources["result"]["resources"], json!([]), "{resources}");
+    let read = bob.call(2, "resources/read", json!({"uri": "mcpgw://about"})).await;
+    assert_eq!(read["error"]["code"], -32002, "answered as a resource that does not exist: {read}");
+    let theirs = alice.call(1, "resources/read", json!({"uri": "mcpgw://about"})).await;
+    assert!(theirs["result"]["contents"].is_array(), "{theirs}");
+
+    let prompts = bob.call(3, "prompts/list", json!({})).await;
+    assert_eq!(prompts["result"]["prompts"][0]["name"], "hello", "{prompts}");
+    assert_eq!(prompts["result"]["prompts"][0]["description"], "Say hello.", "{prompts}");
+    let got = bob.call(4, "prompts/get", json!({"name": "hello", "arguments": {"name": "Bob"}})).await;
+    assert!(got["result"]["messages"].is_array(), "the renamed prompt gets the original: {got}");
+    let original = bob.call(5, "prompts/get", json!({"name": "greeting", "arguments": {"name": "Bob"}})).await;
+    assert_eq!(original["error"]["code"], -32602, "{original}");
+}
+
+#[tokio::test]
+async fn without_auth_the_rules_for_unauthenticated_callers_apply() {
+    let gw = Gateway::start_with(
+        "[upstreams.builtin]\nkind = \"builtin\"\n\n[policy]\ndefault = \"deny\"\n\n\
+         [[policy.rules]]\nunauthenticated = true\nupstream = \"builtin\"\ntools = [\"echo\"]\n",
+    );
+    let session = mcpgw_tests::StreamableSession::open(&gw.url("/mcp"), "2025-11-25").await;
+    let list = session.call(1, "tools/list", json!({})).await;
+    assert_eq!(names(&list), ["echo"]);
+    let prompts = session.call(2, "prompts/list", json!({})).await;
+    assert_eq!(prompts["result"]["prompts"], json!([]), "the default denies what no rule allows: {prompts}");
+}

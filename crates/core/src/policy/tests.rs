@@ -179,3 +179,17 @@ fn a_reload_differs_only_for_the_callers_and_kinds_it_touches() {
     assert!(!old.differs_for(&new, Some(&token("alice")), Kind::Prompt));
     assert!(!old.differs_for(&new, Some(&token("bob")), Kind::Tool));
 }
+
+#[test]
+fn a_uri_read_through_a_template_is_checked_itself() {
+    let templates = [rmcp::model::ResourceTemplate::new("file:///{path}", "files")];
+    let base = Catalog::merge(&[Listing { upstream: "fs", templates: &templates, ..Listing::default() }]);
+    let mut deny = rule(who_tokens(&["bob"]), "fs", &[], Effect::Deny);
+    deny.resources = vec!["file:///secret*".into()];
+    let policy = Arc::new(Policy::compile(PolicySpec { rules: vec![deny], ..PolicySpec::default() }).expect("valid"));
+    let names: Arc<[String]> = Arc::from(vec!["fs".to_owned()]);
+    let shaped = shape::shape(&policy, &policy.matching(Some(&token("bob"))), &base, &names);
+    assert_eq!(shaped.resource_owners("file:///notes"), [0]);
+    assert!(shaped.resource_owners("file:///secret.txt").is_empty());
+    assert_eq!(base.resource_owners("file:///secret.txt"), [0], "unshaped, anyone reads it");
+}
