@@ -234,6 +234,10 @@ impl Proxy {
         let (route, built) =
             self.lookup(view, |c| c.tool(name).cloned(), |r| std::slice::from_ref(&r.upstream)).await?;
         route.ok_or_else(|| {
+            // The caller hears "not found" either way; the operator may want to know which.
+            if view.is_some() && self.catalog.last().is_some_and(|raw| raw.catalog.tool(name).is_some()) {
+                tracing::debug!(tool = name, "a tool call the policy does not allow this caller");
+            }
             let mut e = self.not_found("tool", name, built.catalog.tool_hint(name));
             if !built.missing.is_empty() {
                 e.message = format!("{} (not listed now: {})", e.message, built.missing.join("; ")).into();
