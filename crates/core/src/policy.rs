@@ -76,6 +76,16 @@ pub enum Effect {
     Deny,
 }
 
+impl Effect {
+    /// `allow` or `deny`, as configured.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+        }
+    }
+}
+
 /// Whom a rule is for. `anyone` matches every caller, authenticated or not;
 /// `unauthenticated` only requests without credentials (authentication off). Otherwise
 /// each field given must match (any one of its values), and at least one must be given.
@@ -227,6 +237,11 @@ impl Policy {
     /// Whether it lets everything through to everyone (nothing to apply).
     pub fn is_open(&self) -> bool {
         self.rules.is_empty() && self.default == Effect::Allow
+    }
+
+    /// What applies to an item no rule covers for the caller.
+    pub fn default_effect(&self) -> Effect {
+        self.default
     }
 
     /// How many rules it has.

@@ -287,7 +287,11 @@ fn loaded(path: Option<&Path>, config: &Config) -> String {
         })
         .collect();
     let upstreams = if upstreams.is_empty() { "none".to_owned() } else { upstreams.join(", ") };
-    format!("configuration: {source}; upstreams: {upstreams}")
+    let policy = match (config.policy.len(), config.policy.default_effect()) {
+        (0, mcpgw_core::policy::Effect::Allow) => String::new(),
+        (rules, default) => format!("; policy: {rules} rules, default {}", default.as_str()),
+    };
+    format!("configuration: {source}; upstreams: {upstreams}{policy}")
 }
 
 /// How long start-up waits for the shared upstreams: the longest of their connect timeouts.
