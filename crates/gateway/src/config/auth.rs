@@ -95,6 +95,11 @@ impl RawAuth {
         Ok(Arc::new(Auth::with_jwt(tokens, config, fetch)?))
     }
 
+    /// The names of the named static tokens.
+    pub(super) fn token_names(&self) -> Vec<String> {
+        self.tokens.keys().cloned().collect()
+    }
+
     /// The static tokens: the listed digests, the named ones, and those in `token_file`
     /// (one per line; blank lines and `#` comments skipped).
     fn tokens(&self) -> Result<TokenSet, String> {

@@ -306,6 +306,7 @@ impl RawConfig {
             (None, None) if self.server.listen.ip().is_loopback() => HostPolicy::loopback(),
             (allowed_hosts, allowed_origins) => HostPolicy { allowed_hosts, allowed_origins },
         };
+        let token_names = self.auth.as_ref().map(auth::RawAuth::token_names).unwrap_or_default();
         let auth = match self.auth {
             None => None,
             Some(raw) => Some(raw.build().map_err(|m| invalid(format!("auth: {m}")))?),
@@ -329,7 +330,8 @@ impl RawConfig {
         };
         let mrtr = MrtrConfig { sealer: Arc::new(sealer), ttl };
         let names: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
-        let policy = self.policy.build(&names, auth.is_some()).map_err(|m| invalid(format!("policy: {m}")))?;
+        let policy =
+            self.policy.build(&names, auth.is_some(), &token_names).map_err(|m| invalid(format!("policy: {m}")))?;
         let edge = EdgeConfig {
             keepalive: Duration::from_secs(s.keepalive_secs),
             legacy_grace: Duration::from_secs(s.legacy_grace_secs),

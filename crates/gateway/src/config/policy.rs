@@ -54,8 +54,14 @@ struct RawRule {
 
 impl RawPolicy {
     /// The compiled policy; `upstreams` are the configured names, `authenticated` whether
-    /// `[auth]` is on (without it only `anyone` and `unauthenticated` rules can match).
-    pub(super) fn build(self, upstreams: &[&str], authenticated: bool) -> Result<Arc<Policy>, String> {
+    /// `[auth]` is on (without it only `anyone` and `unauthenticated` rules can match),
+    /// `tokens` the names of the named static tokens (a rule naming another is a typo).
+    pub(super) fn build(
+        self,
+        upstreams: &[&str],
+        authenticated: bool,
+        tokens: &[String],
+    ) -> Result<Arc<Policy>, String> {
         for (i, rule) in self.rules.iter().enumerate() {
             let named = !(rule.subjects.is_empty()
                 && rule.tokens.is_empty()
@@ -67,6 +73,9 @@ impl RawPolicy {
                      unauthenticated)",
                     i + 1
                 ));
+            }
+            if let Some(name) = rule.tokens.iter().find(|t| !tokens.contains(t)) {
+                return Err(format!("rule {}: token {name:?} is not named in [auth.tokens]", i + 1));
             }
             if let Some(name) = &rule.upstream
                 && !name.contains(['*', '?'])
@@ -110,7 +119,8 @@ mod tests {
     use super::*;
 
     fn build(text: &str, authenticated: bool) -> Result<Arc<Policy>, String> {
-        toml::from_str::<RawPolicy>(text).map_err(|e| e.to_string())?.build(&["builtin", "fs"], authenticated)
+        let tokens = ["bob".to_owned()];
+        toml::from_str::<RawPolicy>(text).map_err(|e| e.to_string())?.build(&["builtin", "fs"], authenticated, &tokens)
     }
 
     #[test]
@@ -129,6 +139,8 @@ mod tests {
         let off = build("[[rules]]\ntokens = [\"bob\"]\n", false).expect_err("refused");
         assert!(off.contains("[auth] is off"), "{off}");
         assert!(build("[[rules]]\nanyone = true\neffect = \"maybe\"\n", true).is_err());
+        let typo = build("[[rules]]\ntokens = [\"bobb\"]\n", true).expect_err("refused");
+        assert!(typo.contains("\"bobb\" is not named in [auth.tokens]"), "{typo}");
         assert!(build("[[rules]]\nanyone = true\ntool = \"x\"\n", true).is_err(), "unknown key");
     }
 }
