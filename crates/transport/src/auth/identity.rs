@@ -159,6 +159,16 @@ mod tests {
     }
 
     #[test]
+    fn a_named_token_is_the_same_caller_as_its_digest_and_carries_its_name() {
+        let named = Identity::named_token([3; 32], "ci".into());
+        assert_eq!(named, Identity::token([3; 32]));
+        assert_eq!(named.token_name(), Some("ci"));
+        assert_eq!(named.subject_name(), None);
+        assert_eq!(subject("alice", &[]).subject_name(), Some("alice"));
+        assert_eq!(subject("alice", &[]).token_name(), None);
+    }
+
+    #[test]
     fn debug_never_shows_the_whole_digest() {
         let shown = format!("{:?}", Identity::token([0xab; 32]));
         assert!(shown.len() < 30, "{shown}");
