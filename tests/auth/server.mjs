@@ -9,8 +9,9 @@
 //   credentials grant, with resource indicators (RFC 8707): a token for RESOURCE has it as
 //   its audience and is granted the scopes asked for among "mcp:tools mcp:read". Clients
 //   alice/alice-secret and bob/bob-secret (client_secret_post), carol/carol-secret
-//   (client_secret_basic). Any other resource asked for gets a token for that audience (a
-//   wrong audience for mcpgw).
+//   (client_secret_basic); each token's `groups` claim is its client's (alice:
+//   ["engineering"], bob: ["support"], carol: none), for the policy tests. Any other resource
+//   asked for gets a token for that audience (a wrong audience for mcpgw).
 // - minter: a second issuer with its own key, for the tokens an authorization server will not
 //   issue. POST /mint with {"claims": {...}, "key": "known"|"unknown", "kid": "...",
 //   "alg": "ES256"|"none"} answers the token. Its keys are at /jwks; its metadata at
@@ -42,6 +43,7 @@ async function privateJwk(kid) {
 }
 
 // ---- the authorization server ----------------------------------------------------------
+const GROUPS = { alice: ['engineering'], bob: ['support'] };
 const issuerServer = http.createServer();
 const issuer = await listen(issuerServer);
 const signing = await privateJwk('as-1');
@@ -64,6 +66,7 @@ const provider = new Provider(issuer, {
   })),
   jwks: { keys: [signing.jwk] },
   scopes: ['mcp:tools', 'mcp:read'],
+  extraTokenClaims: (_ctx, token) => ({ groups: GROUPS[token.clientId] ?? [] }),
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },

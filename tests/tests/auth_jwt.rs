@@ -333,3 +333,28 @@ async fn a_refreshed_token_keeps_its_legacy_session_and_another_subject_gets_404
     assert_eq!(post(refreshed).await.status, StatusCode::ACCEPTED);
     assert_eq!(stream.next_message().await["id"], 0);
 }
+
+#[tokio::test]
+async fn the_policy_reads_the_groups_claim_of_the_authorization_servers_tokens() {
+    let server = AuthServer::start();
+    let gw = Gateway::start_with(&format!(
+        "[auth]\nresource = \"{RESOURCE}\"\n[[auth.issuers]]\nissuer = \"{}\"\naccess_token_type = true\n\
+         [upstreams.builtin]\nkind = \"builtin\"\n\
+         [[policy.rules]]\ngroups = [\"support\"]\nupstream = \"builtin\"\ntools = [\"sleep\", \"add\"]\neffect = \"deny\"\n",
+        server.issuer,
+    ));
+    let http = Http::new();
+    // The authorization server puts alice in engineering and bob in support.
+    for (client, sees_everything) in [("alice", true), ("bob", false)] {
+        let token = bearer(&server.token(&http, client, "mcp:tools", RESOURCE).await);
+        let init = post_mcp(&http, &gw, Some(&token), &initialize("2025-11-25"), None).await;
+        assert_eq!(init.status, StatusCode::OK, "{}", init.text());
+        let sid = init.header("mcp-session-id").expect("a session").to_owned();
+        let listed = post_mcp(&http, &gw, Some(&token), &request(1, "tools/list", json!({})), Some(&sid)).await;
+        let tools = listed.messages()[0]["result"]["tools"].clone();
+        let names: Vec<&str> = tools.as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect();
+        assert!(names.contains(&"echo"), "{client}: {names:?}");
+        assert_eq!(names.contains(&"sleep"), sees_everything, "{client}: {names:?}");
+        assert_eq!(names.contains(&"add"), sees_everything, "{client}: {names:?}");
+    }
+}

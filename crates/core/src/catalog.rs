@@ -11,8 +11,10 @@
 mod names;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
+use serde_json::{Map, Value};
 
 use crate::upstream::spec::ToolFilter;
 use names::Own;
@@ -45,6 +47,29 @@ pub struct Route {
     pub upstream: usize,
     /// The upstream's own name for the tool or prompt.
     pub name: String,
+    /// Tool arguments the caller's policy sets (`None`: none).
+    pub pins: Option<Arc<Map<String, Value>>>,
+}
+
+/// Whether a caller may read a URI of an upstream (by index): a shaped catalog's check
+/// for URIs no resource lists (read through a template's upstream).
+#[derive(Clone)]
+pub struct UriGate(Arc<Allows>);
+
+/// The check of a [`UriGate`]: upstream index and URI.
+type Allows = dyn Fn(usize, &str) -> bool + Send + Sync;
+
+impl UriGate {
+    /// The gate of this check.
+    pub fn new(allows: impl Fn(usize, &str) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(allows))
+    }
+}
+
+impl std::fmt::Debug for UriGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UriGate")
+    }
 }
 
 /// What one session sees.
@@ -58,12 +83,14 @@ pub struct Catalog {
     pub resources: Vec<Resource>,
     /// Resource templates.
     pub templates: Vec<ResourceTemplate>,
-    tool_routes: HashMap<String, Route>,
-    prompt_routes: HashMap<String, Route>,
+    pub(crate) tool_routes: HashMap<String, Route>,
+    pub(crate) prompt_routes: HashMap<String, Route>,
     tool_hints: HashMap<String, String>,
     prompt_hints: HashMap<String, String>,
-    resource_owners: HashMap<String, usize>,
-    template_owners: Vec<usize>,
+    pub(crate) resource_owners: HashMap<String, usize>,
+    pub(crate) template_owners: Vec<usize>,
+    /// Set on a caller's shaped catalog: the URIs it may read.
+    pub(crate) uri_gate: Option<UriGate>,
 }
 
 impl Catalog {
@@ -79,7 +106,7 @@ impl Catalog {
             for tool in listing.tools {
                 let original = tool.name.to_string();
                 if let Some(exposed) = tools.exposed.get(&(upstream, original.clone())) {
-                    catalog.tool_routes.insert(exposed.clone(), Route { upstream, name: original });
+                    catalog.tool_routes.insert(exposed.clone(), Route { upstream, name: original, pins: None });
                     let mut tool = tool.clone();
                     tool.name = exposed.clone().into();
                     catalog.tools.push(tool);
@@ -92,7 +119,9 @@ impl Catalog {
         for (upstream, listing) in listings.iter().enumerate() {
             for prompt in listing.prompts {
                 if let Some(exposed) = prompts.exposed.get(&(upstream, prompt.name.clone())) {
-                    catalog.prompt_routes.insert(exposed.clone(), Route { upstream, name: prompt.name.clone() });
+                    catalog
+                        .prompt_routes
+                        .insert(exposed.clone(), Route { upstream, name: prompt.name.clone(), pins: None });
                     let mut prompt = prompt.clone();
                     prompt.name = exposed.clone();
                     catalog.prompts.push(prompt);
@@ -151,6 +180,9 @@ impl Catalog {
                 owners.push(*owner);
             }
         }
+        if let Some(UriGate(allows)) = &self.uri_gate {
+            owners.retain(|&o| allows(o, uri));
+        }
         owners
     }
 
@@ -190,8 +222,6 @@ fn template_matches(template: &str, uri: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     fn tool(name: &str) -> Tool {
@@ -213,9 +243,9 @@ mod tests {
             Listing { upstream: "b", tools: &b, ..Listing::default() },
         ]);
         assert_eq!(names(&catalog), ["a_echo", "b_echo", "read", "write"]);
-        assert_eq!(catalog.tool("a_echo"), Some(&Route { upstream: 0, name: "echo".into() }));
-        assert_eq!(catalog.tool("b_echo"), Some(&Route { upstream: 1, name: "echo".into() }));
-        assert_eq!(catalog.tool("write"), Some(&Route { upstream: 1, name: "write".into() }));
+        assert_eq!(catalog.tool("a_echo"), Some(&Route { upstream: 0, name: "echo".into(), pins: None }));
+        assert_eq!(catalog.tool("b_echo"), Some(&Route { upstream: 1, name: "echo".into(), pins: None }));
+        assert_eq!(catalog.tool("write"), Some(&Route { upstream: 1, name: "write".into(), pins: None }));
         assert_eq!(catalog.tool("echo"), None);
         assert_eq!(
             catalog.tool_hint("echo"),
@@ -236,8 +266,8 @@ mod tests {
             Listing { upstream: "builtin", builtin: true, tools: &builtin, ..Listing::default() },
         ]);
         assert_eq!(names(&catalog), ["add", "echo", "everything_echo", "get-sum"]);
-        assert_eq!(catalog.tool("echo"), Some(&Route { upstream: 1, name: "echo".into() }));
-        assert_eq!(catalog.tool("everything_echo"), Some(&Route { upstream: 0, name: "echo".into() }));
+        assert_eq!(catalog.tool("echo"), Some(&Route { upstream: 1, name: "echo".into(), pins: None }));
+        assert_eq!(catalog.tool("everything_echo"), Some(&Route { upstream: 0, name: "echo".into(), pins: None }));
         assert_eq!(
             catalog.tool_hint("builtin_echo"),
             Some(
@@ -290,7 +320,7 @@ mod tests {
             Listing { upstream: "b", prompts: &b, ..Listing::default() },
         ]);
         assert!(catalog.prompt("greeting").is_none());
-        assert_eq!(catalog.prompt("b_greeting"), Some(&Route { upstream: 1, name: "greeting".into() }));
+        assert_eq!(catalog.prompt("b_greeting"), Some(&Route { upstream: 1, name: "greeting".into(), pins: None }));
         assert!(
             catalog.prompt_hint("greeting").is_some_and(|h| h.starts_with("did you mean a_greeting or b_greeting?"))
         );

@@ -9,6 +9,7 @@
 //! - `state`: what a session keeps across runs of its server.
 //! - [`proxy`]: [`Proxy`], the per-session server over every upstream.
 //! - [`seal`]: the sealed `requestState` of input-required results (2026-07-28 MRTR).
+//! - [`policy`]: who may see and call what, per caller; [`Policies`] holds the one in force.
 //! - [`catalog`]: merging the upstreams' tools, prompts and resources, and their names.
 //! - [`upstream`]: the upstreams: built-in tools, stdio children, remote HTTP and SSE
 //!   servers, and the connections to them.
@@ -17,6 +18,7 @@
 pub mod catalog;
 pub mod channel;
 pub mod error;
+pub mod policy;
 pub mod proxy;
 pub mod seal;
 pub mod session;
@@ -25,6 +27,7 @@ pub mod upstream;
 
 pub use channel::{Inbound, Notifier, Outbound, OutboundClosed};
 pub use error::Error;
+pub use policy::{Caller, Policies, Policy, PolicySpec};
 pub use proxy::{MrtrConfig, Proxy};
 pub use seal::Sealer;
 pub use session::ServerFactory;

@@ -7,11 +7,12 @@
 mod listen;
 mod modern;
 mod mrtr;
+mod view;
 
 pub use modern::ModernHub;
 pub use mrtr::{MAX_PARKED, MrtrConfig};
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -39,6 +40,7 @@ use crate::upstream::fetch::Collapsed;
 use crate::upstream::link::{Link, Listed, SessionKey, client_config};
 use crate::upstream::set::Upstreams;
 use crate::upstream::spec::{DEFAULT_CALL_TIMEOUT, Share, UpstreamKind, UpstreamSpec};
+use view::{Shaped, View};
 
 /// One session's server.
 pub struct Proxy {
@@ -51,6 +53,10 @@ pub struct Proxy {
     tasks: TaskTracker,
     /// Set for the modern hub: the one server of every stateless request.
     modern: Option<modern::Modern>,
+    /// The upstreams' names by index, for the policy.
+    names: Arc<[String]>,
+    /// Catalogs as the policy shapes them for its callers, latest last.
+    shaped: Mutex<Vec<Shaped>>,
 }
 
 /// One upstream as a session sees it.
@@ -119,9 +125,12 @@ impl Proxy {
         cancel: CancellationToken,
         tasks: TaskTracker,
     ) -> Self {
+        let names = upstreams.specs().iter().map(|s| s.name.clone()).collect();
         Self {
             upstreams,
             state,
+            names,
+            shaped: Mutex::new(Vec::new()),
             members: OnceLock::new(),
             info: OnceLock::new(),
             // A catalog with an upstream left out is built again on the next ask; the link
@@ -216,14 +225,21 @@ impl Proxy {
         Ok(self.catalog.get(generation, move || build(members, upstreams, wait)).await)
     }
 
-    async fn catalog(&self) -> Result<Arc<Catalog>, ErrorData> {
-        Ok(self.built().await?.catalog.clone())
+    /// The catalog as the caller of the request `view` is for sees it.
+    async fn catalog(&self, view: Option<&View>) -> Result<Arc<Catalog>, ErrorData> {
+        let built = self.built().await?;
+        Ok(self.shape(built, view).catalog.clone())
     }
 
     /// Where a tool call goes.
-    async fn tool_route(&self, name: &str) -> Result<Route, ErrorData> {
-        let (route, built) = self.lookup(|c| c.tool(name).cloned(), |r| std::slice::from_ref(&r.upstream)).await?;
+    async fn tool_route(&self, name: &str, view: Option<&View>) -> Result<Route, ErrorData> {
+        let (route, built) =
+            self.lookup(view, |c| c.tool(name).cloned(), |r| std::slice::from_ref(&r.upstream)).await?;
         route.ok_or_else(|| {
+            // The caller hears "not found" either way; the operator may want to know which.
+            if view.is_some() && self.catalog.last().is_some_and(|raw| raw.catalog.tool(name).is_some()) {
+                tracing::debug!(tool = name, "a tool call the policy does not allow this caller");
+            }
             let mut e = self.not_found("tool", name, built.catalog.tool_hint(name));
             if !built.missing.is_empty() {
                 e.message = format!("{} (not listed now: {})", e.message, built.missing.join("; ")).into();
@@ -235,14 +251,16 @@ impl Proxy {
     /// Finds what a request is routed by: in the last catalog when `find` finds it there and
     /// none of its `owners`' lists has changed since, so another upstream's list fetch (in
     /// flight, or stalled until its deadline) does not hold the request up; else in a fresh
-    /// catalog. The catalog looked in comes along, for a not-found error.
+    /// catalog. The catalog looked in comes along, for a not-found error. Both are the
+    /// catalog as `view`'s caller sees it.
     async fn lookup<T>(
         &self,
+        view: Option<&View>,
         find: impl Fn(&Catalog) -> Option<T>,
         owners: impl Fn(&T) -> &[usize],
     ) -> Result<(Option<T>, Arc<Built>), ErrorData> {
         let members = self.members()?;
-        if let Some(built) = self.catalog.last()
+        if let Some(built) = self.catalog.last().map(|b| self.shape(b, view))
             && let Some(found) = find(&built.catalog)
             && owners(&found)
                 .iter()
@@ -250,7 +268,7 @@ impl Proxy {
         {
             return Ok((Some(found), built));
         }
-        let built = self.built().await?;
+        let built = self.shape(self.built().await?, view);
         Ok((find(&built.catalog), built))
     }
 
@@ -509,11 +527,12 @@ impl ServerHandler for Proxy {
     async fn list_tools(
         &self,
         _r: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Box::pin(async move {
             offered::<ListToolsRequestMethod>(self.get_info().capabilities.tools.is_some())?;
-            Ok(ListToolsResult::with_all_items(self.catalog().await?.tools.clone()))
+            let view = self.view(&ctx.extensions);
+            Ok(ListToolsResult::with_all_items(self.catalog(view.as_ref()).await?.tools.clone()))
         })
         .await
     }
@@ -524,7 +543,11 @@ impl ServerHandler for Proxy {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         Box::pin(async move {
-            let route = self.tool_route(&params.name).await?;
+            let view = self.view(&ctx.extensions);
+            let route = self.tool_route(&params.name, view.as_ref()).await?;
+            if let Some(pins) = &route.pins {
+                view::pin(&mut params, pins)?;
+            }
             params.name = route.name.into();
             self.under_deadline(route.upstream, "the tool call", ctx, |ctx| async move {
                 match self.members()?.get(route.upstream) {
@@ -547,11 +570,12 @@ impl ServerHandler for Proxy {
     async fn list_prompts(
         &self,
         _r: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         Box::pin(async move {
             offered::<ListPromptsRequestMethod>(self.get_info().capabilities.prompts.is_some())?;
-            Ok(ListPromptsResult::with_all_items(self.catalog().await?.prompts.clone()))
+            let view = self.view(&ctx.extensions);
+            Ok(ListPromptsResult::with_all_items(self.catalog(view.as_ref()).await?.prompts.clone()))
         })
         .await
     }
@@ -562,8 +586,10 @@ impl ServerHandler for Proxy {
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         Box::pin(async move {
-            let (route, built) =
-                self.lookup(|c| c.prompt(&params.name).cloned(), |r| std::slice::from_ref(&r.upstream)).await?;
+            let view = self.view(&ctx.extensions);
+            let (route, built) = self
+                .lookup(view.as_ref(), |c| c.prompt(&params.name).cloned(), |r| std::slice::from_ref(&r.upstream))
+                .await?;
             let route =
                 route.ok_or_else(|| self.not_found("prompt", &params.name, built.catalog.prompt_hint(&params.name)))?;
             params.name = route.name;
@@ -588,11 +614,12 @@ impl ServerHandler for Proxy {
     async fn list_resources(
         &self,
         _r: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         Box::pin(async move {
             offered::<ListResourcesRequestMethod>(self.get_info().capabilities.resources.is_some())?;
-            Ok(ListResourcesResult::with_all_items(self.catalog().await?.resources.clone()))
+            let view = self.view(&ctx.extensions);
+            Ok(ListResourcesResult::with_all_items(self.catalog(view.as_ref()).await?.resources.clone()))
         })
         .await
     }
@@ -600,11 +627,12 @@ impl ServerHandler for Proxy {
     async fn list_resource_templates(
         &self,
         _r: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         Box::pin(async move {
             offered::<ListResourceTemplatesRequestMethod>(self.get_info().capabilities.resources.is_some())?;
-            Ok(ListResourceTemplatesResult::with_all_items(self.catalog().await?.templates.clone()))
+            let view = self.view(&ctx.extensions);
+            Ok(ListResourceTemplatesResult::with_all_items(self.catalog(view.as_ref()).await?.templates.clone()))
         })
         .await
     }
@@ -617,8 +645,9 @@ impl ServerHandler for Proxy {
         Box::pin(async move {
             // The owners are tried in turn; the first, which listed the URI or has a template
             // for it, decides whether the last catalog is current enough.
-            let (owners, _) =
-                self.lookup(|c| Some(c.resource_owners(&params.uri)).filter(|o| !o.is_empty()), |o| &o[..1]).await?;
+            let view = self.view(&ctx.extensions);
+            let find = |c: &Catalog| Some(c.resource_owners(&params.uri)).filter(|o| !o.is_empty());
+            let (owners, _) = self.lookup(view.as_ref(), find, |o| &o[..1]).await?;
             // The uri in `data` too, so a client can tell which read failed (2026-07-28 asks it).
             let mut last = ErrorData::resource_not_found(
                 format!("resource not found: {}", params.uri),
@@ -659,7 +688,7 @@ impl ServerHandler for Proxy {
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         Box::pin(async move {
-            let owner = self.resource_remote(&params.uri).await?;
+            let owner = self.resource_remote(&params.uri, self.view(&ctx.extensions).as_ref()).await?;
             let (link, _) = self.remote(owner)?;
             let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(params.clone()));
             self.under_deadline(owner, "resources/subscribe", ctx, |ctx| async move {
@@ -678,7 +707,7 @@ impl ServerHandler for Proxy {
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         Box::pin(async move {
-            let owner = self.resource_remote(&params.uri).await?;
+            let owner = self.resource_remote(&params.uri, self.view(&ctx.extensions).as_ref()).await?;
             let (link, _) = self.remote(owner)?;
             link.set_subscription(self.key(), &params.uri, false);
             let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params));
@@ -705,7 +734,8 @@ impl ServerHandler for Proxy {
                 Reference::Resource(resource) => c.template_owner(&resource.uri).map(|owner| (owner, None)),
                 _ => None,
             };
-            let (found, _) = self.lookup(find, |(owner, _)| std::slice::from_ref(owner)).await?;
+            let view = self.view(&ctx.extensions);
+            let (found, _) = self.lookup(view.as_ref(), find, |(owner, _)| std::slice::from_ref(owner)).await?;
             let Some((owner, name)) = found else { return Ok(CompleteResult::default()) };
             if let (Reference::Prompt(prompt), Some(name)) = (&mut params.r#ref, name) {
                 prompt.name = name;
@@ -800,12 +830,12 @@ impl Proxy {
         ErrorData::invalid_params(message, None)
     }
 
-    async fn resource_remote(&self, uri: &str) -> Result<usize, ErrorData> {
+    async fn resource_remote(&self, uri: &str, view: Option<&View>) -> Result<usize, ErrorData> {
         let members = self.members()?;
         let remote = |c: &Catalog| {
             c.resource_owners(uri).into_iter().find(|o| matches!(members.get(*o), Some(Member::Remote { .. })))
         };
-        let (owner, _) = self.lookup(remote, std::slice::from_ref).await?;
+        let (owner, _) = self.lookup(view, remote, std::slice::from_ref).await?;
         owner.ok_or_else(|| ErrorData::resource_not_found(format!("resource not found: {uri}"), None))
     }
 }

@@ -1,6 +1,7 @@
 //! What a session keeps for its whole life, across runs of its server: its key among the
-//! upstreams' audiences, the way to notify its client, and the `initialize` handshake a
-//! parked session's next server starts from.
+//! upstreams' audiences, the way to notify its client, the caller it was opened by and the
+//! policy it is served under, and the `initialize` handshake a parked session's next
+//! server starts from.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -9,6 +10,7 @@ use rmcp::model::{InitializeRequestParams, ServerConfig};
 use rmcp::{Peer, RoleServer};
 
 use crate::channel::Notifier;
+use crate::policy::{Caller, Policies};
 use crate::upstream::link::{Link, SessionKey};
 
 /// The handshake as it ended: the client's `initialize` (with the version agreed on) and
@@ -23,6 +25,11 @@ pub(crate) struct Handshake {
 pub(crate) struct SessionState {
     pub(crate) key: SessionKey,
     pub(crate) notifier: Notifier,
+    /// Who opened the session (`None`: authentication is off, or this is the hub, whose
+    /// requests each carry their own).
+    pub(crate) caller: Option<Caller>,
+    /// The policy in force, swapped by reloads.
+    pub(crate) policies: Arc<Policies>,
     handshake: OnceLock<Handshake>,
     /// Set once the session holds nothing that only a running server keeps (its own
     /// upstream connections do).
@@ -32,10 +39,12 @@ pub(crate) struct SessionState {
 }
 
 impl SessionState {
-    pub(crate) fn new(key: SessionKey, notifier: Notifier) -> Self {
+    pub(crate) fn new(key: SessionKey, notifier: Notifier, caller: Option<Caller>, policies: Arc<Policies>) -> Self {
         Self {
             key,
             notifier,
+            caller,
+            policies,
             handshake: OnceLock::new(),
             may_park: Arc::new(AtomicBool::new(false)),
             attached: Mutex::new(Vec::new()),
@@ -69,6 +78,7 @@ impl SessionState {
 
     /// Leaves every audience: the session has ended.
     pub(crate) fn detach_all(&self) {
+        self.policies.forget(self.key);
         let attached = std::mem::take(&mut *self.attached.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         for link in attached {
             link.detach(self.key);

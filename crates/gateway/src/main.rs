@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - `config`: the TOML configuration (and desktop-client JSON), validated.
+//! - `caller`: an identity as the policy reads it.
 //! - `registry`: the one map of live sessions of both kinds, and the idle reaper.
 //! - `router`: path → MCP transport or operational endpoint (`/healthz`, `/readyz`,
 //!   `/metrics`).
@@ -11,6 +12,7 @@
 //! - `metrics`: the Prometheus metrics.
 //! - `io`: byte counting on connections.
 
+mod caller;
 mod config;
 mod fetch;
 mod io;
@@ -28,7 +30,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use mcpgw_core::{ServerFactory, Upstreams};
+use mcpgw_core::{Policies, ServerFactory, Upstreams};
 use mcpgw_transport::Edge;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -203,7 +205,10 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
 
     let metrics = Metrics::new();
     let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), &tasks);
-    let factory = ServerFactory::new(upstreams.clone(), tasks.clone()).mrtr(config.mrtr.clone());
+    // One policy holder across reloads: a new policy applies to the live sessions too.
+    let policies = Policies::new(config.policy.clone());
+    let factory =
+        ServerFactory::new(upstreams.clone(), tasks.clone()).mrtr(config.mrtr.clone()).policies(policies.clone());
     let registry = Registry::new(factory, config.park_after, config.limits, config.caps, metrics.clone());
     let edge = Edge::new(registry.clone(), config.edge.clone(), tasks.clone());
     let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics));
@@ -245,7 +250,7 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
         systemd::ready(&systemd::status_line(registry.counts()));
         tracing::info!("ready");
         while signals.next().await == Received::Reload {
-            reload(path.as_deref(), &registry, &tasks, &stop).await;
+            reload(path.as_deref(), &registry, &policies, &tasks, &stop).await;
         }
     }
 
@@ -283,7 +288,11 @@ fn loaded(path: Option<&Path>, config: &Config) -> String {
         })
         .collect();
     let upstreams = if upstreams.is_empty() { "none".to_owned() } else { upstreams.join(", ") };
-    format!("configuration: {source}; upstreams: {upstreams}")
+    let policy = match (config.policy.len(), config.policy.default_effect()) {
+        (0, mcpgw_core::policy::Effect::Allow) => String::new(),
+        (rules, default) => format!("; policy: {rules} rules, default {}", default.as_str()),
+    };
+    format!("configuration: {source}; upstreams: {upstreams}{policy}")
 }
 
 /// How long start-up waits for the shared upstreams: the longest of their connect timeouts.
@@ -311,8 +320,15 @@ async fn drain(registry: &Registry, deadline: Duration) {
 }
 
 /// Re-reads the configuration: new sessions get the new upstreams, live sessions keep
-/// theirs. A configuration that does not load changes nothing.
-async fn reload(path: Option<&Path>, registry: &Registry, tasks: &TaskTracker, stop: &CancellationToken) {
+/// theirs; the new policy applies to every session at once (those it changes are told
+/// their lists changed). A configuration that does not load changes nothing.
+async fn reload(
+    path: Option<&Path>,
+    registry: &Registry,
+    policies: &Arc<Policies>,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+) {
     systemd::reloading();
     match Config::load(path) {
         Ok(config) => {
@@ -320,8 +336,11 @@ async fn reload(path: Option<&Path>, registry: &Registry, tasks: &TaskTracker, s
             let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), tasks);
             // No wait for the new shared upstreams: a session that needs one waits for it
             // itself, and a SIGTERM must not wait behind a slow start.
-            registry.set_factory(ServerFactory::new(upstreams, tasks.clone()).mrtr(config.mrtr.clone()));
-            tracing::info!(upstreams = ?names, "configuration reloaded; new sessions get these upstreams (other settings apply at restart)");
+            let factory =
+                ServerFactory::new(upstreams, tasks.clone()).mrtr(config.mrtr.clone()).policies(policies.clone());
+            registry.set_factory(factory);
+            policies.replace(config.policy.clone(), tasks);
+            tracing::info!(upstreams = ?names, policy_rules = config.policy.len(), "configuration reloaded; new sessions get these upstreams, every session the policy (other settings apply at restart)");
         }
         Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
     }

@@ -267,6 +267,7 @@ impl Sessions for Registry {
         let me = self.me.clone();
         let started = self.factory().start(
             &id.to_string(),
+            session.owner().map(crate::caller::of),
             inbound,
             SessionOutbound(session.clone()),
             session.cancel_token(),
@@ -299,6 +300,10 @@ impl Sessions for Registry {
 
     fn observe_stateless(&self, method: &'static str) {
         self.metrics.message("stateless", method);
+    }
+
+    fn identify(&self, owner: &Identity, extensions: &mut rmcp::model::Extensions) {
+        extensions.insert(crate::caller::of(owner));
     }
 
     fn end(&self, id: SessionId) {

@@ -36,6 +36,9 @@ pub trait Sessions: Send + Sync + 'static {
     }
     /// Sees every stateless message accepted, by its JSON-RPC method (for metrics).
     fn observe_stateless(&self, _method: &'static str) {}
+    /// Attaches the caller of a stateless request to it, as the server behind the hub
+    /// reads it (a session's server gets its caller when [`Sessions::create`] builds it).
+    fn identify(&self, _owner: &Identity, _extensions: &mut rmcp::model::Extensions) {}
 }
 
 /// Settings of the HTTP edge.

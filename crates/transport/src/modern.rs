@@ -109,6 +109,7 @@ pub(crate) async fn post<S: Sessions>(
     let mut request = request;
     if let Some(owner) = &owner {
         caller(&mut request, owner.principal());
+        edge.sessions.identify(owner, request.request.extensions_mut());
     }
     let declared = Declared::from_capabilities(request.request.get_meta().get(META_CLIENT_CAPABILITIES));
     if matches!(request.request, ClientRequest::SubscriptionsListenRequest(_)) && !accepts.sse {

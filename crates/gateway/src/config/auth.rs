@@ -2,6 +2,7 @@
 //! access tokens from trusted issuers (`resource`, `[[auth.issuers]]`, scopes, leeway, key
 //! refresh), validated into the transport's [`Auth`].
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,8 @@ use crate::fetch::HttpFetch;
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawAuth {
     token_sha256: Vec<String>,
+    /// Named static tokens: name → hex SHA-256 digest (the policy names them).
+    tokens: BTreeMap<String, String>,
     token_file: Option<PathBuf>,
     resource: Option<String>,
     audience: Vec<String>,
@@ -31,6 +34,7 @@ impl Default for RawAuth {
         let keys = KeyPolicy::default();
         Self {
             token_sha256: Vec::new(),
+            tokens: BTreeMap::new(),
             token_file: None,
             resource: None,
             audience: Vec::new(),
@@ -63,7 +67,7 @@ impl RawAuth {
                 return Err("resource is set but no issuer is ([[auth.issuers]])".into());
             }
             if tokens.is_empty() {
-                return Err("no token configured (token_sha256, token_file or [[auth.issuers]])".into());
+                return Err("no token configured (token_sha256, tokens, token_file or [[auth.issuers]])".into());
             }
             return Ok(Arc::new(Auth::tokens(tokens)));
         }
@@ -91,8 +95,13 @@ impl RawAuth {
         Ok(Arc::new(Auth::with_jwt(tokens, config, fetch)?))
     }
 
-    /// The static tokens: the listed digests and those in `token_file` (one per line;
-    /// blank lines and `#` comments skipped).
+    /// The names of the named static tokens.
+    pub(super) fn token_names(&self) -> Vec<String> {
+        self.tokens.keys().cloned().collect()
+    }
+
+    /// The static tokens: the listed digests, the named ones, and those in `token_file`
+    /// (one per line; blank lines and `#` comments skipped).
     fn tokens(&self) -> Result<TokenSet, String> {
         let mut digests = self.token_sha256.clone();
         if let Some(path) = &self.token_file {
@@ -101,7 +110,8 @@ impl RawAuth {
                 text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned),
             );
         }
-        TokenSet::from_hex(digests.iter().map(String::as_str))
+        TokenSet::from_hex(digests.iter().map(String::as_str))?
+            .with_named(self.tokens.iter().map(|(name, digest)| (name.as_str(), digest.as_str())))
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod auth;
 mod desktop;
+mod policy;
 mod upstreams;
 
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use mcpgw_core::{MrtrConfig, Sealer, UpstreamKind, UpstreamSpec};
+use mcpgw_core::{MrtrConfig, Policy, Sealer, UpstreamKind, UpstreamSpec};
 use mcpgw_transport::checks::HostPolicy;
 use mcpgw_transport::edge::EdgeConfig;
 use mcpgw_transport::session::SessionLimits;
@@ -71,6 +72,8 @@ struct RawConfig {
     security: RawSecurity,
     upstreams: Option<IndexMap<String, upstreams::RawUpstream>>,
     auth: Option<auth::RawAuth>,
+    #[serde(default)]
+    policy: policy::RawPolicy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +209,9 @@ pub(crate) struct Config {
     pub(crate) caps: SessionCaps,
     /// The key and lifetime of input-required results' `requestState`.
     pub(crate) mrtr: MrtrConfig,
+    /// Who may see and call what (`[policy]`); a reload puts a new one in force for live
+    /// sessions too.
+    pub(crate) policy: Arc<Policy>,
 }
 
 /// Caps on live sessions; past them a new session gets 503 and nothing is created.
@@ -304,6 +310,7 @@ impl RawConfig {
             (None, None) if self.server.listen.ip().is_loopback() => HostPolicy::loopback(),
             (allowed_hosts, allowed_origins) => HostPolicy { allowed_hosts, allowed_origins },
         };
+        let token_names = self.auth.as_ref().map(auth::RawAuth::token_names).unwrap_or_default();
         let auth = match self.auth {
             None => None,
             Some(raw) => Some(raw.build().map_err(|m| invalid(format!("auth: {m}")))?),
@@ -329,6 +336,9 @@ impl RawConfig {
             other => other.map(Duration::from_secs),
         };
         let mrtr = MrtrConfig { sealer: Arc::new(sealer), ttl };
+        let names: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
+        let policy =
+            self.policy.build(&names, auth.is_some(), &token_names).map_err(|m| invalid(format!("policy: {m}")))?;
         let edge = EdgeConfig {
             keepalive: Duration::from_secs(s.keepalive_secs),
             legacy_grace: Duration::from_secs(s.legacy_grace_secs),
@@ -365,6 +375,7 @@ impl RawConfig {
                 listeners: s.max_listeners,
             },
             mrtr,
+            policy,
         })
     }
 }

@@ -42,6 +42,8 @@ pub struct Identity(Arc<Inner>);
 
 struct Inner {
     principal: Principal,
+    /// A static token's configured name.
+    name: Option<Arc<str>>,
     scopes: Box<[String]>,
     claims: Map<String, Value>,
 }
@@ -50,13 +52,30 @@ impl Identity {
     /// The identity of a static token with this digest: no claims, no scopes (a static
     /// token is trusted for everything the gateway serves).
     pub fn token(digest: [u8; 32]) -> Self {
-        Self(Arc::new(Inner { principal: Principal::Token(digest), scopes: Box::default(), claims: Map::new() }))
+        Self(Arc::new(Inner {
+            principal: Principal::Token(digest),
+            name: None,
+            scopes: Box::default(),
+            claims: Map::new(),
+        }))
+    }
+
+    /// The identity of a static token with this digest and a configured name (what the
+    /// policy's rules name it by).
+    pub fn named_token(digest: [u8; 32], name: Arc<str>) -> Self {
+        Self(Arc::new(Inner {
+            principal: Principal::Token(digest),
+            name: Some(name),
+            scopes: Box::default(),
+            claims: Map::new(),
+        }))
     }
 
     /// The identity of a verified JWT's subject, with its scopes and all its claims.
     pub fn subject(issuer: Arc<str>, subject: Arc<str>, scopes: Vec<String>, claims: Map<String, Value>) -> Self {
         Self(Arc::new(Inner {
             principal: Principal::Subject { issuer, subject },
+            name: None,
             scopes: scopes.into_boxed_slice(),
             claims,
         }))
@@ -65,6 +84,19 @@ impl Identity {
     /// Who it is.
     pub fn principal(&self) -> &Principal {
         &self.0.principal
+    }
+
+    /// The configured name of its static token; `None` for a JWT or an unnamed token.
+    pub fn token_name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    /// The subject of its JWT; `None` for a static token.
+    pub fn subject_name(&self) -> Option<&str> {
+        match &self.0.principal {
+            Principal::Subject { subject, .. } => Some(subject),
+            Principal::Token(_) => None,
+        }
     }
 
     /// The scopes its token was granted (`scope`, or `scp`); none for a static token.
@@ -124,6 +156,16 @@ mod tests {
         let other_issuer = Identity::subject("https://other".into(), "alice".into(), vec![], Map::new());
         assert_ne!(subject("alice", &[]), other_issuer, "a subject is unique within its issuer only");
         assert_ne!(Identity::token([1; 32]), Identity::token([2; 32]));
+    }
+
+    #[test]
+    fn a_named_token_is_the_same_caller_as_its_digest_and_carries_its_name() {
+        let named = Identity::named_token([3; 32], "ci".into());
+        assert_eq!(named, Identity::token([3; 32]));
+        assert_eq!(named.token_name(), Some("ci"));
+        assert_eq!(named.subject_name(), None);
+        assert_eq!(subject("alice", &[]).subject_name(), Some("alice"));
+        assert_eq!(subject("alice", &[]).token_name(), None);
     }
 
     #[test]

@@ -18,18 +18,20 @@ impl TokenSet {
     pub fn from_hex<'a>(digests: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
         let mut set = HashMap::new();
         for text in digests {
-            let text = text.trim();
-            if text.len() != 64 {
-                return Err(format!("a token digest is 64 hex digits (SHA-256), not {} characters", text.len()));
-            }
-            let mut digest = [0u8; 32];
-            for (i, byte) in digest.iter_mut().enumerate() {
-                *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-                    .map_err(|_| "a token digest is 64 hex digits (SHA-256)".to_owned())?;
-            }
+            let digest = parse(text)?;
             set.insert(digest, Identity::token(digest));
         }
         Ok(Self { digests: set })
+    }
+
+    /// These tokens too, each with a name (`name`, hex SHA-256 digest) that the policy's
+    /// rules name it by. A digest listed unnamed too takes the name.
+    pub fn with_named<'a>(mut self, named: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
+        for (name, text) in named {
+            let digest = parse(text).map_err(|e| format!("token {name:?}: {e}"))?;
+            self.digests.insert(digest, Identity::named_token(digest, name.into()));
+        }
+        Ok(self)
     }
 
     /// How many tokens it accepts.
@@ -46,6 +48,20 @@ impl TokenSet {
     pub(crate) fn get(&self, digest: &[u8; 32]) -> Option<&Identity> {
         self.digests.get(digest)
     }
+}
+
+/// A hex SHA-256 digest.
+fn parse(text: &str) -> Result<[u8; 32], String> {
+    let text = text.trim();
+    if text.len() != 64 {
+        return Err(format!("a token digest is 64 hex digits (SHA-256), not {} characters", text.len()));
+    }
+    let mut digest = [0u8; 32];
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2).unwrap_or("-"), 16)
+            .map_err(|_| "a token digest is 64 hex digits (SHA-256)".to_owned())?;
+    }
+    Ok(digest)
 }
 
 /// The SHA-256 digest of a token.
@@ -73,5 +89,14 @@ mod tests {
         let set = TokenSet::from_hex([digest_hex("s3cret").as_str()]).expect("valid");
         assert_eq!(set.get(&digest("s3cret")), Some(&Identity::token(digest("s3cret"))));
         assert!(set.get(&digest("nope")).is_none());
+    }
+
+    #[test]
+    fn named_tokens_carry_their_names() {
+        let hex = digest_hex("s3cret");
+        let set = TokenSet::from_hex([hex.as_str()]).and_then(|s| s.with_named([("ci", hex.as_str())])).expect("valid");
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.get(&digest("s3cret")).and_then(Identity::token_name), Some("ci"));
+        assert!(TokenSet::default().with_named([("ci", "short")]).is_err());
     }
 }
