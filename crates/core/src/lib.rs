@@ -13,6 +13,7 @@
 //!   servers, and the connections to them.
 //! - [`error`]: the crate's error enum.
 
+pub mod audit;
 pub mod catalog;
 pub mod channel;
 pub mod error;

@@ -29,6 +29,7 @@ use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::CallAudit;
 use crate::catalog::{Catalog, Listing, Route};
 use crate::error::Error;
 use crate::state::{Handshake, SessionState};
@@ -522,22 +523,41 @@ impl ServerHandler for Proxy {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         Box::pin(async move {
-            let route = self.tool_route(&params.name).await?;
-            params.name = route.name.into();
-            self.under_deadline(route.upstream, "the tool call", ctx, |ctx| async move {
-                match self.members()?.get(route.upstream) {
-                    Some(Member::Builtin(b)) => b.call_tool(params, ctx).await,
-                    _ => match self
-                        .forward(route.upstream, ClientRequest::CallToolRequest(CallToolRequest::new(params)), &ctx)
-                        .await?
-                    {
-                        ServerResult::CallToolResult(r) => Ok(r.into()),
-                        ServerResult::InputRequiredResult(r) => Ok(r.into()),
-                        other => Err(self.unexpected(route.upstream, "tools/call", &other)),
-                    },
+            let caller = self.state.caller.of(&ctx, self.modern.is_some());
+            let mut audit = CallAudit::start(&self.state.audit, caller, &params.name, params.arguments.as_ref());
+            let route = match self.tool_route(&params.name).await {
+                Ok(route) => route,
+                Err(e) => {
+                    audit.finish(&Err(e.clone()), false, false);
+                    return Err(e);
                 }
-            })
-            .await
+            };
+            if let Some(spec) = self.upstreams.specs().get(route.upstream) {
+                audit.routed(&spec.name, &route.name);
+            }
+            params.name = route.name.into();
+            let (client, started) = (ctx.ct.clone(), tokio::time::Instant::now());
+            let limit = self.upstreams.specs().get(route.upstream).and_then(|s| s.call_timeout);
+            let result = self
+                .under_deadline(route.upstream, "the tool call", ctx, |ctx| async move {
+                    match self.members()?.get(route.upstream) {
+                        Some(Member::Builtin(b)) => b.call_tool(params, ctx).await,
+                        _ => match self
+                            .forward(route.upstream, ClientRequest::CallToolRequest(CallToolRequest::new(params)), &ctx)
+                            .await?
+                        {
+                            ServerResult::CallToolResult(r) => Ok(r.into()),
+                            ServerResult::InputRequiredResult(r) => Ok(r.into()),
+                            other => Err(self.unexpected(route.upstream, "tools/call", &other)),
+                        },
+                    }
+                })
+                .await;
+            // Only the deadline ends a call in error at or past it without the client's
+            // token having fired.
+            let timeout = started.elapsed() >= limit.unwrap_or(DEFAULT_CALL_TIMEOUT);
+            audit.finish(&result, client.is_cancelled(), timeout);
+            result
         })
         .await
     }

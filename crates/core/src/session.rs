@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::{Audit, Caller};
 use crate::channel::{ChannelTransport, Inbound, Notifier, Outbound, Parking};
 use crate::error::Error;
 use crate::proxy::{ModernHub, MrtrConfig, Proxy};
@@ -39,6 +40,8 @@ pub struct ServerFactory {
     mrtr: Option<MrtrConfig>,
     /// Stateless calls parked now, waiting for their clients' input.
     waiting: Arc<AtomicUsize>,
+    /// How tool calls are audited.
+    audit: Audit,
 }
 
 static SESSION_KEYS: AtomicU64 = AtomicU64::new(1);
@@ -47,7 +50,23 @@ impl ServerFactory {
     /// A factory serving `upstreams`, whose session tasks are tracked by `tasks`. Its
     /// servers never park unless [`ServerFactory::parking`] says when.
     pub fn new(upstreams: Arc<Upstreams>, tasks: TaskTracker) -> Self {
-        Self { upstreams, tasks, park_after: None, parked: Arc::default(), mrtr: None, waiting: Arc::default() }
+        Self {
+            upstreams,
+            tasks,
+            park_after: None,
+            parked: Arc::default(),
+            mrtr: None,
+            waiting: Arc::default(),
+            audit: Audit::default(),
+        }
+    }
+
+    /// How its servers audit tool calls (without it: logged, arguments left out, no
+    /// observer).
+    #[must_use]
+    pub fn audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// The key and lifetime of the hub's `requestState`s (without it, a key generated when
@@ -87,16 +106,18 @@ impl ServerFactory {
 
     /// Starts a session's server on its own task. It reads `inbound`, writes to
     /// `outbound`, stops when `cancel` fires, and calls `on_end` once it has stopped, for
-    /// whatever reason (cancelled, failed handshake, transport closed).
+    /// whatever reason (cancelled, failed handshake, transport closed). `label` is the
+    /// session's id and `caller` the name of its caller, for logs and the audit.
     pub fn start<O: Outbound>(
         &self,
         label: &str,
+        caller: &str,
         inbound: Inbound,
         outbound: O,
         cancel: CancellationToken,
         on_end: impl FnOnce() + Send + 'static,
     ) -> Result<(), Error> {
-        let (outbound, state) = self.open(outbound)?;
+        let (outbound, state) = self.open(outbound, Caller { name: caller.into(), session: label.into() })?;
         let span = tracing::info_span!("session", session = %label);
         let factory = self.clone();
         self.tasks.spawn(tracing::Instrument::instrument(
@@ -120,7 +141,7 @@ impl ServerFactory {
         outbound: O,
         cancel: CancellationToken,
     ) -> Result<(), Error> {
-        let (outbound, state) = self.open(outbound)?;
+        let (outbound, state) = self.open(outbound, Caller::stateless())?;
         let mrtr = match &self.mrtr {
             Some(config) => config.clone(),
             None => MrtrConfig { sealer: Arc::new(Sealer::generate()?), ttl: None },
@@ -144,13 +165,13 @@ impl ServerFactory {
 
     /// What a session and the hub start from: their outbound side shared, and a fresh state
     /// under a key of its own; refused once the gateway is shutting down.
-    fn open<O: Outbound>(&self, outbound: O) -> Result<(Arc<O>, Arc<SessionState>), Error> {
+    fn open<O: Outbound>(&self, outbound: O, caller: Caller) -> Result<(Arc<O>, Arc<SessionState>), Error> {
         if self.tasks.is_closed() {
             return Err(Error::ShuttingDown);
         }
         let outbound = Arc::new(outbound);
         let key = SESSION_KEYS.fetch_add(1, Ordering::Relaxed);
-        let state = Arc::new(SessionState::new(key, Notifier::new(outbound.clone())));
+        let state = Arc::new(SessionState::new(key, Notifier::new(outbound.clone()), self.audit.clone(), caller));
         Ok((outbound, state))
     }
 
@@ -258,7 +279,8 @@ mod tests {
         let factory = ServerFactory::new(Upstreams::builtin(&tasks), tasks.clone());
         let (_tx, inbound) = tokio::sync::mpsc::channel(4);
         let outbound = Arc::new(Nowhere);
-        let state = Arc::new(SessionState::new(1, Notifier::new(outbound.clone())));
+        let state =
+            Arc::new(SessionState::new(1, Notifier::new(outbound.clone()), Audit::default(), Caller::stateless()));
         let cancel = CancellationToken::new();
         let supervisor = factory.serve(inbound, outbound, &state, &cancel);
         let size = std::mem::size_of_val(&supervisor);

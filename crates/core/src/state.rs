@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rmcp::model::{InitializeRequestParams, ServerConfig};
 use rmcp::{Peer, RoleServer};
 
+use crate::audit::{Audit, Caller};
 use crate::channel::Notifier;
 use crate::upstream::link::{Link, SessionKey};
 
@@ -23,6 +24,9 @@ pub(crate) struct Handshake {
 pub(crate) struct SessionState {
     pub(crate) key: SessionKey,
     pub(crate) notifier: Notifier,
+    /// How its tool calls are audited, and whose they are.
+    pub(crate) audit: Audit,
+    pub(crate) caller: Caller,
     handshake: OnceLock<Handshake>,
     /// Set once the session holds nothing that only a running server keeps (its own
     /// upstream connections do).
@@ -32,10 +36,12 @@ pub(crate) struct SessionState {
 }
 
 impl SessionState {
-    pub(crate) fn new(key: SessionKey, notifier: Notifier) -> Self {
+    pub(crate) fn new(key: SessionKey, notifier: Notifier, audit: Audit, caller: Caller) -> Self {
         Self {
             key,
             notifier,
+            audit,
+            caller,
             handshake: OnceLock::new(),
             may_park: Arc::new(AtomicBool::new(false)),
             attached: Mutex::new(Vec::new()),

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use mcpgw_core::audit::Audit;
 use mcpgw_core::{ServerFactory, Upstreams};
 use mcpgw_transport::Edge;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -184,10 +185,11 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
 
     let metrics = Metrics::new();
     let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), &tasks);
-    let factory = ServerFactory::new(upstreams.clone(), tasks.clone()).mrtr(config.mrtr.clone());
+    let factory =
+        ServerFactory::new(upstreams.clone(), tasks.clone()).mrtr(config.mrtr.clone()).audit(audit(&config, &metrics));
     let registry = Registry::new(factory, config.park_after, config.limits, config.caps, metrics.clone());
     let edge = Edge::new(registry.clone(), config.edge.clone(), tasks.clone());
-    let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics));
+    let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics.clone()));
     tasks.spawn(registry.clone().run_reaper(config.idle_timeout, stop.clone()));
     tasks.spawn(systemd::watchdog(stop.clone()));
     tasks.spawn(systemd::report_status(registry.clone(), stop.clone()));
@@ -226,7 +228,7 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
         systemd::ready(&systemd::status_line(registry.counts()));
         tracing::info!("ready");
         while signals.next().await == Received::Reload {
-            reload(path.as_deref(), &registry, &tasks, &stop).await;
+            reload(path.as_deref(), &registry, &metrics, &tasks, &stop).await;
         }
     }
 
@@ -292,7 +294,13 @@ async fn drain(registry: &Registry, deadline: Duration) {
 
 /// Re-reads the configuration: new sessions get the new upstreams, live sessions keep
 /// theirs. A configuration that does not load changes nothing.
-async fn reload(path: Option<&Path>, registry: &Registry, tasks: &TaskTracker, stop: &CancellationToken) {
+async fn reload(
+    path: Option<&Path>,
+    registry: &Registry,
+    metrics: &Arc<Metrics>,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+) {
     systemd::reloading();
     match Config::load(path) {
         Ok(config) => {
@@ -300,12 +308,19 @@ async fn reload(path: Option<&Path>, registry: &Registry, tasks: &TaskTracker, s
             let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), tasks);
             // No wait for the new shared upstreams: a session that needs one waits for it
             // itself, and a SIGTERM must not wait behind a slow start.
-            registry.set_factory(ServerFactory::new(upstreams, tasks.clone()).mrtr(config.mrtr.clone()));
+            let factory =
+                ServerFactory::new(upstreams, tasks.clone()).mrtr(config.mrtr.clone()).audit(audit(&config, metrics));
+            registry.set_factory(factory);
             tracing::info!(upstreams = ?names, "configuration reloaded; new sessions get these upstreams (other settings apply at restart)");
         }
         Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
     }
     systemd::ready(&systemd::status_line(registry.counts()));
+}
+
+/// How tool calls are audited: the configured log line, counted in the metrics.
+fn audit(config: &Config, metrics: &Arc<Metrics>) -> Audit {
+    Audit { arguments: config.audit_arguments, observer: Some(metrics.clone()) }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -247,11 +247,13 @@ impl Sessions for Registry {
         }
         self.take_slot(owner.clone())?;
         let id = SessionId::random();
+        let caller = owner.as_ref().map_or_else(|| "anonymous".to_owned(), Identity::name);
         let (session, inbound) = Session::new(id, kind, owner, self.limits);
         self.map.insert(id, session.clone());
         let me = self.me.clone();
         let started = self.factory().start(
             &id.to_string(),
+            &caller,
             inbound,
             SessionOutbound(session.clone()),
             session.cancel_token(),

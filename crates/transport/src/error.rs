@@ -87,6 +87,9 @@ pub enum Error {
     /// value names the missing capabilities as a `ClientCapabilities` object.
     #[error("Missing required client capability")]
     MissingCapability(serde_json::Value),
+    /// A tool call over a rate limit.
+    #[error("{0}")]
+    RateLimited(crate::limits::Refusal),
 }
 
 /// JSON-RPC "invalid request".
@@ -136,6 +139,7 @@ impl Error {
             Error::InvalidMeta(_) | Error::InvalidParams { .. } => (StatusCode::BAD_REQUEST, INVALID_PARAMS),
             Error::MethodNotFound(_) => (StatusCode::NOT_FOUND, METHOD_NOT_FOUND),
             Error::MissingCapability(_) => (StatusCode::BAD_REQUEST, MISSING_CAPABILITY),
+            Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, crate::limits::RATE_LIMITED),
         }
     }
 
@@ -146,6 +150,7 @@ impl Error {
                 Some(json!({ "requested": requested, "supported": supported }))
             }
             Error::MissingCapability(required) => Some(json!({ "requiredCapabilities": required })),
+            Error::RateLimited(refusal) => refusal.to_jsonrpc().data,
             _ => None,
         }
     }
@@ -174,6 +179,9 @@ impl Error {
         }
         if let Error::Unavailable(_) = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Error::RateLimited(refusal) = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(refusal.retry_after_secs()));
         }
         if let Error::Unauthorized(code) = self {
             let challenge = match code {

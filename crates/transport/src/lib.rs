@@ -45,6 +45,7 @@ pub mod error;
 pub mod event_log;
 pub mod hub;
 pub mod legacy;
+pub mod limits;
 pub mod message;
 pub mod modern;
 pub mod outgoing;

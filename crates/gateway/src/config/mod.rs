@@ -4,6 +4,7 @@
 
 mod auth;
 mod desktop;
+mod limits;
 mod upstreams;
 
 use std::net::SocketAddr;
@@ -71,6 +72,10 @@ struct RawConfig {
     security: RawSecurity,
     upstreams: Option<IndexMap<String, upstreams::RawUpstream>>,
     auth: Option<auth::RawAuth>,
+    #[serde(default)]
+    rate_limits: limits::RawRateLimits,
+    #[serde(default)]
+    audit: limits::RawAudit,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,6 +209,8 @@ pub(crate) struct Config {
     pub(crate) caps: SessionCaps,
     /// The key and lifetime of input-required results' `requestState`.
     pub(crate) mrtr: MrtrConfig,
+    /// Log each tool call's arguments in its audit line.
+    pub(crate) audit_arguments: bool,
 }
 
 /// Caps on live sessions; past them a new session gets 503 and nothing is created.
@@ -322,6 +329,7 @@ impl RawConfig {
             other => other.map(Duration::from_secs),
         };
         let mrtr = MrtrConfig { sealer: Arc::new(sealer), ttl };
+        let rate_limits = self.rate_limits.build().map_err(invalid)?;
         let edge = EdgeConfig {
             keepalive: Duration::from_secs(s.keepalive_secs),
             legacy_grace: Duration::from_secs(s.legacy_grace_secs),
@@ -331,6 +339,7 @@ impl RawConfig {
             hosts,
             auth,
             stateless: self.server.stateless,
+            rate_limits,
         };
         Ok(Config {
             listen: self.server.listen,
@@ -354,6 +363,7 @@ impl RawConfig {
             upstreams,
             caps: SessionCaps { total: s.max_sessions, per_credential: s.max_sessions_per_credential },
             mrtr,
+            audit_arguments: self.audit.arguments,
         })
     }
 }

@@ -81,6 +81,15 @@ impl Identity {
     pub fn claim(&self, name: &str) -> Option<&Value> {
         self.0.claims.get(name)
     }
+
+    /// Its name in the audit log: `subject (issuer)`, or for a static token `token:` and
+    /// the first bytes of its digest (as [`Principal`]'s `Debug` shows them).
+    pub fn name(&self) -> String {
+        match &self.0.principal {
+            Principal::Token(d) => format!("token:{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3]),
+            Principal::Subject { issuer, subject } => format!("{subject} ({issuer})"),
+        }
+    }
 }
 
 impl PartialEq for Identity {
