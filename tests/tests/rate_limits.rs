@@ -108,6 +108,8 @@ async fn a_session_over_its_limit_gets_429_with_retry_after_and_passes_again_aft
     ok(&bob.post(&echo(1)).await, 1);
     tokio::time::sleep(wait).await;
     ok(&alice.post(&echo(101)).await, 101);
+    let metrics = alice.http.send(Method::GET, &gw.url("/metrics"), &[], Bytes::new()).await.text();
+    assert!(metrics.contains(r#"mcpgw_rate_limited_total{limit="per-identity"} 1"#), "{metrics}");
 }
 
 #[tokio::test]

@@ -61,6 +61,11 @@ struct ToolCallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabel {
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamLabel {
     upstream: String,
 }
@@ -80,6 +85,7 @@ pub(crate) struct Metrics {
     tool_duration: Family<UpstreamLabel, Histogram>,
     /// The (upstream, tool) pairs labelled so far.
     tool_labels: Mutex<HashSet<(String, String)>>,
+    rate_limited: Family<LimitLabel, Counter>,
     registry: PromRegistry,
     sessions_created: Family<TransportLabel, Counter>,
     sessions_ended: Family<TransportLabel, Counter>,
@@ -149,9 +155,16 @@ impl Metrics {
             "Time from a tool call's arrival at the proxy to its outcome, by upstream",
             tool_duration.clone(),
         );
+        let rate_limited = Family::<LimitLabel, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Tool calls refused by a rate limit, by limit (global, per-identity, per-tool)",
+            rate_limited.clone(),
+        );
         let live = Arc::new(Live::default());
         registry.register_collector(Box::new(live.clone()));
         Arc::new(Self {
+            rate_limited,
             tool_calls,
             tool_duration,
             tool_labels: Mutex::new(HashSet::new()),
@@ -196,6 +209,10 @@ impl Metrics {
 
     pub(crate) fn message(&self, transport: &'static str, method: &'static str) {
         self.messages.get_or_create(&MessageLabels { transport, method }).inc();
+    }
+
+    pub(crate) fn rate_limited(&self, limit: &'static str) {
+        self.rate_limited.get_or_create(&LimitLabel { limit }).inc();
     }
 
     pub(crate) fn bytes(&self, read: u64, written: u64) {

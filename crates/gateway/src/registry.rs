@@ -288,6 +288,10 @@ impl Sessions for Registry {
         self.metrics.message("stateless", method);
     }
 
+    fn observe_rate_limited(&self, limit: &'static str) {
+        self.metrics.rate_limited(limit);
+    }
+
     fn end(&self, id: SessionId) {
         if let Some((_, session)) = self.map.remove(&id) {
             session.end();

@@ -37,6 +37,8 @@ pub trait Sessions: Send + Sync + 'static {
     }
     /// Sees every stateless message accepted, by its JSON-RPC method (for metrics).
     fn observe_stateless(&self, _method: &'static str) {}
+    /// Sees every tool call refused by a rate limit, by the limit's name (for metrics).
+    fn observe_rate_limited(&self, _limit: &'static str) {}
 }
 
 /// Settings of the HTTP edge.
@@ -124,13 +126,14 @@ impl<S: Sessions> Edge<S> {
     }
 }
 
-impl<S> Edge<S> {
+impl<S: Sessions> Edge<S> {
     /// Admits a client request under the rate limits: a request that starts a tool call
     /// takes its tokens now, or is refused (nothing else is counted).
     pub(crate) fn admit(&self, request: &rmcp::model::ClientRequest, owner: Option<&Identity>) -> Result<(), Refusal> {
         let (Some(rates), Some(tool)) = (&self.config.rate_limits, limits::tool_call(request)) else { return Ok(()) };
         let refused = rates.check(owner.map(Identity::principal), tool, std::time::Instant::now());
         if let Err(refusal) = &refused {
+            self.sessions.observe_rate_limited(refusal.limit.as_str());
             tracing::debug!(caller = ?owner, tool, limit = refusal.limit.as_str(), "a tool call over a rate limit");
         }
         refused
