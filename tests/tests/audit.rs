@@ -176,3 +176,47 @@ async fn arguments_are_logged_when_configured() {
     let arguments: Value = serde_json::from_str(lines[0]["arguments"].as_str().expect("arguments")).expect("JSON");
     assert_eq!(arguments, json!({"a": 2, "b": 3}));
 }
+
+#[tokio::test]
+async fn a_legacy_session_s_calls_are_audited_with_the_tool_s_own_error() {
+    let config = format!(
+        "[auth]\ntoken_sha256 = [\"{}\"]\n[upstreams.fixture]\nkind = \"stdio\"\ncommand = \"{}\"\n",
+        digest("alice-token"),
+        env!("CARGO_BIN_EXE_mcpgw-fixture")
+    );
+    let gw = Gateway::start_args(&config, &["--log-format", "json"]);
+    let http = Http::new();
+    let bearer = [("accept", "text/event-stream"), ("authorization", "Bearer alice-token")];
+    let mut stream = SseReader::new(http.open(Method::GET, &gw.url("/sse"), &bearer, Bytes::new()).await);
+    let endpoint = gw.url(&stream.next().await.expect("the endpoint event").data);
+    let session = endpoint.split("sessionId=").nth(1).expect("the session id").to_owned();
+    let post = |body: Value| {
+        let (http, endpoint) = (http.clone(), endpoint.clone());
+        async move {
+            let headers = [("content-type", "application/json"), ("authorization", "Bearer alice-token")];
+            let reply = http.send(Method::POST, &endpoint, &headers, body.to_string()).await;
+            assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+        }
+    };
+    post(initialize("2024-11-05")).await;
+    assert_eq!(stream.next_message().await["id"], 0);
+    post(notification("notifications/initialized")).await;
+    post(request(1, "tools/call", json!({"name": "test_error_handling", "arguments": {}}))).await;
+    let answer = loop {
+        let m = stream.next_message().await;
+        if m["id"] == 1 {
+            break m;
+        }
+    };
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    let lines = wait_for_lines(&gw, 1).await;
+    let failed = line(&lines, "test_error_handling", "tool_error");
+    assert_eq!(failed["session"], session.as_str());
+    assert_eq!(
+        (failed["identity"].clone(), failed["upstream"].clone()),
+        (json!(name("alice-token")), json!("fixture"))
+    );
+    let metrics = http.send(Method::GET, &gw.url("/metrics"), &[], Bytes::new()).await.text();
+    let series = r#"mcpgw_tool_calls_total{upstream="fixture",tool="test_error_handling",outcome="tool_error"} 1"#;
+    assert!(metrics.contains(series), "{metrics}");
+}

@@ -225,7 +225,52 @@ impl Drop for CallAudit<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use rmcp::model::{CallToolResult, ContentBlock, InputRequiredResult};
+
     use super::*;
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<(Option<String>, String, Outcome)>>);
+
+    impl CallObserver for Seen {
+        fn tool_call(&self, r: &CallRecord<'_>) {
+            let mut seen = self.0.lock().expect("lock");
+            seen.push((r.upstream.map(str::to_owned), r.tool.to_owned(), r.outcome));
+        }
+    }
+
+    fn outcome_of(result: Option<Result<CallToolResponse, ErrorData>>, cancelled: bool, timeout: bool) -> Outcome {
+        let seen = Arc::new(Seen::default());
+        let audit = Audit { arguments: false, observer: Some(seen.clone()) };
+        let mut call = CallAudit::start(&audit, Caller::stateless(), "files_read", None);
+        call.routed("files", "read");
+        match result {
+            Some(result) => call.finish(&result, cancelled, timeout),
+            None => drop(call),
+        }
+        let seen = seen.0.lock().expect("lock");
+        assert_eq!(seen.len(), 1, "one record per call");
+        assert_eq!((seen[0].0.as_deref(), seen[0].1.as_str()), (Some("files"), "read"));
+        seen[0].2
+    }
+
+    #[test]
+    fn each_call_is_recorded_once_with_its_outcome() {
+        let done = CallToolResult::success(vec![ContentBlock::text("x")]);
+        let failed = CallToolResult::error(vec![ContentBlock::text("x")]);
+        assert_eq!(outcome_of(Some(Ok(done.clone().into())), false, false), Outcome::Ok);
+        assert_eq!(outcome_of(Some(Ok(failed.into())), false, false), Outcome::ToolError);
+        let asks = InputRequiredResult::new(None, Some("state".into()));
+        assert_eq!(outcome_of(Some(Ok(asks.into())), false, false), Outcome::InputRequired);
+        let error = ErrorData::invalid_params("no", None);
+        assert_eq!(outcome_of(Some(Err(error.clone())), false, false), Outcome::Error(-32602));
+        assert_eq!(outcome_of(Some(Err(error.clone())), false, true), Outcome::Timeout);
+        assert_eq!(outcome_of(Some(Err(error)), true, true), Outcome::Cancelled);
+        assert_eq!(outcome_of(Some(Ok(done.into())), true, false), Outcome::Cancelled);
+        assert_eq!(outcome_of(None, false, false), Outcome::Cancelled, "dropped before it finished");
+    }
 
     #[test]
     fn a_caller_header_decodes_its_escapes() {

@@ -258,6 +258,21 @@ mod tests {
     }
 
     #[test]
+    fn a_call_over_a_rate_limit_is_429_with_retry_after_rounded_up() {
+        let refusal = crate::limits::Refusal {
+            limit: crate::limits::Limit::Tool,
+            retry_after: std::time::Duration::from_millis(1200),
+        };
+        let r = Error::RateLimited(refusal).answering(Some(&RequestId::Number(9)));
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        let Body::Full(Some(b)) = r.into_body() else { panic!("a full body") };
+        let b: serde_json::Value = serde_json::from_slice(&b).expect("json");
+        assert_eq!((b["id"].clone(), b["error"]["code"].clone()), (json!(9), json!(-32029)));
+        assert_eq!(b["error"]["data"], json!({ "limit": "per-tool", "retryAfter": 2 }));
+    }
+
+    #[test]
     fn method_not_allowed_carries_allow() {
         let r = Error::MethodNotAllowed("GET, POST, DELETE").into_response();
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);

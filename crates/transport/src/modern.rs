@@ -304,6 +304,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_caller_name_is_escaped_into_a_header_value() {
+        assert_eq!(escape("alice (https://idp)"), "alice (https://idp)");
+        assert_eq!(escape("é%\n"), "%C3%A9%25%0A");
+        assert!(http::HeaderValue::from_str(&escape("ünï\u{7f}\r\n")).is_ok());
+    }
+
+    #[test]
     fn the_base64_sentinel_is_decoded_and_plain_values_kept() {
         assert_eq!(decode("echo").as_deref(), Some("echo"));
         assert_eq!(decode("=?base64?w6ljaG8=?=").as_deref(), Some("écho"));
