@@ -9,6 +9,8 @@
 //! - `state`: what a session keeps across runs of its server.
 //! - [`proxy`]: [`Proxy`], the per-session server over every upstream.
 //! - [`catalog`]: merging the upstreams' tools, prompts and resources, and their names.
+//! - [`audit`]: the audit line of every tool call, and the [`CallObserver`](audit::CallObserver)
+//!   the binary counts them with.
 //! - [`upstream`]: the upstreams: built-in tools, stdio children, remote HTTP and SSE
 //!   servers, and the connections to them.
 //! - [`error`]: the crate's error enum.
