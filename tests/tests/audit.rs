@@ -143,6 +143,7 @@ async fn every_call_gets_one_audit_line_and_is_counted_by_upstream_tool_and_outc
     assert!(lines.iter().all(|l| !l.to_string().contains("secret")), "{lines:#?}");
     let missing = line(&lines, "nope", "error");
     assert_eq!((missing["code"].as_i64(), missing["upstream"].clone()), (Some(code), json!("-")));
+    assert!(lines.iter().all(|l| l.get("called").is_none()), "no name differs from the one called: {lines:#?}");
     assert!(line(&lines, "sleep", "timeout")["duration_ms"].as_f64().is_some_and(|d| d >= 1000.0));
     line(&lines, "sleep", "cancelled");
     let add = line(&lines, "add", "ok");

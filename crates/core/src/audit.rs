@@ -202,7 +202,7 @@ impl<'a> CallAudit<'a> {
             session = %self.caller.session,
             upstream = upstream.unwrap_or("-"),
             tool,
-            called = (self.tool.as_deref() != Some(self.called.as_str())).then_some(self.called.as_str()),
+            called = self.tool.as_deref().is_some_and(|t| t != self.called).then_some(self.called.as_str()),
             outcome = outcome.as_str(),
             code,
             duration_ms = duration.as_secs_f64() * 1000.0,
