@@ -87,17 +87,17 @@ impl std::fmt::Debug for Audit {
     }
 }
 
-/// Whose calls a server makes: a session's caller and id, or the modern hub's (whose
-/// callers come with each request).
+/// Where a server's calls come from, for the audit: a session's caller (by name) and id, or
+/// the modern hub's (whose callers come with each request).
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub struct Origin {
     /// The caller's name (`anonymous` without authentication).
     pub name: Arc<str>,
     /// The session id.
     pub session: Arc<str>,
 }
 
-impl Caller {
+impl Origin {
     /// The caller of the hub's requests, until a request names its own.
     pub(crate) fn stateless() -> Self {
         Self { name: "anonymous".into(), session: "stateless".into() }
@@ -142,7 +142,7 @@ fn decode(value: &str) -> String {
 /// One call being audited; recorded when finished, or as cancelled when dropped first.
 pub(crate) struct CallAudit<'a> {
     audit: &'a Audit,
-    caller: Caller,
+    origin: Origin,
     called: String,
     arguments: Option<JsonObject>,
     upstream: Option<String>,
@@ -153,10 +153,10 @@ pub(crate) struct CallAudit<'a> {
 
 impl<'a> CallAudit<'a> {
     /// Starts auditing a call of `called` (the name the client used).
-    pub(crate) fn start(audit: &'a Audit, caller: Caller, called: &str, arguments: Option<&JsonObject>) -> Self {
+    pub(crate) fn start(audit: &'a Audit, origin: Origin, called: &str, arguments: Option<&JsonObject>) -> Self {
         Self {
             audit,
-            caller,
+            origin,
             called: called.to_owned(),
             arguments: if audit.arguments { arguments.cloned() } else { None },
             upstream: None,
@@ -198,8 +198,8 @@ impl<'a> CallAudit<'a> {
         let arguments = self.arguments.as_ref().map(|a| serde_json::Value::Object(a.clone()).to_string());
         tracing::info!(
             target: TARGET,
-            identity = %self.caller.name,
-            session = %self.caller.session,
+            identity = %self.origin.name,
+            session = %self.origin.session,
             upstream = upstream.unwrap_or("-"),
             tool,
             called = self.tool.as_deref().is_some_and(|t| t != self.called).then_some(self.called.as_str()),
@@ -244,7 +244,7 @@ mod tests {
     fn outcome_of(result: Option<Result<CallToolResponse, ErrorData>>, cancelled: bool, timeout: bool) -> Outcome {
         let seen = Arc::new(Seen::default());
         let audit = Audit { arguments: false, observer: Some(seen.clone()) };
-        let mut call = CallAudit::start(&audit, Caller::stateless(), "files_read", None);
+        let mut call = CallAudit::start(&audit, Origin::stateless(), "files_read", None);
         call.routed("files", "read");
         match result {
             Some(result) => call.finish(&result, cancelled, timeout),

@@ -523,8 +523,8 @@ impl ServerHandler for Proxy {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         Box::pin(async move {
-            let caller = self.state.caller.of(&ctx, self.modern.is_some());
-            let mut audit = CallAudit::start(&self.state.audit, caller, &params.name, params.arguments.as_ref());
+            let origin = self.state.origin.of(&ctx, self.modern.is_some());
+            let mut audit = CallAudit::start(&self.state.audit, origin, &params.name, params.arguments.as_ref());
             let route = match self.tool_route(&params.name).await {
                 Ok(route) => route,
                 Err(e) => {

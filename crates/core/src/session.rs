@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::audit::{Audit, Caller};
+use crate::audit::{Audit, Origin};
 use crate::channel::{ChannelTransport, Inbound, Notifier, Outbound, Parking};
 use crate::error::Error;
 use crate::proxy::{ModernHub, MrtrConfig, Proxy};
@@ -107,17 +107,17 @@ impl ServerFactory {
     /// Starts a session's server on its own task. It reads `inbound`, writes to
     /// `outbound`, stops when `cancel` fires, and calls `on_end` once it has stopped, for
     /// whatever reason (cancelled, failed handshake, transport closed). `label` is the
-    /// session's id and `caller` the name of its caller, for logs and the audit.
+    /// session's id and `caller_name` the name of its caller, for logs and the audit.
     pub fn start<O: Outbound>(
         &self,
         label: &str,
-        caller: &str,
+        caller_name: &str,
         inbound: Inbound,
         outbound: O,
         cancel: CancellationToken,
         on_end: impl FnOnce() + Send + 'static,
     ) -> Result<(), Error> {
-        let (outbound, state) = self.open(outbound, Caller { name: caller.into(), session: label.into() })?;
+        let (outbound, state) = self.open(outbound, Origin { name: caller_name.into(), session: label.into() })?;
         let span = tracing::info_span!("session", session = %label);
         let factory = self.clone();
         self.tasks.spawn(tracing::Instrument::instrument(
@@ -141,7 +141,7 @@ impl ServerFactory {
         outbound: O,
         cancel: CancellationToken,
     ) -> Result<(), Error> {
-        let (outbound, state) = self.open(outbound, Caller::stateless())?;
+        let (outbound, state) = self.open(outbound, Origin::stateless())?;
         let mrtr = match &self.mrtr {
             Some(config) => config.clone(),
             None => MrtrConfig { sealer: Arc::new(Sealer::generate()?), ttl: None },
@@ -165,13 +165,13 @@ impl ServerFactory {
 
     /// What a session and the hub start from: their outbound side shared, and a fresh state
     /// under a key of its own; refused once the gateway is shutting down.
-    fn open<O: Outbound>(&self, outbound: O, caller: Caller) -> Result<(Arc<O>, Arc<SessionState>), Error> {
+    fn open<O: Outbound>(&self, outbound: O, origin: Origin) -> Result<(Arc<O>, Arc<SessionState>), Error> {
         if self.tasks.is_closed() {
             return Err(Error::ShuttingDown);
         }
         let outbound = Arc::new(outbound);
         let key = SESSION_KEYS.fetch_add(1, Ordering::Relaxed);
-        let state = Arc::new(SessionState::new(key, Notifier::new(outbound.clone()), self.audit.clone(), caller));
+        let state = Arc::new(SessionState::new(key, Notifier::new(outbound.clone()), self.audit.clone(), origin));
         Ok((outbound, state))
     }
 
@@ -280,7 +280,7 @@ mod tests {
         let (_tx, inbound) = tokio::sync::mpsc::channel(4);
         let outbound = Arc::new(Nowhere);
         let state =
-            Arc::new(SessionState::new(1, Notifier::new(outbound.clone()), Audit::default(), Caller::stateless()));
+            Arc::new(SessionState::new(1, Notifier::new(outbound.clone()), Audit::default(), Origin::stateless()));
         let cancel = CancellationToken::new();
         let supervisor = factory.serve(inbound, outbound, &state, &cancel);
         let size = std::mem::size_of_val(&supervisor);

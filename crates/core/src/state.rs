@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rmcp::model::{InitializeRequestParams, ServerConfig};
 use rmcp::{Peer, RoleServer};
 
-use crate::audit::{Audit, Caller};
+use crate::audit::{Audit, Origin};
 use crate::channel::Notifier;
 use crate::upstream::link::{Link, SessionKey};
 
@@ -24,9 +24,9 @@ pub(crate) struct Handshake {
 pub(crate) struct SessionState {
     pub(crate) key: SessionKey,
     pub(crate) notifier: Notifier,
-    /// How its tool calls are audited, and whose they are.
+    /// How its tool calls are audited, and where they come from.
     pub(crate) audit: Audit,
-    pub(crate) caller: Caller,
+    pub(crate) origin: Origin,
     handshake: OnceLock<Handshake>,
     /// Set once the session holds nothing that only a running server keeps (its own
     /// upstream connections do).
@@ -36,12 +36,12 @@ pub(crate) struct SessionState {
 }
 
 impl SessionState {
-    pub(crate) fn new(key: SessionKey, notifier: Notifier, audit: Audit, caller: Caller) -> Self {
+    pub(crate) fn new(key: SessionKey, notifier: Notifier, audit: Audit, origin: Origin) -> Self {
         Self {
             key,
             notifier,
             audit,
-            caller,
+            origin,
             handshake: OnceLock::new(),
             may_park: Arc::new(AtomicBool::new(false)),
             attached: Mutex::new(Vec::new()),
