@@ -148,6 +148,7 @@ pub(crate) struct CallAudit<'a> {
     upstream: Option<String>,
     tool: Option<String>,
     started: Instant,
+    timed_out: bool,
     done: bool,
 }
 
@@ -162,6 +163,7 @@ impl<'a> CallAudit<'a> {
             upstream: None,
             tool: None,
             started: Instant::now(),
+            timed_out: false,
             done: false,
         }
     }
@@ -172,12 +174,17 @@ impl<'a> CallAudit<'a> {
         self.tool = Some(tool.to_owned());
     }
 
-    /// Records how the call ended; `cancelled` (the client's token fired) and `timeout`
-    /// (its deadline passed) decide over an error's code.
-    pub(crate) fn finish(mut self, result: &Result<CallToolResponse, ErrorData>, cancelled: bool, timeout: bool) {
+    /// The call's deadline passed: an error it ends with is a timeout.
+    pub(crate) fn timed_out(&mut self) {
+        self.timed_out = true;
+    }
+
+    /// Records how the call ended; `cancelled` (the client's token fired) decides over
+    /// everything, then a passed deadline over an error's code.
+    pub(crate) fn finish(mut self, result: &Result<CallToolResponse, ErrorData>, cancelled: bool) {
         let outcome = match result {
             _ if cancelled => Outcome::Cancelled,
-            Err(_) if timeout => Outcome::Timeout,
+            Err(_) if self.timed_out => Outcome::Timeout,
             Err(e) => Outcome::Error(e.code.0),
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => Outcome::ToolError,
             Ok(CallToolResponse::InputRequired(_)) => Outcome::InputRequired,
@@ -246,8 +253,11 @@ mod tests {
         let audit = Audit { arguments: false, observer: Some(seen.clone()) };
         let mut call = CallAudit::start(&audit, Origin::stateless(), "files_read", None);
         call.routed("files", "read");
+        if timeout {
+            call.timed_out();
+        }
         match result {
-            Some(result) => call.finish(&result, cancelled, timeout),
+            Some(result) => call.finish(&result, cancelled),
             None => drop(call),
         }
         let seen = seen.0.lock().expect("lock");
