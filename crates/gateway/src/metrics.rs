@@ -325,3 +325,31 @@ impl Collector for Live {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mcpgw_core::audit::Outcome;
+
+    use super::*;
+
+    fn call(metrics: &Metrics, upstream: Option<&str>, tool: &str, outcome: Outcome) {
+        metrics.tool_call(&CallRecord { upstream, tool, outcome, duration: Duration::from_millis(2) });
+    }
+
+    #[test]
+    fn tool_labels_are_bounded() {
+        let metrics = Metrics::new();
+        for i in 0..MAX_TOOL_LABELS + 5 {
+            call(&metrics, Some("files"), &format!("tool{i}"), Outcome::Ok);
+        }
+        call(&metrics, Some("files"), "tool0", Outcome::Error(-32602));
+        call(&metrics, None, "made-up", Outcome::Error(-32602));
+        let text = metrics.render();
+        assert!(text.contains(r#"mcpgw_tool_calls_total{upstream="files",tool="_other",outcome="ok"} 5"#), "{text}");
+        assert!(text.contains(r#"mcpgw_tool_calls_total{upstream="files",tool="tool0",outcome="error"} 1"#));
+        assert!(text.contains(r#"mcpgw_tool_calls_total{upstream="_unknown",tool="_unknown",outcome="error"} 1"#));
+        assert!(!text.contains("made-up"), "a name the caller made up is no label");
+        let series = text.lines().filter(|l| l.starts_with("mcpgw_tool_calls_total{")).count();
+        assert_eq!(series, MAX_TOOL_LABELS + 3);
+    }
+}
