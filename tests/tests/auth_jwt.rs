@@ -358,3 +358,57 @@ async fn the_policy_reads_the_groups_claim_of_the_authorization_servers_tokens()
         assert_eq!(names.contains(&"add"), sees_everything, "{client}: {names:?}");
     }
 }
+
+/// Rate limits and the audit know a caller by its subject: another token of the same
+/// subject (refreshed, or for another session) draws on the same bucket, and the audit
+/// names it `SUBJECT (ISSUER)`.
+#[tokio::test]
+async fn a_subject_has_one_rate_limit_bucket_whatever_its_token_and_is_audited_by_name() {
+    let server = AuthServer::start();
+    let config = format!(
+        "[auth]\nresource = \"{RESOURCE}\"\njwks_refetch_secs = 3600\n[[auth.issuers]]\nissuer = \"{}\"\n\
+         [rate_limits]\nper_identity = {{ rate = 0.1, burst = 2 }}\n",
+        server.minter,
+    );
+    let gw = Gateway::start_args(&config, &["--log-format", "json"]);
+    let http = Http::new();
+    let carol_1 = bearer(&server.mint(&http, json!({"jti": "one"}), json!({})).await);
+    let carol_2 = bearer(&server.mint(&http, json!({"jti": "two"}), json!({})).await);
+    assert_ne!(carol_1, carol_2);
+    let dave = bearer(&server.mint(&http, json!({"sub": "dave"}), json!({})).await);
+    let echo = |id| request(id, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}));
+    let session = |auth: String| {
+        let (http, gw) = (http.clone(), &gw);
+        async move {
+            let init = post_mcp(&http, gw, Some(&auth), &initialize("2025-11-25"), None).await;
+            assert_eq!(init.status, StatusCode::OK, "{}", init.text());
+            init.header("mcp-session-id").expect("a session").to_owned()
+        }
+    };
+    let first = session(carol_1.clone()).await;
+    for id in 1..=2 {
+        let reply = post_mcp(&http, &gw, Some(&carol_1), &echo(id), Some(&first)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    }
+    let second = session(carol_2.clone()).await;
+    let refused = post_mcp(&http, &gw, Some(&carol_2), &echo(3), Some(&second)).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "the same subject, the same bucket: {}", refused.text());
+    assert!(refused.header("retry-after").is_some());
+    let other = session(dave.clone()).await;
+    let passed = post_mcp(&http, &gw, Some(&dave), &echo(4), Some(&other)).await;
+    assert_eq!(passed.status, StatusCode::OK, "another subject: {}", passed.text());
+
+    let audited = |gw: &Gateway| -> Vec<Value> {
+        let log = gw.log.lock().expect("log lock");
+        log.iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["target"] == "mcpgw::audit")
+            .map(|l| l["fields"].clone())
+            .collect()
+    };
+    mcpgw_tests::eventually("three audit lines", || async { audited(&gw).len() >= 3 }).await;
+    let lines = audited(&gw);
+    let carol = format!("carol ({})", server.minter);
+    assert_eq!(lines.iter().filter(|l| l["identity"] == carol.as_str()).count(), 2, "{lines:#?}");
+    assert_eq!(lines.iter().filter(|l| l["identity"] == format!("dave ({})", server.minter)).count(), 1);
+}

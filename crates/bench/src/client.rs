@@ -433,8 +433,15 @@ const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialize
 const STATELESS_VERSION: &str = "2026-07-28";
 
 enum Kind {
-    Streamable { id: Option<HeaderValue>, version: HeaderValue },
-    Legacy { events: SseStream, _stream: Conn, endpoint: String },
+    Streamable {
+        id: Option<HeaderValue>,
+        version: HeaderValue,
+    },
+    Legacy {
+        events: SseStream,
+        _stream: Conn,
+        endpoint: String,
+    },
     /// No session: a client of its own, with nothing set up.
     Stateless,
 }

@@ -11,10 +11,13 @@
 //! - [`seal`]: the sealed `requestState` of input-required results (2026-07-28 MRTR).
 //! - [`policy`]: who may see and call what, per caller; [`Policies`] holds the one in force.
 //! - [`catalog`]: merging the upstreams' tools, prompts and resources, and their names.
+//! - [`audit`]: the audit line of every tool call, and the [`CallObserver`](audit::CallObserver)
+//!   the binary counts them with.
 //! - [`upstream`]: the upstreams: built-in tools, stdio children, remote HTTP and SSE
 //!   servers, and the connections to them.
 //! - [`error`]: the crate's error enum.
 
+pub mod audit;
 pub mod catalog;
 pub mod channel;
 pub mod error;

@@ -32,6 +32,7 @@ use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::CallAudit;
 use crate::catalog::{Catalog, Listing, Route};
 use crate::error::Error;
 use crate::state::{Handshake, SessionState};
@@ -327,6 +328,47 @@ impl Proxy {
         Ok(link.forward(request, ctx, self.key()).await?)
     }
 
+    /// A tool call: routed to the upstream that has the tool, and run there under its
+    /// deadline; `audit` hears where it went, and whether the deadline ended it.
+    async fn call_routed(
+        &self,
+        mut params: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+        audit: &mut CallAudit<'_>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let view = self.view(&ctx.extensions);
+        let route = self.tool_route(&params.name, view.as_ref()).await?;
+        let spec = self.upstreams.specs().get(route.upstream);
+        if let Some(spec) = spec {
+            audit.routed(&spec.name, &route.name);
+        }
+        if let Some(pins) = &route.pins {
+            view::pin(&mut params, pins)?;
+        }
+        params.name = route.name.into();
+        let (started, limit) = (tokio::time::Instant::now(), spec.and_then(|s| s.call_timeout));
+        let result = self
+            .under_deadline(route.upstream, "the tool call", ctx, |ctx| async move {
+                match self.members()?.get(route.upstream) {
+                    Some(Member::Builtin(b)) => b.call_tool(params, ctx).await,
+                    _ => match self
+                        .forward(route.upstream, ClientRequest::CallToolRequest(CallToolRequest::new(params)), &ctx)
+                        .await?
+                    {
+                        ServerResult::CallToolResult(r) => Ok(r.into()),
+                        ServerResult::InputRequiredResult(r) => Ok(r.into()),
+                        other => Err(self.unexpected(route.upstream, "tools/call", &other)),
+                    },
+                }
+            })
+            .await;
+        // Only the deadline ends a call in error at or past it (the client's cancel aside).
+        if result.is_err() && started.elapsed() >= limit.unwrap_or(DEFAULT_CALL_TIMEOUT) {
+            audit.timed_out();
+        }
+        result
+    }
+
     /// The upstream answered `method` with another request's result.
     fn unexpected(&self, index: usize, method: &'static str, result: &ServerResult) -> ErrorData {
         tracing::warn!(method, ?result, "an upstream answered with the wrong result type");
@@ -539,30 +581,16 @@ impl ServerHandler for Proxy {
 
     async fn call_tool(
         &self,
-        mut params: CallToolRequestParams,
+        params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         Box::pin(async move {
-            let view = self.view(&ctx.extensions);
-            let route = self.tool_route(&params.name, view.as_ref()).await?;
-            if let Some(pins) = &route.pins {
-                view::pin(&mut params, pins)?;
-            }
-            params.name = route.name.into();
-            self.under_deadline(route.upstream, "the tool call", ctx, |ctx| async move {
-                match self.members()?.get(route.upstream) {
-                    Some(Member::Builtin(b)) => b.call_tool(params, ctx).await,
-                    _ => match self
-                        .forward(route.upstream, ClientRequest::CallToolRequest(CallToolRequest::new(params)), &ctx)
-                        .await?
-                    {
-                        ServerResult::CallToolResult(r) => Ok(r.into()),
-                        ServerResult::InputRequiredResult(r) => Ok(r.into()),
-                        other => Err(self.unexpected(route.upstream, "tools/call", &other)),
-                    },
-                }
-            })
-            .await
+            let origin = self.state.origin.of(&ctx, self.modern.is_some());
+            let mut audit = CallAudit::start(&self.state.audit, origin, &params.name, params.arguments.as_ref());
+            let client = ctx.ct.clone();
+            let result = self.call_routed(params, ctx, &mut audit).await;
+            audit.finish(&result, client.is_cancelled());
+            result
         })
         .await
     }

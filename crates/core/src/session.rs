@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::{Audit, Origin};
 use crate::channel::{ChannelTransport, Inbound, Notifier, Outbound, Parking};
 use crate::error::Error;
 use crate::policy::{Caller, Policies, Policy};
@@ -42,6 +43,8 @@ pub struct ServerFactory {
     waiting: Arc<AtomicUsize>,
     /// The policy in force (shared across reloads: it applies to live sessions too).
     policies: Arc<Policies>,
+    /// How tool calls are audited.
+    audit: Audit,
 }
 
 static SESSION_KEYS: AtomicU64 = AtomicU64::new(1);
@@ -58,6 +61,7 @@ impl ServerFactory {
             mrtr: None,
             waiting: Arc::default(),
             policies: Policies::new(Arc::new(Policy::allow_all())),
+            audit: Audit::default(),
         }
     }
 
@@ -66,6 +70,14 @@ impl ServerFactory {
     #[must_use]
     pub fn policies(mut self, policies: Arc<Policies>) -> Self {
         self.policies = policies;
+        self
+    }
+
+    /// How its servers audit tool calls (without it: logged, arguments left out, no
+    /// observer).
+    #[must_use]
+    pub fn audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
         self
     }
 
@@ -106,20 +118,21 @@ impl ServerFactory {
 
     /// Starts a session's server on its own task. It reads `inbound`, writes to
     /// `outbound`, stops when `cancel` fires, and calls `on_end` once it has stopped, for
-    /// whatever reason (cancelled, failed handshake, transport closed). `caller` opened
-    /// the session (`None`: authentication is off): the policy serves the session as theirs.
+    /// whatever reason (cancelled, failed handshake, transport closed). `origin` names the
+    /// session (its id) and its caller, for logs and the audit; `caller` opened the session
+    /// (`None`: authentication is off): the policy serves the session as theirs.
     pub fn start<O: Outbound>(
         &self,
-        label: &str,
+        origin: Origin,
         caller: Option<Caller>,
         inbound: Inbound,
         outbound: O,
         cancel: CancellationToken,
         on_end: impl FnOnce() + Send + 'static,
     ) -> Result<(), Error> {
-        let (outbound, state) = self.open(outbound, caller)?;
+        let span = tracing::info_span!("session", session = %origin.session);
+        let (outbound, state) = self.open(outbound, caller, origin)?;
         self.policies.watch(state.key, state.caller.clone(), state.notifier.clone());
-        let span = tracing::info_span!("session", session = %label);
         let factory = self.clone();
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {
@@ -142,7 +155,7 @@ impl ServerFactory {
         outbound: O,
         cancel: CancellationToken,
     ) -> Result<(), Error> {
-        let (outbound, state) = self.open(outbound, None)?;
+        let (outbound, state) = self.open(outbound, None, Origin::stateless())?;
         let mrtr = match &self.mrtr {
             Some(config) => config.clone(),
             None => MrtrConfig { sealer: Arc::new(Sealer::generate()?), ttl: None },
@@ -166,13 +179,20 @@ impl ServerFactory {
 
     /// What a session and the hub start from: their outbound side shared, and a fresh state
     /// under a key of its own; refused once the gateway is shutting down.
-    fn open<O: Outbound>(&self, outbound: O, caller: Option<Caller>) -> Result<(Arc<O>, Arc<SessionState>), Error> {
+    fn open<O: Outbound>(
+        &self,
+        outbound: O,
+        caller: Option<Caller>,
+        origin: Origin,
+    ) -> Result<(Arc<O>, Arc<SessionState>), Error> {
         if self.tasks.is_closed() {
             return Err(Error::ShuttingDown);
         }
         let outbound = Arc::new(outbound);
         let key = SESSION_KEYS.fetch_add(1, Ordering::Relaxed);
-        let state = Arc::new(SessionState::new(key, Notifier::new(outbound.clone()), caller, self.policies.clone()));
+        let notifier = Notifier::new(outbound.clone());
+        let state =
+            Arc::new(SessionState::new(key, notifier, caller, self.policies.clone(), self.audit.clone(), origin));
         Ok((outbound, state))
     }
 
@@ -285,6 +305,8 @@ mod tests {
             Notifier::new(outbound.clone()),
             None,
             Policies::new(Arc::new(Policy::allow_all())),
+            Audit::default(),
+            Origin::stateless(),
         ));
         let cancel = CancellationToken::new();
         let supervisor = factory.serve(inbound, outbound, &state, &cancel);

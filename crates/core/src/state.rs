@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rmcp::model::{InitializeRequestParams, ServerConfig};
 use rmcp::{Peer, RoleServer};
 
+use crate::audit::{Audit, Origin};
 use crate::channel::Notifier;
 use crate::policy::{Caller, Policies};
 use crate::upstream::link::{Link, SessionKey};
@@ -30,6 +31,9 @@ pub(crate) struct SessionState {
     pub(crate) caller: Option<Caller>,
     /// The policy in force, swapped by reloads.
     pub(crate) policies: Arc<Policies>,
+    /// How its tool calls are audited, and where they come from.
+    pub(crate) audit: Audit,
+    pub(crate) origin: Origin,
     handshake: OnceLock<Handshake>,
     /// Set once the session holds nothing that only a running server keeps (its own
     /// upstream connections do).
@@ -39,12 +43,21 @@ pub(crate) struct SessionState {
 }
 
 impl SessionState {
-    pub(crate) fn new(key: SessionKey, notifier: Notifier, caller: Option<Caller>, policies: Arc<Policies>) -> Self {
+    pub(crate) fn new(
+        key: SessionKey,
+        notifier: Notifier,
+        caller: Option<Caller>,
+        policies: Arc<Policies>,
+        audit: Audit,
+        origin: Origin,
+    ) -> Self {
         Self {
             key,
             notifier,
             caller,
             policies,
+            audit,
+            origin,
             handshake: OnceLock::new(),
             may_park: Arc::new(AtomicBool::new(false)),
             attached: Mutex::new(Vec::new()),

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use mcpgw_core::audit::Audit;
 use mcpgw_core::{Policies, ServerFactory, Upstreams};
 use mcpgw_transport::Edge;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -207,11 +208,13 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
     let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), &tasks);
     // One policy holder across reloads: a new policy applies to the live sessions too.
     let policies = Policies::new(config.policy.clone());
-    let factory =
-        ServerFactory::new(upstreams.clone(), tasks.clone()).mrtr(config.mrtr.clone()).policies(policies.clone());
+    let factory = ServerFactory::new(upstreams.clone(), tasks.clone())
+        .mrtr(config.mrtr.clone())
+        .policies(policies.clone())
+        .audit(audit(&config, &metrics));
     let registry = Registry::new(factory, config.park_after, config.limits, config.caps, metrics.clone());
     let edge = Edge::new(registry.clone(), config.edge.clone(), tasks.clone());
-    let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics));
+    let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics.clone()));
     tasks.spawn(registry.clone().run_reaper(config.idle_timeout, stop.clone()));
     tasks.spawn(systemd::watchdog(stop.clone()));
     tasks.spawn(systemd::report_status(registry.clone(), stop.clone()));
@@ -250,7 +253,7 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
         systemd::ready(&systemd::status_line(registry.counts()));
         tracing::info!("ready");
         while signals.next().await == Received::Reload {
-            reload(path.as_deref(), &registry, &policies, &tasks, &stop).await;
+            reload(path.as_deref(), &registry, &policies, &metrics, &tasks, &stop).await;
         }
     }
 
@@ -326,6 +329,7 @@ async fn reload(
     path: Option<&Path>,
     registry: &Registry,
     policies: &Arc<Policies>,
+    metrics: &Arc<Metrics>,
     tasks: &TaskTracker,
     stop: &CancellationToken,
 ) {
@@ -336,8 +340,10 @@ async fn reload(
             let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), tasks);
             // No wait for the new shared upstreams: a session that needs one waits for it
             // itself, and a SIGTERM must not wait behind a slow start.
-            let factory =
-                ServerFactory::new(upstreams, tasks.clone()).mrtr(config.mrtr.clone()).policies(policies.clone());
+            let factory = ServerFactory::new(upstreams, tasks.clone())
+                .mrtr(config.mrtr.clone())
+                .policies(policies.clone())
+                .audit(audit(&config, metrics));
             registry.set_factory(factory);
             policies.replace(config.policy.clone(), tasks);
             tracing::info!(upstreams = ?names, policy_rules = config.policy.len(), "configuration reloaded; new sessions get these upstreams, every session the policy (other settings apply at restart)");
@@ -345,6 +351,11 @@ async fn reload(
         Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
     }
     systemd::ready(&systemd::status_line(registry.counts()));
+}
+
+/// How tool calls are audited: the configured log line, counted in the metrics.
+fn audit(config: &Config, metrics: &Arc<Metrics>) -> Audit {
+    Audit { arguments: config.audit_arguments, observer: Some(metrics.clone()) }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

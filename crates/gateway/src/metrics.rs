@@ -3,9 +3,11 @@
 //! Counters and histograms are updated as things happen; live figures (open sessions,
 //! upstream connections) are read from the registry and the upstreams at scrape time.
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
+use mcpgw_core::audit::{CallObserver, CallRecord};
 use mcpgw_core::upstream::set::UpstreamStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -53,8 +55,39 @@ struct MessageLabels {
     method: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ToolCallLabels {
+    upstream: String,
+    tool: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabel {
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabel {
+    upstream: String,
+}
+
+/// Distinct (upstream, tool) pairs labelled at most; later ones are counted under the
+/// tool [`OTHER_TOOL`], so an upstream that lists ever new tools cannot grow the series
+/// without bound.
+const MAX_TOOL_LABELS: usize = 1000;
+/// The tool label of calls past [`MAX_TOOL_LABELS`].
+const OTHER_TOOL: &str = "_other";
+/// The upstream and tool labels of a call that named no tool the caller has.
+const UNKNOWN: &str = "_unknown";
+
 /// Every metric the gateway exports.
 pub(crate) struct Metrics {
+    tool_calls: Family<ToolCallLabels, Counter>,
+    tool_duration: Family<UpstreamLabel, Histogram>,
+    /// The (upstream, tool) pairs labelled so far.
+    tool_labels: Mutex<HashSet<(String, String)>>,
+    rate_limited: Family<LimitLabel, Counter>,
     registry: PromRegistry,
     sessions_created: Family<TransportLabel, Counter>,
     sessions_ended: Family<TransportLabel, Counter>,
@@ -110,9 +143,33 @@ impl Metrics {
         registry.register("received_bytes", "Bytes read from client connections", bytes_in.clone());
         let bytes_out = Counter::default();
         registry.register("sent_bytes", "Bytes written to client connections", bytes_out.clone());
+        let tool_calls = Family::<ToolCallLabels, Counter>::default();
+        registry.register(
+            "tool_calls",
+            "Tool calls ended, by upstream, tool (the upstream's name for it) and outcome (ok, tool_error, input_required, error, cancelled, timeout)",
+            tool_calls.clone(),
+        );
+        let tool_duration = Family::<UpstreamLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 20))
+        });
+        registry.register(
+            "tool_call_duration_seconds",
+            "Time from a tool call's arrival at the proxy to its outcome, by upstream",
+            tool_duration.clone(),
+        );
+        let rate_limited = Family::<LimitLabel, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Tool calls refused by a rate limit, by limit (global, per-identity, per-tool)",
+            rate_limited.clone(),
+        );
         let live = Arc::new(Live::default());
         registry.register_collector(Box::new(live.clone()));
         Arc::new(Self {
+            rate_limited,
+            tool_calls,
+            tool_duration,
+            tool_labels: Mutex::new(HashSet::new()),
             registry,
             sessions_created,
             sessions_ended,
@@ -156,6 +213,10 @@ impl Metrics {
         self.messages.get_or_create(&MessageLabels { transport, method }).inc();
     }
 
+    pub(crate) fn rate_limited(&self, limit: &'static str) {
+        self.rate_limited.get_or_create(&LimitLabel { limit }).inc();
+    }
+
     pub(crate) fn bytes(&self, read: u64, written: u64) {
         self.bytes_in.inc_by(read);
         self.bytes_out.inc_by(written);
@@ -167,6 +228,28 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+impl CallObserver for Metrics {
+    fn tool_call(&self, record: &CallRecord<'_>) {
+        let (upstream, tool) = match record.upstream {
+            None => (UNKNOWN.to_owned(), UNKNOWN.to_owned()),
+            Some(upstream) => {
+                let pair = (upstream.to_owned(), record.tool.to_owned());
+                let mut labelled = self.tool_labels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if labelled.contains(&pair) || labelled.len() < MAX_TOOL_LABELS && labelled.insert(pair.clone()) {
+                    pair
+                } else {
+                    (pair.0, OTHER_TOOL.to_owned())
+                }
+            }
+        };
+        let outcome = record.outcome.as_str();
+        self.tool_duration
+            .get_or_create(&UpstreamLabel { upstream: upstream.clone() })
+            .observe(record.duration.as_secs_f64());
+        self.tool_calls.get_or_create(&ToolCallLabels { upstream, tool, outcome }).inc();
     }
 }
 
@@ -259,5 +342,33 @@ impl Collector for Live {
                 .encode(family.encode_family(&UpstreamLabels { upstream: s.name.clone(), kind: s.kind })?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mcpgw_core::audit::Outcome;
+
+    use super::*;
+
+    fn call(metrics: &Metrics, upstream: Option<&str>, tool: &str, outcome: Outcome) {
+        metrics.tool_call(&CallRecord { upstream, tool, outcome, duration: Duration::from_millis(2) });
+    }
+
+    #[test]
+    fn tool_labels_are_bounded() {
+        let metrics = Metrics::new();
+        for i in 0..MAX_TOOL_LABELS + 5 {
+            call(&metrics, Some("files"), &format!("tool{i}"), Outcome::Ok);
+        }
+        call(&metrics, Some("files"), "tool0", Outcome::Error(-32602));
+        call(&metrics, None, "made-up", Outcome::Error(-32602));
+        let text = metrics.render();
+        assert!(text.contains(r#"mcpgw_tool_calls_total{upstream="files",tool="_other",outcome="ok"} 5"#), "{text}");
+        assert!(text.contains(r#"mcpgw_tool_calls_total{upstream="files",tool="tool0",outcome="error"} 1"#));
+        assert!(text.contains(r#"mcpgw_tool_calls_total{upstream="_unknown",tool="_unknown",outcome="error"} 1"#));
+        assert!(!text.contains("made-up"), "a name the caller made up is no label");
+        let series = text.lines().filter(|l| l.starts_with("mcpgw_tool_calls_total{")).count();
+        assert_eq!(series, MAX_TOOL_LABELS + 3);
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use mcpgw_core::audit::Origin;
 use mcpgw_core::upstream::set::UpstreamStats;
 use mcpgw_core::{Outbound, OutboundClosed, ServerFactory};
 use mcpgw_transport::auth::Identity;
@@ -262,11 +263,13 @@ impl Sessions for Registry {
         }
         self.take_slot(owner.clone())?;
         let id = SessionId::random();
+        let caller = owner.as_ref().map_or_else(|| "anonymous".to_owned(), Identity::name);
         let (session, inbound) = Session::new(id, kind, owner, self.limits);
         self.map.insert(id, session.clone());
         let me = self.me.clone();
+        let origin = Origin { name: caller.into(), session: id.to_string().into() };
         let started = self.factory().start(
-            &id.to_string(),
+            origin,
             session.owner().map(crate::caller::of),
             inbound,
             SessionOutbound(session.clone()),
@@ -304,6 +307,10 @@ impl Sessions for Registry {
 
     fn identify(&self, owner: &Identity, extensions: &mut rmcp::model::Extensions) {
         extensions.insert(crate::caller::of(owner));
+    }
+
+    fn observe_rate_limited(&self, limit: &'static str) {
+        self.metrics.rate_limited(limit);
     }
 
     fn end(&self, id: SessionId) {

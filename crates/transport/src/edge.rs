@@ -14,6 +14,7 @@ use crate::body::{Body, SseStream};
 use crate::checks::HostPolicy;
 use crate::error::Error;
 use crate::hub::Hub;
+use crate::limits::{self, RateLimits, Refusal};
 use crate::session::{Session, SessionKind};
 use crate::session_id::SessionId;
 
@@ -39,6 +40,8 @@ pub trait Sessions: Send + Sync + 'static {
     /// Attaches the caller of a stateless request to it, as the server behind the hub
     /// reads it (a session's server gets its caller when [`Sessions::create`] builds it).
     fn identify(&self, _owner: &Identity, _extensions: &mut rmcp::model::Extensions) {}
+    /// Sees every tool call refused by a rate limit, by the limit's name (for metrics).
+    fn observe_rate_limited(&self, _limit: &'static str) {}
 }
 
 /// Settings of the HTTP edge.
@@ -62,6 +65,8 @@ pub struct EdgeConfig {
     /// Whether stateless (2026-07-28) requests are served on `/mcp`; when not, they are
     /// refused as requests without a session, so their clients fall back to `initialize`.
     pub stateless: bool,
+    /// Rate limits on tool calls; `None`: none.
+    pub rate_limits: Option<Arc<RateLimits>>,
 }
 
 impl Default for EdgeConfig {
@@ -75,6 +80,7 @@ impl Default for EdgeConfig {
             hosts: HostPolicy::default(),
             auth: None,
             stateless: true,
+            rate_limits: None,
         }
     }
 }
@@ -120,6 +126,20 @@ impl<S: Sessions> Edge<S> {
             .ok_or(Error::SessionNotFound)?;
         session.touch();
         Ok(session)
+    }
+}
+
+impl<S: Sessions> Edge<S> {
+    /// Admits a client request under the rate limits: a request that starts a tool call
+    /// takes its tokens now, or is refused (nothing else is counted).
+    pub(crate) fn admit(&self, request: &rmcp::model::ClientRequest, owner: Option<&Identity>) -> Result<(), Refusal> {
+        let (Some(rates), Some(tool)) = (&self.config.rate_limits, limits::tool_call(request)) else { return Ok(()) };
+        let refused = rates.check(owner.map(Identity::principal), tool, std::time::Instant::now());
+        if let Err(refusal) = &refused {
+            self.sessions.observe_rate_limited(refusal.limit.as_str());
+            tracing::debug!(caller = ?owner, tool, limit = refusal.limit.as_str(), "a tool call over a rate limit");
+        }
+        refused
     }
 }
 

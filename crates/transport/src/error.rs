@@ -87,6 +87,9 @@ pub enum Error {
     /// value names the missing capabilities as a `ClientCapabilities` object.
     #[error("Missing required client capability")]
     MissingCapability(serde_json::Value),
+    /// A tool call over a rate limit.
+    #[error("{0}")]
+    RateLimited(crate::limits::Refusal),
 }
 
 /// JSON-RPC "invalid request".
@@ -136,6 +139,7 @@ impl Error {
             Error::InvalidMeta(_) | Error::InvalidParams { .. } => (StatusCode::BAD_REQUEST, INVALID_PARAMS),
             Error::MethodNotFound(_) => (StatusCode::NOT_FOUND, METHOD_NOT_FOUND),
             Error::MissingCapability(_) => (StatusCode::BAD_REQUEST, MISSING_CAPABILITY),
+            Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, crate::limits::RATE_LIMITED),
         }
     }
 
@@ -146,6 +150,7 @@ impl Error {
                 Some(json!({ "requested": requested, "supported": supported }))
             }
             Error::MissingCapability(required) => Some(json!({ "requiredCapabilities": required })),
+            Error::RateLimited(refusal) => refusal.to_jsonrpc().data,
             _ => None,
         }
     }
@@ -174,6 +179,9 @@ impl Error {
         }
         if let Error::Unavailable(_) = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Error::RateLimited(refusal) = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(refusal.retry_after_secs()));
         }
         if let Error::Unauthorized(code) = self {
             let challenge = match code {
@@ -247,6 +255,21 @@ mod tests {
         assert_eq!(Error::MethodNotFound("ping".into()).status_and_code(), (StatusCode::NOT_FOUND, -32601));
         assert_eq!(Error::HeaderMismatch("x".into()).status_and_code(), (StatusCode::BAD_REQUEST, -32020));
         assert_eq!(Error::InvalidMeta("x".into()).status_and_code(), (StatusCode::BAD_REQUEST, -32602));
+    }
+
+    #[test]
+    fn a_call_over_a_rate_limit_is_429_with_retry_after_rounded_up() {
+        let refusal = crate::limits::Refusal {
+            limit: crate::limits::Limit::Tool,
+            retry_after: std::time::Duration::from_millis(1200),
+        };
+        let r = Error::RateLimited(refusal).answering(Some(&RequestId::Number(9)));
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        let Body::Full(Some(b)) = r.into_body() else { panic!("a full body") };
+        let b: serde_json::Value = serde_json::from_slice(&b).expect("json");
+        assert_eq!((b["id"].clone(), b["error"]["code"].clone()), (json!(9), json!(-32029)));
+        assert_eq!(b["error"]["data"], json!({ "limit": "per-tool", "retryAfter": 2 }));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //!
 //! A `subscriptions/listen` request is a request like the others whose answer comes only
 //! when the subscription ends; meanwhile the server's list changes and resource updates,
-//! which belong to no request, go to the listeners that asked for them ([`listen`]).
+//! which belong to no request, go to the listeners that asked for them (module `listen`).
 
 #![allow(deprecated)] // LoggingLevel is deprecated in 2026-07-28, and still how a request names one
 

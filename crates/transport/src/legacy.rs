@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode, header};
+use rmcp::model::{JsonRpcMessage, ServerJsonRpcMessage};
 
 use crate::auth::Identity;
 use crate::body::{Body, SseStream};
@@ -127,7 +128,19 @@ pub(crate) async fn post<S: Sessions>(
         Posted::Batch(_) => return Err(Error::InvalidRequest("batches are not accepted on the legacy transport")),
     };
     edge.sessions.observe(SessionKind::Legacy, message::method_label(&message));
-    session.send(message).await.map_err(|_| Error::SessionNotFound)?;
+    let refused = match &message {
+        JsonRpcMessage::Request(r) => edge.admit(&r.request, owner.as_ref()).err().map(|e| (r.id.clone(), e)),
+        _ => None,
+    };
+    match refused {
+        // The POST is only ever 202 here: the refusal is the answer on the stream, as any
+        // other answer would be.
+        Some((id, refusal)) => {
+            let error = ServerJsonRpcMessage::error(refusal.to_jsonrpc(), Some(id));
+            session.deliver(error).await.map_err(|_| Error::SessionNotFound)?;
+        }
+        None => session.send(message).await.map_err(|_| Error::SessionNotFound)?,
+    }
     let mut response = status_only(StatusCode::ACCEPTED);
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     *response.body_mut() = Body::full("Accepted");

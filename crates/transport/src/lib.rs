@@ -27,6 +27,7 @@
 //!   stateless, the checks they pass first, and their answers.
 //! - [`hub`]: [`Hub`](hub::Hub), the one server that answers stateless requests, as the
 //!   edge sees it: its inbound channel and the table that routes each answer to its POST.
+//! - [`limits`]: [`RateLimits`](limits::RateLimits), the token buckets on tool calls.
 //! - [`edge`]: [`Edge`], the entry point that ties the handlers to a [`Sessions`] store.
 //! - [`dispatch`]: [`Edge::handle`]: checks, authentication, the body read once, the
 //!   handler of the route, and refusals turned into responses.
@@ -45,6 +46,7 @@ pub mod error;
 pub mod event_log;
 pub mod hub;
 pub mod legacy;
+pub mod limits;
 pub mod message;
 pub mod modern;
 pub mod outgoing;

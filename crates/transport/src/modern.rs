@@ -106,9 +106,10 @@ pub(crate) async fn post<S: Sessions>(
         _ => return Err(Error::InvalidRequest("a 2026-07-28 client sends no responses")),
     };
     let log = check(&parts.headers, &request)?;
+    edge.admit(&request.request, owner.as_ref()).map_err(Error::RateLimited)?;
     let mut request = request;
     if let Some(owner) = &owner {
-        caller(&mut request, owner.principal());
+        caller(&mut request, owner);
         edge.sessions.identify(owner, request.request.extensions_mut());
     }
     let declared = Declared::from_capabilities(request.request.get_meta().get(META_CLIENT_CAPABILITIES));
@@ -127,14 +128,14 @@ pub(crate) async fn post<S: Sessions>(
 /// its caller (a digest of the caller's identity, or none).
 pub const PRINCIPAL_HEADER: HeaderName = HeaderName::from_static("mcpgw-principal");
 
-/// Hands the server who the caller is, for the input-required results it binds to their
-/// caller: a digest of the principal (the same caller as a session's, so a refreshed token
-/// of the same subject is still that caller), as a header of request parts like those
-/// rmcp's own HTTP server attaches. Nothing of the client's own headers is in them, so a
-/// client cannot name a caller itself.
-fn caller(request: &mut JsonRpcRequest<ClientRequest>, principal: &Principal) {
+/// Hands the server who the caller is: a digest of the principal, for the input-required
+/// results it binds to their caller (the same caller as a session's, so a refreshed token
+/// of the same subject is still that caller), and its name, for the audit log; as headers
+/// of request parts like those rmcp's own HTTP server attaches. Nothing of the client's own
+/// headers is in them, so a client cannot name a caller itself.
+fn caller(request: &mut JsonRpcRequest<ClientRequest>, owner: &Identity) {
     let mut hash = Sha256::new();
-    match principal {
+    match owner.principal() {
         Principal::Token(digest) => {
             hash.update(b"token\0");
             hash.update(digest);
@@ -151,7 +152,27 @@ fn caller(request: &mut JsonRpcRequest<ClientRequest>, principal: &Principal) {
     if let Ok(value) = http::HeaderValue::from_str(&hex) {
         only.headers_mut().insert(PRINCIPAL_HEADER, value);
     }
+    if let Ok(value) = http::HeaderValue::from_str(&escape(&owner.name())) {
+        only.headers_mut().insert(CALLER_HEADER, value);
+    }
     request.request.extensions_mut().insert(only.into_parts().0);
+}
+
+/// The header of the same parts that names the caller for the audit log
+/// ([`Identity::name`], percent-encoded outside visible ASCII); absent: anonymous.
+pub const CALLER_HEADER: HeaderName = HeaderName::from_static("mcpgw-caller");
+
+/// `text` with `%` and every byte outside visible ASCII as `%XX`.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_graphic() && byte != b'%' || byte == b' ' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// The error ladder: everything about a stateless request that can be refused without
@@ -301,6 +322,13 @@ async fn reply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_caller_name_is_escaped_into_a_header_value() {
+        assert_eq!(escape("alice (https://idp)"), "alice (https://idp)");
+        assert_eq!(escape("é%\n"), "%C3%A9%25%0A");
+        assert!(http::HeaderValue::from_str(&escape("ünï\u{7f}\r\n")).is_ok());
+    }
 
     #[test]
     fn the_base64_sentinel_is_decoded_and_plain_values_kept() {

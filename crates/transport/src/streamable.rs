@@ -14,7 +14,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode};
-use rmcp::model::{ClientNotification, ClientRequest, GetMeta, JsonRpcMessage, ProgressToken, RequestId};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, GetMeta, JsonRpcMessage, ProgressToken, RequestId,
+};
 use tokio::sync::mpsc;
 
 use crate::auth::Identity;
@@ -90,6 +92,18 @@ async fn post<S: Sessions>(
         Posted::Single(m) => edge.sessions.observe(SessionKind::Streamable, message::method_label(m)),
         Posted::Batch(b) => {
             b.iter().for_each(|m| edge.sessions.observe(SessionKind::Streamable, message::method_label(m)))
+        }
+    }
+    if session.is_some() {
+        let requests: Vec<&ClientJsonRpcMessage> = match &posted {
+            Posted::Single(m) => vec![m],
+            Posted::Batch(b) => b.iter().collect(),
+        };
+        // Nothing is handed on before every call passed: the answer is still one 429.
+        for m in requests {
+            if let JsonRpcMessage::Request(r) = m {
+                edge.admit(&r.request, owner.as_ref()).map_err(Error::RateLimited)?;
+            }
         }
     }
     match (session, posted) {

@@ -51,9 +51,10 @@ fn round_verdicts(rounds: &[Round], n: usize, which: &str) -> [Verdict; 2] {
 fn modern_verdicts(report: &Report) -> Vec<Verdict> {
     let mut out = Vec::new();
     for n in [1, 16, 64] {
-        let (Some(gw), Some(rmcp)) =
-            (report.find("mcpgw", Transport::Stateless, n), report.find("rmcp stateless JSON", Transport::Stateless, n))
-        else {
+        let (Some(gw), Some(rmcp)) = (
+            report.find("mcpgw", Transport::Stateless, n),
+            report.find("rmcp stateless JSON", Transport::Stateless, n),
+        ) else {
             continue;
         };
         if let (Some(g), Some(r)) = (gw.req_per_server_cpu_s, rmcp.req_per_server_cpu_s) {

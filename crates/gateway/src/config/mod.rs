@@ -4,6 +4,7 @@
 
 mod auth;
 mod desktop;
+mod limits;
 mod policy;
 mod upstreams;
 
@@ -74,6 +75,10 @@ struct RawConfig {
     auth: Option<auth::RawAuth>,
     #[serde(default)]
     policy: policy::RawPolicy,
+    #[serde(default)]
+    rate_limits: limits::RawRateLimits,
+    #[serde(default)]
+    audit: limits::RawAudit,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +217,8 @@ pub(crate) struct Config {
     /// Who may see and call what (`[policy]`); a reload puts a new one in force for live
     /// sessions too.
     pub(crate) policy: Arc<Policy>,
+    /// Log each tool call's arguments in its audit line.
+    pub(crate) audit_arguments: bool,
 }
 
 /// Caps on live sessions; past them a new session gets 503 and nothing is created.
@@ -339,6 +346,7 @@ impl RawConfig {
         let names: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
         let policy =
             self.policy.build(&names, auth.is_some(), &token_names).map_err(|m| invalid(format!("policy: {m}")))?;
+        let rate_limits = self.rate_limits.build().map_err(invalid)?;
         let edge = EdgeConfig {
             keepalive: Duration::from_secs(s.keepalive_secs),
             legacy_grace: Duration::from_secs(s.legacy_grace_secs),
@@ -348,6 +356,7 @@ impl RawConfig {
             hosts,
             auth,
             stateless: self.server.stateless,
+            rate_limits,
         };
         Ok(Config {
             listen: self.server.listen,
@@ -376,6 +385,7 @@ impl RawConfig {
             },
             mrtr,
             policy,
+            audit_arguments: self.audit.arguments,
         })
     }
 }

@@ -113,6 +113,17 @@ impl Identity {
     pub fn claim(&self, name: &str) -> Option<&Value> {
         self.0.claims.get(name)
     }
+
+    /// Its name in the audit log: `subject (issuer)`; for a static token `token:` and its
+    /// configured name (`[auth.tokens]`), or else the first bytes of its digest (as
+    /// [`Principal`]'s `Debug` shows them).
+    pub fn name(&self) -> String {
+        match (&self.0.principal, &self.0.name) {
+            (Principal::Token(_), Some(name)) => format!("token:{name}"),
+            (Principal::Token(d), None) => format!("token:{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3]),
+            (Principal::Subject { issuer, subject }, _) => format!("{subject} ({issuer})"),
+        }
+    }
 }
 
 impl PartialEq for Identity {
@@ -166,6 +177,8 @@ mod tests {
         assert_eq!(named.subject_name(), None);
         assert_eq!(subject("alice", &[]).subject_name(), Some("alice"));
         assert_eq!(subject("alice", &[]).token_name(), None);
+        assert_eq!(named.name(), "token:ci", "the audit names it by its configured name");
+        assert_eq!(Identity::token([3; 32]).name(), "token:03030303");
     }
 
     #[test]
