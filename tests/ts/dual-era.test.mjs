@@ -5,11 +5,10 @@
 // 100), the multi round-trip `test_input_required_result_elicitation` (answered by the client's
 // elicitation handler), and reads `test://static-text`.
 //
-// What still needs issue 12 is a node:test `todo` (it runs and reports without failing the suite):
-// the multi round-trip tool in every mode: the fixture answers it with an `InputRequiredResult`,
-// which rmcp refuses to a handshake-era peer, so mcpgw must reach the fixture in its modern era
-// (item 5) and relay the result to a modern client, or turn it into an elicitation request on a
-// handshake-era client's session (item 4).
+// The multi round-trip tool needs both directions of mcpgw's bridge: the fixture answers it with
+// an `InputRequiredResult` (mcpgw reaches it in its modern era, found by `era = "auto"`), which
+// mcpgw relays to a modern client, and turns into an elicitation request on a handshake-era
+// client's session (then retries the call with the answer).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -22,7 +21,6 @@ import { tomlString } from './lib/upstreams.mjs';
 
 const OP_TIMEOUT_MS = 15_000;
 const MODERN = '2026-07-28';
-const MRTR = 'issue 12: multi round-trip through mcpgw';
 
 const MODES = [
   { name: 'legacy', mode: 'legacy', era: 'legacy' },
@@ -126,7 +124,7 @@ for (const { name, mode, era } of MODES) {
       );
     });
 
-    test("the multi round-trip tool is answered by the client's elicitation handler", { todo: MRTR }, async () => {
+    test("the multi round-trip tool is answered by the client's elicitation handler", async () => {
       const result = await withTimeout(
         connected().callTool({ name: 'test_input_required_result_elicitation', arguments: {} }),
         OP_TIMEOUT_MS,

@@ -17,6 +17,7 @@ pub(crate) mod connect;
 pub(crate) mod fetch;
 pub(crate) mod http_client;
 pub mod link;
+pub(crate) mod modern;
 pub(crate) mod ordered;
 pub(crate) mod resume;
 pub mod set;

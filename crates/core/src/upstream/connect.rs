@@ -4,7 +4,8 @@ use std::process::Stdio;
 
 use process_wrap::tokio::{CommandWrap, ProcessGroup};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use rmcp::service::{RunningService, serve_client_with_ct};
+use rmcp::model::ProtocolVersion;
+use rmcp::service::{ClientLifecycleMode, RunningService, serve_client_with_lifecycle_and_ct};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientCacheConfig, RoleClient, Service};
@@ -18,7 +19,7 @@ use crate::error::{BoxError, Error};
 use crate::upstream::http_client;
 use crate::upstream::ordered::{Deliver, Ordered};
 use crate::upstream::resume::{GaveUp, ResumingClient};
-use crate::upstream::spec::{UpstreamKind, UpstreamSpec};
+use crate::upstream::spec::{Era, UpstreamKind, UpstreamSpec};
 use crate::upstream::sse_client::SseClientTransport;
 
 /// Variables a service manager gives the gateway alone: a child that inherited them could
@@ -34,10 +35,33 @@ pub(crate) struct Connected<C: Service<RoleClient>> {
     pub(crate) gave_up: Option<GaveUp>,
 }
 
-/// Starts the upstream (a child, or a connection) and completes `initialize` with it, as
-/// `client`; its progress and log notifications go to `link`, in order.
+/// How rmcp's client starts a connection in `era`. `Auto` is rmcp's: a `server/discover`
+/// first, then `initialize` on the same connection when the upstream answers it with an
+/// error (a handshake-era Streamable HTTP server refuses a request without a session at
+/// once, with a 4xx), or when it does not answer within 10 s.
+fn lifecycle(era: Era) -> ClientLifecycleMode {
+    let modern = vec![ProtocolVersion::V_2026_07_28];
+    match era {
+        Era::Handshake => ClientLifecycleMode::Initialize,
+        Era::Modern => ClientLifecycleMode::Discover { preferred_versions: modern },
+        Era::Auto => ClientLifecycleMode::Auto { preferred_versions: modern, legacy_version: None },
+    }
+}
+
+/// The era a running connection was started in.
+pub(crate) fn era_of<C: Service<RoleClient>>(running: &RunningService<RoleClient, C>) -> Era {
+    match running.peer().peer_info() {
+        Some(info) if !info.protocol_version.has_initialize() => Era::Modern,
+        _ => Era::Handshake,
+    }
+}
+
+/// Starts the upstream (a child, or a connection) and completes `initialize` (or
+/// `server/discover`, as `era` says) with it, as `client`; its progress and log
+/// notifications go to `link`, in order.
 pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
     spec: &UpstreamSpec,
+    era: Era,
     client: C,
     link: Weak<D>,
     lost: CancellationToken,
@@ -73,13 +97,14 @@ pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
                     }
                 });
             }
-            match serve_client_with_ct(client, Ordered::new(child, link, lost), ct).await {
+            match serve_client_with_lifecycle_and_ct(client, Ordered::new(child, link, lost), lifecycle(era), ct).await
+            {
                 Ok(running) => running,
                 Err(e) => {
                     if let Some(group) = process_group {
                         kill_process_group(group);
                     }
-                    return Err(failed("initialize failed".into(), Some(e.into())));
+                    return Err(failed(format!("{} failed", starting(era)), Some(e.into())));
                 }
             }
         }
@@ -95,16 +120,18 @@ pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
             let http = ResumingClient::new(http_client::shared());
             gave_up = Some(http.gave_up());
             let transport = StreamableHttpClientTransport::with_client(http, config);
-            serve_client_with_ct(client, Ordered::new(transport, link, lost), ct)
+            serve_client_with_lifecycle_and_ct(client, Ordered::new(transport, link, lost), lifecycle(era), ct)
                 .await
-                .map_err(|e| failed("initialize failed".into(), Some(e.into())))?
+                .map_err(|e| failed(format!("{} failed", starting(era)), Some(e.into())))?
         }
         UpstreamKind::Sse { url, headers } => {
             let headers = header_map(headers).map_err(|e| failed(e, None))?;
             let transport = SseClientTransport::connect(url, headers, tasks)
                 .await
                 .map_err(|e| failed("cannot connect".into(), Some(e.into())))?;
-            serve_client_with_ct(client, Ordered::new(transport, link, lost), ct)
+            // The legacy transport has no modern era (the configuration refuses one).
+            let lifecycle = ClientLifecycleMode::Initialize;
+            serve_client_with_lifecycle_and_ct(client, Ordered::new(transport, link, lost), lifecycle, ct)
                 .await
                 .map_err(|e| failed("initialize failed".into(), Some(e.into())))?
         }
@@ -113,6 +140,15 @@ pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
     // A gateway must never answer from a stale list of a dead upstream.
     running.peer().set_response_cache_config(ClientCacheConfig::disabled()).await;
     Ok(Connected { running, process_group, gave_up })
+}
+
+/// What starting a connection in `era` is called, for errors.
+fn starting(era: Era) -> &'static str {
+    match era {
+        Era::Handshake => "initialize",
+        Era::Modern => "server/discover",
+        Era::Auto => "server/discover (then initialize)",
+    }
 }
 
 /// Kills what is left of a child's process group. The child leads its group, so this

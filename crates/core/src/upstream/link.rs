@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -34,9 +34,10 @@ use crate::channel::Notifier;
 use crate::error::Error;
 use crate::upstream::connect::{self, Connected};
 use crate::upstream::fetch::Collapsed;
+use crate::upstream::modern;
 use crate::upstream::ordered::Deliver;
 use crate::upstream::resume::GaveUp;
-use crate::upstream::spec::{Share, UpstreamSpec};
+use crate::upstream::spec::{Era, Share, UpstreamSpec};
 
 /// Identifies a client session among a link's audience.
 pub type SessionKey = u64;
@@ -72,6 +73,8 @@ pub(crate) struct Connection {
     pub(crate) lost: CancellationToken,
     /// Why reply streams were not resumed (Streamable HTTP only).
     gave_up: Option<GaveUp>,
+    /// The era it was started in.
+    pub(crate) era: Era,
 }
 
 /// Live connections of one upstream (counted against its cap) and how often they ended
@@ -81,6 +84,9 @@ pub struct ConnectionCount {
     live: AtomicUsize,
     restarts: AtomicU64,
     list_failures: AtomicU64,
+    /// The era an `era = "auto"` upstream was last found to speak (0: not found yet), so a
+    /// new session's connection need not ask again.
+    found: AtomicU8,
 }
 
 impl ConnectionCount {
@@ -97,6 +103,24 @@ impl ConnectionCount {
     /// List requests (`tools/list`, …) that failed or passed their deadline so far.
     pub fn list_failures(&self) -> u64 {
         self.list_failures.load(Ordering::Relaxed)
+    }
+
+    /// The era an `auto` upstream was last found to speak.
+    pub fn found_era(&self) -> Option<Era> {
+        match self.found.load(Ordering::Relaxed) {
+            1 => Some(Era::Handshake),
+            2 => Some(Era::Modern),
+            _ => None,
+        }
+    }
+
+    fn set_found_era(&self, era: Era) {
+        let code = match era {
+            Era::Handshake => 1,
+            Era::Modern => 2,
+            Era::Auto => 0,
+        };
+        self.found.store(code, Ordering::Relaxed);
     }
 }
 
@@ -388,23 +412,76 @@ impl Link {
 
     /// [`Link::forward`], with the requests the upstream makes of the client during the
     /// call sent to `asker` (when given) rather than to the client's stream.
+    ///
+    /// To a modern upstream, a call refused for headers that do not match its body (-32020)
+    /// is sent once more after its tools were listed again; and for a session's client
+    /// (no `asker`), an `InputRequiredResult` is answered by asking that client, and the
+    /// call retried with the answers, until the upstream has its result. A stateless
+    /// call gets the `InputRequiredResult` itself: the hub relays it to its client.
     pub(crate) async fn forward_asking(
         &self,
-        request: ClientRequest,
+        mut request: ClientRequest,
         ctx: &RequestContext<RoleServer>,
         session: SessionKey,
         asker: Option<Asker>,
     ) -> Result<ServerResult, Error> {
-        let Connection { peer, lost, gave_up } = self.connection().await?;
-        let options = PeerRequestOptions::no_options().with_meta(handshake_meta(&ctx.meta));
+        let conn = self.connection().await?;
+        let modern = conn.era == Era::Modern;
+        let meta = if modern { modern::modern_meta(&ctx.meta) } else { handshake_meta(&ctx.meta) };
+        let asks_session = asker.is_none();
         let mut tracked = self.track(session, ctx, asker);
+        let (mut relisted, mut rounds) = (false, 0);
+        loop {
+            let options = PeerRequestOptions::no_options().with_meta(meta.clone());
+            match self.send_once(&conn, request.clone(), options, &mut tracked, ctx).await {
+                Err(e) if modern && !relisted && modern::is_header_mismatch(&e) => {
+                    relisted = true;
+                    tracing::info!(upstream = %self.spec.name, "the upstream refused a call's headers (-32020); listing its tools again and retrying once");
+                    self.bump();
+                    let _ = self.tools().await;
+                }
+                Ok(ServerResult::InputRequiredResult(input)) if asks_session => {
+                    rounds += 1;
+                    if rounds > modern::MAX_ROUNDS {
+                        let why = format!(
+                            "the upstream asked for the client's input more than {} times in one call",
+                            modern::MAX_ROUNDS
+                        );
+                        return Err(self.refused(ErrorData::internal_error(why, None)));
+                    }
+                    let responses = modern::ask_session(input.input_requests.unwrap_or_default(), ctx)
+                        .await
+                        .map_err(|e| self.refused(e))?;
+                    modern::with_answers(&mut request, responses, input.request_state).map_err(|e| self.refused(e))?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// An error of the gateway's in relaying a call of this upstream's, as the upstream's.
+    fn refused(&self, e: ErrorData) -> Error {
+        self.error(ServiceError::McpError(e))
+    }
+
+    /// Sends one request of a call and waits for its answer, the client's cancel or the
+    /// connection's end.
+    async fn send_once(
+        &self,
+        conn: &Connection,
+        request: ClientRequest,
+        options: PeerRequestOptions,
+        tracked: &mut Tracked<'_>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, Error> {
+        let Connection { peer, lost, gave_up, .. } = conn;
         let handle = peer.send_request_with_option(request, options).await.map_err(|e| self.error(e))?;
         let upstream_id = handle.id.clone();
         tracked.sent(&upstream_id, &handle.progress_token, ctx);
         tokio::select! {
             result = handle.await_response() => {
                 // rmcp says only "Transport closed" for a reply it stopped resuming.
-                let not_resumed = gave_up.and_then(|g| g.take(&upstream_id));
+                let not_resumed = gave_up.as_ref().and_then(|g| g.take(&upstream_id));
                 result.map_err(|e| match (e, not_resumed) {
                     (ServiceError::TransportClosed, Some(why)) => {
                         Error::NotResumed { upstream: self.spec.name.clone(), why }
@@ -523,6 +600,13 @@ impl Tracked<'_> {
     /// The request went out under this id and progress token.
     fn sent(&mut self, id: &RequestId, token: &ProgressToken, ctx: &RequestContext<RoleServer>) {
         let mut routes = self.link.routes();
+        // A retry of the call (a new JSON-RPC id) replaces the last attempt's routes.
+        if let Some(old) = self.id.take() {
+            routes.upstream_ids.remove(&old);
+        }
+        if let Some(old) = self.token.take() {
+            routes.progress.remove(&old);
+        }
         routes.upstream_ids.insert(id.clone(), self.serial);
         if let Some(client_token) = ctx.meta.get_progress_token() {
             routes.progress.insert(token.clone(), (ctx.peer.clone(), client_token));
@@ -549,6 +633,8 @@ impl Drop for Tracked<'_> {
 /// back off, reconnect.
 async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
     let mut backoff = BACKOFF_START;
+    // A connection re-established (after one ended or failed) finds its era anew.
+    let mut recheck = false;
     loop {
         if link.cancel.is_cancelled() {
             break;
@@ -556,15 +642,20 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
         link.state.send_replace(LinkState::Connecting);
         let started = tokio::time::Instant::now();
         let lost = CancellationToken::new();
-        let attempt = connect_once(&link, &tasks, &lost).await;
+        let attempt = connect_once(&link, &tasks, &lost, recheck).await;
+        recheck = true;
         match attempt {
             Ok(Connected { running, process_group, gave_up }) => {
+                let era = connect::era_of(&running);
+                if link.spec.era == Era::Auto {
+                    link.count.set_found_era(era);
+                }
                 let peer = running.peer().clone();
                 let offered = peer.peer_info().map(|info| info.capabilities.clone());
                 *link.offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = offered;
                 link.bump();
-                link.state.send_replace(LinkState::Up(Connection { peer, lost: lost.clone(), gave_up }));
-                tracing::info!(upstream = %link.spec.name, kind = link.spec.kind.as_str(), "upstream connected");
+                link.state.send_replace(LinkState::Up(Connection { peer, lost: lost.clone(), gave_up, era }));
+                tracing::info!(upstream = %link.spec.name, kind = link.spec.kind.as_str(), era = era.as_str(), "upstream connected");
                 let mut waiting = std::pin::pin!(running.waiting());
                 let ended = tokio::select! {
                     reason = &mut waiting => Some(reason),
@@ -619,6 +710,7 @@ async fn connect_once(
     link: &Arc<Link>,
     tasks: &TaskTracker,
     lost: &CancellationToken,
+    recheck: bool,
 ) -> Result<Connected<LinkClient>, Error> {
     if let Some(cap) = link.spec.max_connections {
         let now = link.count.live.fetch_add(1, Ordering::AcqRel);
@@ -632,16 +724,22 @@ async fn connect_once(
     let client = LinkClient { link: Arc::downgrade(link), info: link.client.clone(), lost: lost.clone() };
     let weak = Arc::downgrade(link);
     let ct = link.cancel.child_token();
+    // An `auto` upstream whose era another connection found is not asked again, unless
+    // this connection replaces one that ended or failed.
+    let era = match (link.spec.era, link.count.found_era()) {
+        (Era::Auto, Some(found)) if !recheck => found,
+        (era, _) => era,
+    };
     let connected = tokio::time::timeout(
         link.spec.connect_timeout,
-        connect::serve(&link.spec, client, weak, lost.clone(), ct, tasks),
+        connect::serve(&link.spec, era, client, weak, lost.clone(), ct, tasks),
     )
     .await;
     let result = match connected {
         Ok(result) => result,
         Err(_) => Err(Error::Connect {
             upstream: link.spec.name.clone(),
-            what: format!("it did not finish initialize within {:?}", link.spec.connect_timeout),
+            what: format!("it did not finish connecting within {:?}", link.spec.connect_timeout),
             source: None,
         }),
     };
