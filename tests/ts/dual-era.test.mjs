@@ -143,3 +143,60 @@ for (const { name, mode, era } of MODES) {
     });
   });
 }
+
+// mcpgw renames the fixture's tools (`prefix = "fx_"`) and speaks 2026-07-28 to it: the call it
+// forwards must carry the fixture's own tool name in `Mcp-Name` and the `x-mcp-header` argument in
+// `Mcp-Param-Region` (base64-encoded when not plain ASCII), whatever era the client is of. The
+// fixture checks the header against the body and logs what it got.
+describe('mcpgw prefixing the dual-era fixture: the 2026 headers name what the fixture knows', () => {
+  let prefixed;
+  before(async () => {
+    prefixed = await startGateway({
+      config: [
+        '[sessions]',
+        'legacy_grace_secs = 0',
+        '',
+        '[upstreams.fixture]',
+        'kind = "http"',
+        `url = ${tomlString(fixture.url)}`,
+        'prefix = "fx_"',
+        '',
+      ].join('\n'),
+    });
+  });
+  after(async () => {
+    const exit = await prefixed.stop();
+    assert.deepEqual(exit, { code: 0, signal: null }, `mcpgw should exit 0 on SIGTERM\n${prefixed.logs()}`);
+  });
+
+  for (const { name, mode } of [MODES[0], MODES[2]]) {
+    test(`a ${name} client calls fx_test_custom_headers`, async () => {
+      const client = new Client({ name: 'mcpgw-prefix-headers', version: '0.0.0' }, { versionNegotiation: { mode } });
+      await withTimeout(
+        client.connect(new StreamableHTTPClientTransport(new URL(prefixed.mcpUrl))),
+        OP_TIMEOUT_MS,
+        'connect',
+      );
+      try {
+        const { tools } = await withTimeout(client.listTools(), OP_TIMEOUT_MS, 'listTools');
+        assert.ok(tools.some((t) => t.name === 'fx_test_custom_headers'), JSON.stringify(tools.map((t) => t.name)));
+        for (const region of ['eu-west', 'Zürich']) {
+          const mark = fixture.mark();
+          const result = await withTimeout(
+            client.callTool({ name: 'fx_test_custom_headers', arguments: { region } }),
+            OP_TIMEOUT_MS,
+            'callTool fx_test_custom_headers',
+          );
+          assert.equal(toolText(result), `region: ${region}`, JSON.stringify(result));
+          const seen = await fixture.waitForLog(/test_custom_headers Mcp-Name=/, OP_TIMEOUT_MS, mark);
+          const encoded = /^[\x20-\x7e]*$/.test(region)
+            ? region
+            : `=?base64?${Buffer.from(region, 'utf8').toString('base64')}?=`;
+          assert.equal(seen.text, `test_custom_headers Mcp-Name=test_custom_headers Mcp-Param-Region=${encoded}`);
+        }
+      } finally {
+        await client.close();
+      }
+    });
+  }
+});
