@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use rmcp::model::{
     CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ClientResult, GetExtensions,
-    Implementation, ListRootsResult, LoggingMessageNotification, ProgressNotification, ProgressToken, Prompt,
-    PromptListChangedNotification, ProtocolVersion, RequestId, RequestMetaObject, Resource,
+    Implementation, ListRootsResult, LoggingLevel, LoggingMessageNotification, ProgressNotification, ProgressToken,
+    Prompt, PromptListChangedNotification, ProtocolVersion, RequestId, RequestMetaObject, Resource,
     ResourceListChangedNotification, ResourceTemplate, ServerCapabilities, ServerNotification, ServerRequest,
     ServerResult, Tool, ToolListChangedNotification,
 };
@@ -142,6 +142,9 @@ pub struct Link {
     count: Arc<ConnectionCount>,
     /// Whether a request of the upstream's that belongs to no session was logged yet.
     refused_logged: AtomicBool,
+    /// The level a session's `logging/setLevel` asked for, for a modern upstream: 2026-07-28
+    /// has no such method, a request names its level in `_meta` instead.
+    log_level: Mutex<Option<LoggingLevel>>,
 }
 
 #[derive(Default)]
@@ -237,6 +240,7 @@ impl Link {
             cancel,
             count,
             refused_logged: AtomicBool::new(false),
+            log_level: Mutex::new(None),
         });
         // In the caller's span: a session's own upstream logs carry its session id.
         tasks.spawn(tracing::Instrument::in_current_span(supervise(link.clone(), tasks.clone())));
@@ -427,7 +431,16 @@ impl Link {
     ) -> Result<ServerResult, Error> {
         let conn = self.connection().await?;
         let modern = conn.era == Era::Modern;
-        let meta = if modern { modern::modern_meta(&ctx.meta) } else { handshake_meta(&ctx.meta) };
+        let level = || *self.log_level.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let meta = if modern {
+            if let ClientRequest::SetLevelRequest(r) = &request {
+                *self.log_level.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r.params.level);
+                return Ok(ServerResult::empty(()));
+            }
+            modern::modern_meta(&ctx.meta, level())
+        } else {
+            handshake_meta(&ctx.meta)
+        };
         let asks_session = asker.is_none();
         let mut tracked = self.track(session, ctx, asker);
         let (mut relisted, mut rounds) = (false, 0);

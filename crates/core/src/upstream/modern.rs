@@ -13,7 +13,7 @@
 #![allow(deprecated)] // sampling and roots are deprecated in 2026-07-28, and still what an upstream asks for
 
 use rmcp::model::{
-    ClientRequest, ClientResult, ErrorCode, GetExtensions, InputRequest, InputRequests, InputResponses,
+    ClientRequest, ClientResult, ErrorCode, GetExtensions, InputRequest, InputRequests, InputResponses, LoggingLevel,
     RequestMetaObject, ServerRequest,
 };
 use rmcp::service::{OriginatingRequestId, PeerRequestOptions, RequestContext};
@@ -32,12 +32,18 @@ const LINK_OWN: [&str; 2] = ["io.modelcontextprotocol/protocolVersion", "io.mode
 /// A request's `_meta` as it goes to a modern upstream. A stateless client's capabilities
 /// and log level stay (they override the link's): the upstream then asks only for what
 /// this client can answer, and logs only when this client asked for it. A session's
-/// request has neither, and the link's (its session client's, or the gateway's for a
-/// shared upstream) apply.
-pub(crate) fn modern_meta(meta: &RequestMetaObject) -> RequestMetaObject {
+/// request has neither: the link's capabilities apply (its session client's, or the
+/// gateway's for a shared upstream), and `session_level`, the level the session last set
+/// with `logging/setLevel`.
+pub(crate) fn modern_meta(meta: &RequestMetaObject, session_level: Option<LoggingLevel>) -> RequestMetaObject {
     let mut meta = meta.clone();
     for key in LINK_OWN {
         meta.0.0.remove(key);
+    }
+    if let Some(level) = session_level
+        && meta.log_level().is_none()
+    {
+        meta.set_log_level(level);
     }
     meta
 }
@@ -140,7 +146,7 @@ mod tests {
             "progressToken": 7
         }))
         .expect("a _meta object");
-        let sent = serde_json::to_value(modern_meta(&meta)).expect("serializes");
+        let sent = serde_json::to_value(modern_meta(&meta, Some(LoggingLevel::Error))).expect("serializes");
         assert_eq!(
             sent,
             serde_json::json!({
@@ -149,5 +155,14 @@ mod tests {
                 "progressToken": 7
             })
         );
+    }
+
+    #[test]
+    fn a_sessions_log_level_goes_in_the_meta_of_its_requests() {
+        let meta: RequestMetaObject =
+            serde_json::from_value(serde_json::json!({ "progressToken": 1 })).expect("a _meta object");
+        let sent = modern_meta(&meta, Some(LoggingLevel::Warning));
+        assert_eq!(sent.log_level(), Some(LoggingLevel::Warning));
+        assert_eq!(modern_meta(&meta, None).log_level(), None);
     }
 }
