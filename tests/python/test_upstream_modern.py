@@ -212,3 +212,25 @@ async def test_results_reach_a_session_in_its_eras_shape(upstreams, start_gatewa
             body = reply.json()
     assert body["result"]["content"] == [{"type": "text", "text": "x"}], body
     assert "resultType" not in body["result"], body
+
+
+@pytest.mark.anyio
+async def test_a_call_refused_for_its_headers_is_retried_once_with_the_tools_listed_again(start_gateway) -> None:
+    """A modern upstream whose tool now takes its argument in another `Mcp-Param-*` header
+    refuses a call built from the schema mcpgw listed before (-32020); mcpgw lists its tools
+    again and sends the call once more, with the header the new schema names."""
+    fixture_bin = Path(os.environ.get("MCPGW_FIXTURE_BIN") or ROOT / "target" / "debug" / "mcpgw-fixture")
+    fixture = Upstream([str(fixture_bin), "--http", "127.0.0.1:0"])  # its own: the rename is for good
+    try:
+        gw = start_gateway(
+            f"[sessions]\nlegacy_grace_secs = 0\n\n[upstreams.fixture]\nkind = \"http\"\nurl = {toml_string(fixture.url)}\n"
+        )
+        async with connect(gw.url, "streamable", mode="legacy") as client:
+            with anyio.fail_after(CALL_TIMEOUT_S):
+                assert text_of(await client.call_tool("test_custom_headers", {"region": "eu"})) == "region: eu"
+                await client.call_tool("test_rename_header", {})
+                assert text_of(await client.call_tool("test_custom_headers", {"region": "ap"})) == "region: ap"
+        assert "test_custom_headers Mcp-Name=test_custom_headers Mcp-Param-Zone=ap" in fixture.stderr, fixture.stderr
+        assert "(-32020); listing its tools again and retrying once" in gw.log_text(), gw.log_text()
+    finally:
+        fixture.stop()
