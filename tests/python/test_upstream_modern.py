@@ -234,3 +234,69 @@ async def test_a_call_refused_for_its_headers_is_retried_once_with_the_tools_lis
         assert "(-32020); listing its tools again and retrying once" in gw.log_text(), gw.log_text()
     finally:
         fixture.stop()
+
+
+def stateless_call(id_: int, name: str, **retry) -> tuple[dict[str, str], dict]:
+    """A stateless (2026-07-28) `tools/call` of `name` and its headers; `retry` adds
+    `inputResponses`/`requestState`."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": id_,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": {}, "_meta": meta, **retry},
+    }
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": name,
+    }
+    return headers, body
+
+
+def answer_of(reply: httpx2.Response) -> dict:
+    if reply.headers.get("content-type", "").startswith("text/event-stream"):
+        data = [line[5:] for line in reply.text.splitlines() if line.startswith("data:")]
+        return json.loads(data[-1])
+    return reply.json()
+
+
+@pytest.mark.anyio
+async def test_a_modern_upstreams_request_state_reaches_a_stateless_caller_sealed(upstreams, start_gateway) -> None:
+    """The fixture's `InputRequiredResult` with its own `requestState` reaches a stateless caller
+    with its `inputRequests` as they are and a state sealed by mcpgw in place of the fixture's;
+    the retry takes the fixture's state back to it. The sealed state is good once, and one mcpgw
+    did not seal (the fixture's own handle, or an altered one) is refused with -32602."""
+    modern, fixture = upstreams
+    gw = start_gateway(config(modern, fixture))
+    name = "test_input_required_result_request_state"
+    async with httpx2.AsyncClient(timeout=CALL_TIMEOUT_S) as http:
+
+        async def post(id_: int, **retry) -> dict:
+            headers, body = stateless_call(id_, name, **retry)
+            return answer_of(await http.post(f"{gw.url}/mcp", json=body, headers=headers))
+
+        first = (await post(1))["result"]
+        assert first["resultType"] == "input_required", first
+        assert list(first["inputRequests"]) == ["confirm"], first  # the fixture's own key
+        key = "confirm"
+        state = first["requestState"]
+        # mcpgw's seal (payload.tag), not the fixture's handle (`state-<n>-<hex>`).
+        assert "." in state and not state.startswith("state-"), state
+        answers = {key: {"action": "accept", "content": {"ok": True}}}
+
+        forged = await post(2, inputResponses=answers, requestState=state + "-TAMPERED")
+        assert forged["error"]["code"] == -32602, forged
+        assert "not issued by this gateway" in forged["error"]["message"], forged
+
+        done = (await post(3, inputResponses=answers, requestState=state))["result"]
+        assert done["content"][0]["text"] == "state-ok: requestState validated", done
+
+        replayed = await post(4, inputResponses=answers, requestState=state)
+        assert replayed["error"]["code"] == -32602, replayed
+        assert "used already" in replayed["error"]["message"], replayed
