@@ -1,10 +1,11 @@
 """Modern (2026-07-28) upstreams behind mcpgw, reached by the official Python SDK in a
 handshake-era session (`mode="legacy"`: `initialize`, then every request on the session).
 
-Two upstreams, both `kind = "http"` with `era` at its default (`auto`): the modern-only TypeScript
-SDK 2.x server (`tests/ts/fixtures/modern-server.mjs`, `legacy: 'reject'`: it refuses
-`initialize`) and `tests/fixture` in its dual-era HTTP mode (`mcpgw-fixture --http`). mcpgw finds
-both modern with `server/discover` and speaks 2026-07-28 to them. Their multi round-trip tools
+Two upstreams, both `kind = "http"`: the modern-only TypeScript SDK 2.x server
+(`tests/ts/fixtures/modern-server.mjs`, `legacy: 'reject'`: it refuses `initialize`), `era` at its
+default (`auto`: the session's `initialize` is refused, so mcpgw asks `server/discover`), and
+`tests/fixture` in its dual-era HTTP mode (`mcpgw-fixture --http`) with `era = "modern"` (with
+`auto` a session would reach it in the session's own era, see the last test). Their multi round-trip tools
 answer with an `InputRequiredResult`, which a 2025 session cannot be given: mcpgw asks the
 session's client with ordinary sampling and elicitation requests and retries the call with the
 answers (and the upstream's `requestState`) until the upstream has its result. A session's
@@ -104,7 +105,7 @@ def config(modern: Upstream, fixture: Upstream) -> str:
     return (
         "[sessions]\nlegacy_grace_secs = 0\n\n"
         f"[upstreams.modern]\nkind = \"http\"\nurl = {toml_string(modern.url)}\n\n"
-        f"[upstreams.fixture]\nkind = \"http\"\nurl = {toml_string(fixture.url)}\n"
+        f"[upstreams.fixture]\nkind = \"http\"\nurl = {toml_string(fixture.url)}\nera = \"modern\"\n"
     )
 
 
@@ -223,7 +224,8 @@ async def test_a_call_refused_for_its_headers_is_retried_once_with_the_tools_lis
     fixture = Upstream([str(fixture_bin), "--http", "127.0.0.1:0"])  # its own: the rename is for good
     try:
         gw = start_gateway(
-            f"[sessions]\nlegacy_grace_secs = 0\n\n[upstreams.fixture]\nkind = \"http\"\nurl = {toml_string(fixture.url)}\n"
+            "[sessions]\nlegacy_grace_secs = 0\n\n"
+            f"[upstreams.fixture]\nkind = \"http\"\nurl = {toml_string(fixture.url)}\nera = \"modern\"\n"
         )
         async with connect(gw.url, "streamable", mode="legacy") as client:
             with anyio.fail_after(CALL_TIMEOUT_S):
@@ -300,3 +302,24 @@ async def test_a_modern_upstreams_request_state_reaches_a_stateless_caller_seale
         replayed = await post(4, inputResponses=answers, requestState=state)
         assert replayed["error"]["code"] == -32602, replayed
         assert "used already" in replayed["error"]["message"], replayed
+
+
+@pytest.mark.anyio
+async def test_auto_speaks_each_clients_era_to_an_upstream_that_offers_both(upstreams, start_gateway) -> None:
+    """`era = "auto"` and the dual-era fixture: a session's own connection speaks the handshake
+    era (its client's: nothing to bridge), the modern hub's connections speak 2026-07-28."""
+    _, fixture = upstreams
+    gw = start_gateway(f"[upstreams.fixture]\nkind = \"http\"\nurl = {toml_string(fixture.url)}\n")
+    async with connect(gw.url, "streamable", mode="legacy") as client:
+        with anyio.fail_after(CALL_TIMEOUT_S):
+            result = await client.call_tool("test_custom_headers", {"region": "eu"})
+            assert text_of(result) == "region: eu"
+    assert "test_custom_headers Mcp-Name=- Mcp-Param-Region=-" in fixture.stderr, fixture.stderr
+    assert 'upstream connected upstream=fixture kind="http" era="handshake"' in gw.log_text(), gw.log_text()
+    async with httpx2.AsyncClient(timeout=CALL_TIMEOUT_S) as http:
+        headers, body = stateless_call(1, "test_custom_headers")
+        body["params"]["arguments"] = {"region": "ap"}
+        answer = answer_of(await http.post(f"{gw.url}/mcp", json=body, headers=headers))
+    assert answer["result"]["content"][0]["text"] == "region: ap", answer
+    assert "test_custom_headers Mcp-Name=test_custom_headers Mcp-Param-Region=ap" in fixture.stderr, fixture.stderr
+    assert 'upstream connected upstream=fixture kind="http" era="modern"' in gw.log_text(), gw.log_text()

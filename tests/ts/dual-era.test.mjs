@@ -6,9 +6,11 @@
 // elicitation handler), and reads `test://static-text`.
 //
 // The multi round-trip tool needs both directions of mcpgw's bridge: the fixture answers it with
-// an `InputRequiredResult` (mcpgw reaches it in its modern era, found by `era = "auto"`), which
-// mcpgw relays to a modern client, and turns into an elicitation request on a handshake-era
-// client's session (then retries the call with the answer).
+// an `InputRequiredResult`, which mcpgw relays to a modern client, and turns into an elicitation
+// request on a handshake-era client's session (then retries the call with the answer). The
+// fixture is configured `era = "modern"`: with `auto` a session's connection would speak the
+// handshake era to it (its client's, where the fixture's multi round-trip tools refuse to run);
+// tests/python/test_upstream_modern.py and the conformance runs cover `auto`.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -40,6 +42,7 @@ before(async () => {
       '[upstreams.fixture]',
       'kind = "http"',
       `url = ${tomlString(fixture.url)}`,
+      'era = "modern"',
       '',
     ].join('\n'),
   });
@@ -144,7 +147,8 @@ for (const { name, mode, era } of MODES) {
   });
 }
 
-// mcpgw renames the fixture's tools (`prefix = "fx_"`) and speaks 2026-07-28 to it: the call it
+// mcpgw renames the fixture's tools (`prefix = "fx_"`) and speaks 2026-07-28 to it (`era =
+// "modern"`, for the session too): the call it
 // forwards must carry the fixture's own tool name in `Mcp-Name` and the `x-mcp-header` argument in
 // `Mcp-Param-Region` (base64-encoded when not plain ASCII), whatever era the client is of. The
 // fixture checks the header against the body and logs what it got.
@@ -160,6 +164,7 @@ describe('mcpgw prefixing the dual-era fixture: the 2026 headers name what the f
         'kind = "http"',
         `url = ${tomlString(fixture.url)}`,
         'prefix = "fx_"',
+        'era = "modern"',
         '',
       ].join('\n'),
     });

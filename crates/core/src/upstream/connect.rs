@@ -38,7 +38,8 @@ pub(crate) struct Connected<C: Service<RoleClient>> {
 /// How rmcp's client starts a connection in `era`. `Auto` is rmcp's: a `server/discover`
 /// first, then `initialize` on the same connection when the upstream answers it with an
 /// error (a handshake-era Streamable HTTP server refuses a request without a session at
-/// once, with a 4xx), or when it does not answer within 10 s.
+/// once, with a 4xx), or when it does not answer within 10 s. (A connection that prefers
+/// the handshake era does the reverse itself, see [`serve`].)
 fn lifecycle(era: Era) -> ClientLifecycleMode {
     let modern = vec![ProtocolVersion::V_2026_07_28];
     match era {
@@ -58,10 +59,15 @@ pub(crate) fn era_of<C: Service<RoleClient>>(running: &RunningService<RoleClient
 
 /// Starts the upstream (a child, or a connection) and completes `initialize` (or
 /// `server/discover`, as `era` says) with it, as `client`; its progress and log
-/// notifications go to `link`, in order.
-pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
+/// notifications go to `link`, in order. An `Auto` connection that `prefers` the handshake
+/// era (a session's: its client is of that era) tries `initialize` first, and
+/// `server/discover` on a new connection only when that fails (a modern-only upstream
+/// refuses `initialize`); one that prefers the modern era asks `server/discover` first.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn serve<C: Service<RoleClient> + Clone, D: Deliver>(
     spec: &UpstreamSpec,
     era: Era,
+    prefers: Era,
     client: C,
     link: Weak<D>,
     lost: CancellationToken,
@@ -109,20 +115,38 @@ pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
             }
         }
         UpstreamKind::Http { url, headers } => {
-            let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(
-                header_map(headers)
-                    .map_err(|e| failed(e, None))?
-                    .into_iter()
-                    .filter_map(|(k, v)| k.map(|k| (k, v)))
-                    .collect(),
-            );
-            config.retry_config = http_client::resume_policy();
-            let http = ResumingClient::new(http_client::shared());
-            gave_up = Some(http.gave_up());
-            let transport = StreamableHttpClientTransport::with_client(http, config);
-            serve_client_with_lifecycle_and_ct(client, Ordered::new(transport, link, lost), lifecycle(era), ct)
-                .await
-                .map_err(|e| failed(format!("{} failed", starting(era)), Some(e.into())))?
+            let headers = header_map(headers).map_err(|e| failed(e, None))?;
+            let transport = |gave_up: &mut Option<GaveUp>| {
+                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                    .custom_headers(headers.clone().into_iter().filter_map(|(k, v)| k.map(|k| (k, v))).collect());
+                config.retry_config = http_client::resume_policy();
+                let http = ResumingClient::new(http_client::shared());
+                *gave_up = Some(http.gave_up());
+                Ordered::new(StreamableHttpClientTransport::with_client(http, config), link.clone(), lost.clone())
+            };
+            let first = if era == Era::Auto && prefers == Era::Handshake { Era::Handshake } else { era };
+            let started = serve_client_with_lifecycle_and_ct(
+                client.clone(),
+                transport(&mut gave_up),
+                lifecycle(first),
+                ct.clone(),
+            )
+            .await;
+            match started {
+                Ok(running) => running,
+                Err(e) if first != era => {
+                    tracing::debug!(upstream = %spec.name, error = %e, "initialize failed; asking server/discover");
+                    let lifecycle = lifecycle(Era::Modern);
+                    match serve_client_with_lifecycle_and_ct(client, transport(&mut gave_up), lifecycle, ct).await {
+                        Ok(running) => running,
+                        // Neither era: the first failure says most (a dead upstream, say).
+                        Err(_) => {
+                            return Err(failed("initialize (then server/discover) failed".into(), Some(e.into())));
+                        }
+                    }
+                }
+                Err(e) => return Err(failed(format!("{} failed", starting(era)), Some(e.into()))),
+            }
         }
         UpstreamKind::Sse { url, headers } => {
             let headers = header_map(headers).map_err(|e| failed(e, None))?;

@@ -84,9 +84,10 @@ pub struct ConnectionCount {
     live: AtomicUsize,
     restarts: AtomicU64,
     list_failures: AtomicU64,
-    /// The era an `era = "auto"` upstream was last found to speak (0: not found yet), so a
-    /// new session's connection need not ask again.
-    found: AtomicU8,
+    /// The era an `era = "auto"` upstream was last started in by a connection preferring the
+    /// handshake era ([0]) or the modern one ([1]) (0: not found yet, 1: handshake, 2:
+    /// modern), so a new session's connection need not ask again.
+    found: [AtomicU8; 2],
 }
 
 impl ConnectionCount {
@@ -105,22 +106,22 @@ impl ConnectionCount {
         self.list_failures.load(Ordering::Relaxed)
     }
 
-    /// The era an `auto` upstream was last found to speak.
-    pub fn found_era(&self) -> Option<Era> {
-        match self.found.load(Ordering::Relaxed) {
+    /// The era an `auto` upstream was last started in by a connection preferring `prefers`.
+    pub fn found_era(&self, prefers: Era) -> Option<Era> {
+        match self.found[usize::from(prefers == Era::Modern)].load(Ordering::Relaxed) {
             1 => Some(Era::Handshake),
             2 => Some(Era::Modern),
             _ => None,
         }
     }
 
-    fn set_found_era(&self, era: Era) {
+    fn set_found_era(&self, prefers: Era, era: Era) {
         let code = match era {
             Era::Handshake => 1,
             Era::Modern => 2,
             Era::Auto => 0,
         };
-        self.found.store(code, Ordering::Relaxed);
+        self.found[usize::from(prefers == Era::Modern)].store(code, Ordering::Relaxed);
     }
 }
 
@@ -138,6 +139,8 @@ pub struct Link {
     /// What the upstream offered when it was last connected, kept while it restarts.
     offered: Mutex<Option<ServerCapabilities>>,
     client: ClientConfig,
+    /// The era it speaks to an `era = "auto"` upstream that offers both: its client's.
+    prefers: Era,
     cancel: CancellationToken,
     count: Arc<ConnectionCount>,
     /// Whether a request of the upstream's that belongs to no session was logged yet.
@@ -217,6 +220,7 @@ impl Link {
     pub(crate) fn start(
         spec: Arc<UpstreamSpec>,
         client: ClientConfig,
+        prefers: Era,
         count: Arc<ConnectionCount>,
         cancel: CancellationToken,
         tasks: &TaskTracker,
@@ -237,6 +241,7 @@ impl Link {
             templates: Collapsed::new(Result::is_err, retry),
             offered: Mutex::new(None),
             client,
+            prefers,
             cancel,
             count,
             refused_logged: AtomicBool::new(false),
@@ -661,7 +666,7 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
             Ok(Connected { running, process_group, gave_up }) => {
                 let era = connect::era_of(&running);
                 if link.spec.era == Era::Auto {
-                    link.count.set_found_era(era);
+                    link.count.set_found_era(link.prefers, era);
                 }
                 let peer = running.peer().clone();
                 let offered = peer.peer_info().map(|info| info.capabilities.clone());
@@ -739,13 +744,13 @@ async fn connect_once(
     let ct = link.cancel.child_token();
     // An `auto` upstream whose era another connection found is not asked again, unless
     // this connection replaces one that ended or failed.
-    let era = match (link.spec.era, link.count.found_era()) {
+    let era = match (link.spec.era, link.count.found_era(link.prefers)) {
         (Era::Auto, Some(found)) if !recheck => found,
         (era, _) => era,
     };
     let connected = tokio::time::timeout(
         link.spec.connect_timeout,
-        connect::serve(&link.spec, era, client, weak, lost.clone(), ct, tasks),
+        connect::serve(&link.spec, era, link.prefers, client, weak, lost.clone(), ct, tasks),
     )
     .await;
     let result = match connected {
@@ -763,6 +768,7 @@ async fn connect_once(
 }
 
 /// The client side of a link: what the upstream sends to the gateway.
+#[derive(Clone)]
 pub(crate) struct LinkClient {
     link: Weak<Link>,
     info: ClientConfig,
