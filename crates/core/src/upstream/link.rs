@@ -9,7 +9,7 @@
 
 #![allow(deprecated)] // sampling, roots and logging are deprecated in 2026-07-28 but live in every 2025 session
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -41,6 +41,9 @@ use crate::upstream::spec::{Era, Share, UpstreamSpec};
 
 /// Identifies a client session among a link's audience.
 pub type SessionKey = u64;
+
+/// Progress notifications kept for calls that have not recorded their token yet, at most.
+const EARLY_PROGRESS: usize = 16;
 
 /// The first and the longest wait between reconnects.
 const BACKOFF_START: Duration = Duration::from_millis(200);
@@ -164,6 +167,10 @@ struct Routes {
     upstream_ids: HashMap<RequestId, u64>,
     /// Upstream progress tokens of calls in flight, to the client's own token.
     progress: HashMap<ProgressToken, (Peer<RoleServer>, ProgressToken)>,
+    /// Progress that came before its call had recorded its token: the upstream may report
+    /// at once, and its notification can overtake the caller between sending the request
+    /// and [`Tracked::sent`]. Kept (a few, the oldest dropped) for `sent` to hand over.
+    early: VecDeque<ProgressNotification>,
     /// Resource subscriptions: URI → sessions.
     subscriptions: HashMap<String, HashSet<SessionKey>>,
 }
@@ -495,7 +502,9 @@ impl Link {
         let Connection { peer, lost, gave_up, .. } = conn;
         let handle = peer.send_request_with_option(request, options).await.map_err(|e| self.error(e))?;
         let upstream_id = handle.id.clone();
-        tracked.sent(&upstream_id, &handle.progress_token, ctx);
+        for (n, mapped) in tracked.sent(&upstream_id, &handle.progress_token, ctx) {
+            forward_progress(n, mapped).await;
+        }
         tokio::select! {
             result = handle.await_response() => {
                 // rmcp says only "Transport closed" for a reply it stopped resuming.
@@ -616,7 +625,14 @@ struct Tracked<'a> {
 
 impl Tracked<'_> {
     /// The request went out under this id and progress token.
-    fn sent(&mut self, id: &RequestId, token: &ProgressToken, ctx: &RequestContext<RoleServer>) {
+    /// Returns the progress of this request that came before it was recorded, to be passed
+    /// on before its result.
+    fn sent(
+        &mut self,
+        id: &RequestId,
+        token: &ProgressToken,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Vec<(ProgressNotification, (Peer<RoleServer>, ProgressToken))> {
         let mut routes = self.link.routes();
         // A retry of the call (a new JSON-RPC id) replaces the last attempt's routes.
         if let Some(old) = self.id.take() {
@@ -626,11 +642,18 @@ impl Tracked<'_> {
             routes.progress.remove(&old);
         }
         routes.upstream_ids.insert(id.clone(), self.serial);
-        if let Some(client_token) = ctx.meta.get_progress_token() {
-            routes.progress.insert(token.clone(), (ctx.peer.clone(), client_token));
-        }
         self.id = Some(id.clone());
         self.token = Some(token.clone());
+        let Some(client_token) = ctx.meta.get_progress_token() else { return Vec::new() };
+        let mapped = (ctx.peer.clone(), client_token);
+        routes.progress.insert(token.clone(), mapped.clone());
+        if routes.early.is_empty() {
+            return Vec::new();
+        }
+        let (mine, others) =
+            std::mem::take(&mut routes.early).into_iter().partition(|n| n.params.progress_token == *token);
+        routes.early = others;
+        mine.into_iter().map(|n: ProgressNotification| (n, mapped.clone())).collect()
     }
 }
 
@@ -927,12 +950,21 @@ impl Deliver for Link {
     /// Passes an upstream progress notification to the client whose call it is about,
     /// under the client's own progress token.
     async fn deliver_progress(&self, n: ProgressNotification) {
-        let mapped = self.routes().progress.get(&n.params.progress_token).cloned();
-        if let Some((peer, token)) = mapped {
-            let mut params = n.params;
-            params.progress_token = token;
-            let _ = peer.notify_progress(params).await;
-        }
+        let mapped = {
+            // One lock with `Tracked::sent`: a notification is either mapped or kept early.
+            let mut routes = self.routes();
+            match routes.progress.get(&n.params.progress_token).cloned() {
+                Some(mapped) => mapped,
+                None => {
+                    if routes.early.len() == EARLY_PROGRESS {
+                        routes.early.pop_front();
+                    }
+                    routes.early.push_back(n);
+                    return;
+                }
+            }
+        };
+        forward_progress(n, mapped).await;
     }
 
     /// Passes an upstream log message on: during a call, on that call's stream; otherwise
@@ -950,6 +982,13 @@ impl Deliver for Link {
             }
         }
     }
+}
+
+/// Passes an upstream progress notification to the client, under the client's own token.
+async fn forward_progress(n: ProgressNotification, (peer, token): (Peer<RoleServer>, ProgressToken)) {
+    let mut params = n.params;
+    params.progress_token = token;
+    let _ = peer.notify_progress(params).await;
 }
 
 fn request_method(request: &ServerRequest) -> &str {
