@@ -57,17 +57,23 @@ pub(crate) fn era_of<C: Service<RoleClient>>(running: &RunningService<RoleClient
     }
 }
 
+/// The era a connection starts in: `era` (the configured one, or the one found before), and
+/// the one it `prefers` when that is `Auto` (its client's).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Start {
+    pub(crate) era: Era,
+    pub(crate) prefers: Era,
+}
+
 /// Starts the upstream (a child, or a connection) and completes `initialize` (or
-/// `server/discover`, as `era` says) with it, as `client`; its progress and log
-/// notifications go to `link`, in order. An `Auto` connection that `prefers` the handshake
+/// `server/discover`, as `start` says) with it, as `client`; its progress and log
+/// notifications go to `link`, in order. An `Auto` connection that prefers the handshake
 /// era (a session's: its client is of that era) tries `initialize` first, and
 /// `server/discover` on a new connection only when that fails (a modern-only upstream
 /// refuses `initialize`); one that prefers the modern era asks `server/discover` first.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve<C: Service<RoleClient> + Clone, D: Deliver>(
     spec: &UpstreamSpec,
-    era: Era,
-    prefers: Era,
+    Start { era, prefers }: Start,
     client: C,
     link: Weak<D>,
     lost: CancellationToken,

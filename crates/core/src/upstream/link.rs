@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -32,7 +32,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::channel::Notifier;
 use crate::error::Error;
-use crate::upstream::connect::{self, Connected};
+use crate::upstream::connect::{self, Connected, Start};
+pub use crate::upstream::count::ConnectionCount;
 use crate::upstream::fetch::Collapsed;
 use crate::upstream::modern;
 use crate::upstream::ordered::Deliver;
@@ -78,54 +79,6 @@ pub(crate) struct Connection {
     gave_up: Option<GaveUp>,
     /// The era it was started in.
     pub(crate) era: Era,
-}
-
-/// Live connections of one upstream (counted against its cap) and how often they ended
-/// unexpectedly and were restarted.
-#[derive(Debug, Default)]
-pub struct ConnectionCount {
-    live: AtomicUsize,
-    restarts: AtomicU64,
-    list_failures: AtomicU64,
-    /// The era an `era = "auto"` upstream was last started in by a connection preferring the
-    /// handshake era ([0]) or the modern one ([1]) (0: not found yet, 1: handshake, 2:
-    /// modern), so a new session's connection need not ask again.
-    found: [AtomicU8; 2],
-}
-
-impl ConnectionCount {
-    /// Live connections now.
-    pub fn get(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
-    }
-
-    /// Connections that ended on their own (a child exited, a remote dropped) so far.
-    pub fn restarts(&self) -> u64 {
-        self.restarts.load(Ordering::Relaxed)
-    }
-
-    /// List requests (`tools/list`, …) that failed or passed their deadline so far.
-    pub fn list_failures(&self) -> u64 {
-        self.list_failures.load(Ordering::Relaxed)
-    }
-
-    /// The era an `auto` upstream was last started in by a connection preferring `prefers`.
-    pub fn found_era(&self, prefers: Era) -> Option<Era> {
-        match self.found[usize::from(prefers == Era::Modern)].load(Ordering::Relaxed) {
-            1 => Some(Era::Handshake),
-            2 => Some(Era::Modern),
-            _ => None,
-        }
-    }
-
-    fn set_found_era(&self, prefers: Era, era: Era) {
-        let code = match era {
-            Era::Handshake => 1,
-            Era::Modern => 2,
-            Era::Auto => 0,
-        };
-        self.found[usize::from(prefers == Era::Modern)].store(code, Ordering::Relaxed);
-    }
 }
 
 /// A connection to one remote upstream.
@@ -773,7 +726,7 @@ async fn connect_once(
     };
     let connected = tokio::time::timeout(
         link.spec.connect_timeout,
-        connect::serve(&link.spec, era, link.prefers, client, weak, lost.clone(), ct, tasks),
+        connect::serve(&link.spec, Start { era, prefers: link.prefers }, client, weak, lost.clone(), ct, tasks),
     )
     .await;
     let result = match connected {
