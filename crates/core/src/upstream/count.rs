@@ -14,7 +14,7 @@ pub struct ConnectionCount {
     pub(super) restarts: AtomicU64,
     pub(super) list_failures: AtomicU64,
     /// The era an `era = "auto"` upstream was last started in by a connection preferring the
-    /// handshake era ([0]) or the modern one ([1]) (0: not found yet, 1: handshake, 2:
+    /// handshake era (index 0) or the modern one (index 1) (0: not found yet, 1: handshake, 2:
     /// modern), so a new session's connection need not ask again.
     found: [AtomicU8; 2],
 }
