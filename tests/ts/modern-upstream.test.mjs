@@ -2,7 +2,8 @@
 // `legacy: 'reject'`), first on its own, to prove the fixture serves what the gateway tests rely
 // on and refuses the handshake era, then behind mcpgw (`era` left at its default, `auto`), where
 // a handshake-era client and a client pinned to 2026-07-28 reach its tools through the gateway:
-// mcpgw finds the upstream's era with `server/discover` and speaks 2026-07-28 to it. The
+// mcpgw speaks 2026-07-28 to it (a session's connection after the upstream refused its
+// `initialize`, the stateless hub's after `server/discover`). The
 // elicitation tool answers with an `InputRequiredResult`: the handshake-era client gets it as an
 // ordinary elicitation request on its session (mcpgw retries the call with the answer), the
 // modern client as an `InputRequiredResult` whose `requestState` mcpgw sealed.
