@@ -122,6 +122,9 @@ kind = "http"
 url = "$polling_url"
 share = "session"
 tools_allow = ["test_reconnection"]
+# A reply stream closed early and resumed (SEP-1699) is the handshake era's; the SDK's server
+# speaks 2026-07-28 too, where there is no resumption, and era = "auto" would pick that.
+era = "handshake"
 EOF
 
 # ---- start mcpgw on a free port; read the port from its log --------------------------------------

@@ -165,7 +165,9 @@ def start_polling() -> Iterator[Callable[..., PollingServer]]:
 
 
 def polling_config(url: str, extra: str = "") -> str:
-    return f'{extra}[upstreams.poll]\nkind = "http"\nurl = {toml_string(url)}\n'
+    # Resuming a reply stream (SEP-1699) is the handshake era's: the SDK's server speaks
+    # 2026-07-28 too, where there is no resumption, and `era = "auto"` would pick that.
+    return f'{extra}[upstreams.poll]\nkind = "http"\nurl = {toml_string(url)}\nera = "handshake"\n'
 
 
 async def polling_stats(client) -> dict:

@@ -5,11 +5,12 @@
 // 100), the multi round-trip `test_input_required_result_elicitation` (answered by the client's
 // elicitation handler), and reads `test://static-text`.
 //
-// What still needs issue 12 is a node:test `todo` (it runs and reports without failing the suite):
-// the multi round-trip tool in every mode: the fixture answers it with an `InputRequiredResult`,
-// which rmcp refuses to a handshake-era peer, so mcpgw must reach the fixture in its modern era
-// (item 5) and relay the result to a modern client, or turn it into an elicitation request on a
-// handshake-era client's session (item 4).
+// The multi round-trip tool needs both directions of mcpgw's bridge: the fixture answers it with
+// an `InputRequiredResult`, which mcpgw relays to a modern client, and turns into an elicitation
+// request on a handshake-era client's session (then retries the call with the answer). The
+// fixture is configured `era = "modern"`: with `auto` a session's connection would speak the
+// handshake era to it (its client's, where the fixture's multi round-trip tools refuse to run);
+// tests/python/test_upstream_modern.py and the conformance runs cover `auto`.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -21,8 +22,10 @@ import { startGateway, toolText, withTimeout } from './lib/gateway.mjs';
 import { tomlString } from './lib/upstreams.mjs';
 
 const OP_TIMEOUT_MS = 15_000;
+
+/** `text` as a regular expression that matches it literally. */
+const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const MODERN = '2026-07-28';
-const MRTR = 'issue 12: multi round-trip through mcpgw';
 
 const MODES = [
   { name: 'legacy', mode: 'legacy', era: 'legacy' },
@@ -42,6 +45,7 @@ before(async () => {
       '[upstreams.fixture]',
       'kind = "http"',
       `url = ${tomlString(fixture.url)}`,
+      'era = "modern"',
       '',
     ].join('\n'),
   });
@@ -126,7 +130,7 @@ for (const { name, mode, era } of MODES) {
       );
     });
 
-    test("the multi round-trip tool is answered by the client's elicitation handler", { todo: MRTR }, async () => {
+    test("the multi round-trip tool is answered by the client's elicitation handler", async () => {
       const result = await withTimeout(
         connected().callTool({ name: 'test_input_required_result_elicitation', arguments: {} }),
         OP_TIMEOUT_MS,
@@ -145,3 +149,71 @@ for (const { name, mode, era } of MODES) {
     });
   });
 }
+
+// mcpgw renames the fixture's tools (`prefix = "fx_"`) and speaks 2026-07-28 to it (`era =
+// "modern"`, for the session too): the call it
+// forwards must carry the fixture's own tool name in `Mcp-Name` and the `x-mcp-header` argument in
+// `Mcp-Param-Region` (base64-encoded when not plain ASCII), whatever era the client is of. The
+// fixture checks the header against the body and logs what it got.
+describe('mcpgw prefixing the dual-era fixture: the 2026 headers name what the fixture knows', () => {
+  let prefixed;
+  before(async () => {
+    prefixed = await startGateway({
+      config: [
+        '[sessions]',
+        'legacy_grace_secs = 0',
+        '',
+        '[upstreams.fixture]',
+        'kind = "http"',
+        `url = ${tomlString(fixture.url)}`,
+        'prefix = "fx_"',
+        'era = "modern"',
+        '',
+      ].join('\n'),
+    });
+  });
+  after(async () => {
+    const exit = await prefixed.stop();
+    assert.deepEqual(exit, { code: 0, signal: null }, `mcpgw should exit 0 on SIGTERM\n${prefixed.logs()}`);
+  });
+
+  for (const { name, mode } of [MODES[0], MODES[2]]) {
+    test(`a ${name} client calls fx_test_custom_headers`, async () => {
+      const client = new Client({ name: 'mcpgw-prefix-headers', version: '0.0.0' }, { versionNegotiation: { mode } });
+      await withTimeout(
+        client.connect(new StreamableHTTPClientTransport(new URL(prefixed.mcpUrl))),
+        OP_TIMEOUT_MS,
+        'connect',
+      );
+      try {
+        const { tools } = await withTimeout(client.listTools(), OP_TIMEOUT_MS, 'listTools');
+        assert.ok(tools.some((t) => t.name === 'fx_test_custom_headers'), JSON.stringify(tools.map((t) => t.name)));
+        for (const region of ['eu-west', 'Zürich']) {
+          const mark = fixture.mark();
+          const result = await withTimeout(
+            client.callTool({ name: 'fx_test_custom_headers', arguments: { region } }),
+            OP_TIMEOUT_MS,
+            'callTool fx_test_custom_headers',
+          );
+          assert.equal(toolText(result), `region: ${region}`, JSON.stringify(result));
+          const encoded = /^[\x20-\x7e]*$/.test(region)
+            ? region
+            : `=?base64?${Buffer.from(region, 'utf8').toString('base64')}?=`;
+          // The attempt the fixture accepted. (An earlier one may lack Mcp-Param-Region: rmcp's
+          // client sometimes builds a call before it has the tool's schema from tools/list, under
+          // load; the fixture refuses that with -32020 and mcpgw retries once with the schema.)
+          const expected = `test_custom_headers Mcp-Name=test_custom_headers Mcp-Param-Region=${encoded}`;
+          const seen = await fixture.waitForLog(new RegExp(`^${escapeRegExp(expected)}$`), OP_TIMEOUT_MS, mark);
+          assert.equal(seen.text, expected);
+          assert.doesNotMatch(
+            fixture.logs(),
+            /test_custom_headers Mcp-Name=(?!test_custom_headers )/,
+            'every attempt named the fixture\'s own tool',
+          );
+        }
+      } finally {
+        await client.close();
+      }
+    });
+  }
+});

@@ -1,10 +1,12 @@
 // The modern-only upstream (fixtures/modern-server.mjs: the TypeScript SDK 2.x server with
 // `legacy: 'reject'`), first on its own, to prove the fixture serves what the gateway tests rely
-// on and refuses the handshake era, then behind mcpgw, where a handshake-era client must reach
-// its tools through the gateway. That needs mcpgw to speak 2026-07-28 to a modern upstream
-// (issue 12, item 5): until then those tests are node:test `todo`s (they run and report without
-// failing the suite); today mcpgw's `initialize` to the upstream is refused and it lists no tool
-// of it.
+// on and refuses the handshake era, then behind mcpgw (`era` left at its default, `auto`), where
+// a handshake-era client and a client pinned to 2026-07-28 reach its tools through the gateway:
+// mcpgw speaks 2026-07-28 to it (a session's connection after the upstream refused its
+// `initialize`, the stateless hub's after `server/discover`). The
+// elicitation tool answers with an `InputRequiredResult`: the handshake-era client gets it as an
+// ordinary elicitation request on its session (mcpgw retries the call with the answer), the
+// modern client as an `InputRequiredResult` whose `requestState` mcpgw sealed.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -17,7 +19,6 @@ import { tomlString } from './lib/upstreams.mjs';
 
 const OP_TIMEOUT_MS = 15_000;
 const MODERN = '2026-07-28';
-const MODERN_UPSTREAMS = 'issue 12: modern upstreams';
 
 /** A 2.x client in `mode` that answers elicitation with the name `Ada`, connected to `url`. */
 async function connect2(url, mode) {
@@ -40,8 +41,8 @@ after(async () => {
 });
 
 /** The checks every client of the modern upstream's tools makes, directly or through mcpgw. */
-function usesTheModernTools(client, { todo } = {}) {
-  test('listTools has the upstream tools', { todo }, async () => {
+function usesTheModernTools(client) {
+  test('listTools has the upstream tools', async () => {
     const { tools } = await withTimeout(client().listTools(), OP_TIMEOUT_MS, 'listTools');
     const names = tools.map((t) => t.name);
     for (const name of ['modern_echo', 'modern_progress', 'modern_ask_name']) {
@@ -49,7 +50,7 @@ function usesTheModernTools(client, { todo } = {}) {
     }
   });
 
-  test('modern_echo returns its text', { todo }, async () => {
+  test('modern_echo returns its text', async () => {
     const text = 'hello, modern upstream ✓';
     const result = await withTimeout(
       client().callTool({ name: 'modern_echo', arguments: { text } }),
@@ -59,7 +60,7 @@ function usesTheModernTools(client, { todo } = {}) {
     assert.equal(toolText(result), text);
   });
 
-  test('modern_progress reports 3 progress notifications', { todo }, async () => {
+  test('modern_progress reports 3 progress notifications', async () => {
     const progress = [];
     const result = await withTimeout(
       client().callTool(
@@ -81,7 +82,7 @@ function usesTheModernTools(client, { todo } = {}) {
     );
   });
 
-  test("modern_ask_name is answered by the client's elicitation handler", { todo }, async () => {
+  test("modern_ask_name is answered by the client's elicitation handler", async () => {
     const result = await withTimeout(
       client().callTool({ name: 'modern_ask_name', arguments: {} }),
       OP_TIMEOUT_MS,
@@ -90,7 +91,7 @@ function usesTheModernTools(client, { todo } = {}) {
     assert.equal(toolText(result), 'Hello, Ada!');
   });
 
-  test('readResource modern://about', { todo }, async () => {
+  test('readResource modern://about', async () => {
     const { contents } = await withTimeout(
       client().readResource({ uri: 'modern://about' }),
       OP_TIMEOUT_MS,
@@ -126,38 +127,49 @@ describe('the modern-only upstream on its own', () => {
   });
 });
 
-describe('mcpgw fronting the modern-only upstream, a handshake-era client', () => {
-  let gw;
-  let client;
-  let connectError;
-  const connected = () => {
-    if (connectError) throw connectError;
-    return client;
-  };
+for (const { name, mode } of [
+  { name: 'a handshake-era client', mode: 'legacy' },
+  { name: `a client pinned to ${MODERN}`, mode: { pin: MODERN } },
+]) {
+  describe(`mcpgw fronting the modern-only upstream, ${name}`, () => {
+    let gw;
+    let client;
+    let connectError;
+    const connected = () => {
+      if (connectError) throw connectError;
+      return client;
+    };
 
-  before(async () => {
-    gw = await startGateway({
-      config: [
-        '[sessions]',
-        'legacy_grace_secs = 0',
-        '',
-        '[upstreams.modern]',
-        'kind = "http"',
-        `url = ${tomlString(upstream.url)}`,
-        '',
-      ].join('\n'),
+    before(async () => {
+      gw = await startGateway({
+        config: [
+          '[sessions]',
+          'legacy_grace_secs = 0',
+          '',
+          '[upstreams.modern]',
+          'kind = "http"',
+          `url = ${tomlString(upstream.url)}`,
+          '',
+        ].join('\n'),
+      });
+      try {
+        client = await connect2(gw.mcpUrl, mode);
+      } catch (error) {
+        connectError = error;
+      }
     });
-    try {
-      client = await connect2(gw.mcpUrl, 'legacy');
-    } catch (error) {
-      connectError = error;
-    }
-  });
-  after(async () => {
-    await client?.close();
-    const exit = await gw.stop();
-    assert.deepEqual(exit, { code: 0, signal: null }, `mcpgw should exit 0 on SIGTERM\n${gw.logs()}`);
-  });
+    after(async () => {
+      await client?.close();
+      const exit = await gw.stop();
+      assert.deepEqual(exit, { code: 0, signal: null }, `mcpgw should exit 0 on SIGTERM\n${gw.logs()}`);
+    });
 
-  usesTheModernTools(connected, { todo: MODERN_UPSTREAMS });
-});
+    usesTheModernTools(connected);
+
+    test('mcpgw connected to the upstream in its modern era, with no retry', () => {
+      const logs = gw.logs();
+      assert.match(logs, /upstream connected upstream=modern kind="http" era="modern"/, logs);
+      assert.doesNotMatch(logs, /could not be started|restarting/, logs);
+    });
+  });
+}

@@ -35,4 +35,4 @@ pub use proxy::{MrtrConfig, Proxy};
 pub use seal::Sealer;
 pub use session::ServerFactory;
 pub use upstream::set::Upstreams;
-pub use upstream::spec::{DEFAULT_CALL_TIMEOUT, Share, ToolFilter, UpstreamKind, UpstreamSpec};
+pub use upstream::spec::{DEFAULT_CALL_TIMEOUT, Era, Share, ToolFilter, UpstreamKind, UpstreamSpec};

@@ -40,7 +40,7 @@ use crate::upstream::builtin::Builtin;
 use crate::upstream::fetch::Collapsed;
 use crate::upstream::link::{Link, Listed, SessionKey, client_config};
 use crate::upstream::set::Upstreams;
-use crate::upstream::spec::{DEFAULT_CALL_TIMEOUT, Share, UpstreamKind, UpstreamSpec};
+use crate::upstream::spec::{DEFAULT_CALL_TIMEOUT, Era, Share, UpstreamKind, UpstreamSpec};
 use view::{Shaped, View};
 
 /// One session's server.
@@ -154,7 +154,7 @@ impl Proxy {
         tasks: TaskTracker,
     ) -> Self {
         let proxy = Self::new(upstreams, state, cancel, tasks);
-        let members = proxy.members_for(&handshake.client, None);
+        let members = proxy.members_for(&handshake.client, None, Era::Handshake);
         let _ = proxy.info.set(handshake.server.clone());
         let _ = proxy.members.set(members);
         proxy
@@ -176,7 +176,7 @@ impl Proxy {
     /// with this client's capabilities, so what the upstream asks of its client (sampling,
     /// elicitation, roots) matches what this client can do.
     async fn connect(&self, request: &InitializeRequestParams, ctx: &RequestContext<RoleServer>) -> Vec<Member> {
-        let members = self.members_for(request, Some(&ctx.peer));
+        let members = self.members_for(request, Some(&ctx.peer), Era::Handshake);
         let starting = members.iter().filter_map(|m| match m {
             Member::Remote { spec, link } => Some(link.ready(spec.connect_timeout)),
             Member::Builtin(_) => None,
@@ -187,7 +187,14 @@ impl Proxy {
 
     /// The session's members: shared links joined, its own links started (`peer` is the
     /// running server they may ask things of).
-    fn members_for(&self, request: &InitializeRequestParams, peer: Option<&Peer<RoleServer>>) -> Vec<Member> {
+    /// The members of a server whose client is `request`'s; a connection of its own to an
+    /// upstream of `era = "auto"` speaks the `prefers` era when the upstream offers both.
+    fn members_for(
+        &self,
+        request: &InitializeRequestParams,
+        peer: Option<&Peer<RoleServer>>,
+        prefers: Era,
+    ) -> Vec<Member> {
         let mut members = Vec::with_capacity(self.upstreams.specs().len());
         for spec in self.upstreams.specs() {
             let member = match (&spec.kind, spec.share) {
@@ -199,7 +206,8 @@ impl Proxy {
                 (_, Share::Session) => {
                     let client = client_config(request.capabilities.clone(), Some(request.client_info.clone()));
                     let count = self.upstreams.count(&spec.name);
-                    let link = Link::start(spec.clone(), client, count, self.cancel.child_token(), &self.tasks);
+                    let link =
+                        Link::start(spec.clone(), client, prefers, count, self.cancel.child_token(), &self.tasks);
                     Member::Remote { spec: spec.clone(), link }
                 }
             };

@@ -27,6 +27,7 @@ use super::mrtr::{MrtrConfig, Parked};
 use super::{Member, Proxy, merged_capabilities};
 use crate::state::SessionState;
 use crate::upstream::set::Upstreams;
+use crate::upstream::spec::Era;
 
 /// What only the hub keeps.
 pub(super) struct Modern {
@@ -76,7 +77,9 @@ impl Proxy {
         let client =
             InitializeRequestParams::new(capabilities, Implementation::new("mcpgw", env!("CARGO_PKG_VERSION")))
                 .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_11_25);
-        let members = proxy.members_for(&client, None);
+        // Its own connections speak 2026-07-28 to an upstream that offers it: an input-required
+        // result then reaches the caller as the upstream made it.
+        let members = proxy.members_for(&client, None, Era::Modern);
         let _ = proxy.members.set(members);
         proxy.modern = Some(Modern { info: Mutex::new(None), parked, holds });
         proxy

@@ -37,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use crate::error::Error;
 use crate::seal::{Nonce, Sealer, request_digest};
 use crate::upstream::link::{Ask, Asker, Link, SessionKey};
+use crate::upstream::modern::with_answers;
 
 /// The header of a stateless request's parts that names its caller (the transport's
 /// `modern::PRINCIPAL_HEADER`: the crates share no code).
@@ -60,9 +61,25 @@ pub struct MrtrConfig {
 /// The parked calls of the modern hub.
 pub(super) struct Parked {
     config: MrtrConfig,
-    calls: Mutex<HashMap<Nonce, Call>>,
+    calls: Mutex<HashMap<Nonce, Waiting>>,
     /// Calls parked now, for the metrics (shared by every hub of the gateway).
     waiting: Arc<AtomicUsize>,
+}
+
+/// What a sealed state names: a handshake-era upstream's call that runs on while its
+/// client answers, or a modern upstream's `requestState`, which the retry takes back to it.
+enum Waiting {
+    Call(Call),
+    Relay(Relay),
+}
+
+/// A modern upstream answered with an `InputRequiredResult`: its `inputRequests` went to
+/// the client as they are, its `requestState` is kept here, and the client got a state
+/// sealed by the gateway in its place, so the retry is bound to this caller and request,
+/// usable once, and the upstream's state never has to be trusted to the client's keeping
+/// (nor a state the client made up reach the upstream).
+struct Relay {
+    state: String,
 }
 
 /// An upstream call that runs on while its client answers.
@@ -98,13 +115,13 @@ impl Parked {
         Self { config, calls: Mutex::new(HashMap::new()), waiting }
     }
 
-    fn calls(&self) -> MutexGuard<'_, HashMap<Nonce, Call>> {
+    fn calls(&self) -> MutexGuard<'_, HashMap<Nonce, Waiting>> {
         // Plain data, never locked across an await.
         self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Takes a parked call off the table.
-    fn take(&self, nonce: &Nonce) -> Option<Call> {
+    fn take(&self, nonce: &Nonce) -> Option<Waiting> {
         let call = self.calls().remove(nonce);
         if call.is_some() {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
@@ -113,7 +130,7 @@ impl Parked {
     }
 
     /// Parks a call, unless [`MAX_PARKED`] are parked already (the call is handed back).
-    fn put(&self, nonce: Nonce, call: Call) -> Result<(), Call> {
+    fn put(&self, nonce: Nonce, call: Waiting) -> Result<(), Waiting> {
         let mut calls = self.calls();
         if calls.len() >= MAX_PARKED {
             return Err(call);
@@ -167,12 +184,21 @@ pub(super) async fn round(
                 tracing::info!(why = refused.why(), "refused a stateless retry's requestState");
                 invalid(refused.why())
             })?;
-            let mut call = parked.take(&opened.nonce).ok_or_else(|| {
+            let waiting = parked.take(&opened.nonce).ok_or_else(|| {
                 tracing::info!("refused a stateless retry whose requestState was used already or is unknown");
                 invalid("requestState was used already or is unknown (each is good for one retry)")
             })?;
-            let unanswered = answer(&mut call, retry.responses.unwrap_or_default());
-            (call, unanswered)
+            match waiting {
+                Waiting::Call(mut call) => {
+                    let unanswered = answer(&mut call, retry.responses.unwrap_or_default());
+                    (call, unanswered)
+                }
+                Waiting::Relay(Relay { state }) => {
+                    // The modern upstream's own retry: its state and the client's answers.
+                    with_answers(&mut request, retry.responses.unwrap_or_default(), Some(state))?;
+                    (start(link, request, ctx, session, limit, cancel, tasks), Vec::new())
+                }
+            }
         }
         None => (start(link, request, ctx, session, limit, cancel, tasks), Vec::new()),
     };
@@ -241,11 +267,15 @@ async fn wait(
         }
         let first = tokio::select! {
             outcome = &mut call.outcome => {
-                return outcome.unwrap_or_else(|_| Err(Error::Cancelled.to_jsonrpc()));
+                let outcome = outcome.unwrap_or_else(|_| Err(Error::Cancelled.to_jsonrpc()));
+                return relay(parked, outcome, call.limit, (caller, digest), cancel, tasks);
             }
             ask = call.asks.recv() => match ask {
                 Some(ask) => ask,
-                None => return (&mut call.outcome).await.unwrap_or_else(|_| Err(Error::Cancelled.to_jsonrpc())),
+                None => {
+                    let outcome = (&mut call.outcome).await.unwrap_or_else(|_| Err(Error::Cancelled.to_jsonrpc()));
+                    return relay(parked, outcome, call.limit, (caller, digest), cancel, tasks);
+                }
             },
             // Dropping the call cancels it upstream.
             () = ctx.ct.cancelled() => return Err(Error::Cancelled.to_jsonrpc()),
@@ -260,9 +290,46 @@ async fn wait(
             break requests;
         }
     };
-    let ttl = parked.config.ttl.unwrap_or(call.limit);
+    let limit = call.limit;
+    let sealed = park(parked, Waiting::Call(call), limit, (caller, digest), cancel, tasks)?;
+    let result = InputRequiredResult::new(Some(requests), Some(sealed));
+    Ok(ServerResult::InputRequiredResult(result))
+}
+
+/// A call's outcome as its client gets it: a modern upstream's `InputRequiredResult` with
+/// a `requestState` gets the gateway's sealed state in its place (see [`Relay`]); one
+/// without a state, and everything else, goes as it is.
+fn relay(
+    parked: &Arc<Parked>,
+    outcome: Result<ServerResult, ErrorData>,
+    limit: Duration,
+    bound: ([u8; 32], [u8; 32]),
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<ServerResult, ErrorData> {
+    let mut result = match outcome {
+        Ok(ServerResult::InputRequiredResult(result)) => result,
+        other => return other,
+    };
+    if let Some(state) = result.request_state.take() {
+        result.request_state = Some(park(parked, Waiting::Relay(Relay { state }), limit, bound, cancel, tasks)?);
+    }
+    Ok(ServerResult::InputRequiredResult(result))
+}
+
+/// Parks what a state names under a fresh sealed state, which it returns; the state expires
+/// after the configured TTL (else `limit`), ending what it names.
+fn park(
+    parked: &Arc<Parked>,
+    waiting: Waiting,
+    limit: Duration,
+    (caller, digest): ([u8; 32], [u8; 32]),
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<String, ErrorData> {
+    let ttl = parked.config.ttl.unwrap_or(limit);
     let state = parked.config.sealer.fresh(caller, digest, ttl).map_err(|e| e.to_jsonrpc())?;
-    if parked.put(state.nonce, call).is_err() {
+    if parked.put(state.nonce, waiting).is_err() {
         // The call handed back is dropped, which cancels it upstream.
         tracing::warn!(max = MAX_PARKED, "too many stateless calls wait for their clients' input; refused one");
         return Err(ErrorData::internal_error("too many calls wait for their clients' input; try again later", None));
@@ -279,8 +346,7 @@ async fn wait(
             tracing::info!("a stateless call's requestState expired before its retry; cancelled the upstream call");
         }
     });
-    let result = InputRequiredResult::new(Some(requests), Some(parked.config.sealer.seal(&state)));
-    Ok(ServerResult::InputRequiredResult(result))
+    Ok(parked.config.sealer.seal(&state))
 }
 
 /// The upstream's requests as a round's `inputRequests`, each kept open in `call` for

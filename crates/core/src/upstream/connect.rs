@@ -4,7 +4,8 @@ use std::process::Stdio;
 
 use process_wrap::tokio::{CommandWrap, ProcessGroup};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use rmcp::service::{RunningService, serve_client_with_ct};
+use rmcp::model::ProtocolVersion;
+use rmcp::service::{ClientLifecycleMode, RunningService, serve_client_with_lifecycle_and_ct};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientCacheConfig, RoleClient, Service};
@@ -18,7 +19,7 @@ use crate::error::{BoxError, Error};
 use crate::upstream::http_client;
 use crate::upstream::ordered::{Deliver, Ordered};
 use crate::upstream::resume::{GaveUp, ResumingClient};
-use crate::upstream::spec::{UpstreamKind, UpstreamSpec};
+use crate::upstream::spec::{Era, UpstreamKind, UpstreamSpec};
 use crate::upstream::sse_client::SseClientTransport;
 
 /// Variables a service manager gives the gateway alone: a child that inherited them could
@@ -34,10 +35,45 @@ pub(crate) struct Connected<C: Service<RoleClient>> {
     pub(crate) gave_up: Option<GaveUp>,
 }
 
-/// Starts the upstream (a child, or a connection) and completes `initialize` with it, as
-/// `client`; its progress and log notifications go to `link`, in order.
-pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
+/// How rmcp's client starts a connection in `era`. `Auto` is rmcp's: a `server/discover`
+/// first, then `initialize` on the same connection when the upstream answers it with an
+/// error (a handshake-era Streamable HTTP server refuses a request without a session at
+/// once, with a 4xx), or when it does not answer within 10 s. (A connection that prefers
+/// the handshake era does the reverse itself, see [`serve`].)
+fn lifecycle(era: Era) -> ClientLifecycleMode {
+    let modern = vec![ProtocolVersion::V_2026_07_28];
+    match era {
+        Era::Handshake => ClientLifecycleMode::Initialize,
+        Era::Modern => ClientLifecycleMode::Discover { preferred_versions: modern },
+        Era::Auto => ClientLifecycleMode::Auto { preferred_versions: modern, legacy_version: None },
+    }
+}
+
+/// The era a running connection was started in.
+pub(crate) fn era_of<C: Service<RoleClient>>(running: &RunningService<RoleClient, C>) -> Era {
+    match running.peer().peer_info() {
+        Some(info) if !info.protocol_version.has_initialize() => Era::Modern,
+        _ => Era::Handshake,
+    }
+}
+
+/// The era a connection starts in: `era` (the configured one, or the one found before), and
+/// the one it `prefers` when that is `Auto` (its client's).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Start {
+    pub(crate) era: Era,
+    pub(crate) prefers: Era,
+}
+
+/// Starts the upstream (a child, or a connection) and completes `initialize` (or
+/// `server/discover`, as `start` says) with it, as `client`; its progress and log
+/// notifications go to `link`, in order. An `Auto` connection that prefers the handshake
+/// era (a session's: its client is of that era) tries `initialize` first, and
+/// `server/discover` on a new connection only when that fails (a modern-only upstream
+/// refuses `initialize`); one that prefers the modern era asks `server/discover` first.
+pub(crate) async fn serve<C: Service<RoleClient> + Clone, D: Deliver>(
     spec: &UpstreamSpec,
+    Start { era, prefers }: Start,
     client: C,
     link: Weak<D>,
     lost: CancellationToken,
@@ -73,38 +109,59 @@ pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
                     }
                 });
             }
-            match serve_client_with_ct(client, Ordered::new(child, link, lost), ct).await {
+            match serve_client_with_lifecycle_and_ct(client, Ordered::new(child, link, lost), lifecycle(era), ct).await
+            {
                 Ok(running) => running,
                 Err(e) => {
                     if let Some(group) = process_group {
                         kill_process_group(group);
                     }
-                    return Err(failed("initialize failed".into(), Some(e.into())));
+                    return Err(failed(format!("{} failed", starting(era)), Some(e.into())));
                 }
             }
         }
         UpstreamKind::Http { url, headers } => {
-            let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(
-                header_map(headers)
-                    .map_err(|e| failed(e, None))?
-                    .into_iter()
-                    .filter_map(|(k, v)| k.map(|k| (k, v)))
-                    .collect(),
-            );
-            config.retry_config = http_client::resume_policy();
-            let http = ResumingClient::new(http_client::shared());
-            gave_up = Some(http.gave_up());
-            let transport = StreamableHttpClientTransport::with_client(http, config);
-            serve_client_with_ct(client, Ordered::new(transport, link, lost), ct)
-                .await
-                .map_err(|e| failed("initialize failed".into(), Some(e.into())))?
+            let headers = header_map(headers).map_err(|e| failed(e, None))?;
+            let transport = |gave_up: &mut Option<GaveUp>| {
+                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                    .custom_headers(headers.clone().into_iter().filter_map(|(k, v)| k.map(|k| (k, v))).collect());
+                config.retry_config = http_client::resume_policy();
+                let http = ResumingClient::new(http_client::shared());
+                *gave_up = Some(http.gave_up());
+                Ordered::new(StreamableHttpClientTransport::with_client(http, config), link.clone(), lost.clone())
+            };
+            let first = if era == Era::Auto && prefers == Era::Handshake { Era::Handshake } else { era };
+            let started = serve_client_with_lifecycle_and_ct(
+                client.clone(),
+                transport(&mut gave_up),
+                lifecycle(first),
+                ct.clone(),
+            )
+            .await;
+            match started {
+                Ok(running) => running,
+                Err(e) if first != era => {
+                    tracing::debug!(upstream = %spec.name, error = %e, "initialize failed; asking server/discover");
+                    let lifecycle = lifecycle(Era::Modern);
+                    match serve_client_with_lifecycle_and_ct(client, transport(&mut gave_up), lifecycle, ct).await {
+                        Ok(running) => running,
+                        // Neither era: the first failure says most (a dead upstream, say).
+                        Err(_) => {
+                            return Err(failed("initialize (then server/discover) failed".into(), Some(e.into())));
+                        }
+                    }
+                }
+                Err(e) => return Err(failed(format!("{} failed", starting(era)), Some(e.into()))),
+            }
         }
         UpstreamKind::Sse { url, headers } => {
             let headers = header_map(headers).map_err(|e| failed(e, None))?;
             let transport = SseClientTransport::connect(url, headers, tasks)
                 .await
                 .map_err(|e| failed("cannot connect".into(), Some(e.into())))?;
-            serve_client_with_ct(client, Ordered::new(transport, link, lost), ct)
+            // The legacy transport has no modern era (the configuration refuses one).
+            let lifecycle = ClientLifecycleMode::Initialize;
+            serve_client_with_lifecycle_and_ct(client, Ordered::new(transport, link, lost), lifecycle, ct)
                 .await
                 .map_err(|e| failed("initialize failed".into(), Some(e.into())))?
         }
@@ -113,6 +170,15 @@ pub(crate) async fn serve<C: Service<RoleClient>, D: Deliver>(
     // A gateway must never answer from a stale list of a dead upstream.
     running.peer().set_response_cache_config(ClientCacheConfig::disabled()).await;
     Ok(Connected { running, process_group, gave_up })
+}
+
+/// What starting a connection in `era` is called, for errors.
+fn starting(era: Era) -> &'static str {
+    match era {
+        Era::Handshake => "initialize",
+        Era::Modern => "server/discover",
+        Era::Auto => "server/discover (then initialize)",
+    }
 }
 
 /// Kills what is left of a child's process group. The child leads its group, so this

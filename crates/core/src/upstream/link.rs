@@ -9,16 +9,16 @@
 
 #![allow(deprecated)] // sampling, roots and logging are deprecated in 2026-07-28 but live in every 2025 session
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use rmcp::model::{
     CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ClientResult, GetExtensions,
-    Implementation, ListRootsResult, LoggingMessageNotification, ProgressNotification, ProgressToken, Prompt,
-    PromptListChangedNotification, ProtocolVersion, RequestId, RequestMetaObject, Resource,
+    Implementation, ListRootsResult, LoggingLevel, LoggingMessageNotification, ProgressNotification, ProgressToken,
+    Prompt, PromptListChangedNotification, ProtocolVersion, RequestId, RequestMetaObject, Resource,
     ResourceListChangedNotification, ResourceTemplate, ServerCapabilities, ServerNotification, ServerRequest,
     ServerResult, Tool, ToolListChangedNotification,
 };
@@ -32,14 +32,19 @@ use tokio_util::task::TaskTracker;
 
 use crate::channel::Notifier;
 use crate::error::Error;
-use crate::upstream::connect::{self, Connected};
+use crate::upstream::connect::{self, Connected, Start};
+pub use crate::upstream::count::ConnectionCount;
 use crate::upstream::fetch::Collapsed;
+use crate::upstream::modern;
 use crate::upstream::ordered::Deliver;
 use crate::upstream::resume::GaveUp;
-use crate::upstream::spec::{Share, UpstreamSpec};
+use crate::upstream::spec::{Era, Share, UpstreamSpec};
 
 /// Identifies a client session among a link's audience.
 pub type SessionKey = u64;
+
+/// Progress notifications kept for calls that have not recorded their token yet, at most.
+const EARLY_PROGRESS: usize = 16;
 
 /// The first and the longest wait between reconnects.
 const BACKOFF_START: Duration = Duration::from_millis(200);
@@ -72,32 +77,8 @@ pub(crate) struct Connection {
     pub(crate) lost: CancellationToken,
     /// Why reply streams were not resumed (Streamable HTTP only).
     gave_up: Option<GaveUp>,
-}
-
-/// Live connections of one upstream (counted against its cap) and how often they ended
-/// unexpectedly and were restarted.
-#[derive(Debug, Default)]
-pub struct ConnectionCount {
-    live: AtomicUsize,
-    restarts: AtomicU64,
-    list_failures: AtomicU64,
-}
-
-impl ConnectionCount {
-    /// Live connections now.
-    pub fn get(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
-    }
-
-    /// Connections that ended on their own (a child exited, a remote dropped) so far.
-    pub fn restarts(&self) -> u64 {
-        self.restarts.load(Ordering::Relaxed)
-    }
-
-    /// List requests (`tools/list`, …) that failed or passed their deadline so far.
-    pub fn list_failures(&self) -> u64 {
-        self.list_failures.load(Ordering::Relaxed)
-    }
+    /// The era it was started in.
+    pub(crate) era: Era,
 }
 
 /// A connection to one remote upstream.
@@ -114,10 +95,15 @@ pub struct Link {
     /// What the upstream offered when it was last connected, kept while it restarts.
     offered: Mutex<Option<ServerCapabilities>>,
     client: ClientConfig,
+    /// The era it speaks to an `era = "auto"` upstream that offers both: its client's.
+    prefers: Era,
     cancel: CancellationToken,
     count: Arc<ConnectionCount>,
     /// Whether a request of the upstream's that belongs to no session was logged yet.
     refused_logged: AtomicBool,
+    /// The level a session's `logging/setLevel` asked for, for a modern upstream: 2026-07-28
+    /// has no such method, a request names its level in `_meta` instead.
+    log_level: Mutex<Option<LoggingLevel>>,
 }
 
 #[derive(Default)]
@@ -134,6 +120,10 @@ struct Routes {
     upstream_ids: HashMap<RequestId, u64>,
     /// Upstream progress tokens of calls in flight, to the client's own token.
     progress: HashMap<ProgressToken, (Peer<RoleServer>, ProgressToken)>,
+    /// Progress that came before its call had recorded its token: the upstream may report
+    /// at once, and its notification can overtake the caller between sending the request
+    /// and [`Tracked::sent`]. Kept (a few, the oldest dropped) for `sent` to hand over.
+    early: VecDeque<ProgressNotification>,
     /// Resource subscriptions: URI → sessions.
     subscriptions: HashMap<String, HashSet<SessionKey>>,
 }
@@ -196,6 +186,7 @@ impl Link {
     pub(crate) fn start(
         spec: Arc<UpstreamSpec>,
         client: ClientConfig,
+        prefers: Era,
         count: Arc<ConnectionCount>,
         cancel: CancellationToken,
         tasks: &TaskTracker,
@@ -216,9 +207,11 @@ impl Link {
             templates: Collapsed::new(Result::is_err, retry),
             offered: Mutex::new(None),
             client,
+            prefers,
             cancel,
             count,
             refused_logged: AtomicBool::new(false),
+            log_level: Mutex::new(None),
         });
         // In the caller's span: a session's own upstream logs carry its session id.
         tasks.spawn(tracing::Instrument::in_current_span(supervise(link.clone(), tasks.clone())));
@@ -394,23 +387,87 @@ impl Link {
 
     /// [`Link::forward`], with the requests the upstream makes of the client during the
     /// call sent to `asker` (when given) rather than to the client's stream.
+    ///
+    /// To a modern upstream, a call refused for headers that do not match its body (-32020)
+    /// is sent once more after its tools were listed again; and for a session's client
+    /// (no `asker`), an `InputRequiredResult` is answered by asking that client, and the
+    /// call retried with the answers, until the upstream has its result. A stateless
+    /// call gets the `InputRequiredResult` itself: the hub relays it to its client.
     pub(crate) async fn forward_asking(
         &self,
-        request: ClientRequest,
+        mut request: ClientRequest,
         ctx: &RequestContext<RoleServer>,
         session: SessionKey,
         asker: Option<Asker>,
     ) -> Result<ServerResult, Error> {
-        let Connection { peer, lost, gave_up } = self.connection().await?;
-        let options = PeerRequestOptions::no_options().with_meta(handshake_meta(&ctx.meta));
+        let conn = self.connection().await?;
+        let modern = conn.era == Era::Modern;
+        let level = || *self.log_level.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let meta = if modern {
+            if let ClientRequest::SetLevelRequest(r) = &request {
+                *self.log_level.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r.params.level);
+                return Ok(ServerResult::empty(()));
+            }
+            modern::modern_meta(&ctx.meta, level())
+        } else {
+            handshake_meta(&ctx.meta)
+        };
+        let asks_session = asker.is_none();
         let mut tracked = self.track(session, ctx, asker);
+        let (mut relisted, mut rounds) = (false, 0);
+        loop {
+            let options = PeerRequestOptions::no_options().with_meta(meta.clone());
+            match self.send_once(&conn, request.clone(), options, &mut tracked, ctx).await {
+                Err(e) if modern && !relisted && modern::is_header_mismatch(&e) => {
+                    relisted = true;
+                    tracing::info!(upstream = %self.spec.name, "the upstream refused a call's headers (-32020); listing its tools again and retrying once");
+                    self.bump();
+                    let _ = self.tools().await;
+                }
+                Ok(ServerResult::InputRequiredResult(input)) if asks_session => {
+                    rounds += 1;
+                    if rounds > modern::MAX_ROUNDS {
+                        let why = format!(
+                            "the upstream asked for the client's input more than {} times in one call",
+                            modern::MAX_ROUNDS
+                        );
+                        return Err(self.refused(ErrorData::internal_error(why, None)));
+                    }
+                    let responses = modern::ask_session(input.input_requests.unwrap_or_default(), ctx)
+                        .await
+                        .map_err(|e| self.refused(e))?;
+                    modern::with_answers(&mut request, responses, input.request_state).map_err(|e| self.refused(e))?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// An error of the gateway's in relaying a call of this upstream's, as the upstream's.
+    fn refused(&self, e: ErrorData) -> Error {
+        self.error(ServiceError::McpError(e))
+    }
+
+    /// Sends one request of a call and waits for its answer, the client's cancel or the
+    /// connection's end.
+    async fn send_once(
+        &self,
+        conn: &Connection,
+        request: ClientRequest,
+        options: PeerRequestOptions,
+        tracked: &mut Tracked<'_>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, Error> {
+        let Connection { peer, lost, gave_up, .. } = conn;
         let handle = peer.send_request_with_option(request, options).await.map_err(|e| self.error(e))?;
         let upstream_id = handle.id.clone();
-        tracked.sent(&upstream_id, &handle.progress_token, ctx);
+        for (n, mapped) in tracked.sent(&upstream_id, &handle.progress_token, ctx) {
+            forward_progress(n, mapped).await;
+        }
         tokio::select! {
             result = handle.await_response() => {
                 // rmcp says only "Transport closed" for a reply it stopped resuming.
-                let not_resumed = gave_up.and_then(|g| g.take(&upstream_id));
+                let not_resumed = gave_up.as_ref().and_then(|g| g.take(&upstream_id));
                 result.map_err(|e| match (e, not_resumed) {
                     (ServiceError::TransportClosed, Some(why)) => {
                         Error::NotResumed { upstream: self.spec.name.clone(), why }
@@ -528,14 +585,35 @@ struct Tracked<'a> {
 
 impl Tracked<'_> {
     /// The request went out under this id and progress token.
-    fn sent(&mut self, id: &RequestId, token: &ProgressToken, ctx: &RequestContext<RoleServer>) {
+    /// Returns the progress of this request that came before it was recorded, to be passed
+    /// on before its result.
+    fn sent(
+        &mut self,
+        id: &RequestId,
+        token: &ProgressToken,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Vec<(ProgressNotification, (Peer<RoleServer>, ProgressToken))> {
         let mut routes = self.link.routes();
-        routes.upstream_ids.insert(id.clone(), self.serial);
-        if let Some(client_token) = ctx.meta.get_progress_token() {
-            routes.progress.insert(token.clone(), (ctx.peer.clone(), client_token));
+        // A retry of the call (a new JSON-RPC id) replaces the last attempt's routes.
+        if let Some(old) = self.id.take() {
+            routes.upstream_ids.remove(&old);
         }
+        if let Some(old) = self.token.take() {
+            routes.progress.remove(&old);
+        }
+        routes.upstream_ids.insert(id.clone(), self.serial);
         self.id = Some(id.clone());
         self.token = Some(token.clone());
+        let Some(client_token) = ctx.meta.get_progress_token() else { return Vec::new() };
+        let mapped = (ctx.peer.clone(), client_token);
+        routes.progress.insert(token.clone(), mapped.clone());
+        if routes.early.is_empty() {
+            return Vec::new();
+        }
+        let (mine, others) =
+            std::mem::take(&mut routes.early).into_iter().partition(|n| n.params.progress_token == *token);
+        routes.early = others;
+        mine.into_iter().map(|n: ProgressNotification| (n, mapped.clone())).collect()
     }
 }
 
@@ -556,6 +634,8 @@ impl Drop for Tracked<'_> {
 /// back off, reconnect.
 async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
     let mut backoff = BACKOFF_START;
+    // A connection re-established (after one ended or failed) finds its era anew.
+    let mut recheck = false;
     loop {
         if link.cancel.is_cancelled() {
             break;
@@ -563,15 +643,20 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
         link.state.send_replace(LinkState::Connecting);
         let started = tokio::time::Instant::now();
         let lost = CancellationToken::new();
-        let attempt = connect_once(&link, &tasks, &lost).await;
+        let attempt = connect_once(&link, &tasks, &lost, recheck).await;
+        recheck = true;
         match attempt {
             Ok(Connected { running, process_group, gave_up }) => {
+                let era = connect::era_of(&running);
+                if link.spec.era == Era::Auto {
+                    link.count.set_found_era(link.prefers, era);
+                }
                 let peer = running.peer().clone();
                 let offered = peer.peer_info().map(|info| info.capabilities.clone());
                 *link.offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = offered;
                 link.bump();
-                link.state.send_replace(LinkState::Up(Connection { peer, lost: lost.clone(), gave_up }));
-                tracing::info!(upstream = %link.spec.name, kind = link.spec.kind.as_str(), "upstream connected");
+                link.state.send_replace(LinkState::Up(Connection { peer, lost: lost.clone(), gave_up, era }));
+                tracing::info!(upstream = %link.spec.name, kind = link.spec.kind.as_str(), era = era.as_str(), "upstream connected");
                 let mut waiting = std::pin::pin!(running.waiting());
                 let ended = tokio::select! {
                     reason = &mut waiting => Some(reason),
@@ -626,6 +711,7 @@ async fn connect_once(
     link: &Arc<Link>,
     tasks: &TaskTracker,
     lost: &CancellationToken,
+    recheck: bool,
 ) -> Result<Connected<LinkClient>, Error> {
     if let Some(cap) = link.spec.max_connections {
         let now = link.count.live.fetch_add(1, Ordering::AcqRel);
@@ -639,16 +725,22 @@ async fn connect_once(
     let client = LinkClient { link: Arc::downgrade(link), info: link.client.clone(), lost: lost.clone() };
     let weak = Arc::downgrade(link);
     let ct = link.cancel.child_token();
+    // An `auto` upstream whose era another connection found is not asked again, unless
+    // this connection replaces one that ended or failed.
+    let era = match (link.spec.era, link.count.found_era(link.prefers)) {
+        (Era::Auto, Some(found)) if !recheck => found,
+        (era, _) => era,
+    };
     let connected = tokio::time::timeout(
         link.spec.connect_timeout,
-        connect::serve(&link.spec, client, weak, lost.clone(), ct, tasks),
+        connect::serve(&link.spec, Start { era, prefers: link.prefers }, client, weak, lost.clone(), ct, tasks),
     )
     .await;
     let result = match connected {
         Ok(result) => result,
         Err(_) => Err(Error::Connect {
             upstream: link.spec.name.clone(),
-            what: format!("it did not finish initialize within {:?}", link.spec.connect_timeout),
+            what: format!("it did not finish connecting within {:?}", link.spec.connect_timeout),
             source: None,
         }),
     };
@@ -659,6 +751,7 @@ async fn connect_once(
 }
 
 /// The client side of a link: what the upstream sends to the gateway.
+#[derive(Clone)]
 pub(crate) struct LinkClient {
     link: Weak<Link>,
     info: ClientConfig,
@@ -818,12 +911,21 @@ impl Deliver for Link {
     /// Passes an upstream progress notification to the client whose call it is about,
     /// under the client's own progress token.
     async fn deliver_progress(&self, n: ProgressNotification) {
-        let mapped = self.routes().progress.get(&n.params.progress_token).cloned();
-        if let Some((peer, token)) = mapped {
-            let mut params = n.params;
-            params.progress_token = token;
-            let _ = peer.notify_progress(params).await;
-        }
+        let mapped = {
+            // One lock with `Tracked::sent`: a notification is either mapped or kept early.
+            let mut routes = self.routes();
+            match routes.progress.get(&n.params.progress_token).cloned() {
+                Some(mapped) => mapped,
+                None => {
+                    if routes.early.len() == EARLY_PROGRESS {
+                        routes.early.pop_front();
+                    }
+                    routes.early.push_back(n);
+                    return;
+                }
+            }
+        };
+        forward_progress(n, mapped).await;
     }
 
     /// Passes an upstream log message on: during a call, on that call's stream; otherwise
@@ -841,6 +943,13 @@ impl Deliver for Link {
             }
         }
     }
+}
+
+/// Passes an upstream progress notification to the client, under the client's own token.
+async fn forward_progress(n: ProgressNotification, (peer, token): (Peer<RoleServer>, ProgressToken)) {
+    let mut params = n.params;
+    params.progress_token = token;
+    let _ = peer.notify_progress(params).await;
 }
 
 fn request_method(request: &ServerRequest) -> &str {

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::upstream::link::{ConnectionCount, Link, client_config};
-use crate::upstream::spec::{Share, UpstreamKind, UpstreamSpec};
+use crate::upstream::spec::{Era, Share, UpstreamKind, UpstreamSpec};
 
 /// Every configured upstream.
 pub struct Upstreams {
@@ -35,9 +35,12 @@ impl Upstreams {
                 caps.sampling = Some(SamplingCapability::default());
                 caps.elicitation = Some(ElicitationCapability::default());
                 caps.roots = Some(RootsCapabilities::default());
+                // It serves the sessions in their era when the upstream offers both (the
+                // modern hub bridges its stateless callers to it).
                 let link = Link::start(
                     spec.clone(),
                     client_config(caps, None),
+                    Era::Handshake,
                     counts[&spec.name].clone(),
                     cancel.child_token(),
                     tasks,

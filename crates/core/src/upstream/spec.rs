@@ -32,6 +32,8 @@ pub struct UpstreamSpec {
     /// How long one of its list requests (`tools/list`, …, every page) may take; past it the
     /// upstream's list is left out of the catalogs until it answers.
     pub list_timeout: Duration,
+    /// The protocol era it is spoken to in.
+    pub era: Era,
 }
 
 /// How long a tool call may take when its upstream sets no limit of its own: no call
@@ -41,6 +43,7 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 impl UpstreamSpec {
     /// A spec with the defaults for everything but the name and kind.
     pub fn new(name: impl Into<String>, kind: UpstreamKind) -> Self {
+        let era = Era::default_for(&kind);
         Self {
             name: name.into(),
             kind,
@@ -51,6 +54,7 @@ impl UpstreamSpec {
             connect_timeout: Duration::from_secs(60),
             call_timeout: None,
             list_timeout: DEFAULT_LIST_TIMEOUT,
+            era,
         }
     }
 }
@@ -95,6 +99,41 @@ impl UpstreamKind {
             UpstreamKind::Stdio { .. } => "stdio",
             UpstreamKind::Http { .. } => "http",
             UpstreamKind::Sse { .. } => "sse",
+        }
+    }
+}
+
+/// The protocol era an upstream is spoken to in: the handshake era (`initialize`, a
+/// session; 2024-11-05 … 2025-11-25) or the modern one (`server/discover`, every request
+/// self-contained; 2026-07-28).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// Ask with `server/discover` and fall back to `initialize` when the upstream does not
+    /// know it; found once per upstream, asked again when a connection is re-established.
+    Auto,
+    /// `server/discover` only: an upstream that refuses it does not connect.
+    Modern,
+    /// `initialize` only, never probed (many stdio servers exit on a first request that is
+    /// not `initialize`).
+    Handshake,
+}
+
+impl Era {
+    /// `auto` for a remote Streamable HTTP server, `handshake` for the rest: a stdio child
+    /// is never probed, and legacy SSE has no modern era.
+    pub fn default_for(kind: &UpstreamKind) -> Self {
+        match kind {
+            UpstreamKind::Http { .. } => Era::Auto,
+            _ => Era::Handshake,
+        }
+    }
+
+    /// Its name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Era::Auto => "auto",
+            Era::Modern => "modern",
+            Era::Handshake => "handshake",
         }
     }
 }

@@ -456,6 +456,31 @@ mod tests {
     }
 
     #[test]
+    fn an_upstreams_era_defaults_by_kind_and_sse_has_only_the_handshake_era() {
+        use mcpgw_core::Era;
+        let upstream = |kind: &str, era: &str| {
+            let reach = match kind {
+                "stdio" => "command = \"x\"",
+                _ => "url = \"http://127.0.0.1:1/mcp\"",
+            };
+            format!("[upstreams.u]\nkind = \"{kind}\"\n{reach}\n{era}")
+        };
+        let era = |text: &str| Config::parse(text, "f").map(|c| c.upstreams[0].era);
+        assert_eq!(era(&upstream("http", "")).expect("valid"), Era::Auto);
+        assert_eq!(era(&upstream("stdio", "")).expect("valid"), Era::Handshake);
+        assert_eq!(era(&upstream("sse", "")).expect("valid"), Era::Handshake);
+        assert_eq!(era(&upstream("http", "era = \"modern\"")).expect("valid"), Era::Modern);
+        assert_eq!(era(&upstream("http", "era = \"handshake\"")).expect("valid"), Era::Handshake);
+        assert_eq!(era(&upstream("stdio", "era = \"modern\"")).expect("valid"), Era::Modern);
+        assert_eq!(era(&upstream("sse", "era = \"handshake\"")).expect("valid"), Era::Handshake);
+        let refused = era(&upstream("sse", "era = \"modern\"")).expect_err("refused").to_string();
+        assert!(refused.contains("upstreams.u.era") && refused.contains("sse"), "{refused}");
+        let refused = era(&upstream("stdio", "era = \"auto\"")).expect_err("refused").to_string();
+        assert!(refused.contains("upstreams.u.era") && refused.contains("never probed"), "{refused}");
+        assert!(era("[upstreams.u]\nkind = \"builtin\"\nera = \"modern\"\n").is_err());
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         assert!(Config::parse("[paths]\nmcp = \"mcp\"\n", "f").is_err());
         assert!(Config::parse("[paths]\nmcp = \"/sse\"\n", "f").is_err());

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use mcpgw_core::{Share, ToolFilter, UpstreamKind, UpstreamSpec};
+use mcpgw_core::{Era, Share, ToolFilter, UpstreamKind, UpstreamSpec};
 use serde::Deserialize;
 
 /// One `[upstreams.NAME]` table as written. Keys that do not apply to its `kind` are
@@ -27,6 +27,8 @@ pub(crate) struct RawUpstream {
     max_connections: Option<usize>,
     connect_timeout_secs: Option<u64>,
     list_timeout_secs: Option<u64>,
+    // stdio, http, sse (sse: handshake only)
+    era: Option<RawEra>,
     // every kind
     call_timeout_secs: Option<u64>,
     prefix: Option<String>,
@@ -41,6 +43,14 @@ pub(crate) enum RawKind {
     Stdio,
     Http,
     Sse,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawEra {
+    Auto,
+    Modern,
+    Handshake,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -94,6 +104,7 @@ impl RawUpstream {
                     (self.max_connections.is_some(), "max_connections"),
                     (self.connect_timeout_secs.is_some(), "connect_timeout_secs"),
                     (self.list_timeout_secs.is_some(), "list_timeout_secs"),
+                    (self.era.is_some(), "era"),
                 ] {
                     refuse(present, key, "builtin")?;
                 }
@@ -144,7 +155,28 @@ impl RawUpstream {
         if self.max_connections == Some(0) {
             return Err(format!("{} must be positive", at("max_connections")));
         }
+        let era = match (self.era, &kind) {
+            (None, kind) => Era::default_for(kind),
+            (Some(RawEra::Handshake), _) => Era::Handshake,
+            (Some(RawEra::Modern | RawEra::Auto), UpstreamKind::Sse { .. }) => {
+                return Err(format!(
+                    "{} must be \"handshake\" for kind = \"sse\": the legacy HTTP+SSE transport has no 2026-07-28 era",
+                    at("era")
+                ));
+            }
+            // A stdio child is never probed: many exit on a first request that is not `initialize`.
+            (Some(RawEra::Auto), UpstreamKind::Stdio { .. }) => {
+                return Err(format!(
+                    "{} = \"auto\" is not allowed for kind = \"stdio\" (a child is never probed before initialize): \
+                     use \"handshake\" (the default) or \"modern\"",
+                    at("era")
+                ));
+            }
+            (Some(RawEra::Modern), _) => Era::Modern,
+            (Some(RawEra::Auto), _) => Era::Auto,
+        };
         let mut spec = UpstreamSpec::new(name, kind);
+        spec.era = era;
         spec.share = match self.share {
             Some(RawShare::Shared) => Share::Shared,
             Some(RawShare::Session) | None => Share::Session,
