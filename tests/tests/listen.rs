@@ -100,6 +100,21 @@ async fn a_list_change_reaches_the_listeners_that_asked_for_its_kind_and_no_othe
     assert_eq!(next_of(&mut tools, &tools_id).await["method"], "notifications/tools/list_changed", "no prompts change");
 }
 
+/// An upstream spoken to in the 2026-07-28 era sends its list changes only on a listen
+/// stream of its own: the gateway's connection opens one, and what comes on it reaches the
+/// gateway's listeners as a handshake-era upstream's notifications do.
+#[tokio::test]
+async fn a_modern_upstreams_list_change_reaches_the_listeners_through_its_own_listen_stream() {
+    let gw = Gateway::start_with(&format!("{}era = \"modern\"\n", fixture("shared", &[])));
+    let http = Http::new();
+    let id = json!("modern-tools");
+    let mut tools = listen(&http, &gw, &id, json!({"toolsListChanged": true})).await;
+    let ack = next_of(&mut tools, &id).await;
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged", "first: {ack}");
+    call(&http, &gw, "test_trigger_tool_change").await;
+    assert_eq!(next_of(&mut tools, &id).await["method"], "notifications/tools/list_changed");
+}
+
 /// A resource URI is honoured when an upstream that offers subscriptions owns it: the gateway
 /// subscribes upstream before the acknowledgement, relays its updates, and unsubscribes when
 /// the last listener of the URI goes.

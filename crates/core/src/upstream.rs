@@ -4,6 +4,7 @@
 //! - [`set`]: all configured upstreams, and the shared connections.
 //! - [`link`]: a live connection to a remote upstream, its supervisor, and the routing of
 //!   what it sends back.
+//! - `changes`: a modern upstream's list changes, heard on a `subscriptions/listen` stream.
 //! - `connect`: opening one connection (stdio child, Streamable HTTP, legacy SSE), in the
 //!   era the upstream is spoken to in.
 //! - `count`: what is counted per upstream across its connections, the era found included.
@@ -17,6 +18,7 @@
 //! - [`builtin`]: the in-process tools.
 
 pub mod builtin;
+pub(crate) mod changes;
 pub(crate) mod connect;
 pub(crate) mod count;
 pub(crate) mod fetch;

@@ -32,6 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::channel::Notifier;
 use crate::error::Error;
+use crate::upstream::changes;
 use crate::upstream::connect::{self, Connected, Start};
 pub use crate::upstream::count::ConnectionCount;
 use crate::upstream::fetch::Collapsed;
@@ -653,10 +654,22 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
                 }
                 let peer = running.peer().clone();
                 let offered = peer.peer_info().map(|info| info.capabilities.clone());
+                let changes = if era == Era::Modern { changes::filter(offered.as_ref()) } else { None };
                 *link.offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = offered;
                 link.bump();
-                link.state.send_replace(LinkState::Up(Connection { peer, lost: lost.clone(), gave_up, era }));
+                link.state.send_replace(LinkState::Up(Connection { peer: peer.clone(), lost: lost.clone(), gave_up, era }));
                 tracing::info!(upstream = %link.spec.name, kind = link.spec.kind.as_str(), era = era.as_str(), "upstream connected");
+                if let Some(filter) = changes {
+                    let weak = Arc::downgrade(&link);
+                    tasks.spawn(changes::listen(link.spec.name.clone(), peer, filter, lost.clone(), move |n| {
+                        let link = weak.upgrade();
+                        async move {
+                            if let Some(link) = link {
+                                link.list_changed(n).await;
+                            }
+                        }
+                    }));
+                }
                 let mut waiting = std::pin::pin!(running.waiting());
                 let ended = tokio::select! {
                     reason = &mut waiting => Some(reason),
@@ -866,25 +879,9 @@ impl Service<RoleClient> for LinkClient {
                     notifier.notify(ServerNotification::ResourceUpdatedNotification(n.clone())).await;
                 }
             }
-            ServerNotification::ToolListChangedNotification(_) => {
-                link.bump();
-                link.announce(ServerNotification::ToolListChangedNotification(ToolListChangedNotification::default()))
-                    .await;
-            }
-            ServerNotification::PromptListChangedNotification(_) => {
-                link.bump();
-                link.announce(ServerNotification::PromptListChangedNotification(
-                    PromptListChangedNotification::default(),
-                ))
-                .await;
-            }
-            ServerNotification::ResourceListChangedNotification(_) => {
-                link.bump();
-                link.announce(ServerNotification::ResourceListChangedNotification(
-                    ResourceListChangedNotification::default(),
-                ))
-                .await;
-            }
+            n @ (ServerNotification::ToolListChangedNotification(_)
+            | ServerNotification::PromptListChangedNotification(_)
+            | ServerNotification::ResourceListChangedNotification(_)) => link.list_changed(n).await,
             // Cancellation of the upstream's own requests reaches their handlers through
             // `ctx.ct`; the rest has no downstream meaning for a 2025 session.
             _ => {}
@@ -898,6 +895,26 @@ impl Service<RoleClient> for LinkClient {
 }
 
 impl Link {
+    /// One of the upstream's lists changed (a `list_changed` notification of a handshake-era
+    /// upstream, or one on a modern upstream's listen stream): the catalogs fetch it again,
+    /// and every session that uses this link hears of it. Anything else is ignored.
+    async fn list_changed(&self, notification: ServerNotification) {
+        let changed = match notification {
+            ServerNotification::ToolListChangedNotification(_) => {
+                ServerNotification::ToolListChangedNotification(ToolListChangedNotification::default())
+            }
+            ServerNotification::PromptListChangedNotification(_) => {
+                ServerNotification::PromptListChangedNotification(PromptListChangedNotification::default())
+            }
+            ServerNotification::ResourceListChangedNotification(_) => {
+                ServerNotification::ResourceListChangedNotification(ResourceListChangedNotification::default())
+            }
+            _ => return,
+        };
+        self.bump();
+        self.announce(changed).await;
+    }
+
     /// Sends `notification` to every session that uses this link.
     async fn announce(&self, notification: ServerNotification) {
         let audience: Vec<Notifier> = self.routes().audience.values().cloned().collect();
