@@ -73,6 +73,10 @@ struct Cli {
     /// Address and port to listen on, overriding the configuration.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
+    /// This instance's cluster node tag (4 hex digits), overriding `[cluster] node`: one
+    /// configuration for every instance (`mcpgw@%i.service`).
+    #[arg(long, value_name = "TAG")]
+    node: Option<String>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -112,6 +116,21 @@ fn main() -> ExitCode {
     };
     if let Some(listen) = cli.listen {
         config.listen = listen;
+    }
+    if let Some(node) = &cli.node {
+        let applied = match (config::parse_node(node), config.cluster.as_mut()) {
+            (Ok(tag), Some(cluster)) => {
+                cluster.node = tag;
+                cluster.node_derived = false;
+                Ok(())
+            }
+            (Err(e), _) => Err(e),
+            (Ok(_), None) => Err("--node needs a [cluster] section".to_owned()),
+        };
+        if let Err(e) = applied {
+            eprintln!("mcpgw: bad configuration: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
     }
     let inherited = match systemd::inherited_listener() {
         Ok(inherited) => inherited,
@@ -185,7 +204,8 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
     let metrics = Metrics::new();
     let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), &tasks);
     let factory = ServerFactory::new(upstreams.clone(), tasks.clone()).mrtr(config.mrtr.clone());
-    let registry = Registry::new(factory, config.park_after, config.limits, config.caps, metrics.clone());
+    let node = config.cluster.as_ref().map(|c| c.node);
+    let registry = Registry::new(factory, config.park_after, config.limits, config.caps, metrics.clone(), node);
     let edge = Edge::new(registry.clone(), config.edge.clone(), tasks.clone());
     let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics));
     tasks.spawn(registry.clone().run_reaper(config.idle_timeout, stop.clone()));

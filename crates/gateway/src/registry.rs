@@ -12,7 +12,7 @@ use mcpgw_core::{Outbound, OutboundClosed, ServerFactory};
 use mcpgw_transport::auth::Identity;
 use mcpgw_transport::hub::{Hub, HubLimits};
 use mcpgw_transport::session::SessionLimits;
-use mcpgw_transport::{Error, Session, SessionId, SessionKind, Sessions};
+use mcpgw_transport::{Error, NodeTag, Session, SessionId, SessionKind, Sessions};
 use rmcp::model::ServerJsonRpcMessage;
 use tokio_util::sync::CancellationToken;
 
@@ -47,18 +47,22 @@ pub(crate) struct Registry {
     /// it go: the old one ends when its last request is answered, and the next stateless
     /// request starts one over the new upstreams.
     hub: RwLock<Option<Arc<Hub>>>,
+    /// This instance's tag in a cluster: new session ids start with it, so the load
+    /// balancer routes their requests here. `None`: a single node, fully random ids.
+    node: Option<NodeTag>,
     me: Weak<Registry>,
 }
 
 impl Registry {
     /// An empty registry whose sessions' servers `factory` builds, parking after
-    /// `park_after` of quiet.
+    /// `park_after` of quiet; in a cluster, minting ids that start with `node`.
     pub(crate) fn new(
         factory: ServerFactory,
         park_after: Option<Duration>,
         limits: SessionLimits,
         caps: SessionCaps,
         metrics: Arc<Metrics>,
+        node: Option<NodeTag>,
     ) -> Arc<Self> {
         let parked = Arc::new(AtomicUsize::new(0));
         let waiting = Arc::new(AtomicUsize::new(0));
@@ -75,6 +79,7 @@ impl Registry {
             live: AtomicUsize::new(0),
             per_owner: DashMap::new(),
             hub: RwLock::new(None),
+            node,
             me: me.clone(),
         });
         let live: Weak<dyn LiveFigures> = Arc::downgrade(&registry) as Weak<Registry>;
@@ -246,7 +251,7 @@ impl Sessions for Registry {
             return Err(Error::Unavailable("the gateway is shutting down"));
         }
         self.take_slot(owner.clone())?;
-        let id = SessionId::random();
+        let id = self.node.map_or_else(SessionId::random, SessionId::random_on);
         let (session, inbound) = Session::new(id, kind, owner, self.limits);
         self.map.insert(id, session.clone());
         let me = self.me.clone();
@@ -360,6 +365,7 @@ mod tests {
             SessionLimits::default(),
             SessionCaps { total: 3, per_credential: Some(2) },
             Metrics::new(),
+            None,
         )
     }
 
@@ -407,7 +413,7 @@ mod tests {
         let _entered = runtime.enter();
         let tasks = TaskTracker::new();
         let factory = ServerFactory::new(mcpgw_core::Upstreams::builtin(&tasks), tasks);
-        let registry = Registry::new(factory, None, SessionLimits::default(), caps, Metrics::new());
+        let registry = Registry::new(factory, None, SessionLimits::default(), caps, Metrics::new(), None);
         let room = caps.per_credential.unwrap_or(caps.total);
         for _ in 0..room - 1 {
             registry.create(SessionKind::Streamable, owner.clone()).expect("room");
@@ -441,6 +447,20 @@ mod tests {
     #[test]
     fn concurrent_creates_never_pass_a_credentials_cap() {
         race_for_the_last_slot(SessionCaps { total: 1000, per_credential: Some(8) }, None);
+    }
+
+    #[tokio::test]
+    async fn a_cluster_nodes_sessions_carry_its_tag() {
+        let tasks = TaskTracker::new();
+        let factory = ServerFactory::new(mcpgw_core::Upstreams::builtin(&tasks), tasks);
+        let tag: NodeTag = "00a7".parse().expect("a tag");
+        let caps = SessionCaps { total: 8, per_credential: None };
+        let registry = Registry::new(factory, None, SessionLimits::default(), caps, Metrics::new(), Some(tag));
+        for kind in [SessionKind::Streamable, SessionKind::Legacy] {
+            let session = registry.create(kind, None).expect("created");
+            assert_eq!(session.id().node(), tag);
+            assert!(session.id().to_string().starts_with("00a7"));
+        }
     }
 
     #[tokio::test]
