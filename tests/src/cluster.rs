@@ -1,0 +1,287 @@
+//! A cluster on loopback for the end-to-end tests: its own `redis-server` on a unix socket
+//! in a temporary directory, mcpgw instances with `[cluster]` pointing at it, and HAProxy in
+//! front of them running `config/examples/haproxy.cfg` with this cluster's addresses.
+//!
+//! Every start waits on an event, never on time: Redis's "Ready to accept connections"
+//! line, each instance's `ready` line, and HAProxy's listening socket, which the harness
+//! binds itself (port 0) and hands over as an inherited descriptor (`bind fd@3`), so it
+//! accepts (queues) connections before HAProxy has even started.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::{Gateway, Launch, WAIT};
+
+/// What an instance logs once it serves (after its shared upstreams started).
+const READY_LINE: &str = "mcpgw: ready";
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh, empty directory under the system's temporary directory.
+    pub fn new(label: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("mcpgw-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        Self(path)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A peer process (Redis, HAProxy) whose output lines are kept; killed on drop.
+pub struct Peer {
+    name: &'static str,
+    child: Option<Child>,
+    log: Arc<(Mutex<Vec<String>>, Condvar)>,
+}
+
+impl Peer {
+    fn spawn(name: &'static str, mut command: Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e} (run `make deps-cluster`)"));
+        let log: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
+        let stdout = child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>);
+        let stderr = child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>);
+        for pipe in [stdout, stderr].into_iter().flatten() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    log.0.lock().expect("log lock").push(line);
+                    log.1.notify_all();
+                }
+            });
+        }
+        Self { name, child: Some(child), log }
+    }
+
+    /// Waits (at most [`WAIT`]) for an output line containing `text`.
+    pub fn wait_for_log(&self, text: &str) {
+        self.wait_for_log_any(&[text]);
+    }
+
+    /// Waits (at most [`WAIT`]) for an output line containing one of `texts`.
+    pub fn wait_for_log_any(&self, texts: &[&str]) {
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut lines = self.log.0.lock().expect("log lock");
+        while !lines.iter().any(|l| texts.iter().any(|t| l.contains(t))) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "{}: no line with {texts:?} in {WAIT:?}; output: {lines:?}", self.name);
+            lines = self.log.1.wait_timeout(lines, left).expect("log lock").0;
+        }
+    }
+
+    /// Every line it wrote so far.
+    pub fn output(&self) -> Vec<String> {
+        self.log.0.lock().expect("log lock").clone()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A `redis-server` of its own, on a unix socket, keeping nothing on disk.
+pub struct Redis {
+    /// `unix:///…/redis.sock`, for `[cluster] store`.
+    pub url: String,
+    _peer: Peer,
+    _dir: TempDir,
+}
+
+impl Redis {
+    /// Starts it and waits until it accepts connections.
+    pub fn start() -> Self {
+        let dir = TempDir::new("redis");
+        let socket = dir.path().join("redis.sock");
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .stdin(Stdio::null());
+        let peer = Peer::spawn("redis-server", command);
+        // Redis 7.0 says "The server is now ready to accept connections at <socket>", 7.2 and
+        // Valkey "Ready to accept connections unix".
+        peer.wait_for_log_any(&["ready to accept connections at", "Ready to accept connections unix"]);
+        Self { url: format!("unix://{}", socket.display()), _peer: peer, _dir: dir }
+    }
+}
+
+/// One instance of the cluster: its node tag and the running gateway.
+pub struct Node {
+    /// Its `[cluster] node` tag, also its HAProxy server name.
+    pub tag: String,
+    /// The running instance (`None` once killed).
+    pub gateway: Option<Gateway>,
+}
+
+/// Redis, mcpgw instances with tags `0001`, `0002`, … and HAProxy in front of them.
+pub struct Cluster {
+    /// The instances, in tag order.
+    pub nodes: Vec<Node>,
+    /// HAProxy's address: `http://127.0.0.1:PORT`, the clients' one URL.
+    pub base: String,
+    haproxy: Peer,
+    _haproxy_dir: TempDir,
+    /// The store; last to go.
+    pub redis: Redis,
+}
+
+impl Cluster {
+    /// Starts a store, `nodes` instances, each with `config` (TOML, without `[cluster]`)
+    /// plus its `[cluster]`, all ready, then HAProxy over them.
+    pub fn start(nodes: usize, config: &str) -> Self {
+        let redis = Redis::start();
+        let nodes: Vec<Node> = (1..=nodes)
+            .map(|n| {
+                let tag = format!("{n:04x}");
+                let config = format!("{config}\n[cluster]\nnode = \"{tag}\"\nstore = \"{}\"\n", redis.url);
+                let gateway = Launch::new(&config).start();
+                gateway.wait_for_log(READY_LINE);
+                Node { tag, gateway: Some(gateway) }
+            })
+            .collect();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind HAProxy's port");
+        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        let dir = TempDir::new("haproxy");
+        let config_path = dir.path().join("haproxy.cfg");
+        std::fs::write(&config_path, haproxy_config(&nodes)).expect("write haproxy.cfg");
+        let mut command = Command::new("sh");
+        // The listening socket arrives as standard input and becomes descriptor 3.
+        command
+            .args(["-c", "exec haproxy -db -f \"$1\" 3<&0 0</dev/null", "sh"])
+            .arg(&config_path)
+            .stdin(Stdio::from(OwnedFd::from(listener)));
+        let haproxy = Peer::spawn("haproxy", command);
+        Self { nodes, base, haproxy, _haproxy_dir: dir, redis }
+    }
+
+    /// The instance with this tag.
+    pub fn node(&self, tag: &str) -> &Gateway {
+        let node = self.nodes.iter().find(|n| n.tag == tag).unwrap_or_else(|| panic!("no node {tag}"));
+        node.gateway.as_ref().unwrap_or_else(|| panic!("node {tag} is not running"))
+    }
+
+    /// HAProxy's output so far.
+    pub fn haproxy_output(&self) -> Vec<String> {
+        self.haproxy.output()
+    }
+
+    /// Waits for HAProxy to log a line containing `text` (a server going DOWN or UP).
+    pub fn wait_for_haproxy(&self, text: &str) {
+        self.haproxy.wait_for_log(text);
+    }
+}
+
+/// `config/examples/haproxy.cfg` with this cluster's addresses: the frontend binds the
+/// inherited socket, and there is one `server` line per instance.
+fn haproxy_config(nodes: &[Node]) -> String {
+    let template =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/haproxy.cfg"))
+            .expect("config/examples/haproxy.cfg");
+    let mut out = String::new();
+    let mut servers_written = false;
+    for line in template.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("bind ") {
+            out.push_str("    bind fd@3\n");
+        } else if trimmed.starts_with("server ") {
+            if !servers_written {
+                for node in nodes {
+                    let gateway = node.gateway.as_ref().expect("running");
+                    out.push_str(&format!("    server {} {}\n", node.tag, gateway.authority()));
+                }
+                servers_written = true;
+            }
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(servers_written, "haproxy.cfg has server lines");
+    out
+}
+
+/// What one SDK client session reported (a JSON line of `tests/python/clients/cluster_calls.py`
+/// or `tests/ts/clients/cluster-calls.mjs`).
+#[derive(Debug, serde::Deserialize)]
+pub struct ClientSession {
+    /// `python` or `ts`.
+    pub client: String,
+    /// `streamable` or `sse`.
+    pub transport: String,
+    /// The session id the gateway gave it.
+    pub session: String,
+    /// The HTTP status of every response it got for the session.
+    pub statuses: Vec<u16>,
+    /// What its echo calls returned, in order.
+    pub echoes: Vec<String>,
+}
+
+/// Runs the Python SDK's sessions against `base` (see the script) and returns their reports.
+pub async fn python_sessions(base: &str, sessions: usize, calls: usize) -> Vec<ClientSession> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv/bin/python");
+    assert!(python.exists(), "{} is missing: run `make deps-python`", python.display());
+    let mut command = tokio::process::Command::new(python);
+    command.arg(root.join("tests/python/clients/cluster_calls.py"));
+    client_sessions(command, base, sessions, calls).await
+}
+
+/// Runs the TypeScript SDK 1.x's sessions against `base` (see the script) and returns
+/// their reports.
+pub async fn ts_sessions(base: &str, sessions: usize, calls: usize) -> Vec<ClientSession> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ts");
+    assert!(dir.join("node_modules").exists(), "tests/ts/node_modules is missing: run `make deps-ts`");
+    let mut command = tokio::process::Command::new("node");
+    command.arg(dir.join("clients/cluster-calls.mjs"));
+    client_sessions(command, base, sessions, calls).await
+}
+
+async fn client_sessions(
+    mut command: tokio::process::Command,
+    base: &str,
+    sessions: usize,
+    calls: usize,
+) -> Vec<ClientSession> {
+    command.args([base, &sessions.to_string(), &calls.to_string()]).stdin(Stdio::null()).kill_on_drop(true);
+    let output = tokio::time::timeout(WAIT * 4, command.output())
+        .await
+        .expect("the client finished in time")
+        .expect("the client ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the client failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
