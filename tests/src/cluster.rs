@@ -110,6 +110,7 @@ impl Drop for Peer {
 pub struct Redis {
     /// `unix:///…/redis.sock`, for `[cluster] store`.
     pub url: String,
+    socket: PathBuf,
     _peer: Peer,
     _dir: TempDir,
 }
@@ -130,7 +131,20 @@ impl Redis {
         // Redis 7.0 says "The server is now ready to accept connections at <socket>", 7.2 and
         // Valkey "Ready to accept connections unix".
         peer.wait_for_log_any(&["ready to accept connections at", "Ready to accept connections unix"]);
-        Self { url: format!("unix://{}", socket.display()), _peer: peer, _dir: dir }
+        Self { url: format!("unix://{}", socket.display()), socket, _peer: peer, _dir: dir }
+    }
+
+    /// What `redis-cli` prints for this command.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .arg("-s")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli runs");
+        assert!(output.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 }
 
@@ -187,6 +201,18 @@ impl Cluster {
     pub fn node(&self, tag: &str) -> &Gateway {
         let node = self.nodes.iter().find(|n| n.tag == tag).unwrap_or_else(|| panic!("no node {tag}"));
         node.gateway.as_ref().unwrap_or_else(|| panic!("node {tag} is not running"))
+    }
+
+    /// Kills the instance with this tag at once (SIGKILL: no drain, nothing released).
+    pub fn kill(&mut self, tag: &str) {
+        let node = self.nodes.iter_mut().find(|n| n.tag == tag).unwrap_or_else(|| panic!("no node {tag}"));
+        // Dropping a gateway kills it and waits for it.
+        drop(node.gateway.take().unwrap_or_else(|| panic!("node {tag} is not running")));
+    }
+
+    /// The instances still running.
+    pub fn running(&self) -> impl Iterator<Item = (&str, &Gateway)> {
+        self.nodes.iter().filter_map(|n| n.gateway.as_ref().map(|g| (n.tag.as_str(), g)))
     }
 
     /// HAProxy's output so far.
@@ -263,6 +289,49 @@ pub async fn ts_sessions(base: &str, sessions: usize, calls: usize) -> Vec<Clien
     let mut command = tokio::process::Command::new("node");
     command.arg(dir.join("clients/cluster-calls.mjs"));
     client_sessions(command, base, sessions, calls).await
+}
+
+/// A Python SDK client script run step by step: it prints a JSON line when it reaches a
+/// step, and waits for a line on its input to go on.
+pub struct PythonSteps {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl PythonSteps {
+    /// Starts `tests/python/clients/<script>` with `args`.
+    pub fn start(script: &str, args: &[&str]) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let python = root.join(".venv/bin/python");
+        assert!(python.exists(), "{} is missing: run `make deps-python`", python.display());
+        let mut child = tokio::process::Command::new(python)
+            .arg(root.join("tests/python/clients").join(script))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the client starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        Self { child, lines: tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout)) }
+    }
+
+    /// The next JSON line it prints (at most [`WAIT`] away).
+    pub async fn next(&mut self) -> serde_json::Value {
+        let line = tokio::time::timeout(WAIT, self.lines.next_line())
+            .await
+            .expect("the client reported in time")
+            .expect("the client's output")
+            .expect("the client reported (it ended instead; its errors are above)");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// Lets it go on to its next step.
+    pub async fn go(&mut self) {
+        let stdin = self.child.stdin.as_mut().expect("piped stdin");
+        tokio::io::AsyncWriteExt::write_all(stdin, b"go\n").await.expect("the client reads");
+        tokio::io::AsyncWriteExt::flush(stdin).await.expect("the client reads");
+    }
 }
 
 async fn client_sessions(

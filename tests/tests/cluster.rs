@@ -4,8 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mcpgw_tests::Http;
-use mcpgw_tests::cluster::{ClientSession, Cluster, python_sessions, ts_sessions};
+use http::StatusCode;
+use mcpgw_tests::cluster::{ClientSession, Cluster, PythonSteps, python_sessions, ts_sessions};
+use mcpgw_tests::{Http, initialize, notification, request};
+use serde_json::json;
 
 /// One runtime thread per instance: three of them share the machine with the clients.
 const CONFIG: &str = "[server]\nworker_threads = 1\n";
@@ -50,5 +52,77 @@ async fn every_request_of_a_session_is_served_by_the_instance_that_minted_it() {
         assert_eq!(counter(base, "mcpgw_http_requests_total", &["status=\"404\""]).await, 0, "node {}", node.tag);
         let created = counter(base, "mcpgw_sessions_created_total", &[]).await as usize;
         assert_eq!(created, minted[node.tag.as_str()], "node {} created the sessions it minted", node.tag);
+        assert_eq!(counter(base, "mcpgw_session_takeovers_total", &[]).await, 0, "node {}", node.tag);
     }
+}
+
+/// Takeovers counted by the instances still running.
+async fn takeovers(cluster: &Cluster) -> u64 {
+    let mut total = 0;
+    for (_, gateway) in cluster.running() {
+        total += counter(&gateway.base, "mcpgw_session_takeovers_total", &[]).await;
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_call_after_the_holder_was_killed_carries_on_in_the_same_session() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let mut client = PythonSteps::start("cluster_takeover.py", &[&cluster.base]);
+    let session = client.next().await["session"].as_str().expect("a session id").to_owned();
+    let holder = session[..4].to_owned();
+    let record = format!("mcpgw:s:{{{session}}}");
+    let owner = cluster.redis.cli(&["HGET", &record, "owner"]);
+    assert!(owner.starts_with(&format!("{holder}:")), "recorded by its creator: {owner:?}");
+    assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "0");
+    cluster.kill(&holder);
+    client.go().await;
+    let report = client.next().await;
+
+    assert_eq!(report["session"], session.as_str(), "the session id never changed");
+    assert_eq!(report["sent_session_ids"], json!([session]), "no second session");
+    assert_eq!(report["echoes"], json!(["before", "after"]));
+    let statuses = report["statuses"].as_array().expect("statuses");
+    assert!(statuses.iter().all(|s| s[1].as_u64() < Some(400)), "{statuses:?}");
+    assert_eq!(takeovers(&cluster).await, 1, "taken over once");
+    let owner = cluster.redis.cli(&["HGET", &record, "owner"]);
+    assert!(!owner.is_empty() && !owner.starts_with(&holder), "a survivor holds it: {owner:?}");
+    assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "1");
+    client.go().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_takeover_only_the_sessions_credential_reaches_it_and_delete_ends_it() {
+    let digest = |token: &str| mcpgw_transport::auth::digest_hex(token);
+    let config = format!("{CONFIG}[auth]\ntoken_sha256 = [\"{}\", \"{}\"]\n", digest("alpha"), digest("beta"));
+    let mut cluster = Cluster::start(3, &config);
+    let url = format!("{}/mcp", cluster.base);
+    let http = Http::new();
+    let alpha = [("authorization", "Bearer alpha")];
+    let reply = http.post(&url, &alpha, &initialize("2025-11-25")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let session = reply.header("mcp-session-id").expect("a session id").to_owned();
+    let with = |token: &'static str| {
+        [("authorization", token), ("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-11-25")]
+    };
+    let ack = http.post(&url, &with("Bearer alpha"), &notification("notifications/initialized")).await;
+    assert_eq!(ack.status, StatusCode::ACCEPTED);
+    let echo = |id: i64| request(id, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}));
+    assert_eq!(http.post(&url, &with("Bearer alpha"), &echo(1)).await.status, StatusCode::OK);
+
+    cluster.kill(&session[..4]);
+    let stranger = http.post(&url, &with("Bearer beta"), &echo(2)).await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND, "another credential: {}", stranger.text());
+    assert_eq!(takeovers(&cluster).await, 0, "a refused claim takes nothing over");
+    let own = http.post(&url, &with("Bearer alpha"), &echo(3)).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text());
+    assert_eq!(own.messages()[0]["result"]["content"][0]["text"], "hi");
+    assert_eq!(takeovers(&cluster).await, 1);
+    let stranger = http.post(&url, &with("Bearer beta"), &echo(4)).await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND, "nor on its new holder");
+
+    let deleted = http.send(http::Method::DELETE, &url, &with("Bearer alpha"), "").await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert_eq!(cluster.redis.cli(&["EXISTS", &format!("mcpgw:s:{{{session}}}")]), "0", "the record is gone");
+    assert_eq!(http.post(&url, &with("Bearer alpha"), &echo(5)).await.status, StatusCode::NOT_FOUND);
 }

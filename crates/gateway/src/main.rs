@@ -4,6 +4,7 @@
 //! # Layout
 //! - `config`: the TOML configuration (and desktop-client JSON), validated.
 //! - `registry`: the one map of live sessions of both kinds, and the idle reaper.
+//! - `cluster`: `[cluster]`, sessions shared with other instances through a store.
 //! - `router`: path → MCP transport or operational endpoint (`/healthz`, `/readyz`,
 //!   `/metrics`).
 //! - `server`: the listener, connections and their orderly close.
@@ -11,6 +12,7 @@
 //! - `metrics`: the Prometheus metrics.
 //! - `io`: byte counting on connections.
 
+mod cluster;
 mod config;
 mod fetch;
 mod io;
@@ -204,11 +206,22 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
     let metrics = Metrics::new();
     let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), &tasks);
     let factory = ServerFactory::new(upstreams.clone(), tasks.clone()).mrtr(config.mrtr.clone());
-    let node = config.cluster.as_ref().map(|c| c.node);
-    let registry = Registry::new(factory, config.park_after, config.limits, config.caps, metrics.clone(), node);
+    let cluster = match &config.cluster {
+        None => None,
+        Some(c) => {
+            let store = cluster::Store::connect(c, config.idle_timeout)
+                .await
+                .with_context(|| format!("cannot reach the cluster's store at {}", c.store))?;
+            let derived = if c.node_derived { " (derived from the host name)" } else { "" };
+            tracing::info!("cluster node {}{derived}; sessions shared through {}", c.node, c.store);
+            Some(cluster::Cluster::new(store, metrics.clone()))
+        }
+    };
+    let registry = Registry::new(factory, config.park_after, config.limits, config.caps, metrics.clone(), cluster);
     let edge = Edge::new(registry.clone(), config.edge.clone(), tasks.clone());
     let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics));
     tasks.spawn(registry.clone().run_reaper(config.idle_timeout, stop.clone()));
+    tasks.spawn(registry.clone().run_fence(stop.clone()));
     tasks.spawn(systemd::watchdog(stop.clone()));
     tasks.spawn(systemd::report_status(registry.clone(), stop.clone()));
 

@@ -34,6 +34,16 @@ struct TransportLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabel {
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     route: &'static str,
     method: &'static str,
@@ -59,6 +69,9 @@ pub(crate) struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabel, Histogram>,
     messages: Family<MessageLabels, Counter>,
+    takeovers: Family<ReasonLabel, Counter>,
+    sessions_lost: Counter,
+    store_errors: Family<OperationLabel, Counter>,
     bytes_in: Counter,
     bytes_out: Counter,
     live: Arc<Live>,
@@ -104,6 +117,24 @@ impl Metrics {
             "JSON-RPC messages received from clients, by transport and method",
             messages.clone(),
         );
+        let takeovers = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "session_takeovers",
+            "Cluster: sessions taken over from another instance (moved) or from an earlier run of this one (restarted)",
+            takeovers.clone(),
+        );
+        let sessions_lost = Counter::default();
+        registry.register(
+            "sessions_lost",
+            "Cluster: sessions this instance let go because another instance took them over",
+            sessions_lost.clone(),
+        );
+        let store_errors = Family::<OperationLabel, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Cluster: operations on the session store that failed, by operation",
+            store_errors.clone(),
+        );
         let bytes_in = Counter::default();
         registry.register("received_bytes", "Bytes read from client connections", bytes_in.clone());
         let bytes_out = Counter::default();
@@ -117,6 +148,9 @@ impl Metrics {
             http_requests,
             http_duration,
             messages,
+            takeovers,
+            sessions_lost,
+            store_errors,
             bytes_in,
             bytes_out,
             live,
@@ -152,6 +186,18 @@ impl Metrics {
 
     pub(crate) fn message(&self, transport: &'static str, method: &'static str) {
         self.messages.get_or_create(&MessageLabels { transport, method }).inc();
+    }
+
+    pub(crate) fn takeover(&self, reason: &'static str) {
+        self.takeovers.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub(crate) fn session_lost(&self) {
+        self.sessions_lost.inc();
+    }
+
+    pub(crate) fn store_error(&self, operation: &'static str) {
+        self.store_errors.get_or_create(&OperationLabel { operation }).inc();
     }
 
     pub(crate) fn bytes(&self, read: u64, written: u64) {

@@ -11,11 +11,13 @@ use mcpgw_core::upstream::set::UpstreamStats;
 use mcpgw_core::{Outbound, OutboundClosed, ServerFactory};
 use mcpgw_transport::auth::Identity;
 use mcpgw_transport::hub::{Hub, HubLimits};
+use mcpgw_transport::routes::Continuation;
 use mcpgw_transport::session::SessionLimits;
-use mcpgw_transport::{Error, NodeTag, Session, SessionId, SessionKind, Sessions};
+use mcpgw_transport::{Error, Session, SessionId, SessionKind, Sessions};
 use rmcp::model::ServerJsonRpcMessage;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::{Cluster, ClusterOutbound};
 use crate::config::SessionCaps;
 use crate::metrics::{LiveFigures, Metrics};
 
@@ -47,22 +49,23 @@ pub(crate) struct Registry {
     /// it go: the old one ends when its last request is answered, and the next stateless
     /// request starts one over the new upstreams.
     hub: RwLock<Option<Arc<Hub>>>,
-    /// This instance's tag in a cluster: new session ids start with it, so the load
-    /// balancer routes their requests here. `None`: a single node, fully random ids.
-    node: Option<NodeTag>,
+    /// This instance's part in a cluster: new session ids start with its tag, so the load
+    /// balancer routes their requests here, and sessions held elsewhere can be taken over.
+    /// `None`: a single node, fully random ids, no store.
+    cluster: Option<Arc<Cluster>>,
     me: Weak<Registry>,
 }
 
 impl Registry {
     /// An empty registry whose sessions' servers `factory` builds, parking after
-    /// `park_after` of quiet; in a cluster, minting ids that start with `node`.
+    /// `park_after` of quiet; in `cluster`, if any.
     pub(crate) fn new(
         factory: ServerFactory,
         park_after: Option<Duration>,
         limits: SessionLimits,
         caps: SessionCaps,
         metrics: Arc<Metrics>,
-        node: Option<NodeTag>,
+        cluster: Option<Arc<Cluster>>,
     ) -> Arc<Self> {
         let parked = Arc::new(AtomicUsize::new(0));
         let waiting = Arc::new(AtomicUsize::new(0));
@@ -79,7 +82,7 @@ impl Registry {
             live: AtomicUsize::new(0),
             per_owner: DashMap::new(),
             hub: RwLock::new(None),
-            node,
+            cluster,
             me: me.clone(),
         });
         let live: Weak<dyn LiveFigures> = Arc::downgrade(&registry) as Weak<Registry>;
@@ -177,14 +180,63 @@ impl Registry {
         self.factory().upstreams().stats()
     }
 
-    /// Ends every session and the hub (at shutdown).
+    /// Ends every session and the hub (at shutdown). In a cluster their records stay, for
+    /// other instances to take the sessions over.
     pub(crate) fn end_all(&self) {
         if let Some(hub) = self.hub.write().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
             hub.end();
         }
         let ids: Vec<SessionId> = self.map.iter().map(|e| *e.key()).collect();
         for id in ids {
-            self.end(id);
+            self.end_here(id);
+        }
+    }
+
+    /// Ends the session on this instance, and tells whether it was live here. In a
+    /// cluster its record is left as it is.
+    fn end_here(&self, id: SessionId) -> bool {
+        let Some((_, session)) = self.map.remove(&id) else { return false };
+        session.end();
+        self.free_slot(session.owner().cloned());
+        self.metrics.session_ended(session.kind().as_str());
+        tracing::info!(session = %id, kind = session.kind().as_str(), "session ended");
+        if let Some(cluster) = &self.cluster {
+            cluster.forget(id);
+        }
+        true
+    }
+
+    /// Checks, every [`crate::cluster::FENCE_PERIOD`] until `shutdown`, that the sessions
+    /// held here are still held here, and ends those another instance took over meanwhile
+    /// (this one was paused, or cut off). Nothing without a cluster.
+    pub(crate) async fn run_fence(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(cluster) = self.cluster.clone() else { return };
+        let mut tick = tokio::time::interval(crate::cluster::FENCE_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            match cluster.lost().await {
+                Ok(lost) => {
+                    if failing {
+                        tracing::info!("the session store answers again");
+                        failing = false;
+                    }
+                    for id in lost {
+                        tracing::warn!(session = %id, "another instance holds this session now; ending it here");
+                        self.metrics.session_lost();
+                        self.end_here(id);
+                    }
+                }
+                Err(e) if !failing => {
+                    tracing::warn!(error = %e, "cannot check the sessions held here against the store");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
         }
     }
 
@@ -251,21 +303,18 @@ impl Sessions for Registry {
             return Err(Error::Unavailable("the gateway is shutting down"));
         }
         self.take_slot(owner.clone())?;
-        let id = self.node.map_or_else(SessionId::random, SessionId::random_on);
+        let id = self.cluster.as_ref().map_or_else(SessionId::random, |c| SessionId::random_on(c.node()));
         let (session, inbound) = Session::new(id, kind, owner, self.limits);
         self.map.insert(id, session.clone());
-        let me = self.me.clone();
-        let started = self.factory().start(
-            &id.to_string(),
-            inbound,
-            SessionOutbound(session.clone()),
-            session.cancel_token(),
-            move || {
-                if let Some(registry) = me.upgrade() {
-                    registry.end(id);
-                }
-            },
-        );
+        let (factory, label, cancel, on_end) =
+            (self.factory(), id.to_string(), session.cancel_token(), self.on_server_end(id));
+        let started = match &self.cluster {
+            None => factory.start(&label, inbound, SessionOutbound(session.clone()), cancel, on_end),
+            Some(cluster) => {
+                let outbound = ClusterOutbound { session: session.clone(), cluster: cluster.clone() };
+                factory.start(&label, inbound, outbound, cancel, on_end)
+            }
+        };
         if let Err(e) = started {
             self.end(id);
             tracing::warn!(error = %e, "refused a new session");
@@ -277,6 +326,29 @@ impl Sessions for Registry {
 
     fn get(&self, id: SessionId) -> Option<Arc<Session>> {
         self.map.get(&id).map(|e| e.value().clone())
+    }
+
+    async fn take_over(
+        &self,
+        id: SessionId,
+        kind: SessionKind,
+        owner: Option<Identity>,
+    ) -> Result<Arc<Session>, Error> {
+        let Some(cluster) = self.cluster.clone() else { return Err(Error::SessionNotFound) };
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable("the gateway is shutting down"));
+        }
+        let gate = cluster.gate(id);
+        let taken = {
+            let _one_at_a_time = gate.lock().await;
+            match self.get(id) {
+                // Another request for it took it over while this one waited.
+                Some(session) => Ok(session),
+                None => self.claim(&cluster, id, kind, owner).await,
+            }
+        };
+        cluster.ungate(id);
+        taken
     }
 
     fn observe(&self, kind: SessionKind, method: &'static str) {
@@ -292,12 +364,76 @@ impl Sessions for Registry {
     }
 
     fn end(&self, id: SessionId) {
-        if let Some((_, session)) = self.map.remove(&id) {
-            session.end();
-            self.free_slot(session.owner().cloned());
-            self.metrics.session_ended(session.kind().as_str());
-            tracing::info!(session = %id, kind = session.kind().as_str(), "session ended");
+        // In a cluster the record goes too, at the epoch held here (read before
+        // `end_here` forgets it): deleted only if no other instance claimed it since.
+        if let Some(cluster) = &self.cluster
+            && let Some(epoch) = cluster.forget(id)
+        {
+            let cluster = cluster.clone();
+            self.factory().tasks().spawn(async move { cluster.release(id, epoch).await });
         }
+        self.end_here(id);
+    }
+}
+
+impl Registry {
+    /// What a session's server calls once it has stopped, whatever the reason.
+    fn on_server_end(&self, id: SessionId) -> impl FnOnce() + Send + 'static {
+        let me = self.me.clone();
+        move || {
+            if let Some(registry) = me.upgrade() {
+                registry.end(id);
+            }
+        }
+    }
+
+    /// Claims a session held elsewhere and rebuilds it here from its record.
+    async fn claim(
+        &self,
+        cluster: &Arc<Cluster>,
+        id: SessionId,
+        kind: SessionKind,
+        owner: Option<Identity>,
+    ) -> Result<Arc<Session>, Error> {
+        let claimed = match cluster.store().claim(id, kind, owner.as_ref()).await {
+            Ok(Some(claimed)) => claimed,
+            Ok(None) => return Err(Error::SessionNotFound),
+            Err(e) => {
+                self.metrics.store_error("claim");
+                tracing::warn!(session = %id, error = %e, "cannot take the session over: the store does not answer");
+                return Err(Error::Unavailable("the session store is unreachable"));
+            }
+        };
+        let handshake = match mcpgw_core::Handshake::from_json(&claimed.handshake) {
+            Ok(handshake) => handshake,
+            Err(e) => {
+                tracing::warn!(session = %id, error = %e, "cannot take the session over");
+                return Err(Error::SessionNotFound);
+            }
+        };
+        self.take_slot(owner.clone())?;
+        let (session, inbound) = Session::new(id, kind, owner, self.limits);
+        let version = handshake.protocol_version().parse().ok();
+        session.continue_from(version, Continuation::after_epoch(claimed.epoch));
+        self.map.insert(id, session.clone());
+        cluster.hold(id, claimed.epoch);
+        let outbound = ClusterOutbound { session: session.clone(), cluster: cluster.clone() };
+        let started = self.factory().start_taken_over(
+            &id.to_string(),
+            inbound,
+            outbound,
+            session.cancel_token(),
+            self.on_server_end(id),
+            handshake,
+            crate::cluster::first_run(claimed.epoch),
+        );
+        if let Err(e) = started {
+            self.end_here(id);
+            tracing::warn!(error = %e, "refused a session taken over");
+            return Err(Error::Unavailable("the gateway is shutting down"));
+        }
+        cluster.taken_over(id, &claimed);
+        Ok(session)
     }
 }
 
@@ -447,20 +583,6 @@ mod tests {
     #[test]
     fn concurrent_creates_never_pass_a_credentials_cap() {
         race_for_the_last_slot(SessionCaps { total: 1000, per_credential: Some(8) }, None);
-    }
-
-    #[tokio::test]
-    async fn a_cluster_nodes_sessions_carry_its_tag() {
-        let tasks = TaskTracker::new();
-        let factory = ServerFactory::new(mcpgw_core::Upstreams::builtin(&tasks), tasks);
-        let tag: NodeTag = "00a7".parse().expect("a tag");
-        let caps = SessionCaps { total: 8, per_credential: None };
-        let registry = Registry::new(factory, None, SessionLimits::default(), caps, Metrics::new(), Some(tag));
-        for kind in [SessionKind::Streamable, SessionKind::Legacy] {
-            let session = registry.create(kind, None).expect("created");
-            assert_eq!(session.id().node(), tag);
-            assert!(session.id().to_string().starts_with("00a7"));
-        }
     }
 
     #[tokio::test]
