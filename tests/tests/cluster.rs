@@ -126,3 +126,72 @@ async fn after_a_takeover_only_the_sessions_credential_reaches_it_and_delete_end
     assert_eq!(cluster.redis.cli(&["EXISTS", &format!("mcpgw:s:{{{session}}}")]), "0", "the record is gone");
     assert_eq!(http.post(&url, &with("Bearer alpha"), &echo(5)).await.status, StatusCode::NOT_FOUND);
 }
+
+/// A Streamable session opened through the load balancer with raw requests: its id, and
+/// an echo call in it.
+struct RawSession {
+    http: Http,
+    url: String,
+    id: String,
+}
+
+impl RawSession {
+    async fn open(cluster: &Cluster) -> Self {
+        let (http, url) = (Http::new(), format!("{}/mcp", cluster.base));
+        let reply = http.post(&url, &[], &initialize("2025-11-25")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let id = reply.header("mcp-session-id").expect("a session id").to_owned();
+        let session = Self { http, url, id };
+        let ack = session.post(&notification("notifications/initialized")).await;
+        assert_eq!(ack.status, StatusCode::ACCEPTED);
+        session
+    }
+
+    async fn post(&self, body: &serde_json::Value) -> mcpgw_tests::Reply {
+        let headers = [("mcp-session-id", self.id.as_str()), ("mcp-protocol-version", "2025-11-25")];
+        self.http.post(&self.url, &headers, body).await
+    }
+
+    /// An echo call; its reply's status.
+    async fn echo(&self, id: i64) -> StatusCode {
+        let reply = self.post(&request(id, "tools/call", json!({"name": "echo", "arguments": {"text": "x"}}))).await;
+        if reply.status == StatusCode::OK {
+            assert_eq!(reply.messages()[0]["result"]["content"][0]["text"], "x", "{}", reply.text());
+        }
+        reply.status
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_paused_while_its_session_was_taken_over_lets_it_go_when_it_wakes() {
+    let cluster = Cluster::start(3, CONFIG);
+    let session = RawSession::open(&cluster).await;
+    assert_eq!(session.echo(1).await, StatusCode::OK);
+    let holder = session.id[..4].to_owned();
+    let record = format!("mcpgw:s:{{{}}}", session.id);
+
+    cluster.node(&holder).signal("STOP");
+    cluster.wait_for_haproxy(&format!("mcpgw/{holder} is DOWN"));
+    assert_eq!(session.echo(2).await, StatusCode::OK, "taken over while its holder is paused");
+    let taker = cluster.redis.cli(&["HGET", &record, "owner"])[..4].to_owned();
+    assert_ne!(taker, holder);
+    assert_eq!(counter(&cluster.node(&taker).base, "mcpgw_session_takeovers_total", &["moved"]).await, 1);
+
+    // Woken, the old holder finds the session taken (fencing) and ends its copy, without
+    // touching the record.
+    cluster.node(&holder).signal("CONT");
+    cluster.node(&holder).wait_for_log("another instance holds this session now");
+    let old = &cluster.node(&holder).base;
+    assert_eq!(counter(old, "mcpgw_sessions_lost_total", &[]).await, 1);
+    assert!(cluster.redis.cli(&["HGET", &record, "owner"]).starts_with(&taker), "the record is the taker's");
+    assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "1");
+
+    // Back in the pool, it is the session's instance again (the id names it): it takes the
+    // session back, and the other lets it go. One holder at a time, all along.
+    cluster.wait_for_haproxy(&format!("mcpgw/{holder} is UP"));
+    assert_eq!(session.echo(3).await, StatusCode::OK);
+    assert!(cluster.redis.cli(&["HGET", &record, "owner"]).starts_with(&holder));
+    assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "2");
+    cluster.node(&taker).wait_for_log("another instance holds this session now");
+    assert_eq!(counter(&cluster.node(&taker).base, "mcpgw_sessions_lost_total", &[]).await, 1);
+}

@@ -185,7 +185,10 @@ impl Store {
                 lost.push(*id);
             }
         }
-        deadline(refresh.query_async::<()>(&mut connection)).await?;
+        // Redis refuses an empty pipeline.
+        if lost.len() < held.len() {
+            deadline(refresh.query_async::<()>(&mut connection)).await?;
+        }
         Ok(lost)
     }
 }
