@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use http::StatusCode;
 use mcpgw_tests::cluster::{ClientSession, Cluster, PythonSteps, python_sessions, ts_sessions};
-use mcpgw_tests::{Http, initialize, notification, request};
+use mcpgw_tests::{Http, SseReader, initialize, notification, request};
 use serde_json::json;
 
 /// One runtime thread per instance: three of them share the machine with the clients.
@@ -194,4 +194,37 @@ async fn a_holder_paused_while_its_session_was_taken_over_lets_it_go_when_it_wak
     assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "2");
     cluster.node(&taker).wait_for_log("another instance holds this session now");
     assert_eq!(counter(&cluster.node(&taker).base, "mcpgw_sessions_lost_total", &[]).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_client_reconnecting_with_its_last_event_id_carries_on_on_another_instance() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let http = Http::new();
+    let sse = format!("{}/sse", cluster.base);
+    let accept = ("accept", "text/event-stream");
+    let mut stream = SseReader::new(http.open(http::Method::GET, &sse, &[accept], "").await);
+    let endpoint = stream.next().await.expect("the endpoint event");
+    let last = endpoint.id.clone().expect("the endpoint event has an id");
+    let post_url = format!("{}{}", cluster.base, endpoint.data);
+    let session = post_url.split("sessionId=").nth(1).expect("a sessionId").to_owned();
+    let post = |body: serde_json::Value| {
+        let (http, url) = (&http, post_url.clone());
+        async move { http.send(http::Method::POST, &url, &[("content-type", "application/json")], body.to_string()).await }
+    };
+    assert_eq!(post(initialize("2024-11-05")).await.status, StatusCode::ACCEPTED);
+    assert_eq!(stream.next_message().await["id"], 0);
+    assert_eq!(post(notification("notifications/initialized")).await.status, StatusCode::ACCEPTED);
+
+    cluster.kill(&session[..4]);
+    // What an EventSource does when its stream drops: the same URL, with the last event id.
+    let mut resumed = SseReader::new(http.open(http::Method::GET, &sse, &[accept, ("last-event-id", &last)], "").await);
+    assert_eq!(resumed.status, StatusCode::OK);
+    let endpoint = resumed.next().await.expect("the endpoint event again");
+    assert_eq!(endpoint.event, "endpoint");
+    assert!(endpoint.data.ends_with(&format!("sessionId={session}")), "the same session: {}", endpoint.data);
+    let echo = request(1, "tools/call", json!({"name": "echo", "arguments": {"text": "again"}}));
+    assert_eq!(post(echo).await.status, StatusCode::ACCEPTED);
+    let reply = resumed.next_message().await;
+    assert_eq!(reply["result"]["content"][0]["text"], "again", "{reply}");
+    assert_eq!(takeovers(&cluster).await, 1);
 }
