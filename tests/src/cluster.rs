@@ -111,7 +111,7 @@ pub struct Redis {
     /// `unix:///…/redis.sock`, for `[cluster] store`.
     pub url: String,
     socket: PathBuf,
-    _peer: Peer,
+    peer: Option<Peer>,
     _dir: TempDir,
 }
 
@@ -131,7 +131,12 @@ impl Redis {
         // Redis 7.0 says "The server is now ready to accept connections at <socket>", 7.2 and
         // Valkey "Ready to accept connections unix".
         peer.wait_for_log_any(&["ready to accept connections at", "Ready to accept connections unix"]);
-        Self { url: format!("unix://{}", socket.display()), socket, _peer: peer, _dir: dir }
+        Self { url: format!("unix://{}", socket.display()), socket, peer: Some(peer), _dir: dir }
+    }
+
+    /// Kills it (SIGKILL): the store is gone.
+    pub fn stop(&mut self) {
+        drop(self.peer.take());
     }
 
     /// What `redis-cli` prints for this command.
@@ -154,6 +159,9 @@ pub struct Node {
     pub tag: String,
     /// The running instance (`None` once killed).
     pub gateway: Option<Gateway>,
+    /// Its configuration, and the address HAProxy knows it by (for a restart).
+    config: String,
+    authority: String,
 }
 
 /// Redis, mcpgw instances with tags `0001`, `0002`, … and HAProxy in front of them.
@@ -179,7 +187,8 @@ impl Cluster {
                 let config = format!("{config}\n[cluster]\nnode = \"{tag}\"\nstore = \"{}\"\n", redis.url);
                 let gateway = Launch::new(&config).start();
                 gateway.wait_for_log(READY_LINE);
-                Node { tag, gateway: Some(gateway) }
+                let authority = gateway.authority().to_owned();
+                Node { tag, gateway: Some(gateway), config, authority }
             })
             .collect();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind HAProxy's port");
@@ -208,6 +217,21 @@ impl Cluster {
         let node = self.nodes.iter_mut().find(|n| n.tag == tag).unwrap_or_else(|| panic!("no node {tag}"));
         // Dropping a gateway kills it and waits for it.
         drop(node.gateway.take().unwrap_or_else(|| panic!("node {tag} is not running")));
+    }
+
+    /// Stops the instance with this tag with SIGTERM (the drain), and waits for its exit.
+    pub fn terminate(&mut self, tag: &str) -> std::process::ExitStatus {
+        let node = self.nodes.iter_mut().find(|n| n.tag == tag).unwrap_or_else(|| panic!("no node {tag}"));
+        node.gateway.take().unwrap_or_else(|| panic!("node {tag} is not running")).terminate()
+    }
+
+    /// Starts the instance with this tag again, on its address, and waits until it is ready.
+    pub fn restart(&mut self, tag: &str) {
+        let node = self.nodes.iter_mut().find(|n| n.tag == tag).unwrap_or_else(|| panic!("no node {tag}"));
+        assert!(node.gateway.is_none(), "node {tag} is running");
+        let gateway = Launch::new(&node.config).listen_at(&node.authority).start();
+        gateway.wait_for_log(READY_LINE);
+        node.gateway = Some(gateway);
     }
 
     /// The instances still running.
@@ -241,8 +265,7 @@ fn haproxy_config(nodes: &[Node]) -> String {
         } else if trimmed.starts_with("server ") {
             if !servers_written {
                 for node in nodes {
-                    let gateway = node.gateway.as_ref().expect("running");
-                    out.push_str(&format!("    server {} {}\n", node.tag, gateway.authority()));
+                    out.push_str(&format!("    server {} {}\n", node.tag, node.authority));
                 }
                 servers_written = true;
             }

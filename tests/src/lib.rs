@@ -96,6 +96,13 @@ impl Launch {
         self
     }
 
+    /// Listens on `addr` (`127.0.0.1:PORT`) instead of a free port.
+    pub fn listen_at(mut self, addr: &str) -> Self {
+        self.listen = false;
+        self.args.extend(["--listen".to_owned(), addr.to_owned()]);
+        self
+    }
+
     /// An environment variable.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));

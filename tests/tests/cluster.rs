@@ -154,11 +154,16 @@ impl RawSession {
 
     /// An echo call; its reply's status.
     async fn echo(&self, id: i64) -> StatusCode {
+        self.echo_reply(id).await.status
+    }
+
+    /// An echo call; its reply.
+    async fn echo_reply(&self, id: i64) -> mcpgw_tests::Reply {
         let reply = self.post(&request(id, "tools/call", json!({"name": "echo", "arguments": {"text": "x"}}))).await;
         if reply.status == StatusCode::OK {
             assert_eq!(reply.messages()[0]["result"]["content"][0]["text"], "x", "{}", reply.text());
         }
-        reply.status
+        reply
     }
 }
 
@@ -227,4 +232,49 @@ async fn a_legacy_client_reconnecting_with_its_last_event_id_carries_on_on_anoth
     let reply = resumed.next_message().await;
     assert_eq!(reply["result"]["content"][0]["text"], "again", "{reply}");
     assert_eq!(takeovers(&cluster).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_store_sessions_keep_working_where_they_are_and_a_takeover_is_refused_with_503() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let session = RawSession::open(&cluster).await;
+    assert_eq!(session.echo(1).await, StatusCode::OK);
+
+    cluster.redis.stop();
+    assert_eq!(session.echo(2).await, StatusCode::OK, "served by its holder, which needs no store for it");
+    let fresh = RawSession::open(&cluster).await;
+    assert_eq!(fresh.echo(1).await, StatusCode::OK, "a new session works on its instance");
+    let creator = cluster.node(&fresh.id[..4]);
+    creator.wait_for_log("could not record the session; no other instance can take it over");
+
+    cluster.kill(&session.id[..4]);
+    let refused = session.echo_reply(3).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.text());
+    assert!(refused.header("retry-after").is_some(), "the client is told to come back");
+    let mut claim_errors = 0;
+    for (_, gateway) in cluster.running() {
+        claim_errors += counter(&gateway.base, "mcpgw_store_errors_total", &["operation=\"claim\""]).await;
+    }
+    assert_eq!(claim_errors, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_outlives_a_restart_of_its_instance() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let session = RawSession::open(&cluster).await;
+    assert_eq!(session.echo(1).await, StatusCode::OK);
+    let holder = session.id[..4].to_owned();
+    let record = format!("mcpgw:s:{{{}}}", session.id);
+
+    // SIGTERM: the drain ends the session here but leaves its record for another instance.
+    assert!(cluster.terminate(&holder).success());
+    assert_eq!(session.echo(2).await, StatusCode::OK, "taken over while its instance is away");
+    assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "1");
+
+    cluster.wait_for_haproxy(&format!("mcpgw/{holder} is DOWN"));
+    cluster.restart(&holder);
+    cluster.wait_for_haproxy(&format!("mcpgw/{holder} is UP"));
+    assert_eq!(session.echo(3).await, StatusCode::OK, "back on its own instance");
+    assert!(cluster.redis.cli(&["HGET", &record, "owner"]).starts_with(&holder));
+    assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "2");
 }

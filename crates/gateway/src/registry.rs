@@ -192,18 +192,18 @@ impl Registry {
         }
     }
 
-    /// Ends the session on this instance, and tells whether it was live here. In a
-    /// cluster its record is left as it is.
-    fn end_here(&self, id: SessionId) -> bool {
-        let Some((_, session)) = self.map.remove(&id) else { return false };
+    /// Ends the session on this instance if it is live here; in a cluster, returns the
+    /// epoch it was held at and leaves its record as it is. Only the caller that takes the
+    /// session out of the map gets the epoch, so a session ended twice at once (a drain,
+    /// and its server stopping) is released at most once.
+    fn end_here(&self, id: SessionId) -> Option<u64> {
+        let (_, session) = self.map.remove(&id)?;
+        let epoch = self.cluster.as_ref().and_then(|cluster| cluster.forget(id));
         session.end();
         self.free_slot(session.owner().cloned());
         self.metrics.session_ended(session.kind().as_str());
         tracing::info!(session = %id, kind = session.kind().as_str(), "session ended");
-        if let Some(cluster) = &self.cluster {
-            cluster.forget(id);
-        }
-        true
+        epoch
     }
 
     /// Checks, every [`crate::cluster::FENCE_PERIOD`] until `shutdown`, that the sessions
@@ -364,15 +364,13 @@ impl Sessions for Registry {
     }
 
     fn end(&self, id: SessionId) {
-        // In a cluster the record goes too, at the epoch held here (read before
-        // `end_here` forgets it): deleted only if no other instance claimed it since.
-        if let Some(cluster) = &self.cluster
-            && let Some(epoch) = cluster.forget(id)
+        // In a cluster the record goes too, at the epoch held here: deleted only if no
+        // other instance claimed the session since.
+        if let Some(epoch) = self.end_here(id)
+            && let Some(cluster) = self.cluster.clone()
         {
-            let cluster = cluster.clone();
             self.factory().tasks().spawn(async move { cluster.release(id, epoch).await });
         }
-        self.end_here(id);
     }
 }
 
@@ -415,8 +413,9 @@ impl Registry {
         let (session, inbound) = Session::new(id, kind, owner, self.limits);
         let version = handshake.protocol_version().parse().ok();
         session.continue_from(version, Continuation::after_epoch(claimed.epoch));
-        self.map.insert(id, session.clone());
+        // Held before it is in the map: whoever takes it out of the map finds its epoch.
         cluster.hold(id, claimed.epoch);
+        self.map.insert(id, session.clone());
         let outbound = ClusterOutbound { session: session.clone(), cluster: cluster.clone() };
         let started = self.factory().start_taken_over(
             &id.to_string(),
