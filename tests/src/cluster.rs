@@ -314,21 +314,35 @@ pub async fn ts_sessions(base: &str, sessions: usize, calls: usize) -> Vec<Clien
     client_sessions(command, base, sessions, calls).await
 }
 
-/// A Python SDK client script run step by step: it prints a JSON line when it reaches a
-/// step, and waits for a line on its input to go on.
-pub struct PythonSteps {
+/// An SDK client script run step by step: it prints a JSON line when it reaches a step,
+/// and waits for a line on its input to go on.
+pub struct ClientSteps {
     child: tokio::process::Child,
     lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
 }
 
-impl PythonSteps {
+impl ClientSteps {
     /// Starts `tests/python/clients/<script>` with `args`.
-    pub fn start(script: &str, args: &[&str]) -> Self {
+    pub fn python(script: &str, args: &[&str]) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let python = root.join(".venv/bin/python");
         assert!(python.exists(), "{} is missing: run `make deps-python`", python.display());
-        let mut child = tokio::process::Command::new(python)
-            .arg(root.join("tests/python/clients").join(script))
+        let mut command = tokio::process::Command::new(python);
+        command.arg(root.join("tests/python/clients").join(script));
+        Self::start(command, args)
+    }
+
+    /// Starts `tests/ts/clients/<script>` with `args`.
+    pub fn ts(script: &str, args: &[&str]) -> Self {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ts");
+        assert!(dir.join("node_modules").exists(), "tests/ts/node_modules is missing: run `make deps-ts`");
+        let mut command = tokio::process::Command::new("node");
+        command.arg(dir.join("clients").join(script));
+        Self::start(command, args)
+    }
+
+    fn start(mut command: tokio::process::Command, args: &[&str]) -> Self {
+        let mut child = command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use http::StatusCode;
-use mcpgw_tests::cluster::{ClientSession, Cluster, PythonSteps, python_sessions, ts_sessions};
+use mcpgw_tests::cluster::{ClientSession, ClientSteps, Cluster, python_sessions, ts_sessions};
 use mcpgw_tests::{Http, SseReader, initialize, notification, request};
 use serde_json::json;
 
@@ -68,7 +68,7 @@ async fn takeovers(cluster: &Cluster) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_call_after_the_holder_was_killed_carries_on_in_the_same_session() {
     let mut cluster = Cluster::start(3, CONFIG);
-    let mut client = PythonSteps::start("cluster_takeover.py", &[&cluster.base]);
+    let mut client = ClientSteps::python("cluster_takeover.py", &[&cluster.base]);
     let session = client.next().await["session"].as_str().expect("a session id").to_owned();
     let holder = session[..4].to_owned();
     let record = format!("mcpgw:s:{{{session}}}");
@@ -88,6 +88,29 @@ async fn the_next_call_after_the_holder_was_killed_carries_on_in_the_same_sessio
     let owner = cluster.redis.cli(&["HGET", &record, "owner"]);
     assert!(!owner.is_empty() && !owner.starts_with(&holder), "a survivor holds it: {owner:?}");
     assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "1");
+    client.go().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_clients_next_call_after_the_holder_was_killed_carries_on_in_the_same_session() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let mut client = ClientSteps::ts("cluster-takeover.mjs", &[&cluster.base]);
+    let session = client.next().await["session"].as_str().expect("a session id").to_owned();
+    let holder = session[..4].to_owned();
+    cluster.kill(&holder);
+    client.go().await;
+    let report = client.next().await;
+
+    assert_eq!(report["session"], session.as_str(), "the session id never changed");
+    assert_eq!(report["echoes"], json!(["before", "after"]));
+    let statuses = report["statuses"].as_array().expect("statuses");
+    assert!(statuses.iter().all(|s| s[1].as_u64() < Some(400)), "{statuses:?}");
+    // The standalone stream broke when its instance died; nothing else went wrong.
+    let errors = report["errors"].as_array().expect("errors");
+    assert!(errors.iter().all(|e| e.as_str().is_some_and(|e| e.contains("SSE stream disconnected"))), "{errors:?}");
+    assert_eq!(takeovers(&cluster).await, 1, "taken over once");
+    let owner = cluster.redis.cli(&["HGET", &format!("mcpgw:s:{{{session}}}"), "owner"]);
+    assert!(!owner.is_empty() && !owner.starts_with(&holder), "a survivor holds it: {owner:?}");
     client.go().await;
 }
 
