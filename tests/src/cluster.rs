@@ -120,10 +120,15 @@ impl Redis {
     pub fn start() -> Self {
         let dir = TempDir::new("redis");
         let socket = dir.path().join("redis.sock");
+        let peer = Self::spawn(&dir, &socket);
+        Self { url: format!("unix://{}", socket.display()), socket, peer: Some(peer), _dir: dir }
+    }
+
+    fn spawn(dir: &TempDir, socket: &Path) -> Peer {
         let mut command = Command::new("redis-server");
         command
             .args(["--port", "0", "--unixsocket"])
-            .arg(&socket)
+            .arg(socket)
             .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
             .arg(dir.path())
             .stdin(Stdio::null());
@@ -131,12 +136,19 @@ impl Redis {
         // Redis 7.0 says "The server is now ready to accept connections at <socket>", 7.2 and
         // Valkey "Ready to accept connections unix".
         peer.wait_for_log_any(&["ready to accept connections at", "Ready to accept connections unix"]);
-        Self { url: format!("unix://{}", socket.display()), socket, peer: Some(peer), _dir: dir }
+        peer
     }
 
-    /// Kills it (SIGKILL): the store is gone.
+    /// Kills it (SIGKILL): the store is gone, with everything it held.
     pub fn stop(&mut self) {
         drop(self.peer.take());
+    }
+
+    /// Starts it again (empty) on the same socket, after [`Redis::stop`].
+    pub fn restart(&mut self) {
+        assert!(self.peer.is_none(), "redis-server is running");
+        let _ = std::fs::remove_file(&self.socket);
+        self.peer = Some(Self::spawn(&self._dir, &self.socket));
     }
 
     /// What `redis-cli` prints for this command.

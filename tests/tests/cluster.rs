@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use http::StatusCode;
 use mcpgw_tests::cluster::{ClientSession, ClientSteps, Cluster, python_sessions, ts_sessions};
-use mcpgw_tests::{Http, SseReader, initialize, notification, request};
+use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request};
 use serde_json::json;
 
 /// One runtime thread per instance: three of them share the machine with the clients.
@@ -257,11 +257,20 @@ async fn a_legacy_client_reconnecting_with_its_last_event_id_carries_on_on_anoth
     assert_eq!(takeovers(&cluster).await, 1);
 }
 
+/// What an instance's `/healthz` says of the store.
+async fn store_state(base: &str) -> String {
+    let health = Http::new().send(http::Method::GET, &format!("{base}/healthz"), &[], "").await.json();
+    health["store"].as_str().unwrap_or("none").to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_store_sessions_keep_working_where_they_are_and_a_takeover_is_refused_with_503() {
     let mut cluster = Cluster::start(3, CONFIG);
     let session = RawSession::open(&cluster).await;
     assert_eq!(session.echo(1).await, StatusCode::OK);
+    let watcher = cluster.node("0001").base.clone();
+    assert_eq!(store_state(&watcher).await, "up");
+    assert_eq!(counter(&watcher, "mcpgw_store_up", &[]).await, 1);
 
     cluster.redis.stop();
     assert_eq!(session.echo(2).await, StatusCode::OK, "served by its holder, which needs no store for it");
@@ -269,6 +278,9 @@ async fn without_the_store_sessions_keep_working_where_they_are_and_a_takeover_i
     assert_eq!(fresh.echo(1).await, StatusCode::OK, "a new session works on its instance");
     let creator = cluster.node(&fresh.id[..4]);
     creator.wait_for_log("could not record the session; no other instance can take it over");
+    // The once-a-second check notices.
+    eventually("the store reported down", || async { store_state(&watcher).await == "down" }).await;
+    assert_eq!(counter(&watcher, "mcpgw_store_up", &[]).await, 0);
 
     cluster.kill(&session.id[..4]);
     let refused = session.echo_reply(3).await;
@@ -279,6 +291,16 @@ async fn without_the_store_sessions_keep_working_where_they_are_and_a_takeover_i
         claim_errors += counter(&gateway.base, "mcpgw_store_errors_total", &["operation=\"claim\""]).await;
     }
     assert_eq!(claim_errors, 1);
+
+    // Back (empty: the records it held are gone), the instances use it again by themselves.
+    cluster.redis.restart();
+    let survivors: Vec<String> = cluster.running().map(|(_, g)| g.base.clone()).collect();
+    for base in &survivors {
+        eventually("the store reported up again", || async { store_state(base).await == "up" }).await;
+    }
+    let again = RawSession::open(&cluster).await;
+    assert_eq!(again.echo(1).await, StatusCode::OK);
+    assert_eq!(cluster.redis.cli(&["EXISTS", &format!("mcpgw:s:{{{}}}", again.id)]), "1", "recorded again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,6 +26,10 @@ pub(crate) trait LiveFigures: Send + Sync {
     fn waiting_for_input(&self) -> usize;
     /// The current upstreams' figures.
     fn upstream_stats(&self) -> Vec<UpstreamStats>;
+    /// In a cluster, whether the session store answered its last check; `None`: no cluster.
+    fn store_up(&self) -> Option<bool> {
+        None
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -247,6 +251,16 @@ impl Collector for Live {
             waiting.metric_type(),
         )?;
         waiting.encode(metric)?;
+        if let Some(up) = registry.store_up() {
+            let value = ConstGauge::new(i64::from(up));
+            let metric = encoder.encode_descriptor(
+                "store_up",
+                "Cluster: 1 when the session store answered its last check (every second), else 0",
+                None,
+                value.metric_type(),
+            )?;
+            value.encode(metric)?;
+        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let tasks = ConstGauge::new(i64::try_from(runtime.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
             let metric =

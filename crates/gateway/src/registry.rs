@@ -170,6 +170,11 @@ impl Registry {
         })
     }
 
+    /// In a cluster, whether the session store answered its last check; `None`: no cluster.
+    pub(crate) fn store_up(&self) -> Option<bool> {
+        self.cluster.as_ref().map(|c| c.store_up())
+    }
+
     /// Sessions whose MCP server is parked now (quiet; it restarts on their next message).
     pub(crate) fn parked(&self) -> usize {
         self.parked.load(Ordering::Relaxed)
@@ -451,6 +456,10 @@ impl LiveFigures for Registry {
 
     fn upstream_stats(&self) -> Vec<UpstreamStats> {
         Registry::upstream_stats(self)
+    }
+
+    fn store_up(&self) -> Option<bool> {
+        Registry::store_up(self)
     }
 }
 

@@ -16,6 +16,7 @@
 mod store;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -40,13 +41,21 @@ pub(crate) struct Cluster {
     /// A takeover in progress per session: concurrent requests for one session wait for
     /// the one takeover rather than racing to claim it.
     gates: DashMap<SessionId, Arc<tokio::sync::Mutex<()>>>,
+    /// Whether the store answered the last check.
+    store_up: AtomicBool,
     metrics: Arc<Metrics>,
 }
 
 impl Cluster {
     /// Joins the cluster through `store`.
     pub(crate) fn new(store: Store, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Self { store, epochs: DashMap::new(), gates: DashMap::new(), metrics })
+        Arc::new(Self {
+            store,
+            epochs: DashMap::new(),
+            gates: DashMap::new(),
+            store_up: AtomicBool::new(true),
+            metrics,
+        })
     }
 
     /// This instance's tag.
@@ -98,10 +107,21 @@ impl Cluster {
         self.epochs.remove(&id).map(|(_, epoch)| epoch)
     }
 
-    /// The sessions held here that another instance has claimed since.
+    /// The sessions held here that another instance has claimed since. Also tells whether
+    /// the store answers ([`Cluster::store_up`]).
     pub(crate) async fn lost(&self) -> Result<Vec<SessionId>, StoreError> {
         let held: Vec<(SessionId, u64)> = self.epochs.iter().map(|e| (*e.key(), *e.value())).collect();
-        self.store.lost(&held).await.inspect_err(|_| self.metrics.store_error("check"))
+        let lost = self.store.lost(&held).await;
+        if lost.is_err() {
+            self.metrics.store_error("check");
+        }
+        self.store_up.store(lost.is_ok(), Ordering::Relaxed);
+        lost
+    }
+
+    /// Whether the store answered the last check.
+    pub(crate) fn store_up(&self) -> bool {
+        self.store_up.load(Ordering::Relaxed)
     }
 }
 

@@ -167,14 +167,15 @@ impl Store {
     /// Of the sessions held here (with their epochs), those another instance has claimed
     /// since (or whose record is gone); the others' records are refreshed.
     pub(crate) async fn lost(&self, held: &[(SessionId, u64)]) -> Result<Vec<SessionId>, StoreError> {
+        let mut connection = self.connection.clone();
         if held.is_empty() {
-            return Ok(Vec::new());
+            // Nothing to check, but whether the store answers.
+            return deadline(redis::cmd("PING").query_async::<()>(&mut connection)).await.map(|()| Vec::new());
         }
         let mut pipe = redis::pipe();
         for (id, _) in held {
             pipe.cmd("HMGET").arg(self.key(*id)).arg("owner").arg("epoch");
         }
-        let mut connection = self.connection.clone();
         let owners: Vec<(Option<String>, Option<u64>)> = deadline(pipe.query_async(&mut connection)).await?;
         let mut lost = Vec::new();
         let mut refresh = redis::pipe();
