@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use http::StatusCode;
-use mcpgw_tests::cluster::{ClientSession, ClientSteps, Cluster, python_sessions, ts_sessions};
-use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request};
+use mcpgw_tests::cluster::{ClientSession, ClientSteps, Cluster, TempDir, python_sessions, ts_sessions};
+use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request, run};
 use serde_json::json;
 
 /// One runtime thread per instance: three of them share the machine with the clients.
@@ -322,4 +322,18 @@ async fn a_session_outlives_a_restart_of_its_instance() {
     assert_eq!(session.echo(3).await, StatusCode::OK, "back on its own instance");
     assert!(cluster.redis.cli(&["HGET", &record, "owner"]).starts_with(&holder));
     assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_refuses_to_start_with_a_node_tag_another_one_uses() {
+    let cluster = Cluster::start(1, CONFIG);
+    let dir = TempDir::new("duplicate-node");
+    let path = dir.path().join("mcpgw.toml");
+    let config = format!("{CONFIG}[cluster]\nnode = \"0001\"\nstore = \"{}\"\n", cluster.redis.url);
+    std::fs::write(&path, config).expect("write the configuration");
+    let path = path.display().to_string();
+    let (code, out) =
+        tokio::task::spawn_blocking(move || run(&["--config", &path, "--listen", "127.0.0.1:0"])).await.expect("ran");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("node tag 0001 is in use by another instance"), "{out}");
 }

@@ -271,6 +271,7 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
     registry.hint_retry(RETRY_HINT);
     drain(&registry, config.drain_timeout).await;
     registry.end_all();
+    registry.leave_cluster().await;
     stop.cancel();
     sessions_ended.cancel();
     server.await.context("the listener task failed")?;

@@ -197,6 +197,13 @@ impl Registry {
         }
     }
 
+    /// Leaves the cluster, if any (at shutdown, after [`Registry::end_all`]).
+    pub(crate) async fn leave_cluster(&self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
+        }
+    }
+
     /// Ends the session on this instance if it is live here; in a cluster, returns the
     /// epoch it was held at and leaves its record as it is. Only the caller that takes the
     /// session out of the map gets the epoch, so a session ended twice at once (a drain,

@@ -43,6 +43,8 @@ pub(crate) struct Cluster {
     gates: DashMap<SessionId, Arc<tokio::sync::Mutex<()>>>,
     /// Whether the store answered the last check.
     store_up: AtomicBool,
+    /// Whether another instance was found using this node tag (logged once).
+    duplicate: AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -54,6 +56,7 @@ impl Cluster {
             epochs: DashMap::new(),
             gates: DashMap::new(),
             store_up: AtomicBool::new(true),
+            duplicate: AtomicBool::new(false),
             metrics,
         })
     }
@@ -107,16 +110,31 @@ impl Cluster {
         self.epochs.remove(&id).map(|(_, epoch)| epoch)
     }
 
-    /// The sessions held here that another instance has claimed since. Also tells whether
-    /// the store answers ([`Cluster::store_up`]).
+    /// The sessions held here that another instance has claimed since; renews this
+    /// instance's node key on the way. Also tells whether the store answers
+    /// ([`Cluster::store_up`]).
     pub(crate) async fn lost(&self) -> Result<Vec<SessionId>, StoreError> {
         let held: Vec<(SessionId, u64)> = self.epochs.iter().map(|e| (*e.key(), *e.value())).collect();
-        let lost = self.store.lost(&held).await;
+        let lost = async {
+            if !self.store.renew_node().await? && !self.duplicate.swap(true, Ordering::Relaxed) {
+                tracing::error!(node = %self.node(), "another instance runs with this node tag; give each its own");
+            }
+            self.store.lost(&held).await
+        }
+        .await;
         if lost.is_err() {
             self.metrics.store_error("check");
         }
         self.store_up.store(lost.is_ok(), Ordering::Relaxed);
         lost
+    }
+
+    /// Leaves the cluster (at shutdown): gives the node key back, so this instance can
+    /// start again at once. Its sessions' records stay, for other instances to take over.
+    pub(crate) async fn leave(&self) {
+        if let Err(e) = self.store.leave().await {
+            tracing::warn!(error = %e, "could not give the node key back; it expires by itself");
+        }
     }
 
     /// Whether the store answered the last check.

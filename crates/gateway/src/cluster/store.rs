@@ -29,6 +29,9 @@ pub(crate) enum StoreError {
     /// It did not answer in time.
     #[error("the session store did not answer within {0:?}")]
     Timeout(Duration),
+    /// Another live instance runs with this node tag.
+    #[error("node tag {0} is in use by another instance (each instance needs its own)")]
+    NodeInUse(NodeTag),
 }
 
 /// A session claimed for this instance.
@@ -60,6 +63,24 @@ if r[1] == ARGV[1] and r[2] == ARGV[2] then return redis.call('DEL', KEYS[1]) en
 return 0
 ";
 
+/// Keeps this instance's node key: renews it while it holds the key, takes it again when
+/// it is gone (the store restarted), and says 0 when another instance holds it.
+const RENEW_NODE: &str = r"
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not owner then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+";
+
+/// Deletes this instance's node key, if it is still its own.
+const LEAVE_NODE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// How long a node key lives without being renewed (every [`super::FENCE_PERIOD`]).
+const NODE_TTL: Duration = Duration::from_secs(3);
+
 /// The connection to the store, and who this instance is in it.
 pub(crate) struct Store {
     connection: ConnectionManager,
@@ -71,6 +92,7 @@ pub(crate) struct Store {
     ttl: Duration,
     claim: Script,
     release: Script,
+    renew_node: Script,
 }
 
 impl Store {
@@ -93,10 +115,56 @@ impl Store {
             ttl: ttl.max(Duration::from_secs(1)),
             claim: Script::new(CLAIM),
             release: Script::new(RELEASE),
+            renew_node: Script::new(RENEW_NODE),
         };
-        let mut connection = store.connection.clone();
-        deadline(redis::cmd("PING").query_async::<()>(&mut connection)).await?;
+        store.join().await?;
         Ok(store)
+    }
+
+    fn node_key(&self) -> String {
+        format!("{}:node:{}", self.prefix, self.node)
+    }
+
+    /// Takes this instance's node key, refusing a tag another live instance uses. A key
+    /// left by an earlier run of this instance (killed, so it did not leave) expires
+    /// within [`NODE_TTL`]: wait that long once before refusing.
+    async fn join(&self) -> Result<(), StoreError> {
+        let key = self.node_key();
+        let ttl = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
+        for attempt in 0..2 {
+            let mut connection = self.connection.clone();
+            let mut set = redis::cmd("SET");
+            set.arg(&key).arg(&self.me).arg("NX").arg("PX").arg(ttl);
+            let taken: Option<String> = deadline(set.query_async(&mut connection)).await?;
+            if taken.is_some() {
+                return Ok(());
+            }
+            if attempt == 0 {
+                let left: i64 = deadline(redis::cmd("PTTL").arg(&key).query_async(&mut connection)).await?;
+                let left = Duration::from_millis(u64::try_from(left).unwrap_or(0).min(ttl));
+                tracing::info!(node = %self.node, ?left, "the node key is held; waiting for it to expire once");
+                tokio::time::sleep(left + Duration::from_millis(50)).await;
+            }
+        }
+        Err(StoreError::NodeInUse(self.node))
+    }
+
+    /// Renews this instance's node key; `false` when another instance holds its tag.
+    pub(crate) async fn renew_node(&self) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.renew_node.key(self.node_key());
+        invocation.arg(&self.me).arg(u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX));
+        let renewed: i64 = deadline(invocation.invoke_async(&mut connection)).await?;
+        Ok(renewed == 1)
+    }
+
+    /// Gives the node key back (at shutdown), if it is still this instance's.
+    pub(crate) async fn leave(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let script = Script::new(LEAVE_NODE);
+        let mut invocation = script.key(self.node_key());
+        invocation.arg(&self.me);
+        deadline(invocation.invoke_async::<i64>(&mut connection)).await.map(drop)
     }
 
     /// This instance's tag.
