@@ -405,23 +405,30 @@ impl Registry {
         kind: SessionKind,
         owner: Option<Identity>,
     ) -> Result<Arc<Session>, Error> {
-        let claimed = match cluster.store().claim(id, kind, owner.as_ref()).await {
-            Ok(Some(claimed)) => claimed,
-            Ok(None) => return Err(Error::SessionNotFound),
+        // The slot first: a claim this instance then could not honour would leave the
+        // session held by no one.
+        self.take_slot(owner.clone())?;
+        let handshake = match cluster.store().claim(id, kind, owner.as_ref()).await {
+            Ok(Some(claimed)) => mcpgw_core::Handshake::from_json(&claimed.handshake).map(|h| (claimed, h)),
+            Ok(None) => {
+                self.free_slot(owner);
+                return Err(Error::SessionNotFound);
+            }
             Err(e) => {
+                self.free_slot(owner);
                 self.metrics.store_error("claim");
                 tracing::warn!(session = %id, error = %e, "cannot take the session over: the store does not answer");
                 return Err(Error::Unavailable("the session store is unreachable"));
             }
         };
-        let handshake = match mcpgw_core::Handshake::from_json(&claimed.handshake) {
-            Ok(handshake) => handshake,
+        let (claimed, handshake) = match handshake {
+            Ok(both) => both,
             Err(e) => {
+                self.free_slot(owner);
                 tracing::warn!(session = %id, error = %e, "cannot take the session over");
                 return Err(Error::SessionNotFound);
             }
         };
-        self.take_slot(owner.clone())?;
         let (session, inbound) = Session::new(id, kind, owner, self.limits);
         let version = handshake.protocol_version().parse().ok();
         session.continue_from(version, Continuation::after_epoch(claimed.epoch));
