@@ -91,6 +91,17 @@ impl Peer {
         }
     }
 
+    /// Waits (at most [`WAIT`]) until `count` output lines contain `text`.
+    pub fn wait_for_count(&self, text: &str, count: usize) {
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut lines = self.log.0.lock().expect("log lock");
+        while lines.iter().filter(|l| l.contains(text)).count() < count {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "{}: not {count} lines with {text:?} in {WAIT:?}; output: {lines:?}", self.name);
+            lines = self.log.1.wait_timeout(lines, left).expect("log lock").0;
+        }
+    }
+
     /// Every line it wrote so far.
     pub fn output(&self) -> Vec<String> {
         self.log.0.lock().expect("log lock").clone()
@@ -259,6 +270,11 @@ impl Cluster {
     /// Waits for HAProxy to log a line containing `text` (a server going DOWN or UP).
     pub fn wait_for_haproxy(&self, text: &str) {
         self.haproxy.wait_for_log(text);
+    }
+
+    /// Waits for HAProxy to have logged `count` lines containing `text`.
+    pub fn wait_for_haproxy_count(&self, text: &str, count: usize) {
+        self.haproxy.wait_for_count(text, count);
     }
 }
 

@@ -337,3 +337,48 @@ async fn an_instance_refuses_to_start_with_a_node_tag_another_one_uses() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("node tag 0001 is in use by another instance"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_instance_fails_no_call() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let mut sessions = Vec::new();
+    for _ in 0..6 {
+        sessions.push(std::sync::Arc::new(RawSession::open(&cluster).await));
+    }
+    let stop = stop_flag();
+    let callers: Vec<_> = sessions
+        .iter()
+        .map(|session| {
+            let (session, stop) = (session.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+                let mut id = 1;
+                while !*stop.borrow() {
+                    tick.tick().await;
+                    statuses.push(session.echo(id).await);
+                    id += 1;
+                }
+                statuses
+            })
+        })
+        .collect();
+    let tags: Vec<String> = cluster.nodes.iter().map(|n| n.tag.clone()).collect();
+    for tag in &tags {
+        assert!(cluster.terminate(tag).success());
+        cluster.wait_for_haproxy_count(&format!("mcpgw/{tag} is DOWN"), 1);
+        cluster.restart(tag);
+        cluster.wait_for_haproxy_count(&format!("mcpgw/{tag} is UP"), 1);
+    }
+    stop.send_replace(true);
+    for caller in callers {
+        let statuses = caller.await.expect("caller");
+        assert!(statuses.len() > 10, "calls went on throughout");
+        assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    }
+}
+
+/// A flag the test's callers watch to stop.
+fn stop_flag() -> tokio::sync::watch::Sender<bool> {
+    tokio::sync::watch::Sender::new(false)
+}

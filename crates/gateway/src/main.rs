@@ -62,6 +62,10 @@ const RETRY_HINT: Duration = Duration::from_secs(2);
 /// How long connections may take to close once every session has ended.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
+/// In a cluster, a shutting-down instance closes its listener once no connection has come
+/// for this long (see `server::Activity`).
+const CLUSTER_QUIET: Duration = Duration::from_secs(1);
+
 /// An MCP gateway: legacy HTTP+SSE and Streamable HTTP on one port.
 #[derive(Debug, Parser)]
 #[command(name = "mcpgw", version, about)]
@@ -238,6 +242,7 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
         max_header_bytes: config.max_header_bytes,
         close_deadline: CLOSE_DEADLINE,
     };
+    let activity = server::Activity::new();
     let server = tokio::spawn(server::serve(
         listener,
         app.clone(),
@@ -245,6 +250,7 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
         stop_accepting.clone(),
         sessions_ended.clone(),
         tasks.clone(),
+        activity.clone(),
     ));
 
     // Ready once the shared upstreams have started (or failed to: the others still serve).
@@ -267,6 +273,12 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
     systemd::stopping();
     app.set_ready(false);
     registry.close();
+    if config.cluster.is_some() {
+        // Keep serving the sessions held here until the load balancer has seen /readyz
+        // and stopped sending (new sessions and takeovers get 503 meanwhile, which it
+        // retries elsewhere); only then close the listener.
+        activity.quiet_for(CLUSTER_QUIET, config.drain_timeout).await;
+    }
     stop_accepting.cancel();
     registry.hint_retry(RETRY_HINT);
     drain(&registry, config.drain_timeout).await;

@@ -123,7 +123,9 @@ impl<S: Sessions> Edge<S> {
         kind: SessionKind,
         owner: Option<&Identity>,
     ) -> Result<Arc<Session>, Error> {
-        let session = match self.sessions.get(id) {
+        // A session that ended here is, like one never held here, one another instance of
+        // a cluster may hold (or, while this one shuts down, will take over: 503, not 404).
+        let session = match self.sessions.get(id).filter(|s| !s.is_ended()) {
             Some(session) => session,
             None => self.sessions.take_over(id, kind, owner.cloned()).await?,
         };
