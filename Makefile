@@ -51,7 +51,7 @@ build-fixture:
 	$(CARGO) build -p mcpgw-tests --bin mcpgw-fixture
 
 # ---- test dependencies: official MCP SDK clients from PyPI and npm ----------------------
-deps: deps-python deps-ts deps-auth
+deps: deps-python deps-ts deps-auth deps-cluster
 
 deps-python: $(VENV)/.installed
 $(VENV)/.installed: tests/python/requirements.txt
@@ -73,10 +73,18 @@ $(AUTH_DIR)/node_modules/.installed: $(AUTH_DIR)/package.json $(AUTH_DIR)/packag
 	cd $(AUTH_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The cluster tests' peers (tests/tests/cluster.rs starts its own of each on loopback): Debian's
+# HAProxy and redis-server, installed when missing (CI runs as root with no stdin, as check-units).
+.PHONY: deps-cluster
+deps-cluster:
+	command -v haproxy >/dev/null && command -v redis-server >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			haproxy redis-server >/dev/null; }
+
 # ---- tests --------------------------------------------------------------------------------
 test: build deps test-rust test-python test-ts test-conformance fuzz-smoke check-units test-deb
 
-test-rust: build deps-auth
+test-rust: build deps-auth deps-python deps-ts deps-cluster
 	$(CARGO) test --workspace
 
 test-python: build deps-python deps-ts deps-auth

@@ -5,6 +5,7 @@
 //! - [`Gateway`]: the running binary (config, port, its log lines), stopped on drop.
 //! - [`Http`]: a small HTTP/1.1 client with full control over headers.
 //! - [`SseReader`]: reads an event stream response event by event.
+//! - [`cluster`]: Redis, several instances and HAProxy in front of them.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mcpgw_transport::sse::{Decoded, Decoder};
 use serde_json::Value;
+
+pub mod cluster;
 
 /// How long any single wait in these tests may take before it counts as a failure.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -90,6 +93,13 @@ impl Launch {
     /// Extra arguments.
     pub fn args(mut self, args: &[&str]) -> Self {
         self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// Listens on `addr` (`127.0.0.1:PORT`) instead of a free port.
+    pub fn listen_at(mut self, addr: &str) -> Self {
+        self.listen = false;
+        self.args.extend(["--listen".to_owned(), addr.to_owned()]);
         self
     }
 

@@ -1,4 +1,4 @@
-//! The shipped configurations stay usable: every file in `config/examples/` and the default
+//! The shipped configurations stay usable: every mcpgw file in `config/examples/` and the default
 //! `config/mcpgw.toml` pass `mcpgw check-config`, and the README's configuration excerpt is
 //! really in the file it names.
 
@@ -20,6 +20,8 @@ fn every_example_and_the_default_pass_check_config() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("config/examples"))
         .expect("config/examples")
         .map(|entry| entry.expect("an entry").path())
+        // mcpgw's own files; haproxy.cfg is HAProxy's, and tests/tests/cluster.rs runs it.
+        .filter(|path| path.extension().is_some_and(|e| e == "toml" || e == "json"))
         .collect();
     files.sort();
     assert!(files.len() >= 4, "the examples: {files:?}");

@@ -21,6 +21,8 @@ use rmcp::transport::Transport;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 
+use crate::state::Handshake;
+
 /// The sink was closed: the session is gone.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the session's outbound sink is closed")]
@@ -35,6 +37,42 @@ pub trait Outbound: Send + Sync + 'static {
         &self,
         message: ServerJsonRpcMessage,
     ) -> impl Future<Output = Result<(), OutboundClosed>> + Send + 'static;
+
+    /// Whether [`Outbound::initialized`] does anything: only then does the session keep a
+    /// handle to call it.
+    const RECORDS_HANDSHAKE: bool = false;
+
+    /// The session's handshake completed; the answer to `initialize` leaves once the
+    /// future is done. A cluster writes the handshake to its store here, so that a session
+    /// whose id a client was given can be taken over by another instance.
+    fn initialized(&self, _handshake: &Handshake) -> impl Future<Output = ()> + Send + 'static {
+        std::future::ready(())
+    }
+}
+
+type RecordFn = dyn Fn(&Handshake) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+/// Calls a session's [`Outbound::initialized`] from its server, which does not know the
+/// outbound's type.
+#[derive(Clone)]
+pub struct Recorder(Arc<RecordFn>);
+
+impl Recorder {
+    /// A recorder over `outbound`.
+    pub fn new<O: Outbound>(outbound: Arc<O>) -> Self {
+        Self(Arc::new(move |handshake| Box::pin(outbound.initialized(handshake))))
+    }
+
+    /// Records the handshake.
+    pub async fn record(&self, handshake: &Handshake) {
+        (self.0)(handshake).await;
+    }
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recorder")
+    }
 }
 
 /// Client messages on their way to a session's server. Boxed: a channel allocates its

@@ -79,6 +79,9 @@ pub enum Error {
     /// A setting that cannot be used (the request state key).
     #[error("{0}")]
     Config(String),
+    /// A recorded handshake that does not read as one.
+    #[error("the recorded handshake does not read: {0}")]
+    BadHandshake(String),
 }
 
 impl Error {

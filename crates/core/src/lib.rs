@@ -28,11 +28,12 @@ pub mod session;
 mod state;
 pub mod upstream;
 
-pub use channel::{Inbound, Notifier, Outbound, OutboundClosed};
+pub use channel::{Inbound, Notifier, Outbound, OutboundClosed, Recorder};
 pub use error::Error;
 pub use policy::{Caller, Policies, Policy, PolicySpec};
 pub use proxy::{MrtrConfig, Proxy};
 pub use seal::Sealer;
 pub use session::ServerFactory;
+pub use state::Handshake;
 pub use upstream::set::Upstreams;
 pub use upstream::spec::{DEFAULT_CALL_TIMEOUT, Era, Share, ToolFilter, UpstreamKind, UpstreamSpec};

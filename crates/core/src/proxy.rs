@@ -564,7 +564,13 @@ impl ServerHandler for Proxy {
             });
             let mut client = request;
             client.protocol_version = result.protocol_version.clone();
-            self.state.initialized(Handshake { client, server: self.get_info() }, may_park);
+            let handshake = Handshake { client, server: self.get_info() };
+            // Recorded before the answer leaves: a client that has the session id can
+            // always have its session taken over.
+            if let Some(recorder) = &self.state.recorder {
+                recorder.record(&handshake).await;
+            }
+            self.state.initialized(handshake, may_park);
             Ok(result)
         })
         .await

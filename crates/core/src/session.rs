@@ -20,13 +20,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::{Audit, Origin};
-use crate::channel::{ChannelTransport, Inbound, Notifier, Outbound, Parking};
+use crate::channel::{ChannelTransport, Inbound, Notifier, Outbound, Parking, Recorder};
 use crate::error::Error;
 use crate::policy::{Caller, Policies, Policy};
 use crate::proxy::{ModernHub, MrtrConfig, Proxy};
 use crate::seal::Sealer;
-use crate::state::SessionState;
+use crate::state::{Handshake, SessionState};
 use crate::upstream::set::Upstreams;
+use crate::upstream::spec::{Share, UpstreamKind};
 
 /// Builds and starts the MCP server of each new session.
 #[derive(Clone)]
@@ -130,19 +131,64 @@ impl ServerFactory {
         cancel: CancellationToken,
         on_end: impl FnOnce() + Send + 'static,
     ) -> Result<(), Error> {
-        let span = tracing::info_span!("session", session = %origin.session);
+        let label = origin.session.clone();
         let (outbound, state) = self.open(outbound, caller, origin)?;
         self.policies.watch(state.key, state.caller.clone(), state.notifier.clone());
+        self.spawn(&label, inbound, outbound, state, cancel, on_end, None);
+        Ok(())
+    }
+
+    /// Starts the server of a session another instance held, from its recorded
+    /// `handshake`: initialized already, as a parked session wakes (no handshake on the
+    /// wire). `run` numbers its first run: above every run of the instances that held it
+    /// before, so the ids of its requests to the client never repeat theirs. Per-session
+    /// upstreams start anew; a child process cannot move.
+    #[allow(clippy::too_many_arguments)] // the arguments of `start`, and what the store kept
+    pub fn start_taken_over<O: Outbound>(
+        &self,
+        origin: Origin,
+        caller: Option<Caller>,
+        inbound: Inbound,
+        outbound: O,
+        cancel: CancellationToken,
+        on_end: impl FnOnce() + Send + 'static,
+        handshake: Handshake,
+        run: u32,
+    ) -> Result<(), Error> {
+        let label = origin.session.clone();
+        let (outbound, state) = self.open(outbound, caller, origin)?;
+        self.policies.watch(state.key, state.caller.clone(), state.notifier.clone());
+        state.initialized(handshake, self.all_shared());
+        self.spawn(&label, inbound, outbound, state, cancel, on_end, Some(run));
+        Ok(())
+    }
+
+    /// Whether every upstream is built in or shared: then a session may park.
+    fn all_shared(&self) -> bool {
+        self.upstreams.specs().iter().all(|s| s.kind == UpstreamKind::Builtin || s.share == Share::Shared)
+    }
+
+    #[allow(clippy::too_many_arguments)] // one private helper of the two starts
+    fn spawn<O: Outbound>(
+        &self,
+        label: &str,
+        inbound: Inbound,
+        outbound: Arc<O>,
+        state: Arc<SessionState>,
+        cancel: CancellationToken,
+        on_end: impl FnOnce() + Send + 'static,
+        taken_over: Option<u32>,
+    ) {
+        let span = tracing::info_span!("session", session = %label);
         let factory = self.clone();
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {
-                factory.serve(inbound, outbound, &state, &cancel).await;
+                factory.serve(inbound, outbound, &state, &cancel, taken_over).await;
                 state.detach_all();
                 on_end();
             },
             span,
         ));
-        Ok(())
     }
 
     /// Starts the modern hub's server on its own task: one server for every stateless
@@ -190,33 +236,58 @@ impl ServerFactory {
         }
         let outbound = Arc::new(outbound);
         let key = SESSION_KEYS.fetch_add(1, Ordering::Relaxed);
+        let recorder = O::RECORDS_HANDSHAKE.then(|| Recorder::new(outbound.clone()));
         let notifier = Notifier::new(outbound.clone());
-        let state =
-            Arc::new(SessionState::new(key, notifier, caller, self.policies.clone(), self.audit.clone(), origin));
+        let state = Arc::new(SessionState::new(
+            key,
+            notifier,
+            caller,
+            self.policies.clone(),
+            self.audit.clone(),
+            origin,
+            recorder,
+        ));
         Ok((outbound, state))
     }
 
-    /// Runs the session's servers, one after another, until the session ends.
+    /// Runs the session's servers, one after another, until the session ends. The first
+    /// runs the handshake, unless the session was `taken_over` (at that run number) with
+    /// its handshake recorded.
     async fn serve<O: Outbound>(
         &self,
         inbound: Inbound,
         outbound: Arc<O>,
         state: &Arc<SessionState>,
         cancel: &CancellationToken,
+        taken_over: Option<u32>,
     ) {
-        let (mut parked, transport) = self.transport(inbound, &outbound, state, 0);
-        let proxy = Proxy::new(self.upstreams.clone(), state.clone(), cancel.child_token(), self.tasks.clone());
-        // Each run gets a child token: rmcp cancels its token when the run ends, and a
-        // parked session must live on. The handshake's future is boxed: it is tens of KiB,
-        // and this task's own future stays as large as its largest state, parked or not.
-        match Box::pin(serve_server_with_ct(proxy, transport, cancel.child_token())).await {
-            Ok(running) => stopped(running.waiting().await),
-            Err(e) => {
-                tracing::debug!(error = %e, "session ended before initialize completed");
-                return;
+        let mut run = taken_over.unwrap_or(0);
+        let (mut parked, transport) = self.transport(inbound, &outbound, state, run);
+        if taken_over.is_some() {
+            let Some(handshake) = state.handshake().cloned() else { return };
+            let proxy = Proxy::resume(
+                self.upstreams.clone(),
+                state.clone(),
+                &handshake,
+                cancel.child_token(),
+                self.tasks.clone(),
+            );
+            let running = serve_directly_with_ct(proxy, transport, Some(handshake.client), cancel.child_token());
+            stopped(running.waiting().await);
+        } else {
+            let proxy = Proxy::new(self.upstreams.clone(), state.clone(), cancel.child_token(), self.tasks.clone());
+            // Each run gets a child token: rmcp cancels its token when the run ends, and a
+            // parked session must live on. The handshake's future is boxed: it is tens of
+            // KiB, and this task's own future stays as large as its largest state, parked
+            // or not.
+            match Box::pin(serve_server_with_ct(proxy, transport, cancel.child_token())).await {
+                Ok(running) => stopped(running.waiting().await),
+                Err(e) => {
+                    tracing::debug!(error = %e, "session ended before initialize completed");
+                    return;
+                }
             }
         }
-        let mut run = 0;
         // The transport sent its inbound channel back: it parked. Otherwise it was dropped.
         while let Ok(mut inbound) = parked.await {
             let Some(handshake) = state.handshake().cloned() else { return };
@@ -307,9 +378,10 @@ mod tests {
             Policies::new(Arc::new(Policy::allow_all())),
             Audit::default(),
             Origin::stateless(),
+            None,
         ));
         let cancel = CancellationToken::new();
-        let supervisor = factory.serve(inbound, outbound, &state, &cancel);
+        let supervisor = factory.serve(inbound, outbound, &state, &cancel, None);
         let size = std::mem::size_of_val(&supervisor);
         assert!(size <= 4096, "the supervisor future is {size} bytes");
     }

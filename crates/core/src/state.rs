@@ -1,25 +1,46 @@
 //! What a session keeps for its whole life, across runs of its server: its key among the
 //! upstreams' audiences, the way to notify its client, the caller it was opened by and the
 //! policy it is served under, and the `initialize` handshake a parked session's next
-//! server starts from.
+//! server starts from (and, in a cluster, the server of the instance that takes the
+//! session over).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rmcp::model::{InitializeRequestParams, ServerConfig};
 use rmcp::{Peer, RoleServer};
+use serde::{Deserialize, Serialize};
 
 use crate::audit::{Audit, Origin};
-use crate::channel::Notifier;
+use crate::channel::{Notifier, Recorder};
+use crate::error::Error;
 use crate::policy::{Caller, Policies};
 use crate::upstream::link::{Link, SessionKey};
 
 /// The handshake as it ended: the client's `initialize` (with the version agreed on) and
-/// what the server answered.
-#[derive(Debug, Clone)]
-pub(crate) struct Handshake {
+/// what the server answered. A store keeps it as JSON ([`Handshake::to_json`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Handshake {
     pub(crate) client: InitializeRequestParams,
     pub(crate) server: ServerConfig,
+}
+
+impl Handshake {
+    /// The handshake as JSON text.
+    pub fn to_json(&self) -> String {
+        // Plain data of rmcp's model types, whose serialization does not fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The protocol version agreed on.
+    pub fn protocol_version(&self) -> &str {
+        self.client.protocol_version.as_str()
+    }
+
+    /// A handshake from its JSON text.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        serde_json::from_str(text).map_err(|e| Error::BadHandshake(e.to_string()))
+    }
 }
 
 /// One session's lasting state.
@@ -34,6 +55,9 @@ pub(crate) struct SessionState {
     /// How its tool calls are audited, and where they come from.
     pub(crate) audit: Audit,
     pub(crate) origin: Origin,
+    /// Who records the handshake before its answer leaves (a cluster's store); `None`
+    /// for a single node.
+    pub(crate) recorder: Option<Recorder>,
     handshake: OnceLock<Handshake>,
     /// Set once the session holds nothing that only a running server keeps (its own
     /// upstream connections do).
@@ -50,6 +74,7 @@ impl SessionState {
         policies: Arc<Policies>,
         audit: Audit,
         origin: Origin,
+        recorder: Option<Recorder>,
     ) -> Self {
         Self {
             key,
@@ -58,6 +83,7 @@ impl SessionState {
             policies,
             audit,
             origin,
+            recorder,
             handshake: OnceLock::new(),
             may_park: Arc::new(AtomicBool::new(false)),
             attached: Mutex::new(Vec::new()),

@@ -5,6 +5,7 @@
 //! - `config`: the TOML configuration (and desktop-client JSON), validated.
 //! - `caller`: an identity as the policy reads it.
 //! - `registry`: the one map of live sessions of both kinds, and the idle reaper.
+//! - `cluster`: `[cluster]`, sessions shared with other instances through a store.
 //! - `router`: path → MCP transport or operational endpoint (`/healthz`, `/readyz`,
 //!   `/metrics`).
 //! - `server`: the listener, connections and their orderly close.
@@ -13,6 +14,7 @@
 //! - `io`: byte counting on connections.
 
 mod caller;
+mod cluster;
 mod config;
 mod fetch;
 mod io;
@@ -63,6 +65,10 @@ const RETRY_HINT: Duration = Duration::from_secs(2);
 /// How long connections may take to close once every session has ended.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
+/// In a cluster, a shutting-down instance closes its listener once no connection has come
+/// for this long (see `server::Activity`).
+const CLUSTER_QUIET: Duration = Duration::from_secs(1);
+
 /// An MCP gateway: legacy HTTP+SSE and Streamable HTTP on one port.
 #[derive(Debug, Parser)]
 #[command(name = "mcpgw", version, about)]
@@ -76,6 +82,10 @@ struct Cli {
     /// Address and port to listen on, overriding the configuration.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
+    /// This instance's cluster node tag (4 hex digits), overriding `[cluster] node`: one
+    /// configuration for every instance (`mcpgw@%i.service`).
+    #[arg(long, value_name = "TAG")]
+    node: Option<String>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -115,6 +125,21 @@ fn main() -> ExitCode {
     };
     if let Some(listen) = cli.listen {
         config.listen = listen;
+    }
+    if let Some(node) = &cli.node {
+        let applied = match (config::parse_node(node), config.cluster.as_mut()) {
+            (Ok(tag), Some(cluster)) => {
+                cluster.node = tag;
+                cluster.node_derived = false;
+                Ok(())
+            }
+            (Err(e), _) => Err(e),
+            (Ok(_), None) => Err("--node needs a [cluster] section".to_owned()),
+        };
+        if let Err(e) = applied {
+            eprintln!("mcpgw: bad configuration: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
     }
     let inherited = match systemd::inherited_listener() {
         Ok(inherited) => inherited,
@@ -212,10 +237,22 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
         .mrtr(config.mrtr.clone())
         .policies(policies.clone())
         .audit(audit(&config, &metrics));
-    let registry = Registry::new(factory, config.park_after, config.limits, config.caps, metrics.clone());
+    let cluster = match &config.cluster {
+        None => None,
+        Some(c) => {
+            let store = cluster::Store::connect(c, config.idle_timeout)
+                .await
+                .with_context(|| format!("cannot reach the cluster's store at {}", c.store))?;
+            let derived = if c.node_derived { " (derived from the host name)" } else { "" };
+            tracing::info!("cluster node {}{derived}; sessions shared through {}", c.node, c.store);
+            Some(cluster::Cluster::new(store, metrics.clone()))
+        }
+    };
+    let registry = Registry::new(factory, config.park_after, config.limits, config.caps, metrics.clone(), cluster);
     let edge = Edge::new(registry.clone(), config.edge.clone(), tasks.clone());
     let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics.clone()));
     tasks.spawn(registry.clone().run_reaper(config.idle_timeout, stop.clone()));
+    tasks.spawn(registry.clone().run_fence(stop.clone()));
     tasks.spawn(systemd::watchdog(stop.clone()));
     tasks.spawn(systemd::report_status(registry.clone(), stop.clone()));
 
@@ -232,6 +269,7 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
         max_header_bytes: config.max_header_bytes,
         close_deadline: CLOSE_DEADLINE,
     };
+    let activity = server::Activity::new();
     let server = tokio::spawn(server::serve(
         listener,
         app.clone(),
@@ -239,6 +277,7 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
         stop_accepting.clone(),
         sessions_ended.clone(),
         tasks.clone(),
+        activity.clone(),
     ));
 
     // Ready once the shared upstreams have started (or failed to: the others still serve).
@@ -261,11 +300,18 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
     systemd::stopping();
     app.set_ready(false);
     registry.close();
+    if config.cluster.is_some() {
+        // Keep serving the sessions held here until the load balancer has seen /readyz
+        // and stopped sending (new sessions and takeovers get 503 meanwhile, which it
+        // retries elsewhere); only then close the listener.
+        activity.quiet_for(CLUSTER_QUIET, config.drain_timeout).await;
+    }
     stop_accepting.cancel();
     registry.hint_retry(RETRY_HINT);
     registry.complete_listeners();
     drain(&registry, config.drain_timeout).await;
     registry.end_all();
+    registry.leave_cluster().await;
     stop.cancel();
     sessions_ended.cancel();
     server.await.context("the listener task failed")?;

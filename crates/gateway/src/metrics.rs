@@ -30,11 +30,25 @@ pub(crate) trait LiveFigures: Send + Sync {
     fn listeners(&self) -> (usize, u64);
     /// The current upstreams' figures.
     fn upstream_stats(&self) -> Vec<UpstreamStats>;
+    /// In a cluster, whether the session store answered its last check; `None`: no cluster.
+    fn store_up(&self) -> Option<bool> {
+        None
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TransportLabel {
     transport: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabel {
+    operation: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,6 +108,9 @@ pub(crate) struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabel, Histogram>,
     messages: Family<MessageLabels, Counter>,
+    takeovers: Family<ReasonLabel, Counter>,
+    sessions_lost: Counter,
+    store_errors: Family<OperationLabel, Counter>,
     bytes_in: Counter,
     bytes_out: Counter,
     live: Arc<Live>,
@@ -139,6 +156,24 @@ impl Metrics {
             "JSON-RPC messages received from clients, by transport and method",
             messages.clone(),
         );
+        let takeovers = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "session_takeovers",
+            "Cluster: sessions taken over from another instance (moved) or from an earlier run of this one (restarted)",
+            takeovers.clone(),
+        );
+        let sessions_lost = Counter::default();
+        registry.register(
+            "sessions_lost",
+            "Cluster: sessions this instance let go because another instance took them over",
+            sessions_lost.clone(),
+        );
+        let store_errors = Family::<OperationLabel, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Cluster: operations on the session store that failed, by operation",
+            store_errors.clone(),
+        );
         let bytes_in = Counter::default();
         registry.register("received_bytes", "Bytes read from client connections", bytes_in.clone());
         let bytes_out = Counter::default();
@@ -176,6 +211,9 @@ impl Metrics {
             http_requests,
             http_duration,
             messages,
+            takeovers,
+            sessions_lost,
+            store_errors,
             bytes_in,
             bytes_out,
             live,
@@ -215,6 +253,18 @@ impl Metrics {
 
     pub(crate) fn rate_limited(&self, limit: &'static str) {
         self.rate_limited.get_or_create(&LimitLabel { limit }).inc();
+    }
+
+    pub(crate) fn takeover(&self, reason: &'static str) {
+        self.takeovers.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub(crate) fn session_lost(&self) {
+        self.sessions_lost.inc();
+    }
+
+    pub(crate) fn store_error(&self, operation: &'static str) {
+        self.store_errors.get_or_create(&OperationLabel { operation }).inc();
     }
 
     pub(crate) fn bytes(&self, read: u64, written: u64) {
@@ -303,6 +353,16 @@ impl Collector for Live {
             slow.metric_type(),
         )?;
         slow.encode(metric)?;
+        if let Some(up) = registry.store_up() {
+            let value = ConstGauge::new(i64::from(up));
+            let metric = encoder.encode_descriptor(
+                "store_up",
+                "Cluster: 1 when the session store answered its last check (every second), else 0",
+                None,
+                value.metric_type(),
+            )?;
+            value.encode(metric)?;
+        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let tasks = ConstGauge::new(i64::try_from(runtime.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
             let metric =

@@ -12,11 +12,13 @@ use mcpgw_core::upstream::set::UpstreamStats;
 use mcpgw_core::{Outbound, OutboundClosed, ServerFactory};
 use mcpgw_transport::auth::Identity;
 use mcpgw_transport::hub::{Hub, HubLimits, ListenerSlots};
+use mcpgw_transport::routes::Continuation;
 use mcpgw_transport::session::SessionLimits;
 use mcpgw_transport::{Error, Session, SessionId, SessionKind, Sessions};
 use rmcp::model::ServerJsonRpcMessage;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::{Cluster, ClusterOutbound};
 use crate::config::SessionCaps;
 use crate::metrics::{LiveFigures, Metrics};
 
@@ -50,18 +52,23 @@ pub(crate) struct Registry {
     hub: RwLock<Option<Arc<Hub>>>,
     /// The cap on open listen streams, over every hub.
     listeners: Arc<ListenerSlots>,
+    /// This instance's part in a cluster: new session ids start with its tag, so the load
+    /// balancer routes their requests here, and sessions held elsewhere can be taken over.
+    /// `None`: a single node, fully random ids, no store.
+    cluster: Option<Arc<Cluster>>,
     me: Weak<Registry>,
 }
 
 impl Registry {
     /// An empty registry whose sessions' servers `factory` builds, parking after
-    /// `park_after` of quiet.
+    /// `park_after` of quiet; in `cluster`, if any.
     pub(crate) fn new(
         factory: ServerFactory,
         park_after: Option<Duration>,
         limits: SessionLimits,
         caps: SessionCaps,
         metrics: Arc<Metrics>,
+        cluster: Option<Arc<Cluster>>,
     ) -> Arc<Self> {
         let parked = Arc::new(AtomicUsize::new(0));
         let waiting = Arc::new(AtomicUsize::new(0));
@@ -79,6 +86,7 @@ impl Registry {
             per_owner: DashMap::new(),
             hub: RwLock::new(None),
             listeners: ListenerSlots::new(caps.listeners),
+            cluster,
             me: me.clone(),
         });
         let live: Weak<dyn LiveFigures> = Arc::downgrade(&registry) as Weak<Registry>;
@@ -178,6 +186,11 @@ impl Registry {
         })
     }
 
+    /// In a cluster, whether the session store answered its last check; `None`: no cluster.
+    pub(crate) fn store_up(&self) -> Option<bool> {
+        self.cluster.as_ref().map(|c| c.store_up())
+    }
+
     /// Sessions whose MCP server is parked now (quiet; it restarts on their next message).
     pub(crate) fn parked(&self) -> usize {
         self.parked.load(Ordering::Relaxed)
@@ -188,14 +201,70 @@ impl Registry {
         self.factory().upstreams().stats()
     }
 
-    /// Ends every session and the hub (at shutdown).
+    /// Ends every session and the hub (at shutdown). In a cluster their records stay, for
+    /// other instances to take the sessions over.
     pub(crate) fn end_all(&self) {
         if let Some(hub) = self.hub.write().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
             hub.end();
         }
         let ids: Vec<SessionId> = self.map.iter().map(|e| *e.key()).collect();
         for id in ids {
-            self.end(id);
+            self.end_here(id);
+        }
+    }
+
+    /// Leaves the cluster, if any (at shutdown, after [`Registry::end_all`]).
+    pub(crate) async fn leave_cluster(&self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
+        }
+    }
+
+    /// Ends the session on this instance if it is live here; in a cluster, returns the
+    /// epoch it was held at and leaves its record as it is. Only the caller that takes the
+    /// session out of the map gets the epoch, so a session ended twice at once (a drain,
+    /// and its server stopping) is released at most once.
+    fn end_here(&self, id: SessionId) -> Option<u64> {
+        let (_, session) = self.map.remove(&id)?;
+        let epoch = self.cluster.as_ref().and_then(|cluster| cluster.forget(id));
+        session.end();
+        self.free_slot(session.owner().cloned());
+        self.metrics.session_ended(session.kind().as_str());
+        tracing::info!(session = %id, kind = session.kind().as_str(), "session ended");
+        epoch
+    }
+
+    /// Checks, every [`crate::cluster::FENCE_PERIOD`] until `shutdown`, that the sessions
+    /// held here are still held here, and ends those another instance took over meanwhile
+    /// (this one was paused, or cut off). Nothing without a cluster.
+    pub(crate) async fn run_fence(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(cluster) = self.cluster.clone() else { return };
+        let mut tick = tokio::time::interval(crate::cluster::FENCE_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            match cluster.lost().await {
+                Ok(lost) => {
+                    if failing {
+                        tracing::info!("the session store answers again");
+                        failing = false;
+                    }
+                    for id in lost {
+                        tracing::warn!(session = %id, "another instance holds this session now; ending it here");
+                        self.metrics.session_lost();
+                        self.end_here(id);
+                    }
+                }
+                Err(e) if !failing => {
+                    tracing::warn!(error = %e, "cannot check the sessions held here against the store");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
         }
     }
 
@@ -262,24 +331,20 @@ impl Sessions for Registry {
             return Err(Error::Unavailable("the gateway is shutting down"));
         }
         self.take_slot(owner.clone())?;
-        let id = SessionId::random();
+        let id = self.cluster.as_ref().map_or_else(SessionId::random, |c| SessionId::random_on(c.node()));
         let caller = owner.as_ref().map_or_else(|| "anonymous".to_owned(), Identity::name);
         let (session, inbound) = Session::new(id, kind, owner, self.limits);
         self.map.insert(id, session.clone());
-        let me = self.me.clone();
         let origin = Origin { name: caller.into(), session: id.to_string().into() };
-        let started = self.factory().start(
-            origin,
-            session.owner().map(crate::caller::of),
-            inbound,
-            SessionOutbound(session.clone()),
-            session.cancel_token(),
-            move || {
-                if let Some(registry) = me.upgrade() {
-                    registry.end(id);
-                }
-            },
-        );
+        let policy_caller = session.owner().map(crate::caller::of);
+        let (factory, cancel, on_end) = (self.factory(), session.cancel_token(), self.on_server_end(id));
+        let started = match &self.cluster {
+            None => factory.start(origin, policy_caller, inbound, SessionOutbound(session.clone()), cancel, on_end),
+            Some(cluster) => {
+                let outbound = ClusterOutbound { session: session.clone(), cluster: cluster.clone() };
+                factory.start(origin, policy_caller, inbound, outbound, cancel, on_end)
+            }
+        };
         if let Err(e) = started {
             self.end(id);
             tracing::warn!(error = %e, "refused a new session");
@@ -291,6 +356,29 @@ impl Sessions for Registry {
 
     fn get(&self, id: SessionId) -> Option<Arc<Session>> {
         self.map.get(&id).map(|e| e.value().clone())
+    }
+
+    async fn take_over(
+        &self,
+        id: SessionId,
+        kind: SessionKind,
+        owner: Option<Identity>,
+    ) -> Result<Arc<Session>, Error> {
+        let Some(cluster) = self.cluster.clone() else { return Err(Error::SessionNotFound) };
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable("the gateway is shutting down"));
+        }
+        let gate = cluster.gate(id);
+        let taken = {
+            let _one_at_a_time = gate.lock().await;
+            match self.get(id) {
+                // Another request for it took it over while this one waited.
+                Some(session) => Ok(session),
+                None => self.claim(&cluster, id, kind, owner).await,
+            }
+        };
+        cluster.ungate(id);
+        taken
     }
 
     fn observe(&self, kind: SessionKind, method: &'static str) {
@@ -314,12 +402,85 @@ impl Sessions for Registry {
     }
 
     fn end(&self, id: SessionId) {
-        if let Some((_, session)) = self.map.remove(&id) {
-            session.end();
-            self.free_slot(session.owner().cloned());
-            self.metrics.session_ended(session.kind().as_str());
-            tracing::info!(session = %id, kind = session.kind().as_str(), "session ended");
+        // In a cluster the record goes too, at the epoch held here: deleted only if no
+        // other instance claimed the session since.
+        if let Some(epoch) = self.end_here(id)
+            && let Some(cluster) = self.cluster.clone()
+        {
+            self.factory().tasks().spawn(async move { cluster.release(id, epoch).await });
         }
+    }
+}
+
+impl Registry {
+    /// What a session's server calls once it has stopped, whatever the reason.
+    fn on_server_end(&self, id: SessionId) -> impl FnOnce() + Send + 'static {
+        let me = self.me.clone();
+        move || {
+            if let Some(registry) = me.upgrade() {
+                registry.end(id);
+            }
+        }
+    }
+
+    /// Claims a session held elsewhere and rebuilds it here from its record.
+    async fn claim(
+        &self,
+        cluster: &Arc<Cluster>,
+        id: SessionId,
+        kind: SessionKind,
+        owner: Option<Identity>,
+    ) -> Result<Arc<Session>, Error> {
+        // The slot first: a claim this instance then could not honour would leave the
+        // session held by no one.
+        self.take_slot(owner.clone())?;
+        let handshake = match cluster.store().claim(id, kind, owner.as_ref()).await {
+            Ok(Some(claimed)) => mcpgw_core::Handshake::from_json(&claimed.handshake).map(|h| (claimed, h)),
+            Ok(None) => {
+                self.free_slot(owner);
+                return Err(Error::SessionNotFound);
+            }
+            Err(e) => {
+                self.free_slot(owner);
+                self.metrics.store_error("claim");
+                tracing::warn!(session = %id, error = %e, "cannot take the session over: the store does not answer");
+                return Err(Error::Unavailable("the session store is unreachable"));
+            }
+        };
+        let (claimed, handshake) = match handshake {
+            Ok(both) => both,
+            Err(e) => {
+                self.free_slot(owner);
+                tracing::warn!(session = %id, error = %e, "cannot take the session over");
+                return Err(Error::SessionNotFound);
+            }
+        };
+        let (session, inbound) = Session::new(id, kind, owner, self.limits);
+        let version = handshake.protocol_version().parse().ok();
+        session.continue_from(version, Continuation::after_epoch(claimed.epoch));
+        // Held before it is in the map: whoever takes it out of the map finds its epoch.
+        cluster.hold(id, claimed.epoch);
+        self.map.insert(id, session.clone());
+        let outbound = ClusterOutbound { session: session.clone(), cluster: cluster.clone() };
+        let caller = session.owner().map_or_else(|| "anonymous".to_owned(), Identity::name);
+        let origin = Origin { name: caller.into(), session: id.to_string().into() };
+        let started = self.factory().start_taken_over(
+            origin,
+            session.owner().map(crate::caller::of),
+            inbound,
+            outbound,
+            session.cancel_token(),
+            self.on_server_end(id),
+            handshake,
+            crate::cluster::first_run(claimed.epoch),
+        );
+        if let Err(e) = started {
+            self.end_here(id);
+            tracing::warn!(error = %e, "refused a session taken over");
+            return Err(Error::Unavailable("the gateway is shutting down"));
+        }
+        cluster.taken_over(id, &claimed);
+        Ok(session)
     }
 }
 
@@ -342,6 +503,10 @@ impl LiveFigures for Registry {
 
     fn upstream_stats(&self) -> Vec<UpstreamStats> {
         Registry::upstream_stats(self)
+    }
+
+    fn store_up(&self) -> Option<bool> {
+        Registry::store_up(self)
     }
 }
 
@@ -391,6 +556,7 @@ mod tests {
             SessionLimits::default(),
             SessionCaps { total: 3, per_credential: Some(2), listeners: 8 },
             Metrics::new(),
+            None,
         )
     }
 
@@ -438,7 +604,7 @@ mod tests {
         let _entered = runtime.enter();
         let tasks = TaskTracker::new();
         let factory = ServerFactory::new(mcpgw_core::Upstreams::builtin(&tasks), tasks);
-        let registry = Registry::new(factory, None, SessionLimits::default(), caps, Metrics::new());
+        let registry = Registry::new(factory, None, SessionLimits::default(), caps, Metrics::new(), None);
         let room = caps.per_credential.unwrap_or(caps.total);
         for _ in 0..room - 1 {
             registry.create(SessionKind::Streamable, owner.clone()).expect("room");

@@ -93,12 +93,19 @@ impl App {
 }
 
 impl App {
-    /// `/healthz`: the process is alive and serving; with the live session counts.
+    /// `/healthz`: the process is alive and serving; with the live session counts (and, in
+    /// a cluster, whether the session store answers).
     fn health(&self) -> Response<Body> {
         let (legacy, streamable) = self.registry.counts();
         let parked = self.registry.parked();
+        // In a cluster, the store's state too (an instance serves its own sessions either way).
+        let store = match self.registry.store_up() {
+            None => "",
+            Some(true) => r#","store":"up""#,
+            Some(false) => r#","store":"down""#,
+        };
         let body = format!(
-            r#"{{"status":"ok","sessions":{{"legacy":{legacy},"streamable":{streamable},"parked":{parked}}}}}"#
+            r#"{{"status":"ok","sessions":{{"legacy":{legacy},"streamable":{streamable},"parked":{parked}}}{store}}}"#
         );
         let mut response = Response::new(Body::full(body));
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -73,7 +73,7 @@ impl<S: Sessions> Edge<S> {
         owner: Option<Identity>,
     ) -> Result<Response<Body>, Error> {
         match route {
-            Route::LegacyStream if parts.method == Method::GET => legacy::connect(self, parts, owner),
+            Route::LegacyStream if parts.method == Method::GET => legacy::connect(self, parts, owner).await,
             Route::LegacyStream => Err(Error::MethodNotAllowed("GET, OPTIONS")),
             Route::LegacyMessages if parts.method == Method::POST => legacy::post(self, parts, body, owner).await,
             Route::LegacyMessages => Err(Error::MethodNotAllowed("POST, OPTIONS")),

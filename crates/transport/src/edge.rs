@@ -26,6 +26,17 @@ pub trait Sessions: Send + Sync + 'static {
     fn create(&self, kind: SessionKind, owner: Option<Identity>) -> Result<Arc<Session>, Error>;
     /// The live session with this id, of either kind.
     fn get(&self, id: SessionId) -> Option<Arc<Session>>;
+    /// A session this instance does not hold, which another instance of a cluster may
+    /// have: taken over if it is of `kind` and `owner`'s, else [`Error::SessionNotFound`]
+    /// (also what a single node answers).
+    fn take_over(
+        &self,
+        _id: SessionId,
+        _kind: SessionKind,
+        _owner: Option<Identity>,
+    ) -> impl Future<Output = Result<Arc<Session>, Error>> + Send {
+        std::future::ready(Err(Error::SessionNotFound))
+    }
     /// Ends the session and forgets it; later requests for it get 404.
     fn end(&self, id: SessionId);
     /// Sees every client message accepted, by its JSON-RPC method (for metrics).
@@ -113,17 +124,23 @@ impl<S: Sessions> Edge<S> {
     /// spaces never cross, so a legacy id on `/mcp` is unknown, and the reverse; and another
     /// caller's session is unknown too (404, never a hint that it exists). The same caller
     /// is the same principal: a refreshed token of the same subject keeps its session.
-    pub(crate) fn live_session(
+    ///
+    /// A session this instance does not hold may be taken over from another instance.
+    pub(crate) async fn live_session(
         &self,
         id: SessionId,
         kind: SessionKind,
         owner: Option<&Identity>,
     ) -> Result<Arc<Session>, Error> {
-        let session = self
-            .sessions
-            .get(id)
-            .filter(|s| s.kind() == kind && !s.is_ended() && s.owner() == owner)
-            .ok_or(Error::SessionNotFound)?;
+        // A session that ended here is, like one never held here, one another instance of
+        // a cluster may hold (or, while this one shuts down, will take over: 503, not 404).
+        let session = match self.sessions.get(id).filter(|s| !s.is_ended()) {
+            Some(session) => session,
+            None => self.sessions.take_over(id, kind, owner.cloned()).await?,
+        };
+        if session.kind() != kind || session.is_ended() || session.owner() != owner {
+            return Err(Error::SessionNotFound);
+        }
         session.touch();
         Ok(session)
     }

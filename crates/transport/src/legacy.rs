@@ -21,7 +21,7 @@ use crate::session_id::SessionId;
 use crate::sse;
 
 /// `GET /sse` (or `GET /mcp` without a session): a new legacy session and its stream.
-pub(crate) fn connect<S: Sessions>(
+pub(crate) async fn connect<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
     owner: Option<Identity>,
@@ -29,7 +29,7 @@ pub(crate) fn connect<S: Sessions>(
     if !checks::accepts(&parts.headers).sse {
         return Err(Error::NotAcceptable("Accept must allow text/event-stream"));
     }
-    let (session, rx, endpoint_id) = match reconnect(edge, parts, owner.as_ref()) {
+    let (session, rx, endpoint_id) = match reconnect(edge, parts, owner.as_ref()).await {
         Some(resumed) => resumed,
         None => {
             let session = edge.sessions.create(SessionKind::Legacy, owner)?;
@@ -53,7 +53,7 @@ pub(crate) fn connect<S: Sessions>(
 /// sending the id of the last event it saw. When that id belongs to a legacy session that
 /// is still live (or in its grace period), the client is put back into it, with what it
 /// missed, instead of into a new, uninitialized session.
-fn reconnect<S: Sessions>(
+async fn reconnect<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
     owner: Option<&Identity>,
@@ -61,7 +61,7 @@ fn reconnect<S: Sessions>(
     let last = parts.headers.get(&checks::LAST_EVENT_ID)?.to_str().ok()?.trim();
     let (prefix, _) = EventId::parse(last).ok()?;
     let id: SessionId = prefix.parse().ok()?;
-    let session = edge.live_session(id, SessionKind::Legacy, owner).ok()?;
+    let session = edge.live_session(id, SessionKind::Legacy, owner).await.ok()?;
     let rx = session.resume(last).ok()?;
     tracing::info!(session = %session.id(), "legacy client reconnected after event {last}");
     Some((session, rx, last.to_owned()))
@@ -121,7 +121,7 @@ pub(crate) async fn post<S: Sessions>(
     owner: Option<Identity>,
 ) -> Result<Response<Body>, Error> {
     let id = session_param(parts)?;
-    let session = edge.live_session(id, SessionKind::Legacy, owner.as_ref())?;
+    let session = edge.live_session(id, SessionKind::Legacy, owner.as_ref()).await?;
     checks::require_json_content_type(&parts.headers)?;
     let message = match message::parse(body)? {
         Posted::Single(m) => m,

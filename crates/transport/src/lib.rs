@@ -9,7 +9,8 @@
 //! - [`auth`]: bearer tokens (static ones as SHA-256 digests; JWT access tokens from
 //!   trusted issuers), the protected resource metadata, and the [`Identity`](auth::Identity)
 //!   a session belongs to.
-//! - [`session_id`]: the typed [`SessionId`] (128 random bits, 32 hex digits).
+//! - [`session_id`]: the typed [`SessionId`] (128 random bits, 32 hex digits; a cluster
+//!   node's start with its [`NodeTag`]).
 //! - [`version`]: the typed, ordered [`ProtocolVersion`], parsed once.
 //! - [`error`]: the crate's one error enum and its mapping to HTTP status + JSON-RPC error.
 //! - [`event_log`]: event ids and the bounded per-session log that resumption replays.
@@ -61,5 +62,5 @@ pub use body::Body;
 pub use edge::{Edge, EdgeConfig, Sessions};
 pub use error::Error;
 pub use session::{Closed, Session, SessionKind};
-pub use session_id::SessionId;
+pub use session_id::{NodeTag, SessionId};
 pub use version::ProtocolVersion;

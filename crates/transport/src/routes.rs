@@ -76,6 +76,25 @@ pub enum Routed {
     Orphaned,
 }
 
+/// Where a session taken over from another instance starts numbering its streams and
+/// events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Continuation {
+    /// The first stream number.
+    pub stream: u32,
+    /// The last sequence number taken.
+    pub seq: u64,
+}
+
+impl Continuation {
+    /// The start of a holder of generation `epoch`: each generation has room for 2^16
+    /// streams and 2^40 events above the one before.
+    pub fn after_epoch(epoch: u64) -> Self {
+        let epoch16 = u32::try_from(epoch.min(u64::from(u16::MAX))).unwrap_or(u32::from(u16::MAX));
+        Self { stream: epoch16 << 16, seq: epoch.min(1 << 23) << 40 }
+    }
+}
+
 impl Routes {
     /// An empty table (of `session`'s streams, if any): streams of `stream_queue` messages,
     /// a backlog of `backlog_cap`, and `log` for resumption.
@@ -94,6 +113,16 @@ impl Routes {
             backlog_cap,
             session,
         }
+    }
+
+    /// Carries on a session another instance held: the version it agreed on, and stream
+    /// numbers and event sequence numbers from `base` up (`base` is above any the earlier
+    /// holders used), so event ids stay unique and increasing and the client's last ids
+    /// are ids of this session's past.
+    pub fn continue_from(&mut self, version: Option<ProtocolVersion>, base: Continuation) {
+        self.version = version;
+        self.next_stream = base.stream.max(1);
+        self.last_seq = base.seq;
     }
 
     /// The protocol version negotiated at initialize, once the server has answered it.

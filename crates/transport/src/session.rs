@@ -136,6 +136,11 @@ impl Session {
         (session, rx)
     }
 
+    /// Carries on a session another instance held (see [`Routes::continue_from`]).
+    pub fn continue_from(&self, version: Option<crate::ProtocolVersion>, base: crate::routes::Continuation) {
+        self.routes().continue_from(version, base);
+    }
+
     /// The session id.
     pub fn id(&self) -> SessionId {
         self.id

@@ -40,22 +40,22 @@ pub(crate) async fn handle<S: Sessions>(
 ) -> Result<Response<Body>, Error> {
     match parts.method {
         Method::POST => post(edge, parts, body, owner).await,
-        Method::GET => get(edge, parts, owner),
-        Method::DELETE => delete(edge, parts, owner),
+        Method::GET => get(edge, parts, owner).await,
+        Method::DELETE => delete(edge, parts, owner).await,
         _ => Err(Error::MethodNotAllowed("GET, POST, DELETE, OPTIONS")),
     }
 }
 
 /// The session named by `Mcp-Session-Id`: `None` when the header is absent; an id that is
 /// malformed, unknown, ended or of the legacy kind is 404.
-fn session_header<S: Sessions>(
+async fn session_header<S: Sessions>(
     edge: &Edge<S>,
     parts: &Parts,
     owner: Option<&Identity>,
 ) -> Result<Option<Arc<Session>>, Error> {
     let Some(value) = parts.headers.get(&MCP_SESSION_ID) else { return Ok(None) };
     let id = value.to_str().ok().and_then(|v| v.trim().parse().ok()).ok_or(Error::SessionNotFound)?;
-    edge.live_session(id, SessionKind::Streamable, owner).map(Some)
+    edge.live_session(id, SessionKind::Streamable, owner).await.map(Some)
 }
 
 async fn post<S: Sessions>(
@@ -71,7 +71,7 @@ async fn post<S: Sessions>(
     checks::require_json_content_type(&parts.headers)?;
     // An unknown session is answered before the body is parsed: whatever it holds, the
     // client must start over.
-    let session = session_header(edge, parts, owner.as_ref())?;
+    let session = session_header(edge, parts, owner.as_ref()).await?;
     let posted = match message::parse(body) {
         Err(Error::InvalidParams { method, .. })
             if session.is_none()
@@ -275,12 +275,12 @@ impl SseSetup {
 
 /// `GET`: the standalone stream of a session; without a session id, the legacy handshake,
 /// for clients that fall back to HTTP+SSE on the URL they were given.
-fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Identity>) -> Result<Response<Body>, Error> {
+async fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Identity>) -> Result<Response<Body>, Error> {
     if !checks::accepts(&parts.headers).sse {
         return Err(Error::NotAcceptable("Accept must allow text/event-stream"));
     }
-    let Some(session) = session_header(edge, parts, owner.as_ref())? else {
-        return legacy::connect(edge, parts, owner);
+    let Some(session) = session_header(edge, parts, owner.as_ref()).await? else {
+        return legacy::connect(edge, parts, owner).await;
     };
     let version = checks::protocol_version(&parts.headers)?;
     let stream = match parts.headers.get(&LAST_EVENT_ID) {
@@ -312,8 +312,8 @@ fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Identity>) -> R
 }
 
 /// `DELETE`: ends the session.
-fn delete<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Identity>) -> Result<Response<Body>, Error> {
-    let session = session_header(edge, parts, owner.as_ref())?.ok_or(Error::MissingSessionId)?;
+async fn delete<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Identity>) -> Result<Response<Body>, Error> {
+    let session = session_header(edge, parts, owner.as_ref()).await?.ok_or(Error::MissingSessionId)?;
     tracing::info!(session = %session.id(), "streamable session deleted by the client");
     edge.sessions.end(session.id());
     Ok(status_only(StatusCode::OK))

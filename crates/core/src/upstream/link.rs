@@ -657,7 +657,12 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
                 let changes = if era == Era::Modern { changes::filter(offered.as_ref()) } else { None };
                 *link.offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = offered;
                 link.bump();
-                link.state.send_replace(LinkState::Up(Connection { peer: peer.clone(), lost: lost.clone(), gave_up, era }));
+                link.state.send_replace(LinkState::Up(Connection {
+                    peer: peer.clone(),
+                    lost: lost.clone(),
+                    gave_up,
+                    era,
+                }));
                 tracing::info!(upstream = %link.spec.name, kind = link.spec.kind.as_str(), era = era.as_str(), "upstream connected");
                 if let Some(filter) = changes {
                     let weak = Arc::downgrade(&link);

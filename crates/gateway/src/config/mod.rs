@@ -3,6 +3,7 @@
 //! `mcpServers` JSON of desktop MCP clients instead (see [`desktop`]).
 
 mod auth;
+mod cluster;
 mod desktop;
 mod limits;
 mod policy;
@@ -19,6 +20,8 @@ use mcpgw_transport::checks::HostPolicy;
 use mcpgw_transport::edge::EdgeConfig;
 use mcpgw_transport::session::SessionLimits;
 use serde::Deserialize;
+
+pub(crate) use cluster::{ClusterConfig, parse_node};
 
 /// The default configuration, embedded in the binary.
 pub(crate) const DEFAULT_TOML: &str = include_str!("../../../../config/mcpgw.toml");
@@ -79,6 +82,7 @@ struct RawConfig {
     rate_limits: limits::RawRateLimits,
     #[serde(default)]
     audit: limits::RawAudit,
+    cluster: Option<cluster::RawCluster>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,6 +223,8 @@ pub(crate) struct Config {
     pub(crate) policy: Arc<Policy>,
     /// Log each tool call's arguments in its audit line.
     pub(crate) audit_arguments: bool,
+    /// `[cluster]`; `None`: a single node, no store.
+    pub(crate) cluster: Option<ClusterConfig>,
 }
 
 /// Caps on live sessions; past them a new session gets 503 and nothing is created.
@@ -347,6 +353,10 @@ impl RawConfig {
         let policy =
             self.policy.build(&names, auth.is_some(), &token_names).map_err(|m| invalid(format!("policy: {m}")))?;
         let rate_limits = self.rate_limits.build().map_err(invalid)?;
+        let cluster = match self.cluster {
+            None => None,
+            Some(raw) => Some(raw.build().map_err(invalid)?),
+        };
         let edge = EdgeConfig {
             keepalive: Duration::from_secs(s.keepalive_secs),
             legacy_grace: Duration::from_secs(s.legacy_grace_secs),
@@ -386,6 +396,7 @@ impl RawConfig {
             mrtr,
             policy,
             audit_arguments: self.audit.arguments,
+            cluster,
         })
     }
 }
@@ -530,6 +541,10 @@ kind = "builtin"
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).expect("config/examples") {
             let path = entry.expect("entry").path();
+            // haproxy.cfg and its kind are the load balancer's, not mcpgw's.
+            if !path.extension().is_some_and(|e| e == "toml" || e == "json") {
+                continue;
+            }
             Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
             seen += 1;
         }
@@ -569,6 +584,26 @@ kind = "builtin"
         assert!(Config::parse(&with(&file), "f").is_err(), "a missing key file");
         assert!(Config::parse("[server]\nrequest_state_ttl_secs = 0\n", "f").is_err());
         assert_eq!(Config::parse("", "f").expect("valid").mrtr.ttl, None, "the call deadline by default");
+    }
+
+    #[test]
+    fn cluster_is_off_unless_configured_and_its_values_are_checked() {
+        assert_eq!(Config::parse("", "f").expect("valid").cluster, None);
+        let c = Config::parse("[cluster]\nnode = \"0A01\"\nstore = \"redis://127.0.0.1:6379\"\n", "f").expect("valid");
+        let cluster = c.cluster.expect("a cluster");
+        assert_eq!((cluster.node.to_string(), cluster.node_derived), ("0a01".to_owned(), false));
+        assert_eq!(cluster.key_prefix, "mcpgw");
+        let c = Config::parse("[cluster]\nstore = \"unix:///run/redis.sock\"\n", "f").expect("valid");
+        assert!(c.cluster.expect("a cluster").node_derived, "no node: derived from the host name");
+        for (bad, key) in [
+            ("[cluster]\nnode = \"1\"\nstore = \"redis://h\"\n", "cluster.node"),
+            ("[cluster]\nnode = \"0001\"\n", "cluster.store"),
+            ("[cluster]\nstore = \"http://h\"\n", "cluster.store"),
+            ("[cluster]\nstore = \"redis://h\"\nkey_prefix = \"a b\"\n", "cluster.key_prefix"),
+        ] {
+            let err = Config::parse(bad, "f").expect_err("refused");
+            assert!(err.to_string().contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,0 +1,283 @@
+//! The session records in the store (Redis or Valkey), and the atomic steps on them: write
+//! one at `initialize`, claim one for this instance (a Lua compare-and-set that raises the
+//! record's epoch), delete one only while it is still ours, and check which of the sessions
+//! held here are still ours.
+//!
+//! A record, `<prefix>:s:{<session id>}` (the braces make it a Redis Cluster hash tag), is a
+//! hash: `kind` (`legacy`/`streamable`), `cred` (whom the session is bound to: a digest,
+//! never a token), `hs` (the handshake as JSON), `owner` (`<node>:<boot id>`) and `epoch`
+//! (raised by every claim). It expires after the idle timeout, refreshed while held.
+
+use std::time::Duration;
+
+use mcpgw_transport::auth::{Identity, Principal, digest_hex};
+use mcpgw_transport::{NodeTag, SessionId, SessionKind};
+use redis::Script;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::config::ClusterConfig;
+
+/// How long one command (or one pipeline) may take before it counts as failed.
+const COMMAND_DEADLINE: Duration = Duration::from_secs(2);
+
+/// A store that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    /// The store did not answer, or answered with an error.
+    #[error("the session store: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// It did not answer in time.
+    #[error("the session store did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Another live instance runs with this node tag.
+    #[error("node tag {0} is in use by another instance (each instance needs its own)")]
+    NodeInUse(NodeTag),
+}
+
+/// A session claimed for this instance.
+#[derive(Debug)]
+pub(crate) struct Claimed {
+    /// Its new epoch: this instance's generation of it.
+    pub(crate) epoch: u64,
+    /// Its recorded handshake (JSON).
+    pub(crate) handshake: String,
+    /// Who held it before (`<node>:<boot id>`).
+    pub(crate) previous: String,
+}
+
+/// Takes the session for this instance when it is of the kind and credential asked for:
+/// raises its epoch and names this instance its owner, in one step.
+const CLAIM: &str = r"
+local r = redis.call('HMGET', KEYS[1], 'kind', 'cred', 'owner', 'hs')
+if not r[1] or r[1] ~= ARGV[1] or r[2] ~= ARGV[2] or not r[4] then return false end
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSET', KEYS[1], 'owner', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {epoch, r[4], r[3] or ''}
+";
+
+/// Deletes the record while this instance still holds it at this epoch.
+const RELEASE: &str = r"
+local r = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
+if r[1] == ARGV[1] and r[2] == ARGV[2] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// Keeps this instance's node key: renews it while it holds the key, takes it again when
+/// it is gone (the store restarted), and says 0 when another instance holds it.
+const RENEW_NODE: &str = r"
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not owner then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+";
+
+/// Deletes this instance's node key, if it is still its own.
+const LEAVE_NODE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// How long a node key lives without being renewed (every [`super::FENCE_PERIOD`]).
+const NODE_TTL: Duration = Duration::from_secs(3);
+
+/// The connection to the store, and who this instance is in it.
+pub(crate) struct Store {
+    connection: ConnectionManager,
+    prefix: String,
+    /// `<node>:<boot id>`: a restarted instance with the same tag is another owner.
+    me: String,
+    node: NodeTag,
+    /// How long a record lives without being refreshed.
+    ttl: Duration,
+    claim: Script,
+    release: Script,
+    renew_node: Script,
+}
+
+impl Store {
+    /// Connects to the store of `config` (failing after a short deadline); records live
+    /// `ttl` past their last refresh.
+    pub(crate) async fn connect(config: &ClusterConfig, ttl: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(config.store.as_str())?;
+        let settings = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_DEADLINE))
+            .set_response_timeout(Some(COMMAND_DEADLINE))
+            .set_number_of_retries(2);
+        let connection = deadline(ConnectionManager::new_with_config(client, settings)).await?;
+        // 64 random bits tell this run of the process from an earlier one with its tag.
+        let boot = &SessionId::random().to_string()[..16];
+        let store = Self {
+            connection,
+            prefix: config.key_prefix.clone(),
+            me: format!("{}:{boot}", config.node),
+            node: config.node,
+            ttl: ttl.max(Duration::from_secs(1)),
+            claim: Script::new(CLAIM),
+            release: Script::new(RELEASE),
+            renew_node: Script::new(RENEW_NODE),
+        };
+        store.join().await?;
+        Ok(store)
+    }
+
+    fn node_key(&self) -> String {
+        format!("{}:node:{}", self.prefix, self.node)
+    }
+
+    /// Takes this instance's node key, refusing a tag another live instance uses. A key
+    /// left by an earlier run of this instance (killed, so it did not leave) expires
+    /// within [`NODE_TTL`]: wait that long once before refusing.
+    async fn join(&self) -> Result<(), StoreError> {
+        let key = self.node_key();
+        let ttl = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
+        for attempt in 0..2 {
+            let mut connection = self.connection.clone();
+            let mut set = redis::cmd("SET");
+            set.arg(&key).arg(&self.me).arg("NX").arg("PX").arg(ttl);
+            let taken: Option<String> = deadline(set.query_async(&mut connection)).await?;
+            if taken.is_some() {
+                return Ok(());
+            }
+            if attempt == 0 {
+                let left: i64 = deadline(redis::cmd("PTTL").arg(&key).query_async(&mut connection)).await?;
+                let left = Duration::from_millis(u64::try_from(left).unwrap_or(0).min(ttl));
+                tracing::info!(node = %self.node, ?left, "the node key is held; waiting for it to expire once");
+                tokio::time::sleep(left + Duration::from_millis(50)).await;
+            }
+        }
+        Err(StoreError::NodeInUse(self.node))
+    }
+
+    /// Renews this instance's node key; `false` when another instance holds its tag.
+    pub(crate) async fn renew_node(&self) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.renew_node.key(self.node_key());
+        invocation.arg(&self.me).arg(u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX));
+        let renewed: i64 = deadline(invocation.invoke_async(&mut connection)).await?;
+        Ok(renewed == 1)
+    }
+
+    /// Gives the node key back (at shutdown), if it is still this instance's.
+    pub(crate) async fn leave(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let script = Script::new(LEAVE_NODE);
+        let mut invocation = script.key(self.node_key());
+        invocation.arg(&self.me);
+        deadline(invocation.invoke_async::<i64>(&mut connection)).await.map(drop)
+    }
+
+    /// This instance's tag.
+    pub(crate) fn node(&self) -> NodeTag {
+        self.node
+    }
+
+    fn key(&self, id: SessionId) -> String {
+        format!("{}:s:{{{id}}}", self.prefix)
+    }
+
+    fn ttl_ms(&self) -> u64 {
+        u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Writes the record of a session created here, at epoch 0.
+    pub(crate) async fn record(
+        &self,
+        id: SessionId,
+        kind: SessionKind,
+        owner: Option<&Identity>,
+        handshake: &str,
+    ) -> Result<(), StoreError> {
+        let key = self.key(id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(
+                &key,
+                &[
+                    ("kind", kind.as_str()),
+                    ("cred", &credential(owner)),
+                    ("hs", handshake),
+                    ("owner", &self.me),
+                    ("epoch", "0"),
+                ],
+            )
+            .ignore()
+            .pexpire(&key, i64::try_from(self.ttl_ms()).unwrap_or(i64::MAX))
+            .ignore();
+        let mut connection = self.connection.clone();
+        deadline(pipe.query_async::<()>(&mut connection)).await
+    }
+
+    /// Claims a session held elsewhere (or nowhere), if it is of `kind` and `owner`'s:
+    /// `None` when there is no such session.
+    pub(crate) async fn claim(
+        &self,
+        id: SessionId,
+        kind: SessionKind,
+        owner: Option<&Identity>,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.claim.key(self.key(id));
+        invocation.arg(kind.as_str()).arg(credential(owner)).arg(&self.me).arg(self.ttl_ms());
+        let claimed: Option<(u64, String, String)> = deadline(invocation.invoke_async(&mut connection)).await?;
+        Ok(claimed.map(|(epoch, handshake, previous)| Claimed { epoch, handshake, previous }))
+    }
+
+    /// Deletes the record of a session that ended here, unless another instance claimed it
+    /// since (`epoch` is this instance's generation of it).
+    pub(crate) async fn release(&self, id: SessionId, epoch: u64) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.release.key(self.key(id));
+        invocation.arg(&self.me).arg(epoch);
+        deadline(invocation.invoke_async::<i64>(&mut connection)).await.map(drop)
+    }
+
+    /// Of the sessions held here (with their epochs), those another instance has claimed
+    /// since (or whose record is gone); the others' records are refreshed.
+    pub(crate) async fn lost(&self, held: &[(SessionId, u64)]) -> Result<Vec<SessionId>, StoreError> {
+        let mut connection = self.connection.clone();
+        if held.is_empty() {
+            // Nothing to check, but whether the store answers.
+            return deadline(redis::cmd("PING").query_async::<()>(&mut connection)).await.map(|()| Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (id, _) in held {
+            pipe.cmd("HMGET").arg(self.key(*id)).arg("owner").arg("epoch");
+        }
+        let owners: Vec<(Option<String>, Option<u64>)> = deadline(pipe.query_async(&mut connection)).await?;
+        let mut lost = Vec::new();
+        let mut refresh = redis::pipe();
+        for ((id, epoch), (owner, current)) in held.iter().zip(owners) {
+            if owner.as_deref() == Some(self.me.as_str()) && current == Some(*epoch) {
+                refresh.pexpire(self.key(*id), i64::try_from(self.ttl_ms()).unwrap_or(i64::MAX)).ignore();
+            } else {
+                lost.push(*id);
+            }
+        }
+        // Redis refuses an empty pipeline.
+        if lost.len() < held.len() {
+            deadline(refresh.query_async::<()>(&mut connection)).await?;
+        }
+        Ok(lost)
+    }
+}
+
+/// Whom a session is bound to, as the record keeps it: never a token, and a JWT subject
+/// only as a digest.
+fn credential(owner: Option<&Identity>) -> String {
+    match owner.map(Identity::principal) {
+        None => "-".to_owned(),
+        Some(Principal::Token(digest)) => {
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("t:{hex}")
+        }
+        Some(Principal::Subject { issuer, subject }) => format!("s:{}", digest_hex(&format!("{issuer}\n{subject}"))),
+    }
+}
+
+async fn deadline<T>(work: impl Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+    match tokio::time::timeout(COMMAND_DEADLINE, work).await {
+        Ok(result) => result.map_err(StoreError::from),
+        Err(_) => Err(StoreError::Timeout(COMMAND_DEADLINE)),
+    }
+}

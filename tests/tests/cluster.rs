@@ -1,0 +1,384 @@
+//! Several instances behind HAProxy (config/examples/haproxy.cfg as it is) sharing a Redis,
+//! driven by the official Python and TypeScript SDK clients on both transports. Needs
+//! `make deps-cluster` (haproxy, redis-server), `make deps-python` and `make deps-ts`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use http::StatusCode;
+use mcpgw_tests::cluster::{ClientSession, ClientSteps, Cluster, TempDir, python_sessions, ts_sessions};
+use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request, run};
+use serde_json::json;
+
+/// One runtime thread per instance: three of them share the machine with the clients.
+const CONFIG: &str = "[server]\nworker_threads = 1\n";
+
+/// A counter of an instance's `/metrics`, summed over the series whose labels contain all
+/// of `labels`.
+async fn counter(base: &str, name: &str, labels: &[&str]) -> u64 {
+    let text = Http::new().send(http::Method::GET, &format!("{base}/metrics"), &[], "").await.text();
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_of_a_session_is_served_by_the_instance_that_minted_it() {
+    let cluster = Cluster::start(3, CONFIG);
+    let (python, ts) = tokio::join!(python_sessions(&cluster.base, 4, 5), ts_sessions(&cluster.base, 4, 5));
+    let sessions: Vec<ClientSession> = python.into_iter().chain(ts).collect();
+    assert_eq!(sessions.len(), 16);
+
+    let tags: BTreeSet<&str> = cluster.nodes.iter().map(|n| n.tag.as_str()).collect();
+    let mut minted: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &sessions {
+        let what = format!("{} {} {}", s.client, s.transport, s.session);
+        assert_eq!(s.session.len(), 32, "{what}");
+        let tag = &s.session[..4];
+        assert!(tags.contains(tag), "{what}: minted by an instance of the cluster");
+        *minted.entry(tag).or_default() += 1;
+        assert!(s.statuses.iter().all(|&code| code < 400), "{what}: {:?}", s.statuses);
+        let expected: Vec<String> = (0..5).map(|n| format!("{}-{n}", s.transport)).collect();
+        assert_eq!(s.echoes, expected, "{what}");
+    }
+    // initialize and GET /sse carry no id: round robin spreads the sessions.
+    assert_eq!(minted.len(), 3, "new sessions on every instance: {minted:?}");
+
+    // A request for a session an instance does not hold is answered 404 there (or taken
+    // over, later): none was, on any instance, so every request reached its session's
+    // instance.
+    for node in &cluster.nodes {
+        let base = &node.gateway.as_ref().expect("running").base;
+        assert_eq!(counter(base, "mcpgw_http_requests_total", &["status=\"404\""]).await, 0, "node {}", node.tag);
+        let created = counter(base, "mcpgw_sessions_created_total", &[]).await as usize;
+        assert_eq!(created, minted[node.tag.as_str()], "node {} created the sessions it minted", node.tag);
+        assert_eq!(counter(base, "mcpgw_session_takeovers_total", &[]).await, 0, "node {}", node.tag);
+    }
+}
+
+/// Takeovers counted by the instances still running.
+async fn takeovers(cluster: &Cluster) -> u64 {
+    let mut total = 0;
+    for (_, gateway) in cluster.running() {
+        total += counter(&gateway.base, "mcpgw_session_takeovers_total", &[]).await;
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_call_after_the_holder_was_killed_carries_on_in_the_same_session() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let mut client = ClientSteps::python("cluster_takeover.py", &[&cluster.base]);
+    let session = client.next().await["session"].as_str().expect("a session id").to_owned();
+    let holder = session[..4].to_owned();
+    let record = format!("mcpgw:s:{{{session}}}");
+    let owner = cluster.redis.cli(&["HGET", &record, "owner"]);
+    assert!(owner.starts_with(&format!("{holder}:")), "recorded by its creator: {owner:?}");
+    assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "0");
+    cluster.kill(&holder);
+    client.go().await;
+    let report = client.next().await;
+
+    assert_eq!(report["session"], session.as_str(), "the session id never changed");
+    assert_eq!(report["sent_session_ids"], json!([session]), "no second session");
+    assert_eq!(report["echoes"], json!(["before", "after"]));
+    let statuses = report["statuses"].as_array().expect("statuses");
+    assert!(statuses.iter().all(|s| s[1].as_u64() < Some(400)), "{statuses:?}");
+    assert_eq!(takeovers(&cluster).await, 1, "taken over once");
+    let owner = cluster.redis.cli(&["HGET", &record, "owner"]);
+    assert!(!owner.is_empty() && !owner.starts_with(&holder), "a survivor holds it: {owner:?}");
+    assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "1");
+    client.go().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_clients_next_call_after_the_holder_was_killed_carries_on_in_the_same_session() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let mut client = ClientSteps::ts("cluster-takeover.mjs", &[&cluster.base]);
+    let session = client.next().await["session"].as_str().expect("a session id").to_owned();
+    let holder = session[..4].to_owned();
+    cluster.kill(&holder);
+    client.go().await;
+    let report = client.next().await;
+
+    assert_eq!(report["session"], session.as_str(), "the session id never changed");
+    assert_eq!(report["echoes"], json!(["before", "after"]));
+    let statuses = report["statuses"].as_array().expect("statuses");
+    assert!(statuses.iter().all(|s| s[1].as_u64() < Some(400)), "{statuses:?}");
+    // The standalone stream broke when its instance died; nothing else went wrong.
+    let errors = report["errors"].as_array().expect("errors");
+    assert!(errors.iter().all(|e| e.as_str().is_some_and(|e| e.contains("SSE stream disconnected"))), "{errors:?}");
+    assert_eq!(takeovers(&cluster).await, 1, "taken over once");
+    let owner = cluster.redis.cli(&["HGET", &format!("mcpgw:s:{{{session}}}"), "owner"]);
+    assert!(!owner.is_empty() && !owner.starts_with(&holder), "a survivor holds it: {owner:?}");
+    client.go().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_takeover_only_the_sessions_credential_reaches_it_and_delete_ends_it() {
+    let digest = |token: &str| mcpgw_transport::auth::digest_hex(token);
+    let config = format!("{CONFIG}[auth]\ntoken_sha256 = [\"{}\", \"{}\"]\n", digest("alpha"), digest("beta"));
+    let mut cluster = Cluster::start(3, &config);
+    let url = format!("{}/mcp", cluster.base);
+    let http = Http::new();
+    let alpha = [("authorization", "Bearer alpha")];
+    let reply = http.post(&url, &alpha, &initialize("2025-11-25")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let session = reply.header("mcp-session-id").expect("a session id").to_owned();
+    let with = |token: &'static str| {
+        [("authorization", token), ("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-11-25")]
+    };
+    let ack = http.post(&url, &with("Bearer alpha"), &notification("notifications/initialized")).await;
+    assert_eq!(ack.status, StatusCode::ACCEPTED);
+    let echo = |id: i64| request(id, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}));
+    assert_eq!(http.post(&url, &with("Bearer alpha"), &echo(1)).await.status, StatusCode::OK);
+
+    cluster.kill(&session[..4]);
+    let stranger = http.post(&url, &with("Bearer beta"), &echo(2)).await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND, "another credential: {}", stranger.text());
+    assert_eq!(takeovers(&cluster).await, 0, "a refused claim takes nothing over");
+    let own = http.post(&url, &with("Bearer alpha"), &echo(3)).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text());
+    assert_eq!(own.messages()[0]["result"]["content"][0]["text"], "hi");
+    assert_eq!(takeovers(&cluster).await, 1);
+    let stranger = http.post(&url, &with("Bearer beta"), &echo(4)).await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND, "nor on its new holder");
+
+    let deleted = http.send(http::Method::DELETE, &url, &with("Bearer alpha"), "").await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert_eq!(cluster.redis.cli(&["EXISTS", &format!("mcpgw:s:{{{session}}}")]), "0", "the record is gone");
+    assert_eq!(http.post(&url, &with("Bearer alpha"), &echo(5)).await.status, StatusCode::NOT_FOUND);
+}
+
+/// A Streamable session opened through the load balancer with raw requests: its id, and
+/// an echo call in it.
+struct RawSession {
+    http: Http,
+    url: String,
+    id: String,
+}
+
+impl RawSession {
+    async fn open(cluster: &Cluster) -> Self {
+        let (http, url) = (Http::new(), format!("{}/mcp", cluster.base));
+        let reply = http.post(&url, &[], &initialize("2025-11-25")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let id = reply.header("mcp-session-id").expect("a session id").to_owned();
+        let session = Self { http, url, id };
+        let ack = session.post(&notification("notifications/initialized")).await;
+        assert_eq!(ack.status, StatusCode::ACCEPTED);
+        session
+    }
+
+    async fn post(&self, body: &serde_json::Value) -> mcpgw_tests::Reply {
+        let headers = [("mcp-session-id", self.id.as_str()), ("mcp-protocol-version", "2025-11-25")];
+        self.http.post(&self.url, &headers, body).await
+    }
+
+    /// An echo call; its reply's status.
+    async fn echo(&self, id: i64) -> StatusCode {
+        self.echo_reply(id).await.status
+    }
+
+    /// An echo call; its reply.
+    async fn echo_reply(&self, id: i64) -> mcpgw_tests::Reply {
+        let reply = self.post(&request(id, "tools/call", json!({"name": "echo", "arguments": {"text": "x"}}))).await;
+        if reply.status == StatusCode::OK {
+            assert_eq!(reply.messages()[0]["result"]["content"][0]["text"], "x", "{}", reply.text());
+        }
+        reply
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_paused_while_its_session_was_taken_over_lets_it_go_when_it_wakes() {
+    let cluster = Cluster::start(3, CONFIG);
+    let session = RawSession::open(&cluster).await;
+    assert_eq!(session.echo(1).await, StatusCode::OK);
+    let holder = session.id[..4].to_owned();
+    let record = format!("mcpgw:s:{{{}}}", session.id);
+
+    cluster.node(&holder).signal("STOP");
+    cluster.wait_for_haproxy(&format!("mcpgw/{holder} is DOWN"));
+    assert_eq!(session.echo(2).await, StatusCode::OK, "taken over while its holder is paused");
+    let taker = cluster.redis.cli(&["HGET", &record, "owner"])[..4].to_owned();
+    assert_ne!(taker, holder);
+    assert_eq!(counter(&cluster.node(&taker).base, "mcpgw_session_takeovers_total", &["moved"]).await, 1);
+
+    // Woken, the old holder finds the session taken (fencing) and ends its copy, without
+    // touching the record.
+    cluster.node(&holder).signal("CONT");
+    cluster.node(&holder).wait_for_log("another instance holds this session now");
+    let old = &cluster.node(&holder).base;
+    assert_eq!(counter(old, "mcpgw_sessions_lost_total", &[]).await, 1);
+    assert!(cluster.redis.cli(&["HGET", &record, "owner"]).starts_with(&taker), "the record is the taker's");
+    assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "1");
+
+    // Back in the pool, it is the session's instance again (the id names it): it takes the
+    // session back, and the other lets it go. One holder at a time, all along.
+    cluster.wait_for_haproxy(&format!("mcpgw/{holder} is UP"));
+    assert_eq!(session.echo(3).await, StatusCode::OK);
+    assert!(cluster.redis.cli(&["HGET", &record, "owner"]).starts_with(&holder));
+    assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "2");
+    cluster.node(&taker).wait_for_log("another instance holds this session now");
+    assert_eq!(counter(&cluster.node(&taker).base, "mcpgw_sessions_lost_total", &[]).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_client_reconnecting_with_its_last_event_id_carries_on_on_another_instance() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let http = Http::new();
+    let sse = format!("{}/sse", cluster.base);
+    let accept = ("accept", "text/event-stream");
+    let mut stream = SseReader::new(http.open(http::Method::GET, &sse, &[accept], "").await);
+    let endpoint = stream.next().await.expect("the endpoint event");
+    let last = endpoint.id.clone().expect("the endpoint event has an id");
+    let post_url = format!("{}{}", cluster.base, endpoint.data);
+    let session = post_url.split("sessionId=").nth(1).expect("a sessionId").to_owned();
+    let post = |body: serde_json::Value| {
+        let (http, url) = (&http, post_url.clone());
+        async move { http.send(http::Method::POST, &url, &[("content-type", "application/json")], body.to_string()).await }
+    };
+    assert_eq!(post(initialize("2024-11-05")).await.status, StatusCode::ACCEPTED);
+    assert_eq!(stream.next_message().await["id"], 0);
+    assert_eq!(post(notification("notifications/initialized")).await.status, StatusCode::ACCEPTED);
+
+    cluster.kill(&session[..4]);
+    // What an EventSource does when its stream drops: the same URL, with the last event id.
+    let mut resumed = SseReader::new(http.open(http::Method::GET, &sse, &[accept, ("last-event-id", &last)], "").await);
+    assert_eq!(resumed.status, StatusCode::OK);
+    let endpoint = resumed.next().await.expect("the endpoint event again");
+    assert_eq!(endpoint.event, "endpoint");
+    assert!(endpoint.data.ends_with(&format!("sessionId={session}")), "the same session: {}", endpoint.data);
+    let echo = request(1, "tools/call", json!({"name": "echo", "arguments": {"text": "again"}}));
+    assert_eq!(post(echo).await.status, StatusCode::ACCEPTED);
+    let reply = resumed.next_message().await;
+    assert_eq!(reply["result"]["content"][0]["text"], "again", "{reply}");
+    assert_eq!(takeovers(&cluster).await, 1);
+}
+
+/// What an instance's `/healthz` says of the store.
+async fn store_state(base: &str) -> String {
+    let health = Http::new().send(http::Method::GET, &format!("{base}/healthz"), &[], "").await.json();
+    health["store"].as_str().unwrap_or("none").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_store_sessions_keep_working_where_they_are_and_a_takeover_is_refused_with_503() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let session = RawSession::open(&cluster).await;
+    assert_eq!(session.echo(1).await, StatusCode::OK);
+    let watcher = cluster.node("0001").base.clone();
+    assert_eq!(store_state(&watcher).await, "up");
+    assert_eq!(counter(&watcher, "mcpgw_store_up", &[]).await, 1);
+
+    cluster.redis.stop();
+    assert_eq!(session.echo(2).await, StatusCode::OK, "served by its holder, which needs no store for it");
+    let fresh = RawSession::open(&cluster).await;
+    assert_eq!(fresh.echo(1).await, StatusCode::OK, "a new session works on its instance");
+    let creator = cluster.node(&fresh.id[..4]);
+    creator.wait_for_log("could not record the session; no other instance can take it over");
+    // The once-a-second check notices.
+    eventually("the store reported down", || async { store_state(&watcher).await == "down" }).await;
+    assert_eq!(counter(&watcher, "mcpgw_store_up", &[]).await, 0);
+
+    cluster.kill(&session.id[..4]);
+    let refused = session.echo_reply(3).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.text());
+    assert!(refused.header("retry-after").is_some(), "the client is told to come back");
+    let mut claim_errors = 0;
+    for (_, gateway) in cluster.running() {
+        claim_errors += counter(&gateway.base, "mcpgw_store_errors_total", &["operation=\"claim\""]).await;
+    }
+    assert_eq!(claim_errors, 1);
+
+    // Back (empty: the records it held are gone), the instances use it again by themselves.
+    cluster.redis.restart();
+    let survivors: Vec<String> = cluster.running().map(|(_, g)| g.base.clone()).collect();
+    for base in &survivors {
+        eventually("the store reported up again", || async { store_state(base).await == "up" }).await;
+    }
+    let again = RawSession::open(&cluster).await;
+    assert_eq!(again.echo(1).await, StatusCode::OK);
+    assert_eq!(cluster.redis.cli(&["EXISTS", &format!("mcpgw:s:{{{}}}", again.id)]), "1", "recorded again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_outlives_a_restart_of_its_instance() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let session = RawSession::open(&cluster).await;
+    assert_eq!(session.echo(1).await, StatusCode::OK);
+    let holder = session.id[..4].to_owned();
+    let record = format!("mcpgw:s:{{{}}}", session.id);
+
+    // SIGTERM: the drain ends the session here but leaves its record for another instance.
+    assert!(cluster.terminate(&holder).success());
+    assert_eq!(session.echo(2).await, StatusCode::OK, "taken over while its instance is away");
+    assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "1");
+
+    cluster.wait_for_haproxy(&format!("mcpgw/{holder} is DOWN"));
+    cluster.restart(&holder);
+    cluster.wait_for_haproxy(&format!("mcpgw/{holder} is UP"));
+    assert_eq!(session.echo(3).await, StatusCode::OK, "back on its own instance");
+    assert!(cluster.redis.cli(&["HGET", &record, "owner"]).starts_with(&holder));
+    assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_refuses_to_start_with_a_node_tag_another_one_uses() {
+    let cluster = Cluster::start(1, CONFIG);
+    let dir = TempDir::new("duplicate-node");
+    let path = dir.path().join("mcpgw.toml");
+    let config = format!("{CONFIG}[cluster]\nnode = \"0001\"\nstore = \"{}\"\n", cluster.redis.url);
+    std::fs::write(&path, config).expect("write the configuration");
+    let path = path.display().to_string();
+    let (code, out) =
+        tokio::task::spawn_blocking(move || run(&["--config", &path, "--listen", "127.0.0.1:0"])).await.expect("ran");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("node tag 0001 is in use by another instance"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_instance_fails_no_call() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let mut sessions = Vec::new();
+    for _ in 0..6 {
+        sessions.push(std::sync::Arc::new(RawSession::open(&cluster).await));
+    }
+    let stop = stop_flag();
+    let callers: Vec<_> = sessions
+        .iter()
+        .map(|session| {
+            let (session, stop) = (session.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+                let mut id = 1;
+                while !*stop.borrow() {
+                    tick.tick().await;
+                    statuses.push(session.echo(id).await);
+                    id += 1;
+                }
+                statuses
+            })
+        })
+        .collect();
+    let tags: Vec<String> = cluster.nodes.iter().map(|n| n.tag.clone()).collect();
+    for tag in &tags {
+        assert!(cluster.terminate(tag).success());
+        cluster.wait_for_haproxy_count(&format!("mcpgw/{tag} is DOWN"), 1);
+        cluster.restart(tag);
+        cluster.wait_for_haproxy_count(&format!("mcpgw/{tag} is UP"), 1);
+    }
+    stop.send_replace(true);
+    for caller in callers {
+        let statuses = caller.await.expect("caller");
+        assert!(statuses.len() > 10, "calls went on throughout");
+        assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    }
+}
+
+/// A flag the test's callers watch to stop.
+fn stop_flag() -> tokio::sync::watch::Sender<bool> {
+    tokio::sync::watch::Sender::new(false)
+}
