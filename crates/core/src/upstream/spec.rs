@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::upstream::credentials::{Missing, PerCaller, Slot};
 
 /// How long a list request may take unless configured: long enough for a large list from
 /// a remote server, short enough that a stalled upstream is soon left out.
@@ -32,6 +35,9 @@ pub struct UpstreamSpec {
     /// How long one of its list requests (`tools/list`, …, every page) may take; past it the
     /// upstream's list is left out of the catalogs until it answers.
     pub list_timeout: Duration,
+    /// What its environment, arguments or headers take from each caller (`share =
+    /// "session"` only); `None`: every caller's connection is the same.
+    pub per_caller: Option<Arc<PerCaller>>,
 }
 
 /// How long a tool call may take when its upstream sets no limit of its own: no call
@@ -51,12 +57,41 @@ impl UpstreamSpec {
             connect_timeout: Duration::from_secs(60),
             call_timeout: None,
             list_timeout: DEFAULT_LIST_TIMEOUT,
+            per_caller: None,
         }
+    }
+
+    /// The spec of `caller`'s own connection: its per-caller values filled in from the
+    /// caller's identity, or why the caller has none (and so does not get this upstream).
+    pub fn for_caller(&self, caller: Option<&dyn crate::policy::Attributes>) -> Result<UpstreamSpec, Missing> {
+        let Some(per_caller) = &self.per_caller else { return Ok(self.clone()) };
+        let values = per_caller.resolve(caller)?;
+        let mut spec = self.clone();
+        spec.per_caller = None;
+        for (slot, value) in values {
+            match (&mut spec.kind, slot) {
+                (UpstreamKind::Stdio { env, .. }, Slot::Env(name)) => {
+                    env.insert(name.clone(), value);
+                }
+                (UpstreamKind::Stdio { args, .. }, Slot::Arg(i)) => {
+                    if let Some(arg) = args.get_mut(*i) {
+                        *arg = value;
+                    }
+                }
+                (UpstreamKind::Http { headers, .. } | UpstreamKind::Sse { headers, .. }, Slot::Header(name)) => {
+                    headers.insert(name.clone(), value);
+                }
+                // Configuration load puts each slot only where its kind has it.
+                _ => {}
+            }
+        }
+        Ok(spec)
     }
 }
 
-/// How to reach an upstream.
-#[derive(Debug, Clone, PartialEq)]
+/// How to reach an upstream. Its `Debug` leaves out argument, environment and header
+/// values: they often hold credentials.
+#[derive(Clone, PartialEq)]
 pub enum UpstreamKind {
     /// mcpgw's in-process tools.
     Builtin,
@@ -95,6 +130,26 @@ impl UpstreamKind {
             UpstreamKind::Stdio { .. } => "stdio",
             UpstreamKind::Http { .. } => "http",
             UpstreamKind::Sse { .. } => "sse",
+        }
+    }
+}
+
+impl std::fmt::Debug for UpstreamKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamKind::Builtin => f.write_str("Builtin"),
+            UpstreamKind::Stdio { command, args, env, cwd } => f
+                .debug_struct("Stdio")
+                .field("command", command)
+                .field("args", &args.len())
+                .field("env", &env.keys().collect::<Vec<_>>())
+                .field("cwd", cwd)
+                .finish(),
+            UpstreamKind::Http { url, headers } | UpstreamKind::Sse { url, headers } => f
+                .debug_struct(if matches!(self, UpstreamKind::Http { .. }) { "Http" } else { "Sse" })
+                .field("url", url)
+                .field("headers", &headers.keys().collect::<Vec<_>>())
+                .finish(),
         }
     }
 }

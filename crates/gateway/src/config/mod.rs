@@ -3,6 +3,7 @@
 //! `mcpServers` JSON of desktop MCP clients instead (see [`desktop`]).
 
 mod auth;
+mod credentials;
 mod desktop;
 mod limits;
 mod policy;
