@@ -2,7 +2,8 @@
 //! same `share = "session"` stdio upstream each get a child started with their own secret
 //! (in its environment and its arguments); a caller without one does not see the upstream
 //! but keeps the others, and the log says why; stateless requests are not offered it; and
-//! no secret shows in the log, `/metrics` or `/healthz` of the run.
+//! no secret shows in the log, `/metrics` or `/healthz` of the run. An `http` upstream
+//! sends each caller's own header, on a connection of the session's own.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -162,6 +163,75 @@ async fn each_caller_gets_its_own_credential_one_without_does_not_see_the_upstre
             assert!(!page.contains(secret), "{secret} in {path}:\n{page}");
         }
     }
+    for secret in [ALICE_SECRET, BOB_SECRET] {
+        assert!(!gw.logged(secret), "{secret} in the log");
+    }
+}
+
+/// The fixture serving Streamable HTTP on a port of its own; ended on drop.
+struct HttpFixture {
+    child: std::process::Child,
+    url: String,
+}
+
+impl HttpFixture {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mcpgw-fixture"))
+            .args(["--credential-tool", "--http", "127.0.0.1:0"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the fixture");
+        let stdout = child.stdout.take().expect("piped stdout");
+        // The fixture prints its address as soon as it is bound, or exits.
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).expect("read the fixture's address");
+        let url =
+            line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("no address: {line:?}")).to_owned();
+        Self { child, url }
+    }
+}
+
+impl Drop for HttpFixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_http_upstream_sends_each_caller_its_own_header() {
+    let credentials = CredentialsFile::new("http", 0o600);
+    let upstream = HttpFixture::start();
+    let config = format!(
+        r#"[auth.tokens]
+alice = "{alice}"
+bob = "{bob}"
+carol = "{carol}"
+
+[upstreams.builtin]
+kind = "builtin"
+
+[upstreams.remote]
+kind = "http"
+url = "{url}"
+headers = {{ Authorization = "Bearer ${{secret:token}}" }}
+credentials = "{path}"
+"#,
+        alice = digest("alice-token"),
+        bob = digest("bob-token"),
+        carol = digest("carol-token"),
+        url = upstream.url,
+        path = credentials.0.display(),
+    );
+    let gw = Gateway::start_with(&config);
+    let alice = Client::open(&gw, "alice-token").await;
+    let bob = Client::open(&gw, "bob-token").await;
+    assert!(alice.credential_seen().await.ends_with(&format!("authorization=Bearer {ALICE_SECRET}")));
+    assert!(bob.credential_seen().await.ends_with(&format!("authorization=Bearer {BOB_SECRET}")));
+    let carol = Client::open(&gw, "carol-token").await;
+    assert!(!carol.tools().await.contains(&"credential_seen".to_owned()));
     for secret in [ALICE_SECRET, BOB_SECRET] {
         assert!(!gw.logged(secret), "{secret} in the log");
     }
