@@ -152,4 +152,28 @@ mod tests {
         assert!(e.contains("line 3") && !e.contains("s3cret"), "{e}");
         let _ = std::fs::remove_file(&bad);
     }
+
+    #[test]
+    fn per_caller_values_are_checked_at_load() {
+        let parse = |upstream: &str| crate::config::Config::parse(&format!("[upstreams.u]\n{upstream}"), "f");
+        let stdio = "kind = \"stdio\"\ncommand = \"x\"\n";
+        let err = |upstream: &str| parse(upstream).err().map(|e| e.to_string()).unwrap_or_default();
+
+        let e = err(&format!("{stdio}env = {{ A = \"${{HOME}}\" }}\n"));
+        assert!(e.contains("upstreams.u.env.A") && e.contains("unknown placeholder ${HOME}"), "{e}");
+        let e = err(&format!("{stdio}env = {{ A = \"${{secret:token}}\" }}\n"));
+        assert!(e.contains("upstreams.u.credentials is required"), "{e}");
+        let e = err(&format!("{stdio}share = \"shared\"\nargs = [\"--user=${{claim:login}}\"]\n"));
+        assert!(e.contains("needs share = \"session\""), "{e}");
+        let e = err(&format!("{stdio}credentials = \"/nonexistent\"\n"));
+        assert!(e.contains("upstreams.u.credentials"), "{e}");
+
+        let config = parse(&format!("{stdio}args = [\"a$${{b}}\", \"--user=${{claim:login}}\"]\n")).expect("valid");
+        let spec = &config.upstreams[0];
+        let mcpgw_core::UpstreamKind::Stdio { args, .. } = &spec.kind else { panic!("stdio") };
+        assert_eq!(args[0], "a${b}", "a literal is unescaped once, at load");
+        let per_caller = spec.per_caller.as_ref().expect("per caller");
+        assert_eq!(per_caller.templates.len(), 1);
+        assert_eq!(per_caller.templates[0].0, Slot::Arg(1));
+    }
 }
