@@ -412,3 +412,51 @@ async fn a_subject_has_one_rate_limit_bucket_whatever_its_token_and_is_audited_b
     assert_eq!(lines.iter().filter(|l| l["identity"] == carol.as_str()).count(), 2, "{lines:#?}");
     assert_eq!(lines.iter().filter(|l| l["identity"] == format!("dave ({})", server.minter)).count(), 1);
 }
+
+/// Per-user upstream credentials from a JWT: a `share = "session"` stdio upstream gets the
+/// caller's `login` claim in its arguments and the secret of its subject (from the
+/// credentials file) in its environment; a subject with no secret does not see it.
+#[tokio::test]
+async fn a_session_upstream_takes_a_claim_and_the_subjects_secret_from_the_callers_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = AuthServer::start();
+    let credentials = std::env::temp_dir().join(format!("mcpgw-jwt-credentials-{}.toml", std::process::id()));
+    std::fs::write(&credentials, "[subjects.carol]\ntoken = \"carol-upstream-secret-5e1d\"\n").expect("write");
+    std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let gw = Gateway::start_with(&format!(
+        "[auth]\nresource = \"{RESOURCE}\"\njwks_refetch_secs = 3600\n[[auth.issuers]]\nissuer = \"{}\"\n\
+         [upstreams.builtin]\nkind = \"builtin\"\n\
+         [upstreams.gh]\nkind = \"stdio\"\ncommand = \"{}\"\nargs = [\"--credential-tool\", \"--user=${{claim:login}}\"]\n\
+         env = {{ MCPGW_FIXTURE_CREDENTIAL = \"${{secret:token}}\" }}\ncredentials = \"{}\"\n",
+        server.minter,
+        env!("CARGO_BIN_EXE_mcpgw-fixture"),
+        credentials.display(),
+    ));
+    let http = Http::new();
+    let session = |auth: String| {
+        let (http, gw) = (http.clone(), &gw);
+        async move {
+            let init = post_mcp(&http, gw, Some(&auth), &initialize("2025-11-25"), None).await;
+            assert_eq!(init.status, StatusCode::OK, "{}", init.text());
+            init.header("mcp-session-id").expect("a session").to_owned()
+        }
+    };
+    let carol = bearer(&server.mint(&http, json!({"login": "carol-gh"}), json!({})).await);
+    let sid = session(carol.clone()).await;
+    let call = request(1, "tools/call", json!({"name": "credential_seen", "arguments": {}}));
+    let seen = post_mcp(&http, &gw, Some(&carol), &call, Some(&sid)).await;
+    // The fixture answers each value reversed (so its answer is no secret in a log).
+    let rev = |s: &str| s.chars().rev().collect::<String>();
+    let text = seen.messages()[0]["result"]["content"][0]["text"].clone();
+    assert_eq!(text, format!("env={} user={}", rev("carol-upstream-secret-5e1d"), rev("carol-gh")), "{}", seen.text());
+
+    let dave = bearer(&server.mint(&http, json!({"sub": "dave", "login": "dave-gh"}), json!({})).await);
+    let sid = session(dave.clone()).await;
+    let listed = post_mcp(&http, &gw, Some(&dave), &request(2, "tools/list", json!({})), Some(&sid)).await;
+    let tools = listed.messages()[0]["result"]["tools"].clone();
+    let names: Vec<&str> = tools.as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"echo") && !names.contains(&"credential_seen"), "{names:?}");
+    gw.wait_for_log("no secret 'token' for this caller");
+    assert!(!gw.logged("carol-upstream-secret-5e1d"));
+    let _ = std::fs::remove_file(&credentials);
+}

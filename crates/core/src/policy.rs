@@ -55,6 +55,11 @@ impl Caller {
     pub fn new(attributes: impl Attributes) -> Self {
         Self(Arc::new(attributes))
     }
+
+    /// What its credential says about it.
+    pub fn attributes(&self) -> &dyn Attributes {
+        &*self.0
+    }
 }
 
 impl std::fmt::Debug for Caller {

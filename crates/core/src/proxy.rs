@@ -64,20 +64,26 @@ pub struct Proxy {
 #[derive(Clone)]
 enum Member {
     Builtin(Arc<Builtin>),
-    Remote { spec: Arc<UpstreamSpec>, link: Arc<Link> },
+    Remote {
+        spec: Arc<UpstreamSpec>,
+        link: Arc<Link>,
+    },
+    /// An upstream this session does not get: it takes a credential from its caller, and
+    /// this caller has none. It lists nothing.
+    Absent,
 }
 
 impl Member {
     fn spec_name<'a>(&'a self, spec: &'a UpstreamSpec) -> &'a str {
         match self {
-            Member::Builtin(_) => &spec.name,
+            Member::Builtin(_) | Member::Absent => &spec.name,
             Member::Remote { spec, .. } => &spec.name,
         }
     }
 
     fn generation(&self) -> u64 {
         match self {
-            Member::Builtin(_) => 0,
+            Member::Builtin(_) | Member::Absent => 0,
             Member::Remote { link, .. } => link.generation(),
         }
     }
@@ -88,6 +94,7 @@ impl Member {
     fn capabilities(&self) -> ServerCapabilities {
         match self {
             Member::Builtin(b) => b.get_info().capabilities,
+            Member::Absent => ServerCapabilities::default(),
             Member::Remote { link, .. } => link.offered().unwrap_or_else(|| {
                 let mut any = ServerCapabilities::default();
                 any.tools = Some(ToolsCapability::default());
@@ -179,7 +186,7 @@ impl Proxy {
         let members = self.members_for(request, Some(&ctx.peer), Era::Handshake);
         let starting = members.iter().filter_map(|m| match m {
             Member::Remote { spec, link } => Some(link.ready(spec.connect_timeout)),
-            Member::Builtin(_) => None,
+            Member::Builtin(_) | Member::Absent => None,
         });
         join_all(starting).await;
         members
@@ -203,13 +210,16 @@ impl Proxy {
                     let link = self.upstreams.shared_link(&spec.name);
                     Member::Remote { spec: spec.clone(), link }
                 }
-                (_, Share::Session) => {
-                    let client = client_config(request.capabilities.clone(), Some(request.client_info.clone()));
-                    let count = self.upstreams.count(&spec.name);
-                    let link =
-                        Link::start(spec.clone(), client, prefers, count, self.cancel.child_token(), &self.tasks);
-                    Member::Remote { spec: spec.clone(), link }
-                }
+                (_, Share::Session) => match self.own_spec(spec, peer.is_some()) {
+                    Some(spec) => {
+                        let client = client_config(request.capabilities.clone(), Some(request.client_info.clone()));
+                        let count = self.upstreams.count(&spec.name);
+                        let link =
+                            Link::start(spec.clone(), client, prefers, count, self.cancel.child_token(), &self.tasks);
+                        Member::Remote { spec, link }
+                    }
+                    None => Member::Absent,
+                },
             };
             if let Member::Remote { spec, link } = &member {
                 let owner = if spec.share == Share::Session { peer.cloned() } else { None };
@@ -218,6 +228,26 @@ impl Proxy {
             members.push(member);
         }
         members
+    }
+
+    /// The spec of this session's own connection to `spec`'s upstream: the same, unless it
+    /// takes credentials from its caller; `None` when this caller has none, which is said
+    /// once per session, at its initialize (`connecting`; the hub says why at its start).
+    fn own_spec(&self, spec: &Arc<UpstreamSpec>, connecting: bool) -> Option<Arc<UpstreamSpec>> {
+        if spec.per_caller.is_none() {
+            return Some(spec.clone());
+        }
+        let caller = self.state.caller.as_ref().map(crate::policy::Caller::attributes);
+        match spec.for_caller(caller) {
+            Ok(own) => Some(Arc::new(own)),
+            Err(missing) => {
+                if connecting {
+                    let (upstream, caller) = (&spec.name, &self.state.origin.name);
+                    tracing::info!(%upstream, %caller, "upstream left out of the session: {missing}");
+                }
+                None
+            }
+        }
     }
 
     /// The session's catalog, rebuilt when an upstream's listings may have changed. Callers
@@ -391,7 +421,7 @@ async fn build(members: Vec<Member>, upstreams: Arc<Upstreams>, wait: bool) -> A
     if wait {
         join_all(members.iter().filter_map(|m| match m {
             Member::Remote { spec, link } => Some(link.ready(spec.connect_timeout)),
-            Member::Builtin(_) => None,
+            Member::Builtin(_) | Member::Absent => None,
         }))
         .await;
     }
@@ -422,6 +452,7 @@ async fn build(members: Vec<Member>, upstreams: Arc<Upstreams>, wait: bool) -> A
 /// for at once, each under the upstream's list deadline.
 async fn list_member(member: &Member) -> (Lists, Vec<String>) {
     match member {
+        Member::Absent => (Lists::default(), Vec::new()),
         Member::Builtin(b) => {
             let lists =
                 Lists { tools: b.tools(), prompts: b.prompts(), resources: b.resources(), templates: Vec::new() };
@@ -559,7 +590,7 @@ impl ServerHandler for Proxy {
             // Its own upstream connections live in this server; a session without them may
             // park when quiet and come back from this handshake.
             let may_park = self.members()?.iter().all(|m| match m {
-                Member::Builtin(_) => true,
+                Member::Builtin(_) | Member::Absent => true,
                 Member::Remote { spec, .. } => spec.share == Share::Shared,
             });
             let mut client = request;
@@ -863,7 +894,7 @@ impl Proxy {
                 Member::Remote { spec, link } => {
                     link.unavailable_reason().map(|why| format!("upstream '{}': {why}", spec.name))
                 }
-                Member::Builtin(_) => None,
+                Member::Builtin(_) | Member::Absent => None,
             })
             .collect();
         if !down.is_empty() {

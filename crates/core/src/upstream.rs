@@ -1,6 +1,7 @@
 //! The upstream MCP servers a session's server fronts.
 //!
 //! - [`spec`]: what an upstream is, as configured.
+//! - [`credentials`]: per-caller environment, arguments and headers, and their secrets.
 //! - [`set`]: all configured upstreams, and the shared connections.
 //! - [`link`]: a live connection to a remote upstream, its supervisor, and the routing of
 //!   what it sends back.
@@ -21,6 +22,7 @@ pub mod builtin;
 pub(crate) mod changes;
 pub(crate) mod connect;
 pub(crate) mod count;
+pub mod credentials;
 pub(crate) mod fetch;
 pub(crate) mod http_client;
 pub mod link;

@@ -110,6 +110,11 @@ impl ModernHub {
         waiting: Arc<AtomicUsize>,
     ) -> Self {
         let parked = Arc::new(Parked::new(mrtr, waiting));
+        // Its per-session connections serve every stateless caller alike: an upstream
+        // that takes a credential from its caller cannot be one of them.
+        for spec in upstreams.specs().iter().filter(|s| s.per_caller.is_some()) {
+            tracing::info!(upstream = %spec.name, "upstream not offered to stateless requests: it takes credentials from its caller");
+        }
         let holds = Arc::new(ResourceHolds::default());
         let proxy = |capable| {
             let (parked, holds) = (parked.clone(), holds.clone());

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::upstream::credentials::{Missing, PerCaller, Slot};
 
 /// How long a list request may take unless configured: long enough for a large list from
 /// a remote server, short enough that a stalled upstream is soon left out.
@@ -34,6 +37,9 @@ pub struct UpstreamSpec {
     pub list_timeout: Duration,
     /// The protocol era it is spoken to in.
     pub era: Era,
+    /// What its environment, arguments or headers take from each caller (`share =
+    /// "session"` only); `None`: every caller's connection is the same.
+    pub per_caller: Option<Arc<PerCaller>>,
 }
 
 /// How long a tool call may take when its upstream sets no limit of its own: no call
@@ -55,12 +61,41 @@ impl UpstreamSpec {
             call_timeout: None,
             list_timeout: DEFAULT_LIST_TIMEOUT,
             era,
+            per_caller: None,
         }
+    }
+
+    /// The spec of `caller`'s own connection: its per-caller values filled in from the
+    /// caller's identity, or why the caller has none (and so does not get this upstream).
+    pub fn for_caller(&self, caller: Option<&dyn crate::policy::Attributes>) -> Result<UpstreamSpec, Missing> {
+        let Some(per_caller) = &self.per_caller else { return Ok(self.clone()) };
+        let values = per_caller.resolve(caller)?;
+        let mut spec = self.clone();
+        spec.per_caller = None;
+        for (slot, value) in values {
+            match (&mut spec.kind, slot) {
+                (UpstreamKind::Stdio { env, .. }, Slot::Env(name)) => {
+                    env.insert(name.clone(), value);
+                }
+                (UpstreamKind::Stdio { args, .. }, Slot::Arg(i)) => {
+                    if let Some(arg) = args.get_mut(*i) {
+                        *arg = value;
+                    }
+                }
+                (UpstreamKind::Http { headers, .. } | UpstreamKind::Sse { headers, .. }, Slot::Header(name)) => {
+                    headers.insert(name.clone(), value);
+                }
+                // Configuration load puts each slot only where its kind has it.
+                _ => {}
+            }
+        }
+        Ok(spec)
     }
 }
 
-/// How to reach an upstream.
-#[derive(Debug, Clone, PartialEq)]
+/// How to reach an upstream. Its `Debug` leaves out argument, environment and header
+/// values: they often hold credentials.
+#[derive(Clone, PartialEq)]
 pub enum UpstreamKind {
     /// mcpgw's in-process tools.
     Builtin,
@@ -134,6 +169,28 @@ impl Era {
             Era::Auto => "auto",
             Era::Modern => "modern",
             Era::Handshake => "handshake",
+        }
+    }
+}
+
+/// Names and counts only: an environment variable, argument or header may hold a secret
+/// (a per-caller credential, or a configured token).
+impl std::fmt::Debug for UpstreamKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamKind::Builtin => f.write_str("Builtin"),
+            UpstreamKind::Stdio { command, args, env, cwd } => f
+                .debug_struct("Stdio")
+                .field("command", command)
+                .field("args", &args.len())
+                .field("env", &env.keys().collect::<Vec<_>>())
+                .field("cwd", cwd)
+                .finish(),
+            UpstreamKind::Http { url, headers } | UpstreamKind::Sse { url, headers } => f
+                .debug_struct(if matches!(self, UpstreamKind::Http { .. }) { "Http" } else { "Sse" })
+                .field("url", url)
+                .field("headers", &headers.keys().collect::<Vec<_>>())
+                .finish(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod cluster;
+mod credentials;
 mod desktop;
 mod limits;
 mod policy;

@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indexmap::IndexMap;
+use mcpgw_core::upstream::credentials::Slot;
 use mcpgw_core::{Era, Share, ToolFilter, UpstreamKind, UpstreamSpec};
 use serde::Deserialize;
+
+use crate::config::credentials::Collect;
 
 /// One `[upstreams.NAME]` table as written. Keys that do not apply to its `kind` are
 /// refused by [`RawUpstream::into_spec`].
@@ -22,6 +25,8 @@ pub(crate) struct RawUpstream {
     // http, sse
     url: Option<String>,
     headers: Option<BTreeMap<String, String>>,
+    // stdio, http, sse with share = "session": secrets for `${secret:NAME}`
+    credentials: Option<PathBuf>,
     // every kind but builtin
     share: Option<RawShare>,
     max_connections: Option<usize>,
@@ -91,7 +96,8 @@ impl RawUpstream {
         let refuse = |present: bool, key: &str, kind: &str| -> Result<(), String> {
             if present { Err(format!("{} does not apply to kind = \"{kind}\"", at(key))) } else { Ok(()) }
         };
-        let kind = match self.kind {
+        let mut per_caller = Collect::new();
+        let mut kind = match self.kind {
             RawKind::Builtin => {
                 for (present, key) in [
                     (self.command.is_some(), "command"),
@@ -100,6 +106,7 @@ impl RawUpstream {
                     (self.cwd.is_some(), "cwd"),
                     (self.url.is_some(), "url"),
                     (self.headers.is_some(), "headers"),
+                    (self.credentials.is_some(), "credentials"),
                     (self.share.is_some(), "share"),
                     (self.max_connections.is_some(), "max_connections"),
                     (self.connect_timeout_secs.is_some(), "connect_timeout_secs"),
@@ -175,12 +182,29 @@ impl RawUpstream {
             (Some(RawEra::Modern), _) => Era::Modern,
             (Some(RawEra::Auto), _) => Era::Auto,
         };
+        match &mut kind {
+            UpstreamKind::Stdio { args, env, .. } => {
+                per_caller.args(args, &at("args"))?;
+                per_caller.map(env, Slot::Env, &at("env"))?;
+            }
+            UpstreamKind::Http { headers, .. } | UpstreamKind::Sse { headers, .. } => {
+                per_caller.map(headers, Slot::Header, &at("headers"))?;
+            }
+            UpstreamKind::Builtin => {}
+        }
         let mut spec = UpstreamSpec::new(name, kind);
         spec.era = era;
         spec.share = match self.share {
             Some(RawShare::Shared) => Share::Shared,
             Some(RawShare::Session) | None => Share::Session,
         };
+        spec.per_caller = per_caller.finish(self.credentials.as_deref(), &at("credentials"))?;
+        if spec.per_caller.is_some() && spec.share == Share::Shared {
+            return Err(format!(
+                "upstreams.{name}: a value takes ${{claim:…}} or ${{secret:…}} from its caller, so it needs \
+                 share = \"session\" (a connection per caller), not \"shared\""
+            ));
+        }
         spec.prefix = self.prefix;
         spec.tools = ToolFilter { allow: self.tools_allow, deny: self.tools_deny.unwrap_or_default() };
         spec.max_connections = self.max_connections;
