@@ -29,7 +29,7 @@ help:
 	@echo "make install      release build, binary, config, units under PREFIX=/usr/local (DESTDIR= ok)"
 	@echo "make uninstall    remove what install put (keeps /etc/mcpgw)"
 	@echo "make deb          build a Debian package with cargo-deb (installed if missing)"
-	@echo "make bench   release build, then the benchmark (~14-18 min): docs/benchmarks.md, target/bench/results.json;"
+	@echo "make bench   release build, then the benchmark (~17-22 min): docs/benchmarks.md, target/bench/results.json;"
 	@echo "             BENCH_QUICK=1 for a smoke run (target/bench/benchmarks-quick.md)"
 	@echo "make bench-auth  only its rows with JWT auth + a 20-rule policy, and the audit log's cost"
 	@echo "             (~3 min; target/bench/benchmarks-auth.md)"
