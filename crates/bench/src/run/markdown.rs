@@ -267,7 +267,7 @@ pub(crate) fn markdown(r: &Report, json_path: &Path) -> String {
         "- **mcpgw configuration**: the built-in tools only, `[sessions] max_sessions = 200000`, \
          `idle_timeout_secs = 3600`, `legacy_grace_secs = 0` (a legacy session ends when its stream closes); `park_after_secs = 1` (an idle \
          session's MCP server parks after 1 s of quiet, instead of the default 30 s, so the memory runs need not wait); everything \
-         else default, including `info` logging (three log lines per session). It listens on `127.0.0.1:0`. \
+         else default, including `info` logging (three log lines per session and, since the audit log, one per tool call). It listens on `127.0.0.1:0`. \
          `{MCPGW_1}` adds `[server] worker_threads = 1`.\n"
     );
 
