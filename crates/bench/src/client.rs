@@ -692,6 +692,18 @@ mod tests {
     }
 
     #[test]
+    fn a_bearer_profile_sends_its_token_on_every_request() {
+        let profile = Profile::new(Transport::StreamableJson, "echo", &serde_json::json!({}));
+        assert!(profile.with_auth(vec![("accept", &CONTENT_JSON)]).iter().all(|(name, _)| *name != "authorization"));
+        let profile = profile.with_bearer("abc.def.ghi").expect("a header value");
+        let headers = profile.with_auth(vec![("accept", &CONTENT_JSON)]);
+        let (_, value) = headers.iter().find(|(name, _)| *name == "authorization").expect("authorization");
+        assert_eq!(*value, "Bearer abc.def.ghi");
+        assert!(value.is_sensitive(), "kept out of debug output");
+        assert!(Profile::new(Transport::Stateless, "echo", &serde_json::json!({})).with_bearer("a\nb").is_err());
+    }
+
+    #[test]
     fn builds_calls() {
         let profile = Profile::new(Transport::StreamableJson, "echo", &serde_json::json!({"text": "hi"}));
         let body: Value = serde_json::from_slice(&profile.call_body(7)).expect("JSON");
