@@ -29,8 +29,10 @@ help:
 	@echo "make install      release build, binary, config, units under PREFIX=/usr/local (DESTDIR= ok)"
 	@echo "make uninstall    remove what install put (keeps /etc/mcpgw)"
 	@echo "make deb          build a Debian package with cargo-deb (installed if missing)"
-	@echo "make bench   release build, then the benchmark (~14-18 min): docs/benchmarks.md, target/bench/results.json;"
+	@echo "make bench   release build, then the benchmark (~17-22 min): docs/benchmarks.md, target/bench/results.json;"
 	@echo "             BENCH_QUICK=1 for a smoke run (target/bench/benchmarks-quick.md)"
+	@echo "make bench-auth  only its rows with JWT auth + a 20-rule policy, and the audit log's cost"
+	@echo "             (~3 min; target/bench/benchmarks-auth.md)"
 	@echo "make deps-bench  install the competing gateways the bench measures (crates/bench/peers)"
 	@echo "make bench-compare BASE=<commit>  CPU/req of that commit's mcpgw against this one, alternating"
 	@echo "             rounds, medians (target/bench/compare.md); BASE_BIN=<binary> instead of building"
@@ -236,6 +238,15 @@ bench: deps-bench
 		target/release/mcpgw-bench run $(if $(BENCH_QUICK),--quick) \
 			--supergateway "$(BENCH_SUPERGATEWAY)" --mcp-proxy "$(BENCH_MCP_PROXY)" \
 			--command "make bench$(if $(BENCH_QUICK), BENCH_QUICK=$(BENCH_QUICK))"
+
+# Only the auth rows of `bench` (crates/bench/src/run/auth.rs): mcpgw with JWT auth and a
+# 20-rule policy against mcpgw without, and with the audit log off; target/bench/benchmarks-auth.md.
+.PHONY: bench-auth
+bench-auth:
+	$(CARGO) build --release -p mcpgw
+	$(CARGO) build --release -p mcpgw-bench -p mcpgw-tests --bins
+	target/release/mcpgw-bench run --only-auth $(if $(BENCH_QUICK),--quick) \
+		--command "make bench-auth$(if $(BENCH_QUICK), BENCH_QUICK=$(BENCH_QUICK))"
 
 # Two mcpgw binaries on the same closed-loop rows, in alternating rounds, medians compared
 # (crates/bench/src/compare.rs): BASE=<commit> builds that commit's release mcpgw in a scratch

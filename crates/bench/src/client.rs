@@ -365,6 +365,8 @@ pub(crate) struct Profile {
     pub(crate) protocol: String,
     /// The tool, for a stateless request's `Mcp-Name`.
     tool: HeaderValue,
+    /// `Authorization` on every request, when the server wants a token.
+    pub(crate) authorization: Option<HeaderValue>,
     call_prefix: String,
     call_suffix: String,
 }
@@ -399,6 +401,7 @@ impl Profile {
             accept: HeaderValue::from_static(accept),
             protocol: protocol.to_owned(),
             tool: HeaderValue::from_str(tool).unwrap_or_else(|_| HeaderValue::from_static("")),
+            authorization: None,
             call_prefix: r#"{"jsonrpc":"2.0","id":"#.to_owned(),
             call_suffix: format!(r#","method":"tools/call","params":{params}}}"#),
         }
@@ -408,6 +411,25 @@ impl Profile {
     pub(crate) fn with_accept(mut self, accept: &str) -> Result<Profile> {
         self.accept = HeaderValue::from_str(accept)?;
         Ok(self)
+    }
+
+    /// The same, sending `Authorization: Bearer <token>` on every request.
+    pub(crate) fn with_bearer(mut self, token: &str) -> Result<Profile> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))?;
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        Ok(self)
+    }
+
+    /// `headers` and, when the profile has one, its `Authorization`.
+    fn with_auth<'a>(
+        &'a self,
+        mut headers: Vec<(&'static str, &'a HeaderValue)>,
+    ) -> Vec<(&'static str, &'a HeaderValue)> {
+        if let Some(value) = &self.authorization {
+            headers.push(("authorization", value));
+        }
+        headers
     }
 
     fn call_body(&self, id: u64) -> Bytes {
@@ -452,12 +474,15 @@ pub(crate) struct Session {
     conn: Conn,
     kind: Kind,
     next_id: u64,
+    /// The profile's `Authorization`, for the DELETE that ends the session.
+    authorization: Option<HeaderValue>,
 }
 
 /// A session without a POST connection: idle, waiting to be used again.
 pub(crate) struct Parked {
     kind: Kind,
     next_id: u64,
+    authorization: Option<HeaderValue>,
 }
 
 static CONTENT_JSON: HeaderValue = HeaderValue::from_static(JSON);
@@ -471,12 +496,14 @@ impl Session {
         match profile.transport {
             Transport::StreamableJson | Transport::StreamableSse => Self::open_streamable(target, profile, conn).await,
             Transport::Legacy => Self::open_legacy(target, profile, conn).await,
-            Transport::Stateless => Ok(Session { conn, kind: Kind::Stateless, next_id: 1 }),
+            Transport::Stateless => {
+                Ok(Session { conn, kind: Kind::Stateless, next_id: 1, authorization: profile.authorization.clone() })
+            }
         }
     }
 
     async fn open_streamable(target: &Target, profile: &Profile, mut conn: Conn) -> Result<Session> {
-        let headers = [("content-type", &CONTENT_JSON), ("accept", &profile.accept)];
+        let headers = profile.with_auth(vec![("content-type", &CONTENT_JSON), ("accept", &profile.accept)]);
         let response = within("initialize", async {
             conn.send(Method::POST, &target.mcp_path, &headers, profile.initialize_body()).await
         })
@@ -485,7 +512,8 @@ impl Session {
         let result = within("initialize", read_reply(response, 0)).await.context("initialize")?;
         let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or(&profile.protocol);
         let version = HeaderValue::from_str(version)?;
-        let mut session = Session { conn, kind: Kind::Streamable { id, version }, next_id: 1 };
+        let authorization = profile.authorization.clone();
+        let mut session = Session { conn, kind: Kind::Streamable { id, version }, next_id: 1, authorization };
         session.post_streamable(target, profile, Bytes::from_static(INITIALIZED.as_bytes())).await?;
         Ok(session)
     }
@@ -493,8 +521,11 @@ impl Session {
     /// POSTs a notification on Streamable HTTP (2xx, body read).
     async fn post_streamable(&mut self, target: &Target, profile: &Profile, body: Bytes) -> Result<()> {
         let Kind::Streamable { id, version } = &self.kind else { bail!("not a Streamable HTTP session") };
-        let mut headers =
-            vec![("content-type", &CONTENT_JSON), ("accept", &profile.accept), ("mcp-protocol-version", version)];
+        let mut headers = profile.with_auth(vec![
+            ("content-type", &CONTENT_JSON),
+            ("accept", &profile.accept),
+            ("mcp-protocol-version", version),
+        ]);
         if let Some(id) = id {
             headers.push(("mcp-session-id", id));
         }
@@ -512,7 +543,8 @@ impl Session {
     async fn open_legacy(target: &Target, profile: &Profile, mut conn: Conn) -> Result<Session> {
         let mut stream = Conn::open(target).await?;
         let (mut events, endpoint) = within("GET the event stream", async {
-            let response = stream.send(Method::GET, &target.sse_path, &[("accept", &ACCEPT_SSE)], Bytes::new()).await?;
+            let headers = profile.with_auth(vec![("accept", &ACCEPT_SSE)]);
+            let response = stream.send(Method::GET, &target.sse_path, &headers, Bytes::new()).await?;
             let status = response.status();
             if !status.is_success() {
                 let body = read_all(response.into_body()).await.unwrap_or_default();
@@ -529,15 +561,19 @@ impl Session {
         })
         .await?;
         within("initialize", async {
-            let (posted, reply) =
-                tokio::join!(post_legacy(&mut conn, &endpoint, profile.initialize_body()), wait_reply(&mut events, 0));
+            let auth = profile.authorization.as_ref();
+            let (posted, reply) = tokio::join!(
+                post_legacy(&mut conn, &endpoint, auth, profile.initialize_body()),
+                wait_reply(&mut events, 0)
+            );
             posted?;
             reply?;
-            post_legacy(&mut conn, &endpoint, Bytes::from_static(INITIALIZED.as_bytes())).await
+            post_legacy(&mut conn, &endpoint, auth, Bytes::from_static(INITIALIZED.as_bytes())).await
         })
         .await
         .context("initialize")?;
-        Ok(Session { conn, kind: Kind::Legacy { events, _stream: stream, endpoint }, next_id: 1 })
+        let authorization = profile.authorization.clone();
+        Ok(Session { conn, kind: Kind::Legacy { events, _stream: stream, endpoint }, next_id: 1, authorization })
     }
 
     /// One `tools/call`, its result checked.
@@ -547,11 +583,11 @@ impl Session {
         let body = profile.call_body(id);
         match &mut self.kind {
             Kind::Streamable { id: session, version } => {
-                let mut headers = vec![
+                let mut headers = profile.with_auth(vec![
                     ("content-type", &CONTENT_JSON),
                     ("accept", &profile.accept),
                     ("mcp-protocol-version", &*version),
-                ];
+                ]);
                 if let Some(session) = session {
                     headers.push(("mcp-session-id", &*session));
                 }
@@ -559,18 +595,20 @@ impl Session {
                 read_reply(response, id).await?;
             }
             Kind::Legacy { events, endpoint, .. } => {
-                let (posted, reply) = tokio::join!(post_legacy(&mut self.conn, endpoint, body), wait_reply(events, id));
+                let auth = profile.authorization.as_ref();
+                let (posted, reply) =
+                    tokio::join!(post_legacy(&mut self.conn, endpoint, auth, body), wait_reply(events, id));
                 posted?;
                 reply?;
             }
             Kind::Stateless => {
-                let headers = [
+                let headers = profile.with_auth(vec![
                     ("content-type", &CONTENT_JSON),
                     ("accept", &profile.accept),
                     ("mcp-protocol-version", &STATELESS),
                     ("mcp-method", &TOOLS_CALL),
                     ("mcp-name", &profile.tool),
-                ];
+                ]);
                 let response = self.conn.send(Method::POST, &target.mcp_path, &headers, body).await?;
                 read_reply(response, id).await?;
             }
@@ -580,10 +618,13 @@ impl Session {
 
     /// Ends the session (DELETE, or closing the event stream) and hands back its POST connection.
     pub(crate) async fn close(self, target: &Target) -> Result<Conn> {
-        let Session { mut conn, kind, .. } = self;
+        let Session { mut conn, kind, authorization, .. } = self;
         if let Kind::Streamable { id: Some(id), version } = &kind {
             within("DELETE", async {
-                let headers = [("mcp-session-id", id), ("mcp-protocol-version", version)];
+                let mut headers = vec![("mcp-session-id", id), ("mcp-protocol-version", version)];
+                if let Some(value) = &authorization {
+                    headers.push(("authorization", value));
+                }
                 let response = conn.send(Method::DELETE, &target.mcp_path, &headers, Bytes::new()).await?;
                 let status = response.status();
                 let body = read_all(response.into_body()).await?;
@@ -596,17 +637,21 @@ impl Session {
     }
 
     pub(crate) fn park(self) -> (Parked, Conn) {
-        (Parked { kind: self.kind, next_id: self.next_id }, self.conn)
+        (Parked { kind: self.kind, next_id: self.next_id, authorization: self.authorization }, self.conn)
     }
 
     pub(crate) fn unpark(parked: Parked, conn: Conn) -> Session {
-        Session { conn, kind: parked.kind, next_id: parked.next_id }
+        Session { conn, kind: parked.kind, next_id: parked.next_id, authorization: parked.authorization }
     }
 }
 
 /// A legacy POST: 2xx, body read.
-async fn post_legacy(conn: &mut Conn, endpoint: &str, body: Bytes) -> Result<()> {
-    let response = conn.send(Method::POST, endpoint, &[("content-type", &CONTENT_JSON)], body).await?;
+async fn post_legacy(conn: &mut Conn, endpoint: &str, auth: Option<&HeaderValue>, body: Bytes) -> Result<()> {
+    let mut headers = vec![("content-type", &CONTENT_JSON)];
+    if let Some(value) = auth {
+        headers.push(("authorization", value));
+    }
+    let response = conn.send(Method::POST, endpoint, &headers, body).await?;
     let status = response.status();
     let body = read_all(response.into_body()).await?;
     ensure!(status.is_success(), "POST {endpoint}: {status} {}", excerpt(&body));
@@ -644,6 +689,18 @@ mod tests {
         assert_eq!(body["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], STATELESS_VERSION);
         assert_eq!(body["params"]["name"], "echo");
         assert_eq!(profile.tool, "echo");
+    }
+
+    #[test]
+    fn a_bearer_profile_sends_its_token_on_every_request() {
+        let profile = Profile::new(Transport::StreamableJson, "echo", &serde_json::json!({}));
+        assert!(profile.with_auth(vec![("accept", &CONTENT_JSON)]).iter().all(|(name, _)| *name != "authorization"));
+        let profile = profile.with_bearer("abc.def.ghi").expect("a header value");
+        let headers = profile.with_auth(vec![("accept", &CONTENT_JSON)]);
+        let (_, value) = headers.iter().find(|(name, _)| *name == "authorization").expect("authorization");
+        assert_eq!(*value, "Bearer abc.def.ghi");
+        assert!(value.is_sensitive(), "kept out of debug output");
+        assert!(Profile::new(Transport::Stateless, "echo", &serde_json::json!({})).with_bearer("a\nb").is_err());
     }
 
     #[test]

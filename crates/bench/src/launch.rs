@@ -29,8 +29,14 @@ pub(crate) fn builtin_config(threads: Option<usize>) -> String {
 
 /// Starts mcpgw on `config` and waits until `/readyz` says its shared upstreams have started.
 pub(crate) async fn start_mcpgw(name: &str, binary: &Path, config: &Path) -> Result<Proc> {
+    start_mcpgw_with(name, binary, config, &[]).await
+}
+
+/// [`start_mcpgw`] with these environment variables (`MCPGW_LOG`) set.
+pub(crate) async fn start_mcpgw_with(name: &str, binary: &Path, config: &Path, env: &[(&str, &str)]) -> Result<Proc> {
     let mut command = Command::new(binary);
     command.arg("--config").arg(config).args(["--listen", "127.0.0.1:0"]);
+    command.envs(env.iter().copied());
     let proc = Proc::start(name, command)?;
     let target = target_of(&proc)?;
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -9,12 +9,14 @@
 //!   rounds, their medians side by side (target/bench/compare.md).
 //! - `profile` is `make profile`: mcpgw under the `load` closed loop, sampled by `perf`
 //!   (target/profile/summary.md says where its CPU goes per request).
-//! - `serve-rmcp` and `serve-hyper` are the baseline servers `run` starts.
+//! - `serve-rmcp` and `serve-hyper` are the baseline servers `run` starts; `serve-issuer` is the
+//!   token issuer of its auth rows.
 //!
 //! The load generator runs on a current-thread tokio runtime: one core, whatever the machine.
 
 mod client;
 mod compare;
+mod issuer;
 mod launch;
 mod load;
 mod machine;
@@ -119,6 +121,16 @@ enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
+    /// A loopback token issuer (metadata, JWKS, ES256 access tokens) for the auth rows.
+    ServeIssuer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        grant: issuer::Grant,
+        /// Exit after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        max_secs: u64,
+    },
 }
 
 #[derive(Args)]
@@ -145,6 +157,9 @@ struct ClientArgs {
     /// The server's pid, to read its CPU time (and RSS) from /proc.
     #[arg(long)]
     pid: Option<u32>,
+    /// Send `Authorization: Bearer <TOKEN>` on every request (`serve-issuer`'s `/token` mints one).
+    #[arg(long, value_name = "TOKEN")]
+    bearer: Option<String>,
 }
 
 impl ClientArgs {
@@ -154,6 +169,9 @@ impl ClientArgs {
         let mut profile = Profile::new(self.transport, &self.tool, &arguments);
         if let Some(accept) = &self.accept {
             profile = profile.with_accept(accept)?;
+        }
+        if let Some(token) = &self.bearer {
+            profile = profile.with_bearer(token)?;
         }
         Ok((target, profile))
     }
@@ -229,6 +247,9 @@ fn main() -> std::process::ExitCode {
         }
         Command::ServeHyper { serve } => {
             servers::serve_hyper(serve.listen, serve.workers, Duration::from_secs(serve.max_secs))
+        }
+        Command::ServeIssuer { listen, grant, max_secs } => {
+            issuer::serve_issuer(listen, grant, Duration::from_secs(max_secs))
         }
     };
     match outcome {

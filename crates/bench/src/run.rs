@@ -4,11 +4,12 @@
 //! # Layout
 //!
 //! - `bench`: the measuring context (plan, messages, observations; a closed-loop run);
-//! - `measure`, `memory`, `overhead`: the measurements, in the order they run;
+//! - `measure`, `memory`, `overhead`, `auth`: the measurements, in the order they run;
 //! - `report`: what a run found, as `results.json` holds it;
 //! - `targets`: the targets judged on it; `markdown` and `reading`: the report written;
 //! - `numbers`: how numbers are printed.
 
+mod auth;
 mod bench;
 mod markdown;
 mod measure;
@@ -64,6 +65,11 @@ pub(crate) struct Options {
     /// besides this process) before measuring; then go on regardless, with a note.
     #[arg(long, default_value_t = 120)]
     wait_quiet: u64,
+    /// Only the auth rows (JWT auth and a policy, the audit log; `make bench-auth`): a partial
+    /// report, written to target/bench/results-auth.json and target/bench/benchmarks-auth.md,
+    /// judged on the auth targets alone.
+    #[arg(long)]
+    only_auth: bool,
     /// Competing gateways measured in front of the stdio fixture, when present.
     #[command(flatten)]
     peers: PeerOptions,
@@ -95,9 +101,10 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     }
     let out_dir = PathBuf::from("target/bench");
     std::fs::create_dir_all(&out_dir)?;
-    let (json_path, doc_path) = match quick {
-        true => (out_dir.join("results-quick.json"), out_dir.join("benchmarks-quick.md")),
-        false => (out_dir.join("results.json"), PathBuf::from("docs/benchmarks.md")),
+    let (json_path, doc_path) = match (options.only_auth, quick) {
+        (true, _) => (out_dir.join("results-auth.json"), out_dir.join("benchmarks-auth.md")),
+        (false, true) => (out_dir.join("results-quick.json"), out_dir.join("benchmarks-quick.md")),
+        (false, false) => (out_dir.join("results.json"), PathBuf::from("docs/benchmarks.md")),
     };
     let json_path = options.json.clone().unwrap_or(json_path);
     let doc_path = options.doc.clone().unwrap_or(doc_path);
@@ -147,19 +154,27 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     }
     let profiles = Profiles::new()?;
 
-    // ---- round trips, rounds, open loop and set-up, on one set of servers -----------------
-    let mut servers = Servers::start(&options.mcpgw, &builtin_config, &one_thread_config).await?;
-    let throughput = measure::round_trips(&mut bench, &mut servers, &profiles).await?;
-    let (rounds, rounds_one_thread) = measure::rounds(&mut bench, &mut servers, &profiles).await?;
-    let open_loop = measure::open_loop(&mut bench, &mut servers, &profiles).await?;
-    let setup = measure::setup(&mut bench, &mut servers, &profiles).await?;
-    servers.stop(&mut bench);
+    let (mut throughput, mut rounds, mut rounds_one_thread, mut open_loop, mut setup) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut memory, mut overhead, mut peers) = (Vec::new(), Vec::new(), Vec::new());
+    if !options.only_auth {
+        // ---- round trips, rounds, open loop and set-up, on one set of servers -------------
+        let mut servers = Servers::start(&options.mcpgw, &builtin_config, &one_thread_config).await?;
+        throughput = measure::round_trips(&mut bench, &mut servers, &profiles).await?;
+        (rounds, rounds_one_thread) = measure::rounds(&mut bench, &mut servers, &profiles).await?;
+        open_loop = measure::open_loop(&mut bench, &mut servers, &profiles).await?;
+        setup = measure::setup(&mut bench, &mut servers, &profiles).await?;
+        servers.stop(&mut bench);
 
-    // ---- memory, and the latency added over a direct upstream -----------------------------
-    let memory = memory::memory(&mut bench, &options.mcpgw, &builtin_config, &profiles).await?;
-    let upstreams = Upstreams { stdio: &stdio_config, fixture: &fixture, peers: &options.peers, out_dir: &out_dir };
-    let (mut overhead, peers) = overhead::stdio(&mut bench, &options.mcpgw, &upstreams).await?;
-    overhead.extend(overhead::http(&mut bench, &options.mcpgw, &out_dir, &profiles).await?);
+        // ---- memory, and the latency added over a direct upstream -------------------------
+        memory = memory::memory(&mut bench, &options.mcpgw, &builtin_config, &profiles).await?;
+        let upstreams = Upstreams { stdio: &stdio_config, fixture: &fixture, peers: &options.peers, out_dir: &out_dir };
+        (overhead, peers) = overhead::stdio(&mut bench, &options.mcpgw, &upstreams).await?;
+        overhead.extend(overhead::http(&mut bench, &options.mcpgw, &out_dir, &profiles).await?);
+    }
+
+    // ---- JWT auth and a policy, and the audit log, against plain mcpgw ---------------------
+    let auth = auth::auth(&mut bench, &options.mcpgw, &out_dir, &profiles).await?;
 
     let mut report = Report {
         generated_utc: sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
@@ -177,10 +192,14 @@ pub(crate) async fn run(options: Options) -> Result<()> {
         memory,
         overhead,
         peers,
+        auth,
         targets: Vec::new(),
         observations: bench.observations,
     };
-    report.targets = targets::verdicts(&report);
+    report.targets = match options.only_auth {
+        true => targets::auth_verdicts(&report),
+        false => targets::verdicts(&report),
+    };
     std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("writing {}", json_path.display()))?;
     std::fs::write(&doc_path, markdown::markdown(&report, &json_path))

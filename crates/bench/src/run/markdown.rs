@@ -7,8 +7,9 @@ use std::path::Path;
 use crate::client::{ACCEPT_BOTH, Transport};
 use crate::peers;
 
+use super::auth::{MCPGW_AUTH, MCPGW_NO_AUDIT, NO_AUDIT_LOG};
 use super::bench::NOISY;
-use super::numbers::{opt, pct, thousands};
+use super::numbers::{median, opt, pct, thousands};
 use super::reading::reading_the_targets;
 use super::report::{MCPGW_1, RMCP_STATELESS_1, Report, Round};
 
@@ -80,6 +81,73 @@ fn rounds_table(md: &mut String, rounds: &[Round]) {
             opt(s.server_us_per_req, 1),
             g.rps / s.rps,
             opt(cpu, 2)
+        );
+    }
+    let _ = writeln!(md);
+}
+
+/// The auth rows: one line per transport, size and round, then the audit log's median cost.
+fn auth_table(md: &mut String, r: &Report) {
+    if r.auth.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## JWT auth and a 20-rule policy; the audit log
+"
+    );
+    let _ = writeln!(
+        md,
+        "Three mcpgw on the built-in tools, measured in alternating rounds (the order reversed every other round; \
+         at {} sessions {} of them, at the other sizes one): `mcpgw` without `[auth]`; `{MCPGW_AUTH}`, the same with \
+         `[auth]` trusting a token issuer the harness runs on loopback (`mcpgw-bench serve-issuer`: OIDC metadata, a \
+         JWKS, ES256 access tokens typed `at+jwt`, scope `mcp:tools` required) and a deny-by-default `[policy]` of \
+         twenty rules on groups, subjects and scopes, six of which match the benchmark's caller (its `echo` is \
+         allowed and re-described); and `{MCPGW_NO_AUDIT}`, the first with `MCPGW_LOG={NO_AUDIT_LOG}`. The auth \
+         clients send `Authorization: Bearer <token>` on every request, one token for all: after the first request \
+         mcpgw finds it in its cache of verified tokens. The first two log one audit line per tool call (the \
+         default). *auth ×* and *audit ×* are the server CPU per request over plain mcpgw's.\n",
+        r.plan.round_sessions, r.plan.rounds
+    );
+    let _ = writeln!(
+        md,
+        "| sessions | transport | round | mcpgw req/s | mcpgw CPU µs/req | auth req/s | auth CPU µs/req | auth × | audit off CPU µs/req | audit × | errors |"
+    );
+    let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in &r.auth {
+        let (p, a) = (&row.plain, &row.auth);
+        let ratio = |x: Option<f64>| x.zip(p.server_us_per_req).map(|(x, p)| x / p);
+        let off = row.audit_off.as_ref().and_then(|o| o.server_us_per_req);
+        let errors = p.errors + a.errors + row.audit_off.as_ref().map_or(0, |o| o.errors);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {errors} |",
+            row.sessions,
+            row.transport,
+            row.round,
+            thousands(p.rps),
+            opt(p.server_us_per_req, 1),
+            thousands(a.rps),
+            opt(a.server_us_per_req, 1),
+            opt(ratio(a.server_us_per_req), 2),
+            opt(off, 1),
+            // The audit log's cost: plain mcpgw (audit on) over the same with it off.
+            opt(off.zip(p.server_us_per_req).map(|(off, on)| on / off), 2),
+        );
+    }
+    let audit: Vec<f64> = r
+        .auth
+        .iter()
+        .filter(|row| row.sessions == r.plan.round_sessions)
+        .filter_map(|row| Some(row.plain.server_us_per_req? / row.audit_off.as_ref()?.server_us_per_req?))
+        .collect();
+    if !audit.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nThe audit log, on by default, costs {} server CPU per request at {} sessions (median of {} rounds).",
+            pct(median(audit.clone()) - 1.0),
+            r.plan.round_sessions,
+            audit.len()
         );
     }
     let _ = writeln!(md);
@@ -199,7 +267,7 @@ pub(crate) fn markdown(r: &Report, json_path: &Path) -> String {
         "- **mcpgw configuration**: the built-in tools only, `[sessions] max_sessions = 200000`, \
          `idle_timeout_secs = 3600`, `legacy_grace_secs = 0` (a legacy session ends when its stream closes); `park_after_secs = 1` (an idle \
          session's MCP server parks after 1 s of quiet, instead of the default 30 s, so the memory runs need not wait); everything \
-         else default, including `info` logging (three log lines per session). It listens on `127.0.0.1:0`. \
+         else default, including `info` logging (three log lines per session and, since the audit log, one per tool call). It listens on `127.0.0.1:0`. \
          `{MCPGW_1}` adds `[server] worker_threads = 1`.\n"
     );
 
@@ -423,6 +491,8 @@ pub(crate) fn markdown(r: &Report, json_path: &Path) -> String {
     }
     let _ = writeln!(md);
 
+    auth_table(&mut md, r);
+
     let _ = writeln!(md, "## Observations\n");
     if r.observations.is_empty() {
         let _ = writeln!(
@@ -463,6 +533,28 @@ mod tests {
         let mut report = fake::open_loop_report();
         report.targets = verdicts(&report);
         assert!(markdown(&report, Path::new("results.json")).contains("What would close a miss"));
+    }
+
+    #[test]
+    fn auth_rows_get_a_table_and_the_audit_cost() {
+        use crate::run::auth::AuthRound;
+        let mut report = fake::report();
+        assert!(!markdown(&report, Path::new("results.json")).contains("## JWT auth"));
+        report.auth = vec![AuthRound {
+            round: 1,
+            transport: Transport::StreamableJson.label().into(),
+            sessions: 64,
+            plain: fake::run(30_000.0, 40.0, 1.0),
+            auth: fake::run(29_000.0, 42.0, 1.0),
+            audit_off: Some(fake::run(31_000.0, 36.0, 1.0)),
+        }];
+        let md = markdown(&report, Path::new("results.json"));
+        assert!(md.contains("## JWT auth and a 20-rule policy; the audit log"));
+        assert!(
+            md.contains("| 64 | Streamable HTTP, JSON | 1 | 30,000 | 40.0 | 29,000 | 42.0 | 1.05 | 36.0 | 1.11 | 0 |"),
+            "{md}"
+        );
+        assert!(md.contains("costs +11% server CPU per request at 64 sessions (median of 1 rounds)"), "{md}");
     }
 
     #[test]

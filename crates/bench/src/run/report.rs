@@ -11,6 +11,8 @@ use crate::machine::{Machine, Versions};
 use crate::peers::{PeerDetail, PeerInfo};
 use crate::rate::RateResult;
 
+use super::auth::AuthRound;
+
 /// The servers on one tokio worker thread (`[server] worker_threads = 1`; `serve-rmcp --workers 1`).
 pub(crate) const MCPGW_1: &str = "mcpgw, 1 thread";
 pub(crate) const RMCP_STATELESS_1: &str = "rmcp stateless JSON, 1 thread";
@@ -176,6 +178,8 @@ pub(crate) struct Report {
     pub(crate) overhead: Vec<OverheadRow>,
     /// The competing gateways of the stdio overhead rows.
     pub(crate) peers: Vec<PeerInfo>,
+    /// mcpgw with JWT auth and a 20-rule policy, without, and with the audit log off.
+    pub(crate) auth: Vec<AuthRound>,
     pub(crate) targets: Vec<Verdict>,
     pub(crate) observations: Vec<String>,
 }
@@ -246,6 +250,7 @@ pub(crate) mod fake {
             memory: Vec::new(),
             overhead: Vec::new(),
             peers: Vec::new(),
+            auth: Vec::new(),
             targets: Vec::new(),
             observations: Vec::new(),
         }

@@ -3,6 +3,7 @@
 
 use crate::client::Transport;
 
+use super::auth::{AuthRound, MCPGW_AUTH};
 use super::numbers::{median, pct};
 use super::report::{MCPGW_1, Report, Round, Verdict};
 
@@ -157,6 +158,49 @@ fn open_loop_verdicts(report: &Report, server: &str, which: &str) -> [Option<Ver
     [p99, against_bare, slow]
 }
 
+/// JWT auth with a 20-rule policy may cost at most this many times the server CPU per request
+/// of mcpgw without either.
+pub(crate) const AUTH_CPU: f64 = 1.10;
+
+/// Per transport, at the rounds' size: the median over the alternating rounds of the auth
+/// server's CPU per request over plain mcpgw's, at most [`AUTH_CPU`], with no error.
+pub(crate) fn auth_verdicts(report: &Report) -> Vec<Verdict> {
+    let n = report.plan.round_sessions;
+    let mut transports: Vec<&str> = Vec::new();
+    for row in &report.auth {
+        if !transports.contains(&row.transport.as_str()) {
+            transports.push(&row.transport);
+        }
+    }
+    let mut out = Vec::new();
+    for transport in transports {
+        let rows: Vec<&AuthRound> =
+            report.auth.iter().filter(|r| r.transport == transport && r.sessions == n).collect();
+        let ratios: Vec<f64> =
+            rows.iter().filter_map(|r| Some(r.auth.server_us_per_req? / r.plain.server_us_per_req?)).collect();
+        if ratios.is_empty() {
+            continue;
+        }
+        let ratio = median(ratios.clone());
+        let errors: usize = rows.iter().map(|r| r.auth.errors + r.plain.errors).sum();
+        out.push(Verdict {
+            target: format!(
+                "{transport}, {n} sessions: with JWT auth and a 20-rule policy (`{MCPGW_AUTH}`) ≤ 1.10× the server CPU per request of mcpgw without"
+            ),
+            measured: format!(
+                "{ratio:.2}× ({:.1} vs {:.1} CPU µs/req, medians; {} alternating rounds: {})",
+                median(rows.iter().filter_map(|r| r.auth.server_us_per_req).collect()),
+                median(rows.iter().filter_map(|r| r.plain.server_us_per_req).collect()),
+                ratios.len(),
+                ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ")
+            ),
+            met: ratio <= AUTH_CPU && errors == 0,
+            margin: format!("{} against 1.10×{}", pct(ratio / AUTH_CPU - 1.0), errors_note(errors)),
+        });
+    }
+    out
+}
+
 /// The targets, judged on mcpgw's default configuration; after each round and open-loop target,
 /// the same judged on one worker thread.
 pub(crate) fn verdicts(report: &Report) -> Vec<Verdict> {
@@ -239,6 +283,9 @@ pub(crate) fn verdicts(report: &Report) -> Vec<Verdict> {
             margin: format!("{} against +10%", pct(added - 0.10).replace('%', " points")),
         });
     }
+
+    // 6. JWT auth and a policy against none.
+    out.extend(auth_verdicts(report));
     out
 }
 
@@ -279,6 +326,39 @@ mod tests {
         assert_eq!(open[2].margin, "+33% against 2×");
         assert!(open[4].measured.starts_with("3 of 50000 over 10 ms"), "{}", open[4].measured);
         assert_eq!(open[5].margin, "none over 10 ms");
+    }
+
+    /// JSON: ratios 1.05, 1.20, 1.08 (median 1.08) met; stateless 1.15 missed; a JSON round
+    /// with errors makes it miss whatever the ratio; rows at other sizes are not judged.
+    #[test]
+    fn auth_costs_at_most_ten_percent_more_cpu() {
+        let row = |round, transport: Transport, sessions, plain_us, auth_us| AuthRound {
+            round,
+            transport: transport.label().into(),
+            sessions,
+            plain: fake::run(30_000.0, plain_us, 1.0),
+            auth: fake::run(29_000.0, auth_us, 1.0),
+            audit_off: None,
+        };
+        let mut report = fake::report();
+        report.auth = vec![
+            row(1, Transport::StreamableJson, 1, 40.0, 80.0),
+            row(1, Transport::StreamableJson, 64, 40.0, 42.0),
+            row(1, Transport::Stateless, 64, 50.0, 57.5),
+            row(2, Transport::StreamableJson, 64, 40.0, 48.0),
+            row(3, Transport::StreamableJson, 64, 50.0, 54.0),
+        ];
+        let v = auth_verdicts(&report);
+        assert_eq!(v.len(), 2);
+        assert!(v[0].target.starts_with("Streamable HTTP, JSON, 64 sessions"), "{}", v[0].target);
+        assert!(v[0].measured.starts_with("1.08× (48.0 vs 40.0 CPU µs/req"), "{}", v[0].measured);
+        assert_eq!((v[0].met, v[0].margin.as_str()), (true, "-2% against 1.10×"));
+        assert!(v[1].target.contains("2026-07-28") && !v[1].met, "{:?}", v[1].target);
+        assert!(verdicts(&report).iter().any(|w| w.target == v[0].target), "judged with the rest");
+
+        report.auth[3].auth.errors = 3;
+        let v = auth_verdicts(&report);
+        assert!(!v[0].met && v[0].margin.ends_with("; 3 errors"), "{}", v[0].margin);
     }
 
     #[test]
