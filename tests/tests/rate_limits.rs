@@ -33,6 +33,25 @@ const PER_IDENTITY: &str = "per_identity = { rate = 1.0, burst = 2 }";
 /// may let a few more through than the burst, never this many.
 const MAX_CALLS: i64 = 20;
 
+/// The reply of the first `call` that passes: a refused call costs no token, so it is made
+/// again until one passes, and it must pass by a second past the advertised `wait`.
+async fn passes_within<F, Fut>(wait: Duration, mut call: F) -> Reply
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Reply>,
+{
+    let deadline = tokio::time::Instant::now() + wait + Duration::from_secs(1);
+    let mut period = tokio::time::interval(Duration::from_millis(10));
+    loop {
+        let reply = call().await;
+        if reply.status == StatusCode::OK {
+            return reply;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still refused past Retry-After: {}", reply.text());
+        period.tick().await;
+    }
+}
+
 fn echo(id: i64) -> Value {
     request(id, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}))
 }
@@ -106,8 +125,8 @@ async fn a_session_over_its_limit_gets_429_with_retry_after_and_passes_again_aft
     // Another caller has a bucket of its own.
     let bob = Session::open(&gw, "bob-token").await;
     ok(&bob.post(&echo(1)).await, 1);
-    tokio::time::sleep(wait).await;
-    ok(&alice.post(&echo(101)).await, 101);
+    let again = echo(101);
+    ok(&passes_within(wait, || alice.post(&again)).await, 101);
     let metrics = alice.http.send(Method::GET, &gw.url("/metrics"), &[], Bytes::new()).await.text();
     assert!(metrics.contains(r#"mcpgw_rate_limited_total{limit="per-identity"} 1"#), "{metrics}");
 }
@@ -147,8 +166,7 @@ async fn a_stateless_call_over_the_limit_gets_429_and_passes_again_after_it() {
         id += 1;
     };
     ok(&call("bob-token", 100).await, 100);
-    tokio::time::sleep(wait).await;
-    ok(&call("alice-token", 101).await, 101);
+    ok(&passes_within(wait, || call("alice-token", 101)).await, 101);
 }
 
 #[tokio::test]
@@ -186,9 +204,19 @@ async fn a_legacy_session_gets_the_refusal_on_its_stream() {
     assert_eq!(refused["error"]["code"], RATE_LIMITED, "{refused}");
     assert_eq!(refused["error"]["data"]["limit"], "per-identity", "{refused}");
     let wait = refused["error"]["data"]["retryAfter"].as_u64().expect("retryAfter");
-    tokio::time::sleep(Duration::from_secs(wait)).await;
-    post(echo(100)).await;
-    let again = stream.next_message().await;
+    // Asked again until answered (a refused call costs no token), at most a second past the
+    // advertised wait: the answer on the stream is the event.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait + 1);
+    let mut again;
+    loop {
+        post(echo(100)).await;
+        again = stream.next_message().await;
+        if again.get("error").is_none() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still refused past Retry-After: {again}");
+        tokio::task::yield_now().await;
+    }
     assert_eq!((again["id"].clone(), again["result"]["content"][0]["text"].clone()), (json!(100), json!("hi")));
 }
 
