@@ -12,12 +12,14 @@
 //! - `systemd`: readiness, status, watchdog and socket activation.
 //! - `metrics`: the Prometheus metrics.
 //! - `io`: byte counting on connections.
+//! - `log`: the log's writer, which writes lines to stderr in batches.
 
 mod caller;
 mod cluster;
 mod config;
 mod fetch;
 mod io;
+mod log;
 mod metrics;
 mod registry;
 mod router;
@@ -111,62 +113,55 @@ fn main() -> ExitCode {
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return check_config(file);
     }
-    init_tracing(cli.log_format);
+    let log = match init_tracing(cli.log_format) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("mcpgw: cannot start the log's writer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ended = serve(&cli);
+    // The log's last lines go out before the closing error, so that it reads last.
+    drop(log);
+    match ended {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, message)) => {
+            eprintln!("mcpgw: {message}");
+            code
+        }
+    }
+}
+
+/// Runs the gateway until it stops; an error is the exit code and what to print.
+fn serve(cli: &Cli) -> Result<(), (ExitCode, String)> {
+    let bad_config = |e: String| (ExitCode::from(EXIT_CONFIG), format!("bad configuration: {e}"));
     let path = cli.config.clone().or_else(|| {
         let default = PathBuf::from(DEFAULT_CONFIG_PATH);
         default.exists().then_some(default)
     });
-    let mut config = match Config::load(path.as_deref()) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("mcpgw: bad configuration: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
+    let mut config = Config::load(path.as_deref()).map_err(|e| bad_config(e.to_string()))?;
     if let Some(listen) = cli.listen {
         config.listen = listen;
     }
     if let Some(node) = &cli.node {
-        let applied = match (config::parse_node(node), config.cluster.as_mut()) {
+        match (config::parse_node(node), config.cluster.as_mut()) {
             (Ok(tag), Some(cluster)) => {
                 cluster.node = tag;
                 cluster.node_derived = false;
-                Ok(())
             }
-            (Err(e), _) => Err(e),
-            (Ok(_), None) => Err("--node needs a [cluster] section".to_owned()),
-        };
-        if let Err(e) = applied {
-            eprintln!("mcpgw: bad configuration: {e}");
-            return ExitCode::from(EXIT_CONFIG);
+            (Err(e), _) => return Err(bad_config(e)),
+            (Ok(_), None) => return Err(bad_config("--node needs a [cluster] section".to_owned())),
         }
     }
-    let inherited = match systemd::inherited_listener() {
-        Ok(inherited) => inherited,
-        Err(e) => {
-            eprintln!("mcpgw: cannot use the socket passed by the service manager: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let inherited = systemd::inherited_listener()
+        .map_err(|e| (ExitCode::FAILURE, format!("cannot use the socket passed by the service manager: {e}")))?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all().thread_name("mcpgw-worker");
     if let Some(threads) = config.worker_threads {
         runtime.worker_threads(threads);
     }
-    let runtime = match runtime.build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mcpgw: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(config, path, inherited)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mcpgw: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let runtime = runtime.build().map_err(|e| (ExitCode::FAILURE, format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(run(config, path, inherited)).map_err(|e| (ExitCode::FAILURE, format!("{e:#}")))
 }
 
 fn check_config(file: &Path) -> ExitCode {
@@ -183,7 +178,8 @@ fn check_config(file: &Path) -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// Sets up logging to stderr (in batches: `log`) and returns the guard of its writer.
+fn init_tracing(format: LogFormat) -> std::io::Result<log::Log<std::io::Stderr>> {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -191,7 +187,8 @@ fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MCPGW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    let (writer, guard) = log::batched(std::io::stderr())?;
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
     let fmt = match format {
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt.json().boxed(),
@@ -201,6 +198,7 @@ fn init_tracing(format: LogFormat) {
         .with(tracing_subscriber::filter::filter_fn(|meta| !is_rmcp_error_answer(meta)))
         .with(fmt)
         .init();
+    Ok(guard)
 }
 
 /// rmcp's `response error` warning, which it logs for every JSON-RPC error its service
