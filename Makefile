@@ -278,9 +278,11 @@ bench-compare:
 # summary.md. Built like `bench`, so the profiled binary is the measured one.
 PROFILE_SECS    ?= 10
 PROFILE_THREADS ?=
-# streamable-json (default), streamable-sse or legacy; and the session count (default 64).
+# streamable-json (default), streamable-sse, legacy or stateless; the session count (default 64);
+# PROFILE_AUTH=1: with the JWT auth and 20-rule policy of the auth rows.
 PROFILE_TRANSPORT ?=
 PROFILE_SESSIONS ?=
+PROFILE_AUTH ?=
 .PHONY: profile
 profile:
 	command -v perf >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null; }
@@ -289,7 +291,7 @@ profile:
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true; \
 		target/release/mcpgw-bench profile --duration $(PROFILE_SECS) \
 			$(if $(PROFILE_THREADS),--worker-threads $(PROFILE_THREADS)) \
-			$(if $(PROFILE_TRANSPORT),--transport $(PROFILE_TRANSPORT)) $(if $(PROFILE_SESSIONS),--sessions $(PROFILE_SESSIONS))
+			$(if $(PROFILE_TRANSPORT),--transport $(PROFILE_TRANSPORT)) $(if $(PROFILE_SESSIONS),--sessions $(PROFILE_SESSIONS)) $(if $(PROFILE_AUTH),--auth)
 
 # The competing gateways the bench puts in front of the same stdio fixture (crates/bench/peers):
 # supergateway from npm (npm ci, pinned by package-lock.json) and mcp-proxy from PyPI, in a venv

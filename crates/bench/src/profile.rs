@@ -48,6 +48,10 @@ pub(crate) struct Options {
     /// Unmeasured seconds before.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
+    /// mcpgw with JWT auth and the 20-rule policy of the auth rows (`make bench-auth`), the
+    /// load's every request with a bearer token.
+    #[arg(long)]
+    auth: bool,
     /// Where perf.data, self.txt, stacks.folded and summary.md go.
     #[arg(long, default_value = "target/profile")]
     out: PathBuf,
@@ -117,7 +121,15 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     procs::raise_nofile();
 
     let config = out.join("mcpgw.toml");
-    std::fs::write(&config, builtin_config(options.worker_threads))?;
+    let mut issuer = None;
+    if options.auth {
+        let (proc, token) = crate::run::start_issuer().await?;
+        let server = options.worker_threads.map(|n| format!("[server]\nworker_threads = {n}\n\n"));
+        std::fs::write(&config, server.unwrap_or_default() + &crate::run::auth_config(&proc.base))?;
+        issuer = Some((proc, token));
+    } else {
+        std::fs::write(&config, builtin_config(options.worker_threads))?;
+    }
     let mut gw = start_mcpgw("mcpgw", &options.mcpgw, &config).await?;
     let target = target_of(&gw)?;
 
@@ -140,11 +152,17 @@ pub(crate) async fn run(options: Options) -> Result<()> {
             Command::new(PERF).args(args).output()
         })
     };
-    let profile = Profile::new(options.transport, "echo", &json!({"text": "hello"}));
+    let mut profile = Profile::new(options.transport, "echo", &json!({"text": "hello"}));
+    if let Some((_, token)) = &issuer {
+        profile = profile.with_bearer(token)?;
+    }
     let loaded = load::closed_loop(&target, &profile, options.sessions, warmup, duration, Some(gw.pid)).await;
     let recorded = recorder.join().map_err(|_| anyhow!("the perf thread panicked"))?;
     if !gw.stop() {
         eprintln!("mcpgw-bench: mcpgw did not exit cleanly on SIGTERM");
+    }
+    if let Some((mut proc, _)) = issuer {
+        proc.stop();
     }
     let result = loaded?;
     ensure!(

@@ -32,6 +32,7 @@ use crate::machine::{machine, sh, versions};
 use crate::peers::PeerOptions;
 use crate::procs;
 
+pub(crate) use self::auth::{auth_config, start_issuer};
 use self::bench::{Bench, Clock, Profiles};
 use self::measure::Servers;
 use self::overhead::Upstreams;

@@ -131,11 +131,7 @@ impl ServerFactory {
         cancel: CancellationToken,
         on_end: impl FnOnce() + Send + 'static,
     ) -> Result<(), Error> {
-        let label = origin.session.clone();
-        let (outbound, state) = self.open(outbound, caller, origin)?;
-        self.policies.watch(state.key, state.caller.clone(), state.notifier.clone());
-        self.spawn(&label, inbound, outbound, state, cancel, on_end, None);
-        Ok(())
+        self.start_from(origin, caller, inbound, outbound, cancel, on_end, None)
     }
 
     /// Starts the server of a session another instance held, from its recorded
@@ -155,12 +151,7 @@ impl ServerFactory {
         handshake: Handshake,
         run: u32,
     ) -> Result<(), Error> {
-        let label = origin.session.clone();
-        let (outbound, state) = self.open(outbound, caller, origin)?;
-        self.policies.watch(state.key, state.caller.clone(), state.notifier.clone());
-        state.initialized(handshake, self.all_shared());
-        self.spawn(&label, inbound, outbound, state, cancel, on_end, Some(run));
-        Ok(())
+        self.start_from(origin, caller, inbound, outbound, cancel, on_end, Some((handshake, run)))
     }
 
     /// Whether every upstream is built in or shared: then a session may park.
@@ -168,18 +159,25 @@ impl ServerFactory {
         self.upstreams.specs().iter().all(|s| s.kind == UpstreamKind::Builtin || s.share == Share::Shared)
     }
 
-    #[allow(clippy::too_many_arguments)] // one private helper of the two starts
-    fn spawn<O: Outbound>(
+    /// The two starts: a new session, or one taken over with its handshake and first run.
+    #[allow(clippy::too_many_arguments)] // the arguments of `start`, and what a takeover adds
+    fn start_from<O: Outbound>(
         &self,
-        label: &str,
+        origin: Origin,
+        caller: Option<Caller>,
         inbound: Inbound,
-        outbound: Arc<O>,
-        state: Arc<SessionState>,
+        outbound: O,
         cancel: CancellationToken,
         on_end: impl FnOnce() + Send + 'static,
-        taken_over: Option<u32>,
-    ) {
-        let span = tracing::info_span!("session", session = %label);
+        taken_over: Option<(Handshake, u32)>,
+    ) -> Result<(), Error> {
+        let span = tracing::info_span!("session", session = %origin.session);
+        let (outbound, state) = self.open(outbound, caller, origin)?;
+        self.policies.watch(state.key, state.caller.clone(), state.notifier.clone());
+        let taken_over = taken_over.map(|(handshake, run)| {
+            state.initialized(handshake, self.all_shared());
+            run
+        });
         let factory = self.clone();
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {
@@ -189,6 +187,7 @@ impl ServerFactory {
             },
             span,
         ));
+        Ok(())
     }
 
     /// Starts the modern hub's server on its own task: one server for every stateless

@@ -121,6 +121,17 @@ prompts = ["greeting"]"#,
     mcpgw_config(&format!("[upstreams.builtin]\nkind = \"builtin\"\n\n{auth}\n{policy}"))
 }
 
+/// Starts the harness's token issuer and gets the benchmark caller's access token from it.
+pub(crate) async fn start_issuer() -> Result<(Proc, String)> {
+    let issuer = start_self(
+        "token issuer",
+        &["serve-issuer", "--audience", RESOURCE, "--groups", GROUPS, "--scope", SCOPES, "--ttl-secs", "7200"],
+    )?;
+    let token = get_json(&target_of(&issuer)?, "/token").await.context("a token from the issuer")?;
+    let token = token["access_token"].as_str().context("the issuer's answer has no access_token")?.to_owned();
+    Ok((issuer, token))
+}
+
 /// The servers of the auth rows.
 struct Servers {
     issuer: Proc,
@@ -133,12 +144,7 @@ struct Servers {
 /// stopped at the end.
 pub(crate) async fn auth(bench: &mut Bench, mcpgw: &Path, out_dir: &Path, p: &Profiles) -> Result<Vec<AuthRound>> {
     bench.clock.say("auth rows: starting the token issuer and three mcpgw");
-    let issuer = start_self(
-        "token issuer",
-        &["serve-issuer", "--audience", RESOURCE, "--groups", GROUPS, "--scope", SCOPES, "--ttl-secs", "7200"],
-    )?;
-    let token = get_json(&target_of(&issuer)?, "/token").await.context("a token from the issuer")?;
-    let token = token["access_token"].as_str().context("the issuer's answer has no access_token")?.to_owned();
+    let (issuer, token) = start_issuer().await?;
     let plain_config = out_dir.join("mcpgw-builtin.toml");
     std::fs::write(&plain_config, builtin_config(None))?;
     let auth_path = out_dir.join("mcpgw-auth.toml");
