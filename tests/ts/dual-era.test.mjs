@@ -1,4 +1,5 @@
-// The TypeScript SDK 2.x client, in each version-negotiation mode, through mcpgw to a dual-era
+// Every TypeScript client of the matrix (lib/clients.mjs: the SDK 2.x client in each
+// version-negotiation mode, the SDK 1.x client on both transports) through mcpgw to a dual-era
 // upstream: tests/fixture in its HTTP mode (`mcpgw-fixture --http`, rmcp's StreamableHttpService:
 // sessions for `initialize`, 2026-07-28 requests statelessly, on one /mcp). Each client lists the
 // fixture's tools, calls `test_simple_text`, `test_tool_with_progress` (progress 0, 50, 100 of
@@ -17,6 +18,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
+import { CLIENTS, connectMatrixClient } from './lib/clients.mjs';
 import { startFixture } from './lib/fixture.mjs';
 import { startGateway, toolText, withTimeout } from './lib/gateway.mjs';
 import { tomlString } from './lib/upstreams.mjs';
@@ -57,8 +59,9 @@ after(async () => {
   assert.deepEqual(fixtureExit, { code: 0, signal: null }, `mcpgw-fixture should exit 0 on SIGTERM\n${fixture.logs()}`);
 });
 
-for (const { name, mode, era } of MODES) {
-  describe(`TypeScript SDK 2.x client, ${name}, through mcpgw to the dual-era fixture`, () => {
+for (const spec of CLIENTS) {
+  const { name } = spec;
+  describe(`${name} through mcpgw to the dual-era fixture`, () => {
     let client;
     let connectError;
     const connected = () => {
@@ -67,27 +70,19 @@ for (const { name, mode, era } of MODES) {
     };
 
     before(async () => {
-      const candidate = new Client(
-        { name: `mcpgw-dual-era-${era}`, version: '0.0.0' },
-        { capabilities: { elicitation: {} }, versionNegotiation: { mode } },
-      );
-      candidate.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { name: 'Ada' } }));
       try {
-        const transport = new StreamableHTTPClientTransport(new URL(gw.mcpUrl));
-        await withTimeout(candidate.connect(transport), OP_TIMEOUT_MS, `connect (${name})`);
-        client = candidate;
+        client = await connectMatrixClient(gw, spec, { elicit: () => ({ action: 'accept', content: { name: 'Ada' } }) });
       } catch (error) {
         connectError = new Error(`connect (${name}) failed: ${error?.message ?? error}`, { cause: error });
-        await candidate.close().catch(() => {});
       }
     });
     after(async () => {
       await client?.close();
     });
 
-    test(`connects in the ${era} era`, () => {
-      assert.equal(connected().getProtocolEra(), era);
-      assert.equal(connected().getServerVersion()?.name, 'mcpgw');
+    test(`connects in the ${spec.era} era`, () => {
+      assert.equal(connected().era(), spec.era);
+      assert.equal(connected().raw.getServerVersion()?.name, 'mcpgw');
     });
 
     test("listTools has the fixture's tools", async () => {

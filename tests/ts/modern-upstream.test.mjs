@@ -1,11 +1,12 @@
 // The modern-only upstream (fixtures/modern-server.mjs: the TypeScript SDK 2.x server with
 // `legacy: 'reject'`), first on its own, to prove the fixture serves what the gateway tests rely
 // on and refuses the handshake era, then behind mcpgw (`era` left at its default, `auto`), where
-// a handshake-era client and a client pinned to 2026-07-28 reach its tools through the gateway:
-// mcpgw speaks 2026-07-28 to it (a session's connection after the upstream refused its
-// `initialize`, the stateless hub's after `server/discover`). The
-// elicitation tool answers with an `InputRequiredResult`: the handshake-era client gets it as an
-// ordinary elicitation request on its session (mcpgw retries the call with the answer), the
+// every TypeScript client of the matrix (lib/clients.mjs: the 2.x client pinned to 2026-07-28, in
+// `auto` and in `legacy` mode; the 1.x client on Streamable HTTP and on legacy SSE) reaches its
+// tools through the gateway: mcpgw speaks 2026-07-28 to it (a session's connection after the
+// upstream refused its `initialize`, the stateless hub's after `server/discover`). The
+// elicitation tool answers with an `InputRequiredResult`: a handshake-era client gets it as an
+// ordinary elicitation request on its session (mcpgw retries the call with the answer), a
 // modern client as an `InputRequiredResult` whose `requestState` mcpgw sealed.
 
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
+import { CLIENTS, connectMatrixClient } from './lib/clients.mjs';
 import { startGateway, toolText, withTimeout } from './lib/gateway.mjs';
 import { startModernServer } from './lib/modern.mjs';
 import { tomlString } from './lib/upstreams.mjs';
@@ -127,11 +129,8 @@ describe('the modern-only upstream on its own', () => {
   });
 });
 
-for (const { name, mode } of [
-  { name: 'a handshake-era client', mode: 'legacy' },
-  { name: `a client pinned to ${MODERN}`, mode: { pin: MODERN } },
-]) {
-  describe(`mcpgw fronting the modern-only upstream, ${name}`, () => {
+for (const spec of CLIENTS) {
+  describe(`mcpgw fronting the modern-only upstream, ${spec.name}`, () => {
     let gw;
     let client;
     let connectError;
@@ -153,7 +152,7 @@ for (const { name, mode } of [
         ].join('\n'),
       });
       try {
-        client = await connect2(gw.mcpUrl, mode);
+        client = await connectMatrixClient(gw, spec, { elicit: () => ({ action: 'accept', content: { name: 'Ada' } }) });
       } catch (error) {
         connectError = error;
       }
@@ -162,6 +161,10 @@ for (const { name, mode } of [
       await client?.close();
       const exit = await gw.stop();
       assert.deepEqual(exit, { code: 0, signal: null }, `mcpgw should exit 0 on SIGTERM\n${gw.logs()}`);
+    });
+
+    test(`connects in the ${spec.era} era`, () => {
+      assert.equal(connected().era(), spec.era);
     });
 
     usesTheModernTools(connected);
