@@ -192,6 +192,17 @@ impl Proxy {
         members
     }
 
+    /// Waits (each for at most its connect timeout) for the members that have never been
+    /// connected to come up or fail, so what they offer is known.
+    async fn first_connections(&self) {
+        let Ok(members) = self.members() else { return };
+        join_all(members.iter().filter_map(|m| match m {
+            Member::Remote { spec, link } if link.offered().is_none() => Some(link.ready(spec.connect_timeout)),
+            _ => None,
+        }))
+        .await;
+    }
+
     /// The session's members: shared links joined, its own links started (`peer` is the
     /// running server they may ask things of).
     /// The members of a server whose client is `request`'s; a connection of its own to an
