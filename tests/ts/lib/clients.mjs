@@ -14,6 +14,8 @@ import {
   ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 
+import assert from 'node:assert/strict';
+
 import { withTimeout } from './gateway.mjs';
 
 const MODERN = '2026-07-28';
@@ -35,7 +37,8 @@ export const CLIENTS = [
  * `spec` (one of `CLIENTS`) connected to the gateway `gw`, declaring sampling and elicitation
  * and answering them with `answers.sample(params)` / `answers.elicit(params)` (each returns
  * the result). Returns `{ raw, era, listTools, callTool(params, { onprogress }), readResource,
- * subscribeResource, onResourceUpdated(fn), close }`.
+ * subscribeResource, onResourceUpdated(fn), close }`, and for SDK 1.x `wire` (every message the
+ * transport delivered).
  */
 export async function connectMatrixClient(gw, spec, answers = {}) {
   const capabilities = { sampling: {}, elicitation: {} };
@@ -72,9 +75,15 @@ export async function connectMatrixClient(gw, spec, answers = {}) {
   client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => updated(n.params.uri));
   const transport =
     spec.transport === 'sse' ? new SSEClientTransport(new URL(gw.sseUrl)) : new Streamable1(new URL(gw.mcpUrl));
+  // Every message the transport delivers, before the SDK's Protocol handles it (it chains a
+  // handler set before `connect`): SDK 1.x drops a progress notification that arrives in
+  // the same read as its response (typescript-sdk#2580, see README), the wire has them all.
+  const wire = [];
+  transport.onmessage = (message) => wire.push(message);
   await withTimeout(client.connect(transport), CONNECT_TIMEOUT_MS, `connect (${spec.name})`);
   return {
     raw: client,
+    wire,
     era: () => 'legacy',
     listTools: () => client.listTools(),
     callTool: (params, options = {}) => client.callTool(params, undefined, options),
@@ -89,4 +98,36 @@ export async function connectMatrixClient(gw, spec, answers = {}) {
       await client.close();
     },
   };
+}
+
+/**
+ * Calls `params` on `client` (from `connectMatrixClient`) with a progress handler and checks
+ * the progress against `expected` (`[progress, total]` pairs, in order): all of them on the wire
+ * before the response where the wire is seen (SDK 1.x), and what the handler got a prefix of
+ * them (at least one: an SDK may hand over the response before the last notification of the
+ * same read). Returns the result.
+ */
+export async function callWithProgress(client, params, expected, timeoutMs) {
+  const progress = [];
+  const from = client.wire?.length;
+  const result = await withTimeout(
+    client.callTool(params, { onprogress: (p) => progress.push([p.progress, p.total]), timeout: timeoutMs }),
+    timeoutMs,
+    `callTool ${params.name}`,
+  );
+  if (client.wire) {
+    const delivered = client.wire.slice(from);
+    const responseAt = delivered.findIndex((m) => 'result' in m || 'error' in m);
+    const notes = delivered.slice(0, responseAt).filter((m) => m.method === 'notifications/progress');
+    assert.deepEqual(
+      notes.map((m) => [m.params.progress, m.params.total]),
+      expected,
+      `progress on the wire: ${JSON.stringify(delivered)}`,
+    );
+    assert.deepEqual(progress, expected.slice(0, progress.length), `onprogress saw ${JSON.stringify(progress)}`);
+  } else {
+    assert.ok(progress.length >= 1, 'onprogress was called');
+    assert.deepEqual(progress, expected.slice(0, progress.length), `onprogress saw ${JSON.stringify(progress)}`);
+  }
+  return result;
 }

@@ -41,6 +41,8 @@ use crate::upstream::ordered::Deliver;
 use crate::upstream::resume::GaveUp;
 use crate::upstream::spec::{Era, Share, UpstreamSpec};
 
+mod updates;
+
 /// Identifies a client session among a link's audience.
 pub type SessionKey = u64;
 
@@ -105,6 +107,11 @@ pub struct Link {
     /// The level a session's `logging/setLevel` asked for, for a modern upstream: 2026-07-28
     /// has no such method, a request names its level in `_meta` instead.
     log_level: Mutex<Option<LoggingLevel>>,
+    /// Where its tasks are tracked (the supervisor's, and a modern upstream's listen
+    /// streams for resource subscriptions).
+    tasks: TaskTracker,
+    /// A modern upstream's listen streams for resource subscriptions.
+    listens: updates::Listens,
 }
 
 #[derive(Default)]
@@ -213,6 +220,8 @@ impl Link {
             count,
             refused_logged: AtomicBool::new(false),
             log_level: Mutex::new(None),
+            tasks: tasks.clone(),
+            listens: updates::Listens::default(),
         });
         // In the caller's span: a session's own upstream logs carry its session id.
         tasks.spawn(tracing::Instrument::in_current_span(supervise(link.clone(), tasks.clone())));
@@ -271,12 +280,15 @@ impl Link {
 
     /// Removes a session from the audience, with its subscriptions.
     pub fn detach(&self, session: SessionKey) {
-        let mut routes = self.routes();
-        routes.audience.remove(&session);
-        routes.subscriptions.retain(|_, who| {
-            who.remove(&session);
-            !who.is_empty()
-        });
+        {
+            let mut routes = self.routes();
+            routes.audience.remove(&session);
+            routes.subscriptions.retain(|_, who| {
+                who.remove(&session);
+                !who.is_empty()
+            });
+        }
+        self.end_unwanted_listens();
     }
 
     /// Records that `session` subscribed to `uri` (or unsubscribed).
@@ -869,21 +881,7 @@ impl Service<RoleClient> for LinkClient {
     ) -> Result<(), ErrorData> {
         let Ok(link) = self.link() else { return Ok(()) };
         match notification {
-            ServerNotification::ResourceUpdatedNotification(n) => {
-                let notifiers: Vec<Notifier> = {
-                    let routes = link.routes();
-                    let who = routes.subscriptions.get(&n.params.uri);
-                    routes
-                        .audience
-                        .iter()
-                        .filter(|(k, _)| who.is_some_and(|w| w.contains(k)))
-                        .map(|(_, p)| p.clone())
-                        .collect()
-                };
-                for notifier in notifiers {
-                    notifier.notify(ServerNotification::ResourceUpdatedNotification(n.clone())).await;
-                }
-            }
+            ServerNotification::ResourceUpdatedNotification(n) => link.resource_updated(n).await,
             n @ (ServerNotification::ToolListChangedNotification(_)
             | ServerNotification::PromptListChangedNotification(_)
             | ServerNotification::ResourceListChangedNotification(_)) => link.list_changed(n).await,
