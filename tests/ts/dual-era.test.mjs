@@ -8,10 +8,11 @@
 //
 // The multi round-trip tool needs both directions of mcpgw's bridge: the fixture answers it with
 // an `InputRequiredResult`, which mcpgw relays to a modern client, and turns into an elicitation
-// request on a handshake-era client's session (then retries the call with the answer). The
-// fixture is configured `era = "modern"`: with `auto` a session's connection would speak the
-// handshake era to it (its client's, where the fixture's multi round-trip tools refuse to run);
-// tests/python/test_upstream_modern.py and the conformance runs cover `auto`.
+// request on a handshake-era client's session (then retries the call with the answer). That is
+// with the fixture configured `era = "modern"`; with `auto` (the default) a session's connection
+// speaks the handshake era to it (its client's), where the fixture's multi round-trip tools
+// refuse to run: there a handshake-era client calls the fixture's handshake-era `test_sampling`
+// (a sampling request on its session) instead. Both settings run for every client.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -35,33 +36,43 @@ const MODES = [
   { name: `pinned to ${MODERN}`, mode: { pin: MODERN }, era: 'modern' },
 ];
 
+/** A gateway config with the fixture as an http upstream of `era`. */
+const fixtureConfig = (era, extra = []) =>
+  [
+    '[sessions]',
+    'legacy_grace_secs = 0',
+    '',
+    '[upstreams.fixture]',
+    'kind = "http"',
+    `url = ${tomlString(fixture.url)}`,
+    `era = "${era}"`,
+    ...extra,
+    '',
+  ].join('\n');
+
 let fixture;
-let gw;
+/** A gateway per `era` setting of the fixture. */
+const gateways = {};
 before(async () => {
   fixture = await startFixture();
-  gw = await startGateway({
-    config: [
-      '[sessions]',
-      'legacy_grace_secs = 0',
-      '',
-      '[upstreams.fixture]',
-      'kind = "http"',
-      `url = ${tomlString(fixture.url)}`,
-      'era = "modern"',
-      '',
-    ].join('\n'),
-  });
+  for (const era of ['modern', 'auto']) gateways[era] = await startGateway({ config: fixtureConfig(era) });
 });
 after(async () => {
-  const exit = await gw.stop();
-  assert.deepEqual(exit, { code: 0, signal: null }, `mcpgw should exit 0 on SIGTERM\n${gw.logs()}`);
+  for (const gw of Object.values(gateways)) {
+    const exit = await gw.stop();
+    assert.deepEqual(exit, { code: 0, signal: null }, `mcpgw should exit 0 on SIGTERM\n${gw.logs()}`);
+  }
   const fixtureExit = await fixture.stop();
   assert.deepEqual(fixtureExit, { code: 0, signal: null }, `mcpgw-fixture should exit 0 on SIGTERM\n${fixture.logs()}`);
 });
 
-for (const spec of CLIENTS) {
+for (const [upstreamEra, spec] of ['modern', 'auto'].flatMap((era) => CLIENTS.map((c) => [era, c]))) {
   const { name } = spec;
-  describe(`${name} through mcpgw to the dual-era fixture`, () => {
+  // With `era = "auto"` a session reaches the fixture in the handshake era, where its multi
+  // round-trip tools refuse to run and its sampling tool asks with a request (which 2026-07-28
+  // forbids): each client era gets the fixture's tool of that era.
+  const bridged = upstreamEra === 'modern' || spec.era === 'modern';
+  describe(`${name} through mcpgw to the dual-era fixture (era = "${upstreamEra}")`, () => {
     let client;
     let connectError;
     const connected = () => {
@@ -71,7 +82,10 @@ for (const spec of CLIENTS) {
 
     before(async () => {
       try {
-        client = await connectMatrixClient(gw, spec, { elicit: () => ({ action: 'accept', content: { name: 'Ada' } }) });
+        client = await connectMatrixClient(gateways[upstreamEra], spec, {
+          elicit: () => ({ action: 'accept', content: { name: 'Ada' } }),
+          sample: () => ({ model: 'm', role: 'assistant', content: { type: 'text', text: 'Paris' } }),
+        });
       } catch (error) {
         connectError = new Error(`connect (${name}) failed: ${error?.message ?? error}`, { cause: error });
       }
@@ -116,14 +130,25 @@ for (const spec of CLIENTS) {
       assert.equal(toolText(result), 'Tool with progress executed successfully');
     });
 
-    test("the multi round-trip tool is answered by the client's elicitation handler", async () => {
-      const result = await withTimeout(
-        connected().callTool({ name: 'test_input_required_result_elicitation', arguments: {} }),
-        OP_TIMEOUT_MS,
-        'callTool test_input_required_result_elicitation',
-      );
-      assert.equal(toolText(result), 'Hello, Ada!');
-    });
+    if (bridged) {
+      test("the multi round-trip tool is answered by the client's elicitation handler", async () => {
+        const result = await withTimeout(
+          connected().callTool({ name: 'test_input_required_result_elicitation', arguments: {} }),
+          OP_TIMEOUT_MS,
+          'callTool test_input_required_result_elicitation',
+        );
+        assert.equal(toolText(result), 'Hello, Ada!');
+      });
+    } else {
+      test("the handshake-era sampling tool is answered by the client's sampling handler", async () => {
+        const result = await withTimeout(
+          connected().callTool({ name: 'test_sampling', arguments: { prompt: 'Capital of France?' } }),
+          OP_TIMEOUT_MS,
+          'callTool test_sampling',
+        );
+        assert.equal(toolText(result), 'LLM response: Paris');
+      });
+    }
 
     test('readResource test://static-text', async () => {
       const { contents } = await withTimeout(
@@ -144,19 +169,7 @@ for (const spec of CLIENTS) {
 describe('mcpgw prefixing the dual-era fixture: the 2026 headers name what the fixture knows', () => {
   let prefixed;
   before(async () => {
-    prefixed = await startGateway({
-      config: [
-        '[sessions]',
-        'legacy_grace_secs = 0',
-        '',
-        '[upstreams.fixture]',
-        'kind = "http"',
-        `url = ${tomlString(fixture.url)}`,
-        'prefix = "fx_"',
-        'era = "modern"',
-        '',
-      ].join('\n'),
-    });
+    prefixed = await startGateway({ config: fixtureConfig('modern', ['prefix = "fx_"']) });
   });
   after(async () => {
     const exit = await prefixed.stop();
