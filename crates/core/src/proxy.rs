@@ -191,12 +191,13 @@ impl Proxy {
         members
     }
 
-    /// Waits (each for at most its connect timeout) for the members that have never been
-    /// connected to come up or fail, so what they offer is known.
+    /// Waits (each for at most its connect timeout) for the members whose first connection
+    /// attempt is under way to come up or fail, so what they offer is known. (Only the
+    /// first: one that failed is not waited for again while it retries.)
     async fn first_connections(&self) {
         let Ok(members) = self.members() else { return };
         join_all(members.iter().filter_map(|m| match m {
-            Member::Remote { spec, link } if link.offered().is_none() => Some(link.ready(spec.connect_timeout)),
+            Member::Remote { spec, link } if link.first_attempt_pending() => Some(link.ready(spec.connect_timeout)),
             _ => None,
         }))
         .await;

@@ -102,6 +102,8 @@ pub struct Link {
     prefers: Era,
     cancel: CancellationToken,
     count: Arc<ConnectionCount>,
+    /// Whether its first connection attempt has ended (connected or failed).
+    attempted: AtomicBool,
     /// Whether a request of the upstream's that belongs to no session was logged yet.
     refused_logged: AtomicBool,
     /// The level a session's `logging/setLevel` asked for, for a modern upstream: 2026-07-28
@@ -218,6 +220,7 @@ impl Link {
             prefers,
             cancel,
             count,
+            attempted: AtomicBool::new(false),
             refused_logged: AtomicBool::new(false),
             log_level: Mutex::new(None),
             tasks: tasks.clone(),
@@ -260,6 +263,11 @@ impl Link {
             LinkState::Down(why) => Some(why.to_string()),
             LinkState::Closed => Some("it was stopped".into()),
         }
+    }
+
+    /// Whether its first connection attempt is still under way.
+    pub fn first_attempt_pending(&self) -> bool {
+        !self.attempted.load(Ordering::Acquire)
     }
 
     /// Waits until the link is up or has failed, for at most `limit`.
@@ -657,6 +665,7 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
         let started = tokio::time::Instant::now();
         let lost = CancellationToken::new();
         let attempt = connect_once(&link, &tasks, &lost, recheck).await;
+        link.attempted.store(true, Ordering::Release);
         recheck = true;
         match attempt {
             Ok(Connected { running, process_group, gave_up }) => {
