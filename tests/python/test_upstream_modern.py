@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +30,8 @@ import anyio
 import httpx2
 import mcp_types as types
 import pytest
-
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
 from support import connect, text_of, toml_string
@@ -119,6 +121,8 @@ class Client2025:
         self.asked: list[str] = []
         self.logs: list[types.LoggingMessageNotificationParams] = []
         self.logged = anyio.Event()
+        self.updated: list[str] = []
+        self.update_seen = anyio.Event()
 
     async def sampling(self, context, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
         self.asked.append("sampling")
@@ -134,11 +138,17 @@ class Client2025:
         self.logs.append(params)
         self.logged.set()
 
+    async def messages(self, message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            self.updated.append(str(message.params.uri))
+            self.update_seen.set()
+
     def options(self) -> dict:
         return {
             "sampling_callback": self.sampling,
             "elicitation_callback": self.elicitation,
             "logging_callback": self.logging,
+            "message_handler": self.messages,
         }
 
 
@@ -206,6 +216,22 @@ async def test_each_client_mode_reaches_modern_upstreams_and_answers_their_input
             assert resource.contents[0].text == "mcpgw modern-only fixture"
             resource = await client.read_resource("test://static-text")
             assert resource.contents[0].text == "This is the content of the static text resource."
+
+            # Updates of the modern upstream's resource: mcpgw subscribes on a listen stream of
+            # the upstream's, for a session's resources/subscribe as for a stateless listen.
+            if mode == "auto":
+                async with client.listen(resource_subscriptions=["modern://about"]) as sub:
+                    assert list(sub.honored.resource_subscriptions or []) == ["modern://about"], sub.honored
+                    assert text_of(await client.call_tool("modern_touch", {})) == "touched"
+                    event = await anext(sub)
+                    assert isinstance(event, ResourceUpdated) and event.uri == "modern://about", event
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", MCPDeprecationWarning)
+                    await client.subscribe_resource("modern://about")
+                assert text_of(await client.call_tool("modern_touch", {})) == "touched"
+                await me.update_seen.wait()
+                assert me.updated == ["modern://about"], me.updated
 
             if mode == "legacy":
                 # logging/setLevel is gone in 2026-07-28: the session's level rides its requests'
