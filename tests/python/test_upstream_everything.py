@@ -1,8 +1,9 @@
 """The reference server `@modelcontextprotocol/server-everything` as a stdio upstream, in both
 share modes (a child per client session, and one child for every session), through the
-official Python SDK client over both transports: tools (with a name collision against the
-built-in `echo`, which keeps its name; test_collisions.py has the details), progress, sampling
-and elicitation answered by the client, resources and a resource subscription."""
+official Python SDK client in a session over both transports and statelessly (its default
+mode): tools (with a name collision against the built-in `echo`, which keeps its name;
+test_collisions.py has the details), progress, sampling and elicitation answered by the
+client, resources and a resource subscription."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import warnings
 import anyio
 import pytest
 from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.shared.subscriptions import ResourceUpdated
 
 from support import (
-    TRANSPORTS,
     Answers,
     all_text,
     connect,
@@ -27,6 +28,7 @@ from support import (
 pytestmark = pytest.mark.anyio
 
 SHARES = ("session", "shared")
+V2026 = "2026-07-28"
 # A static resource of server-everything (a file of its docs/ directory).
 DOC_URI = "demo://resource/static/document/features.md"
 
@@ -40,14 +42,20 @@ def everything_config(everything_js, share: str) -> str:
 
 
 @pytest.mark.parametrize("share", SHARES)
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_everything_tour(start_gateway, everything_js, transport, share):
+@pytest.mark.parametrize(
+    ("transport", "mode"), [("streamable", "legacy"), ("sse", "legacy"), ("streamable", "auto")]
+)
+async def test_everything_tour(start_gateway, everything_js, transport, mode, share):
+    """`legacy`: a session, the upstream's sampling and elicitation sent on it. `auto` (the
+    SDK's default): stateless 2026-07-28 requests, sampling and elicitation reaching the client
+    as input-required results, the resource updates on a `subscriptions/listen` stream."""
     gw = start_gateway(everything_config(everything_js, share))
     if share == "shared":
         await wait_shared_upstreams_up(gw, "everything")
-    me = Answers(f"{transport}-{share}")
+    me = Answers(f"{transport}-{mode}-{share}")
     with anyio.fail_after(60):
-        async with connect(gw.url, transport, **me.options()) as client:
+        async with connect(gw.url, transport, mode=mode, **me.options()) as client:
+            assert (client.protocol_version == V2026) == (mode == "auto"), client.protocol_version
             # -- tools: the union of both upstreams
             tools = {t.name: t for t in (await client.list_tools()).tools}
             expected = {
@@ -115,14 +123,23 @@ async def test_everything_tour(start_gateway, everything_js, transport, share):
             # -- subscription: server-everything sends an update for each subscribed URI when
             #    its simulated updates are switched on, then every 5 s.
             assert client.server_capabilities.resources and client.server_capabilities.resources.subscribe
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", MCPDeprecationWarning)
-                await client.subscribe_resource(DOC_URI)
-            toggled = text_of(await client.call_tool("toggle-subscriber-updates", {}))
-            assert toggled.startswith("Started simulated resource updated notifications"), toggled
-            with anyio.fail_after(8):
-                await me.update_seen.wait()
-            assert set(me.updated) == {DOC_URI}, me.updated
+            if mode == "auto":
+                async with client.listen(resource_subscriptions=[DOC_URI]) as sub:
+                    assert list(sub.honored.resource_subscriptions or []) == [DOC_URI], sub.honored
+                    toggled = text_of(await client.call_tool("toggle-subscriber-updates", {}))
+                    assert toggled.startswith("Started simulated resource updated notifications"), toggled
+                    with anyio.fail_after(8):
+                        event = await anext(sub)
+                    assert isinstance(event, ResourceUpdated) and event.uri == DOC_URI, event
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", MCPDeprecationWarning)
+                    await client.subscribe_resource(DOC_URI)
+                toggled = text_of(await client.call_tool("toggle-subscriber-updates", {}))
+                assert toggled.startswith("Started simulated resource updated notifications"), toggled
+                with anyio.fail_after(8):
+                    await me.update_seen.wait()
+                assert set(me.updated) == {DOC_URI}, me.updated
         await wait_for_counts(gw.url, legacy=0, streamable=0)
 
 

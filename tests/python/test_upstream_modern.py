@@ -1,5 +1,6 @@
 """Modern (2026-07-28) upstreams behind mcpgw, reached by the official Python SDK in a
-handshake-era session (`mode="legacy"`: `initialize`, then every request on the session).
+handshake-era session (`mode="legacy"`: `initialize`, then every request on the session), and
+in its default mode (`auto`: stateless 2026-07-28 requests through mcpgw's modern hub).
 
 Two upstreams, both `kind = "http"`: the modern-only TypeScript SDK 2.x server
 (`tests/ts/fixtures/modern-server.mjs`, `legacy: 'reject'`: it refuses `initialize`), `era` at its
@@ -21,6 +22,7 @@ import re
 import shutil
 import subprocess
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +30,9 @@ import anyio
 import httpx2
 import mcp_types as types
 import pytest
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.shared.subscriptions import ResourceUpdated
+from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
 from support import connect, text_of, toml_string
 
@@ -116,6 +121,8 @@ class Client2025:
         self.asked: list[str] = []
         self.logs: list[types.LoggingMessageNotificationParams] = []
         self.logged = anyio.Event()
+        self.updated: list[str] = []
+        self.update_seen = anyio.Event()
 
     async def sampling(self, context, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
         self.asked.append("sampling")
@@ -131,28 +138,65 @@ class Client2025:
         self.logs.append(params)
         self.logged.set()
 
+    async def messages(self, message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            self.updated.append(str(message.params.uri))
+            self.update_seen.set()
+
     def options(self) -> dict:
         return {
             "sampling_callback": self.sampling,
             "elicitation_callback": self.elicitation,
             "logging_callback": self.logging,
+            "message_handler": self.messages,
         }
 
 
 @pytest.mark.anyio
-async def test_a_session_reaches_modern_upstreams_and_answers_their_input_required_results(
-    upstreams, start_gateway
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_each_client_mode_reaches_modern_upstreams_and_answers_their_input_required_results(
+    upstreams, start_gateway, mode
 ) -> None:
+    """`legacy`: a session, the upstreams' `InputRequiredResult`s turned into requests on it.
+    `auto` (the SDK's default): stateless 2026-07-28 requests, the `InputRequiredResult`s
+    relayed with mcpgw's sealed `requestState` and answered by the SDK itself."""
     modern, fixture = upstreams
     gw = start_gateway(config(modern, fixture))
     me = Client2025()
-    async with connect(gw.url, "streamable", mode="legacy", **me.options()) as client:
+    async with connect(gw.url, "streamable", mode=mode, **me.options()) as client:
+        assert client.protocol_version == ("2026-07-28" if mode == "auto" else LATEST_HANDSHAKE_VERSION)
         names = {t.name for t in (await client.list_tools()).tools}
-        for name in ("modern_echo", "modern_ask_name", "test_input_required_result_multi_round"):
+        for name in (
+            "modern_echo",
+            "modern_progress",
+            "modern_ask_name",
+            "test_simple_text",
+            "test_tool_with_progress",
+            "test_input_required_result_multi_round",
+        ):
             assert name in names, sorted(names)
 
         with anyio.fail_after(CALL_TIMEOUT_S):
             assert text_of(await client.call_tool("modern_echo", {"text": "through mcpgw"})) == "through mcpgw"
+            assert text_of(await client.call_tool("test_simple_text", {})) == "This is a simple text response for testing."
+
+            # Progress of both, mapped back to this client's token.
+            for tool, args, text, expected in (
+                ("modern_progress", {"steps": 3}, "done", [(1.0, 3.0), (2.0, 3.0), (3.0, 3.0)]),
+                ("test_tool_with_progress", {}, "Tool with progress executed successfully",
+                 [(0.0, 100.0), (50.0, 100.0), (100.0, 100.0)]),
+            ):
+                progress: list[tuple[float, float | None]] = []
+                all_progress = anyio.Event()
+
+                async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                    progress.append((value, total))
+                    if len(progress) == 3:
+                        all_progress.set()
+
+                assert text_of(await client.call_tool(tool, args, progress_callback=on_progress)) == text
+                await all_progress.wait()  # the SDK runs progress callbacks as tasks
+                assert sorted(progress) == expected, (tool, progress)
 
             # One elicitation round, keyed `name` by the TypeScript server.
             assert text_of(await client.call_tool("modern_ask_name", {})) == "Hello, Ada!"
@@ -170,13 +214,32 @@ async def test_a_session_reaches_modern_upstreams_and_answers_their_input_requir
 
             resource = await client.read_resource("modern://about")
             assert resource.contents[0].text == "mcpgw modern-only fixture"
+            resource = await client.read_resource("test://static-text")
+            assert resource.contents[0].text == "This is the content of the static text resource."
 
-            # logging/setLevel is gone in 2026-07-28: the session's level rides its requests' _meta,
-            # and the fixture logs only when a request names one.
-            await client.set_logging_level("debug")
-            assert text_of(await client.call_tool("test_logging_tool", {})) == "Logging evaluated"
-            await me.logged.wait()
-        assert me.logs[0].data == "Diagnostic trace logging activated", me.logs
+            # Updates of the modern upstream's resource: mcpgw subscribes on a listen stream of
+            # the upstream's, for a session's resources/subscribe as for a stateless listen.
+            if mode == "auto":
+                async with client.listen(resource_subscriptions=["modern://about"]) as sub:
+                    assert list(sub.honored.resource_subscriptions or []) == ["modern://about"], sub.honored
+                    assert text_of(await client.call_tool("modern_touch", {})) == "touched"
+                    event = await anext(sub)
+                    assert isinstance(event, ResourceUpdated) and event.uri == "modern://about", event
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", MCPDeprecationWarning)
+                    await client.subscribe_resource("modern://about")
+                assert text_of(await client.call_tool("modern_touch", {})) == "touched"
+                await me.update_seen.wait()
+                assert me.updated == ["modern://about"], me.updated
+
+            if mode == "legacy":
+                # logging/setLevel is gone in 2026-07-28: the session's level rides its requests'
+                # _meta, and the fixture logs only when a request names one.
+                await client.set_logging_level("debug")
+                assert text_of(await client.call_tool("test_logging_tool", {})) == "Logging evaluated"
+                await me.logged.wait()
+                assert me.logs[0].data == "Diagnostic trace logging activated", me.logs
 
     log = gw.log_text()
     assert 'upstream connected upstream=modern kind="http" era="modern"' in log, log

@@ -1,4 +1,5 @@
-// The TypeScript SDK 2.x client, in each version-negotiation mode, through mcpgw to a dual-era
+// Every TypeScript client of the matrix (lib/clients.mjs: the SDK 2.x client in each
+// version-negotiation mode, the SDK 1.x client on both transports) through mcpgw to a dual-era
 // upstream: tests/fixture in its HTTP mode (`mcpgw-fixture --http`, rmcp's StreamableHttpService:
 // sessions for `initialize`, 2026-07-28 requests statelessly, on one /mcp). Each client lists the
 // fixture's tools, calls `test_simple_text`, `test_tool_with_progress` (progress 0, 50, 100 of
@@ -7,16 +8,18 @@
 //
 // The multi round-trip tool needs both directions of mcpgw's bridge: the fixture answers it with
 // an `InputRequiredResult`, which mcpgw relays to a modern client, and turns into an elicitation
-// request on a handshake-era client's session (then retries the call with the answer). The
-// fixture is configured `era = "modern"`: with `auto` a session's connection would speak the
-// handshake era to it (its client's, where the fixture's multi round-trip tools refuse to run);
-// tests/python/test_upstream_modern.py and the conformance runs cover `auto`.
+// request on a handshake-era client's session (then retries the call with the answer). That is
+// with the fixture configured `era = "modern"`; with `auto` (the default) a session's connection
+// speaks the handshake era to it (its client's), where the fixture's multi round-trip tools
+// refuse to run: there a handshake-era client calls the fixture's handshake-era `test_sampling`
+// (a sampling request on its session) instead. Both settings run for every client.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
+import { CLIENTS, callWithProgress, connectMatrixClient } from './lib/clients.mjs';
 import { startFixture } from './lib/fixture.mjs';
 import { startGateway, toolText, withTimeout } from './lib/gateway.mjs';
 import { tomlString } from './lib/upstreams.mjs';
@@ -33,32 +36,43 @@ const MODES = [
   { name: `pinned to ${MODERN}`, mode: { pin: MODERN }, era: 'modern' },
 ];
 
+/** A gateway config with the fixture as an http upstream of `era`. */
+const fixtureConfig = (era, extra = []) =>
+  [
+    '[sessions]',
+    'legacy_grace_secs = 0',
+    '',
+    '[upstreams.fixture]',
+    'kind = "http"',
+    `url = ${tomlString(fixture.url)}`,
+    `era = "${era}"`,
+    ...extra,
+    '',
+  ].join('\n');
+
 let fixture;
-let gw;
+/** A gateway per `era` setting of the fixture. */
+const gateways = {};
 before(async () => {
   fixture = await startFixture();
-  gw = await startGateway({
-    config: [
-      '[sessions]',
-      'legacy_grace_secs = 0',
-      '',
-      '[upstreams.fixture]',
-      'kind = "http"',
-      `url = ${tomlString(fixture.url)}`,
-      'era = "modern"',
-      '',
-    ].join('\n'),
-  });
+  for (const era of ['modern', 'auto']) gateways[era] = await startGateway({ config: fixtureConfig(era) });
 });
 after(async () => {
-  const exit = await gw.stop();
-  assert.deepEqual(exit, { code: 0, signal: null }, `mcpgw should exit 0 on SIGTERM\n${gw.logs()}`);
+  for (const gw of Object.values(gateways)) {
+    const exit = await gw.stop();
+    assert.deepEqual(exit, { code: 0, signal: null }, `mcpgw should exit 0 on SIGTERM\n${gw.logs()}`);
+  }
   const fixtureExit = await fixture.stop();
   assert.deepEqual(fixtureExit, { code: 0, signal: null }, `mcpgw-fixture should exit 0 on SIGTERM\n${fixture.logs()}`);
 });
 
-for (const { name, mode, era } of MODES) {
-  describe(`TypeScript SDK 2.x client, ${name}, through mcpgw to the dual-era fixture`, () => {
+for (const [upstreamEra, spec] of ['modern', 'auto'].flatMap((era) => CLIENTS.map((c) => [era, c]))) {
+  const { name } = spec;
+  // With `era = "auto"` a session reaches the fixture in the handshake era, where its multi
+  // round-trip tools refuse to run and its sampling tool asks with a request (which 2026-07-28
+  // forbids): each client era gets the fixture's tool of that era.
+  const bridged = upstreamEra === 'modern' || spec.era === 'modern';
+  describe(`${name} through mcpgw to the dual-era fixture (era = "${upstreamEra}")`, () => {
     let client;
     let connectError;
     const connected = () => {
@@ -67,27 +81,22 @@ for (const { name, mode, era } of MODES) {
     };
 
     before(async () => {
-      const candidate = new Client(
-        { name: `mcpgw-dual-era-${era}`, version: '0.0.0' },
-        { capabilities: { elicitation: {} }, versionNegotiation: { mode } },
-      );
-      candidate.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { name: 'Ada' } }));
       try {
-        const transport = new StreamableHTTPClientTransport(new URL(gw.mcpUrl));
-        await withTimeout(candidate.connect(transport), OP_TIMEOUT_MS, `connect (${name})`);
-        client = candidate;
+        client = await connectMatrixClient(gateways[upstreamEra], spec, {
+          elicit: () => ({ action: 'accept', content: { name: 'Ada' } }),
+          sample: () => ({ model: 'm', role: 'assistant', content: { type: 'text', text: 'Paris' } }),
+        });
       } catch (error) {
         connectError = new Error(`connect (${name}) failed: ${error?.message ?? error}`, { cause: error });
-        await candidate.close().catch(() => {});
       }
     });
     after(async () => {
       await client?.close();
     });
 
-    test(`connects in the ${era} era`, () => {
-      assert.equal(connected().getProtocolEra(), era);
-      assert.equal(connected().getServerVersion()?.name, 'mcpgw');
+    test(`connects in the ${spec.era} era`, () => {
+      assert.equal(connected().era(), spec.era);
+      assert.equal(connected().raw.getServerVersion()?.name, 'mcpgw');
     });
 
     test("listTools has the fixture's tools", async () => {
@@ -108,36 +117,38 @@ for (const { name, mode, era } of MODES) {
     });
 
     test('test_tool_with_progress reports progress', async () => {
-      const progress = [];
-      const result = await withTimeout(
-        connected().callTool(
-          { name: 'test_tool_with_progress', arguments: {} },
-          { onprogress: (p) => progress.push(p), timeout: OP_TIMEOUT_MS },
-        ),
-        OP_TIMEOUT_MS,
-        'callTool test_tool_with_progress',
-      );
-      assert.equal(toolText(result), 'Tool with progress executed successfully');
-      // The SDK may hand over the response before the last notification of the same read.
-      assert.ok(progress.length >= 1, 'onprogress was called');
-      assert.deepEqual(
-        progress.map((p) => [p.progress, p.total]),
+      const result = await callWithProgress(
+        connected(),
+        { name: 'test_tool_with_progress', arguments: {} },
         [
           [0, 100],
           [50, 100],
           [100, 100],
-        ].slice(0, progress.length),
+        ],
+        OP_TIMEOUT_MS,
       );
+      assert.equal(toolText(result), 'Tool with progress executed successfully');
     });
 
-    test("the multi round-trip tool is answered by the client's elicitation handler", async () => {
-      const result = await withTimeout(
-        connected().callTool({ name: 'test_input_required_result_elicitation', arguments: {} }),
-        OP_TIMEOUT_MS,
-        'callTool test_input_required_result_elicitation',
-      );
-      assert.equal(toolText(result), 'Hello, Ada!');
-    });
+    if (bridged) {
+      test("the multi round-trip tool is answered by the client's elicitation handler", async () => {
+        const result = await withTimeout(
+          connected().callTool({ name: 'test_input_required_result_elicitation', arguments: {} }),
+          OP_TIMEOUT_MS,
+          'callTool test_input_required_result_elicitation',
+        );
+        assert.equal(toolText(result), 'Hello, Ada!');
+      });
+    } else {
+      test("the handshake-era sampling tool is answered by the client's sampling handler", async () => {
+        const result = await withTimeout(
+          connected().callTool({ name: 'test_sampling', arguments: { prompt: 'Capital of France?' } }),
+          OP_TIMEOUT_MS,
+          'callTool test_sampling',
+        );
+        assert.equal(toolText(result), 'LLM response: Paris');
+      });
+    }
 
     test('readResource test://static-text', async () => {
       const { contents } = await withTimeout(
@@ -158,19 +169,7 @@ for (const { name, mode, era } of MODES) {
 describe('mcpgw prefixing the dual-era fixture: the 2026 headers name what the fixture knows', () => {
   let prefixed;
   before(async () => {
-    prefixed = await startGateway({
-      config: [
-        '[sessions]',
-        'legacy_grace_secs = 0',
-        '',
-        '[upstreams.fixture]',
-        'kind = "http"',
-        `url = ${tomlString(fixture.url)}`,
-        'prefix = "fx_"',
-        'era = "modern"',
-        '',
-      ].join('\n'),
-    });
+    prefixed = await startGateway({ config: fixtureConfig('modern', ['prefix = "fx_"']) });
   });
   after(async () => {
     const exit = await prefixed.stop();

@@ -1,11 +1,12 @@
 // The modern-only upstream (fixtures/modern-server.mjs: the TypeScript SDK 2.x server with
 // `legacy: 'reject'`), first on its own, to prove the fixture serves what the gateway tests rely
 // on and refuses the handshake era, then behind mcpgw (`era` left at its default, `auto`), where
-// a handshake-era client and a client pinned to 2026-07-28 reach its tools through the gateway:
-// mcpgw speaks 2026-07-28 to it (a session's connection after the upstream refused its
-// `initialize`, the stateless hub's after `server/discover`). The
-// elicitation tool answers with an `InputRequiredResult`: the handshake-era client gets it as an
-// ordinary elicitation request on its session (mcpgw retries the call with the answer), the
+// every TypeScript client of the matrix (lib/clients.mjs: the 2.x client pinned to 2026-07-28, in
+// `auto` and in `legacy` mode; the 1.x client on Streamable HTTP and on legacy SSE) reaches its
+// tools through the gateway: mcpgw speaks 2026-07-28 to it (a session's connection after the
+// upstream refused its `initialize`, the stateless hub's after `server/discover`). The
+// elicitation tool answers with an `InputRequiredResult`: a handshake-era client gets it as an
+// ordinary elicitation request on its session (mcpgw retries the call with the answer), a
 // modern client as an `InputRequiredResult` whose `requestState` mcpgw sealed.
 
 import assert from 'node:assert/strict';
@@ -13,12 +14,14 @@ import { after, before, describe, test } from 'node:test';
 
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
+import { CLIENTS, callWithProgress, connectMatrixClient } from './lib/clients.mjs';
 import { startGateway, toolText, withTimeout } from './lib/gateway.mjs';
 import { startModernServer } from './lib/modern.mjs';
-import { tomlString } from './lib/upstreams.mjs';
+import { everythingConfig, tomlString } from './lib/upstreams.mjs';
 
 const OP_TIMEOUT_MS = 15_000;
 const MODERN = '2026-07-28';
+const ABOUT = 'modern://about';
 
 /** A 2.x client in `mode` that answers elicitation with the name `Ada`, connected to `url`. */
 async function connect2(url, mode) {
@@ -61,25 +64,17 @@ function usesTheModernTools(client) {
   });
 
   test('modern_progress reports 3 progress notifications', async () => {
-    const progress = [];
-    const result = await withTimeout(
-      client().callTool(
-        { name: 'modern_progress', arguments: { steps: 3 } },
-        { onprogress: (p) => progress.push(p), timeout: OP_TIMEOUT_MS },
-      ),
-      OP_TIMEOUT_MS,
-      'callTool modern_progress',
-    );
-    assert.equal(toolText(result), 'done');
-    assert.ok(progress.length >= 1, 'onprogress was called');
-    assert.deepEqual(
-      progress.map((p) => [p.progress, p.total]),
+    const result = await callWithProgress(
+      client(),
+      { name: 'modern_progress', arguments: { steps: 3 } },
       [
         [1, 3],
         [2, 3],
         [3, 3],
-      ].slice(0, progress.length),
+      ],
+      OP_TIMEOUT_MS,
     );
+    assert.equal(toolText(result), 'done');
   });
 
   test("modern_ask_name is answered by the client's elicitation handler", async () => {
@@ -127,11 +122,8 @@ describe('the modern-only upstream on its own', () => {
   });
 });
 
-for (const { name, mode } of [
-  { name: 'a handshake-era client', mode: 'legacy' },
-  { name: `a client pinned to ${MODERN}`, mode: { pin: MODERN } },
-]) {
-  describe(`mcpgw fronting the modern-only upstream, ${name}`, () => {
+for (const spec of CLIENTS) {
+  describe(`mcpgw fronting the modern-only upstream, ${spec.name}`, () => {
     let gw;
     let client;
     let connectError;
@@ -153,7 +145,7 @@ for (const { name, mode } of [
         ].join('\n'),
       });
       try {
-        client = await connect2(gw.mcpUrl, mode);
+        client = await connectMatrixClient(gw, spec, { elicit: () => ({ action: 'accept', content: { name: 'Ada' } }) });
       } catch (error) {
         connectError = error;
       }
@@ -164,7 +156,40 @@ for (const { name, mode } of [
       assert.deepEqual(exit, { code: 0, signal: null }, `mcpgw should exit 0 on SIGTERM\n${gw.logs()}`);
     });
 
+    test(`connects in the ${spec.era} era`, () => {
+      assert.equal(connected().era(), spec.era);
+    });
+
     usesTheModernTools(connected);
+
+    // 2026-07-28 has no resources/subscribe: mcpgw subscribes on a subscriptions/listen stream
+    // of the upstream's, for a session's resources/subscribe as for a modern client's listen.
+    test(`the upstream's resource updates reach the client (${
+      spec.era === 'modern' ? 'subscriptions/listen' : 'resources/subscribe'
+    })`, async () => {
+      const c = connected();
+      let updated;
+      const update = new Promise((resolveUpdate) => {
+        updated = resolveUpdate;
+      });
+      let subscription;
+      if (spec.era === 'modern') {
+        c.raw.setNotificationHandler('notifications/resources/updated', (n) => updated(n.params.uri));
+        subscription = await withTimeout(
+          c.raw.listen({ resourceSubscriptions: [ABOUT] }),
+          OP_TIMEOUT_MS,
+          'listen for modern://about',
+        );
+        assert.deepEqual(subscription.honoredFilter, { resourceSubscriptions: [ABOUT] });
+      } else {
+        c.onResourceUpdated(updated);
+        await withTimeout(c.subscribeResource({ uri: ABOUT }), OP_TIMEOUT_MS, 'subscribeResource');
+      }
+      const touched = await withTimeout(c.callTool({ name: 'modern_touch', arguments: {} }), OP_TIMEOUT_MS, 'touch');
+      assert.equal(toolText(touched), 'touched');
+      assert.equal(await withTimeout(update, OP_TIMEOUT_MS, 'notifications/resources/updated'), ABOUT);
+      await subscription?.close();
+    });
 
     test('mcpgw connected to the upstream in its modern era, with no retry', () => {
       const logs = gw.logs();
@@ -173,3 +198,58 @@ for (const { name, mode } of [
     });
   });
 }
+
+// A modern upstream that offers no resource subscriptions, beside one that does
+// (server-everything, so the gateway advertises `resources.subscribe`): a session's
+// resources/subscribe for its resource is refused with a reason (not the upstream's bare
+// -32601 for a method 2026-07-28 removed), and a listen does not honour its URI.
+describe('mcpgw fronting a modern upstream without resource subscriptions', () => {
+  let plain;
+  let gw;
+  before(async () => {
+    plain = await startModernServer({ args: ['--no-subscriptions'] });
+    gw = await startGateway({
+      config: [
+        everythingConfig('shared', { builtin: false }),
+        '[upstreams.modern]',
+        'kind = "http"',
+        `url = ${tomlString(plain.url)}`,
+        '',
+      ].join('\n'),
+    });
+  });
+  after(async () => {
+    const exit = await gw.stop();
+    assert.deepEqual(exit, { code: 0, signal: null }, `mcpgw should exit 0 on SIGTERM\n${gw.logs()}`);
+    await plain.stop();
+  });
+
+  for (const spec of [CLIENTS[3], CLIENTS[0]]) {
+    test(`${spec.name}: a subscription to its resource is refused with a reason`, async () => {
+      const client = await connectMatrixClient(gw, spec);
+      try {
+        if (spec.era === 'modern') {
+          const subscription = await withTimeout(
+            client.raw.listen({ resourceSubscriptions: [ABOUT], toolsListChanged: true }),
+            OP_TIMEOUT_MS,
+            'listen',
+          );
+          assert.deepEqual(subscription.honoredFilter, { toolsListChanged: true });
+          await subscription.close();
+        } else {
+          assert.equal(client.raw.getServerCapabilities()?.resources?.subscribe, true);
+          await assert.rejects(client.subscribeResource({ uri: ABOUT }), (error) => {
+            assert.equal(error.code, -32602, String(error));
+            assert.match(
+              String(error.message),
+              /upstream 'modern' cannot send updates of modern:\/\/about: it offers no resource subscriptions/,
+            );
+            return true;
+          });
+        }
+      } finally {
+        await client.close();
+      }
+    });
+  }
+});

@@ -73,6 +73,16 @@ pub enum Error {
         /// The request's method.
         method: &'static str,
     },
+    /// A resource subscription the upstream cannot give.
+    #[error("upstream '{upstream}' cannot send updates of {uri}: {why}")]
+    NotSubscribable {
+        /// The upstream that owns the resource.
+        upstream: String,
+        /// The resource.
+        uri: String,
+        /// Why, for example `it offers no resource subscriptions`.
+        why: String,
+    },
     /// The client cancelled the request.
     #[error("request cancelled")]
     Cancelled,
@@ -94,6 +104,9 @@ impl Error {
         }
         match self {
             Error::Cancelled => ErrorData::new(ErrorCode(-32800), "request cancelled", None),
+            // The method is served (another upstream offers subscriptions): it is the URI
+            // that cannot be subscribed to.
+            Error::NotSubscribable { .. } => ErrorData::invalid_params(chain(self), None),
             Error::Connect { upstream, .. } => {
                 ErrorData::internal_error(format!("upstream '{upstream}' could not be started: {}", chain(self)), None)
             }

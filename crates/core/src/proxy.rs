@@ -24,8 +24,7 @@ use rmcp::model::{
     ListResourcesResult, ListToolsRequestMethod, ListToolsResult, PaginatedRequestParams, PromptsCapability,
     ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, Reference, ResourcesCapability,
     ServerCapabilities, ServerConfig, ServerResult, SetLevelRequest, SetLevelRequestMethod, SetLevelRequestParams,
-    SubscribeRequest, SubscribeRequestParams, SubscriptionFilter, ToolsCapability, UnsubscribeRequest,
-    UnsubscribeRequestParams,
+    SubscribeRequestParams, SubscriptionFilter, ToolsCapability, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
@@ -190,6 +189,18 @@ impl Proxy {
         });
         join_all(starting).await;
         members
+    }
+
+    /// Waits (each for at most its connect timeout) for the members whose first connection
+    /// attempt is under way to come up or fail, so what they offer is known. (Only the
+    /// first: one that failed is not waited for again while it retries.)
+    async fn first_connections(&self) {
+        let Ok(members) = self.members() else { return };
+        join_all(members.iter().filter_map(|m| match m {
+            Member::Remote { spec, link } if link.first_attempt_pending() => Some(link.ready(spec.connect_timeout)),
+            _ => None,
+        }))
+        .await;
     }
 
     /// The session's members: shared links joined, its own links started (`peer` is the
@@ -763,13 +774,11 @@ impl ServerHandler for Proxy {
         Box::pin(async move {
             let owner = self.resource_remote(&params.uri, self.view(&ctx.extensions).as_ref()).await?;
             let (link, _) = self.remote(owner)?;
-            let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(params.clone()));
+            let uri = &params.uri;
             self.under_deadline(owner, "resources/subscribe", ctx, |ctx| async move {
-                Ok(link.forward(request, &ctx, self.key()).await?)
+                Ok(link.subscribe_resource(self.key(), uri, &ctx).await?)
             })
-            .await?;
-            link.set_subscription(self.key(), &params.uri, true);
-            Ok(())
+            .await
         })
         .await
     }
@@ -782,13 +791,11 @@ impl ServerHandler for Proxy {
         Box::pin(async move {
             let owner = self.resource_remote(&params.uri, self.view(&ctx.extensions).as_ref()).await?;
             let (link, _) = self.remote(owner)?;
-            link.set_subscription(self.key(), &params.uri, false);
-            let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params));
+            let uri = &params.uri;
             self.under_deadline(owner, "resources/unsubscribe", ctx, |ctx| async move {
-                Ok(link.forward(request, &ctx, self.key()).await?)
+                Ok(link.unsubscribe_resource(self.key(), uri, &ctx).await?)
             })
-            .await?;
-            Ok(())
+            .await
         })
         .await
     }

@@ -14,10 +14,11 @@ const STOP_TIMEOUT_MS = 10_000;
 
 /**
  * A running modern-only upstream: `url` (its `/mcp` endpoint), `logs()` (its stderr: one line per
- * tool call) and `stop()` (SIGTERM; resolves once it has exited).
+ * tool call) and `stop()` (SIGTERM; resolves once it has exited). `args` go to the server
+ * (`--no-subscriptions`).
  */
-export async function startModernServer() {
-  const child = spawn(process.execPath, [resolve(HERE, '../fixtures/modern-server.mjs')], {
+export async function startModernServer({ args = [] } = {}) {
+  const child = spawn(process.execPath, [resolve(HERE, '../fixtures/modern-server.mjs'), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -15,17 +15,13 @@
 //! count per upstream connection and URI, so the upstream is asked once however many
 //! listeners want a URI, and released by the last.
 
-#![allow(deprecated)] // resources/subscribe is how a handshake-era upstream is asked for updates
-
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rmcp::ErrorData;
 use rmcp::RoleServer;
-use rmcp::model::{
-    ClientRequest, SubscribeRequest, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequest,
-    UnsubscribeRequestParams,
-};
+use rmcp::model::SubscriptionFilter;
 use rmcp::service::{RequestContext, SubscriptionContext};
 use tokio_util::sync::CancellationToken;
 
@@ -92,19 +88,19 @@ impl Proxy {
         Some(accepted)
     }
 
-    /// The upstream that would send updates of `uri`: by the last catalog, a remote owner
-    /// that offers resource subscriptions.
+    /// The upstream that would send updates of `uri`: by the last catalog, its remote owner
+    /// (the first, as for a session's `resources/subscribe`), if that offers resource
+    /// subscriptions. (Not a later candidate that does: an upstream with templates is one for
+    /// every URI, and would never send updates of another's resource.)
     fn subscribable(&self, uri: &str) -> Option<(usize, Arc<Link>)> {
         let built = self.catalog.last()?;
         let members = self.members().ok()?;
-        built.catalog.resource_owners(uri).into_iter().find_map(|owner| match members.get(owner) {
-            Some(Member::Remote { link, .. })
-                if link.offered().and_then(|c| c.resources).is_some_and(|r| r.subscribe == Some(true)) =>
-            {
-                Some((owner, link.clone()))
-            }
-            _ => None,
-        })
+        let (owner, link) =
+            built.catalog.resource_owners(uri).into_iter().find_map(|owner| match members.get(owner) {
+                Some(Member::Remote { link, .. }) => Some((owner, link.clone())),
+                _ => None,
+            })?;
+        link.offered().and_then(|c| c.resources).is_some_and(|r| r.subscribe == Some(true)).then_some((owner, link))
     }
 
     /// Subscribes upstream to the URIs of `uris` an upstream would send updates of (those
@@ -117,11 +113,13 @@ impl Proxy {
         for uri in uris {
             let Some((owner, link)) = self.subscribable(uri) else { continue };
             if modern.holds.hold(&link, uri) {
-                // Recorded first, so an update sent right after the upstream's answer finds it.
-                link.set_subscription(self.key(), uri, true);
-                let request =
-                    ClientRequest::SubscribeRequest(SubscribeRequest::new(SubscribeRequestParams::new(uri.clone())));
-                if let Err(e) = self.upstream_once(owner, &link, request, ctx, "resources/subscribe").await {
+                let link = &link;
+                let subscribed = self
+                    .upstream_once(owner, ctx, "resources/subscribe", |ctx| async move {
+                        link.subscribe_resource(self.key(), uri, &ctx).await
+                    })
+                    .await;
+                if let Err(e) = subscribed {
                     tracing::warn!(uri, error = %e.message, "a listener's resource subscription was refused upstream; it gets no updates of it");
                 }
             }
@@ -136,11 +134,14 @@ impl Proxy {
         let Some(modern) = &self.modern else { return };
         for Held { owner, link, uri } in held {
             if modern.holds.release(&link, &uri) {
-                link.set_subscription(self.key(), &uri, false);
-                let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(
-                    UnsubscribeRequestParams::new(uri.clone()),
-                ));
-                if let Err(e) = self.upstream_once(owner, &link, request, ctx, "resources/unsubscribe").await {
+                let uri = &uri;
+                let link = &link;
+                let unsubscribed = self
+                    .upstream_once(owner, ctx, "resources/unsubscribe", |ctx| async move {
+                        link.unsubscribe_resource(self.key(), uri, &ctx).await
+                    })
+                    .await;
+                if let Err(e) = unsubscribed {
                     tracing::debug!(uri, error = %e.message, "resources/unsubscribe for an ended listener failed");
                 }
             }
@@ -158,22 +159,21 @@ impl Proxy {
         Ok(())
     }
 
-    /// Sends `request` to upstream `owner` on the listener's behalf, under that upstream's
-    /// call deadline and a token of its own (the listener's may be cancelled already: its
-    /// unsubscribe still goes out).
-    async fn upstream_once(
+    /// Runs `request` (a subscription change of upstream `owner`) on the listener's behalf,
+    /// under that upstream's call deadline and a token of its own (the listener's may be
+    /// cancelled already: its unsubscribe still goes out).
+    async fn upstream_once<F>(
         &self,
         owner: usize,
-        link: &Arc<Link>,
-        request: ClientRequest,
         ctx: &RequestContext<RoleServer>,
         what: &str,
-    ) -> Result<(), ErrorData> {
+        request: impl FnOnce(RequestContext<RoleServer>) -> F,
+    ) -> Result<(), ErrorData>
+    where
+        F: Future<Output = Result<(), crate::error::Error>>,
+    {
         let mut ctx = ctx.clone();
         ctx.ct = CancellationToken::new();
-        self.under_deadline(owner, what, ctx, |ctx| async move {
-            link.forward(request, &ctx, self.key()).await.map(|_| ()).map_err(ErrorData::from)
-        })
-        .await
+        self.under_deadline(owner, what, ctx, |ctx| async move { request(ctx).await.map_err(ErrorData::from) }).await
     }
 }

@@ -142,6 +142,14 @@ impl Service<RoleServer> for ModernHub {
     ) -> Result<ServerResult, ErrorData> {
         // rmcp has moved the request's `_meta` into the context by now.
         let proxy = self.of(&context.meta);
+        // What `server/discover` advertises is what the upstreams offer: one whose first
+        // connection attempt is under way (the hub's per-session connections start with the
+        // hub) is waited for, as a session's `initialize` waits for its own, else its
+        // capabilities would be guessed (resources without `subscribe`) and clients keep the
+        // first answer.
+        if let ClientRequest::DiscoverRequest(_) = &request {
+            self.capable.first_connections().await;
+        }
         // A listen's resource subscriptions are made upstream before rmcp acknowledges its
         // filter (the URIs honoured are read from the catalog, built first), and released
         // once the listen ends, whatever ended it.

@@ -41,6 +41,8 @@ use crate::upstream::ordered::Deliver;
 use crate::upstream::resume::GaveUp;
 use crate::upstream::spec::{Era, Share, UpstreamSpec};
 
+mod updates;
+
 /// Identifies a client session among a link's audience.
 pub type SessionKey = u64;
 
@@ -100,11 +102,18 @@ pub struct Link {
     prefers: Era,
     cancel: CancellationToken,
     count: Arc<ConnectionCount>,
+    /// Whether its first connection attempt has ended (connected or failed).
+    attempted: AtomicBool,
     /// Whether a request of the upstream's that belongs to no session was logged yet.
     refused_logged: AtomicBool,
     /// The level a session's `logging/setLevel` asked for, for a modern upstream: 2026-07-28
     /// has no such method, a request names its level in `_meta` instead.
     log_level: Mutex<Option<LoggingLevel>>,
+    /// Where its tasks are tracked (the supervisor's, and a modern upstream's listen
+    /// streams for resource subscriptions).
+    tasks: TaskTracker,
+    /// A modern upstream's listen streams for resource subscriptions.
+    listens: updates::Listens,
 }
 
 #[derive(Default)]
@@ -211,8 +220,11 @@ impl Link {
             prefers,
             cancel,
             count,
+            attempted: AtomicBool::new(false),
             refused_logged: AtomicBool::new(false),
             log_level: Mutex::new(None),
+            tasks: tasks.clone(),
+            listens: updates::Listens::default(),
         });
         // In the caller's span: a session's own upstream logs carry its session id.
         tasks.spawn(tracing::Instrument::in_current_span(supervise(link.clone(), tasks.clone())));
@@ -253,6 +265,11 @@ impl Link {
         }
     }
 
+    /// Whether its first connection attempt is still under way.
+    pub fn first_attempt_pending(&self) -> bool {
+        !self.attempted.load(Ordering::Acquire)
+    }
+
     /// Waits until the link is up or has failed, for at most `limit`.
     pub async fn ready(&self, limit: Duration) {
         let mut rx = self.state.subscribe();
@@ -271,12 +288,15 @@ impl Link {
 
     /// Removes a session from the audience, with its subscriptions.
     pub fn detach(&self, session: SessionKey) {
-        let mut routes = self.routes();
-        routes.audience.remove(&session);
-        routes.subscriptions.retain(|_, who| {
-            who.remove(&session);
-            !who.is_empty()
-        });
+        {
+            let mut routes = self.routes();
+            routes.audience.remove(&session);
+            routes.subscriptions.retain(|_, who| {
+                who.remove(&session);
+                !who.is_empty()
+            });
+        }
+        self.end_unwanted_listens();
     }
 
     /// Records that `session` subscribed to `uri` (or unsubscribed).
@@ -645,6 +665,7 @@ async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
         let started = tokio::time::Instant::now();
         let lost = CancellationToken::new();
         let attempt = connect_once(&link, &tasks, &lost, recheck).await;
+        link.attempted.store(true, Ordering::Release);
         recheck = true;
         match attempt {
             Ok(Connected { running, process_group, gave_up }) => {
@@ -869,21 +890,7 @@ impl Service<RoleClient> for LinkClient {
     ) -> Result<(), ErrorData> {
         let Ok(link) = self.link() else { return Ok(()) };
         match notification {
-            ServerNotification::ResourceUpdatedNotification(n) => {
-                let notifiers: Vec<Notifier> = {
-                    let routes = link.routes();
-                    let who = routes.subscriptions.get(&n.params.uri);
-                    routes
-                        .audience
-                        .iter()
-                        .filter(|(k, _)| who.is_some_and(|w| w.contains(k)))
-                        .map(|(_, p)| p.clone())
-                        .collect()
-                };
-                for notifier in notifiers {
-                    notifier.notify(ServerNotification::ResourceUpdatedNotification(n.clone())).await;
-                }
-            }
+            ServerNotification::ResourceUpdatedNotification(n) => link.resource_updated(n).await,
             n @ (ServerNotification::ToolListChangedNotification(_)
             | ServerNotification::PromptListChangedNotification(_)
             | ServerNotification::ResourceListChangedNotification(_)) => link.list_changed(n).await,
