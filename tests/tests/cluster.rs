@@ -244,16 +244,19 @@ async fn a_legacy_client_reconnecting_with_its_last_event_id_carries_on_on_anoth
     assert_eq!(post(notification("notifications/initialized")).await.status, StatusCode::ACCEPTED);
 
     cluster.kill(&session[..4]);
-    // What an EventSource does when its stream drops: the same URL, with the last event id.
+    // What an EventSource does when its stream drops: the same URL, with the last event id
+    // (here the client lost the answer to initialize: it saw only the endpoint event).
     let mut resumed = SseReader::new(http.open(http::Method::GET, &sse, &[accept, ("last-event-id", &last)], "").await);
     assert_eq!(resumed.status, StatusCode::OK);
     let endpoint = resumed.next().await.expect("the endpoint event again");
     assert_eq!(endpoint.event, "endpoint");
     assert!(endpoint.data.ends_with(&format!("sessionId={session}")), "the same session: {}", endpoint.data);
+    let replayed = resumed.next_message().await;
+    assert_eq!(replayed["id"], 0, "the answer it missed, from the store: {replayed}");
     let echo = request(1, "tools/call", json!({"name": "echo", "arguments": {"text": "again"}}));
     assert_eq!(post(echo).await.status, StatusCode::ACCEPTED);
     let reply = resumed.next_message().await;
-    assert_eq!(reply["result"]["content"][0]["text"], "again", "{reply}");
+    assert_eq!(reply["result"]["content"][0]["text"], "again", "once, then the next answer: {reply}");
     assert_eq!(takeovers(&cluster).await, 1);
 }
 
@@ -381,4 +384,106 @@ async fn a_rolling_restart_of_every_instance_fails_no_call() {
 /// A flag the test's callers watch to stop.
 fn stop_flag() -> tokio::sync::watch::Sender<bool> {
     tokio::sync::watch::Sender::new(false)
+}
+
+/// The events of an SSE stream, read until `count` of them carried a message.
+async fn read_messages(stream: &mut SseReader, count: usize) -> Vec<(String, serde_json::Value)> {
+    let mut got = Vec::new();
+    while got.len() < count {
+        let event = stream.next().await.expect("the stream goes on");
+        if event.data.is_empty() {
+            continue; // a priming event
+        }
+        let id = event.id.clone().expect("every message has an event id");
+        got.push((id, serde_json::from_str(&event.data).expect("JSON")));
+    }
+    got
+}
+
+/// The number of an event id (`<prefix>-<stream>-<seq>`) and its stream.
+fn seq_of(id: &str) -> (u32, u64) {
+    let mut parts = id.rsplitn(3, '-');
+    let seq = parts.next().and_then(|s| s.parse().ok()).expect("a seq");
+    let stream = parts.next().and_then(|s| s.parse().ok()).expect("a stream");
+    (stream, seq)
+}
+
+/// Event ids strictly increasing, on one stream.
+fn assert_increasing(ids: &[&str]) {
+    let seqs: Vec<(u32, u64)> = ids.iter().map(|id| seq_of(id)).collect();
+    assert!(seqs.windows(2).all(|w| w[0].0 == w[1].0 && w[0].1 < w[1].1), "strictly increasing on one stream: {ids:?}");
+}
+
+/// A `sleep` call with a progress token.
+fn sleep_call(id: i64, ms: u64, steps: u32) -> serde_json::Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "sleep", "arguments": {"ms": ms, "steps": steps}, "_meta": {"progressToken": "p"}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_stream_resumed_on_another_instance_gets_the_events_it_missed_once_in_order() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let session = RawSession::open(&cluster).await;
+    let get_headers = |last: Option<&str>| -> Vec<(String, String)> {
+        let mut h = vec![
+            ("accept".to_owned(), "text/event-stream".to_owned()),
+            ("mcp-session-id".to_owned(), session.id.clone()),
+            ("mcp-protocol-version".to_owned(), "2025-11-25".to_owned()),
+        ];
+        if let Some(last) = last {
+            h.push(("last-event-id".to_owned(), last.to_owned()));
+        }
+        h
+    };
+    let open = |headers: Vec<(String, String)>| {
+        let (http, url) = (&session.http, &session.url);
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            SseReader::new(http.open(http::Method::GET, url, &headers, "").await)
+        }
+    };
+    let mut stream = open(get_headers(None)).await;
+    assert_eq!(stream.status, StatusCode::OK);
+    // A client that takes only JSON gets a call's progress on its standalone stream.
+    let json_only = [
+        ("content-type", "application/json"),
+        ("accept", "application/json"),
+        ("mcp-session-id", session.id.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let reply =
+        session.http.send(http::Method::POST, &session.url, &json_only, sleep_call(1, 100, 5).to_string()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.json()["result"]["content"][0]["text"], "slept 100 ms");
+
+    // The client reads two of the five, then its instance dies.
+    let seen = read_messages(&mut stream, 2).await;
+    for (n, (_, message)) in seen.iter().enumerate() {
+        assert_eq!(message["method"], "notifications/progress");
+        assert_eq!(message["params"]["progress"].as_f64(), Some(n as f64 + 1.0));
+    }
+    let journal = format!("mcpgw:s:{{{}}}:j", session.id);
+    assert_eq!(cluster.redis.cli(&["XLEN", &journal]), "5", "every progress is in the store");
+    drop(stream);
+    cluster.kill(&session.id[..4]);
+
+    // What an SDK does: GET again with the last id it saw, through the load balancer.
+    let last = seen[1].0.clone();
+    let mut resumed = open(get_headers(Some(&last))).await;
+    assert_eq!(resumed.status, StatusCode::OK);
+    let missed = read_messages(&mut resumed, 3).await;
+    let progress: Vec<Option<f64>> = missed.iter().map(|(_, m)| m["params"]["progress"].as_f64()).collect();
+    assert_eq!(progress, [Some(3.0), Some(4.0), Some(5.0)], "each missed event once, in order");
+    assert_eq!(takeovers(&cluster).await, 1);
+
+    // Carrying on: the next call's progress comes after them on the same stream.
+    let reply = session.http.send(http::Method::POST, &session.url, &json_only, sleep_call(2, 10, 1).to_string()).await;
+    assert_eq!(reply.status, StatusCode::OK, "the same session: {}", reply.text());
+    let next = read_messages(&mut resumed, 1).await;
+    assert_eq!(next[0].1["params"]["progress"].as_f64(), Some(1.0));
+    let ids: Vec<&str> = seen.iter().chain(&missed).chain(&next).map(|(id, _)| id.as_str()).collect();
+    assert_increasing(&ids);
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "no event twice: {ids:?}");
 }

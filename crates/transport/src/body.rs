@@ -14,6 +14,7 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
 
+use crate::journal::Gate;
 use crate::outgoing::Outgoing;
 use crate::sse;
 
@@ -49,6 +50,11 @@ pub struct SseStream {
     on_close: Option<OnClose>,
     /// The session's event id prefix, when events carry ids.
     prefix: Option<Arc<str>>,
+    /// In a cluster, what holds each event back until the store has it; the number the
+    /// store must reach before the prelude goes; and an event waiting for it.
+    gate: Option<Gate>,
+    prelude_seq: u64,
+    held: Option<(Outgoing, u64)>,
 }
 
 impl std::fmt::Debug for SseStream {
@@ -66,7 +72,24 @@ impl SseStream {
             interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
             interval
         });
-        Self { prelude: VecDeque::new(), rx, keepalive, on_close: None, prefix: None }
+        Self {
+            prelude: VecDeque::new(),
+            rx,
+            keepalive,
+            on_close: None,
+            prefix: None,
+            gate: None,
+            prelude_seq: 0,
+            held: None,
+        }
+    }
+
+    /// Writes an event (and the prelude, once the store reached `prelude_seq`) only once
+    /// the session's journal holds it; nothing waits without a gate (a single node).
+    pub fn with_gate(mut self, gate: Option<Gate>, prelude_seq: u64) -> Self {
+        self.gate = gate;
+        self.prelude_seq = prelude_seq;
+        self
     }
 
     /// Writes each message's event id, with the session's prefix.
@@ -128,13 +151,35 @@ impl http_body::Body for Body {
 
 impl SseStream {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        if let Some(frame) = self.prelude.pop_front() {
-            return Poll::Ready(Some(frame));
+        if !self.prelude.is_empty() {
+            if let Some(gate) = &mut self.gate {
+                std::task::ready!(gate.poll_written(self.prelude_seq, cx));
+                self.prelude_seq = 0;
+            }
+            return Poll::Ready(self.prelude.pop_front());
+        }
+        if let Some((_, seq)) = &self.held {
+            if let Some(gate) = &mut self.gate {
+                std::task::ready!(gate.poll_written(*seq, cx));
+            }
+            if let Some((out, _)) = self.held.take() {
+                return Poll::Ready(Some(out.to_sse(self.prefix.as_deref())));
+            }
         }
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(out)) => {
                 if let Some(k) = &mut self.keepalive {
                     k.reset();
+                }
+                let seq = match &out {
+                    Outgoing::Message { event: Some(event), .. } => Some(event.seq),
+                    _ => None,
+                };
+                if let (Some(gate), Some(seq)) = (&mut self.gate, seq)
+                    && gate.poll_written(seq, cx).is_pending()
+                {
+                    self.held = Some((out, seq));
+                    return Poll::Pending;
                 }
                 Poll::Ready(Some(out.to_sse(self.prefix.as_deref())))
             }

@@ -10,6 +10,13 @@
 //! paused while another took its sessions over ends its copies, and never deletes a record
 //! it no longer owns.
 //!
+//! Every event a session sends with an id, and every request answered on an event stream,
+//! goes to the session's journal in the store before its client sees it (see
+//! [`mcpgw_transport::journal`]): one writer per session held here sends what queued up
+//! in one script call per batch. An instance taking a session over loads the journal, so
+//! a client resuming with `Last-Event-ID` gets what it missed, and answers each request its
+//! predecessor left unanswered with a definite error, never running it again.
+//!
 //! # Layout
 //! - `store`: the records and the atomic steps on them.
 
@@ -22,6 +29,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use mcpgw_core::{Handshake, Outbound, OutboundClosed};
 use mcpgw_transport::auth::Identity;
+use mcpgw_transport::journal::Journal;
 use mcpgw_transport::{NodeTag, Session, SessionId};
 use rmcp::model::ServerJsonRpcMessage;
 
@@ -140,6 +148,45 @@ impl Cluster {
     /// Whether the store answered the last check.
     pub(crate) fn store_up(&self) -> bool {
         self.store_up.load(Ordering::Relaxed)
+    }
+
+    /// Writes `journal` of session `id`, held here at `epoch`, to the store until the
+    /// session ends: everything queued since the last write goes in one script call. What
+    /// cannot be written (the store is down, or another instance holds the session now) is
+    /// let through all the same, so the session keeps working here.
+    pub(crate) async fn write_journal(
+        self: Arc<Self>,
+        id: SessionId,
+        epoch: u64,
+        journal: Arc<Journal>,
+        session: Arc<Session>,
+    ) {
+        let ended = session.cancel_token();
+        drop(session);
+        let mut failing = false;
+        loop {
+            let (batch, through) = tokio::select! {
+                batch = journal.next_batch() => batch,
+                () = ended.cancelled() => break,
+            };
+            match self.store.append(id, epoch, &batch).await {
+                Ok(held) => {
+                    if !held {
+                        tracing::debug!(session = %id, "not journaled: another instance holds the session now");
+                    }
+                    failing = false;
+                }
+                Err(e) => {
+                    self.metrics.store_error("journal");
+                    if !failing {
+                        tracing::warn!(session = %id, error = %e, "could not journal the session's events; another instance cannot replay them");
+                        failing = true;
+                    }
+                }
+            }
+            journal.written_through(through);
+        }
+        journal.close();
     }
 }
 
