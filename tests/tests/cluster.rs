@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use http::StatusCode;
 use mcpgw_tests::cluster::{ClientSession, ClientSteps, Cluster, TempDir, python_sessions, ts_sessions};
-use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request, run};
+use mcpgw_tests::{Http, POST_HEADERS, SseReader, eventually, initialize, notification, request, run};
 use serde_json::json;
 
 /// One runtime thread per instance: three of them share the machine with the clients.
@@ -486,4 +486,63 @@ async fn a_standalone_stream_resumed_on_another_instance_gets_the_events_it_miss
     let mut unique = ids.clone();
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "no event twice: {ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_running_on_a_killed_holder_ends_with_the_progress_it_missed_then_a_definite_error() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let session = RawSession::open(&cluster).await;
+    let mut headers = POST_HEADERS.to_vec();
+    headers.extend([("mcp-session-id", session.id.as_str()), ("mcp-protocol-version", "2025-11-25")]);
+    // Sixteen steps of half a second: the holder dies long before the call would end.
+    let body = sleep_call(7, 8000, 16).to_string();
+    let mut call = SseReader::new(session.http.open(http::Method::POST, &session.url, &headers, body).await);
+    let seen = read_messages(&mut call, 2).await;
+    let stream = seq_of(&seen[0].0).0;
+    let (journal, pending) = (format!("mcpgw:s:{{{}}}:j", session.id), format!("mcpgw:s:{{{}}}:p", session.id));
+    assert_eq!(cluster.redis.cli(&["HGET", &pending, "7"]), stream.to_string(), "the call is pending in the store");
+    // A third progress is in the store, and on its way to a client that no longer reads.
+    eventually("a third progress journaled", || async { cluster.redis.cli(&["XLEN", &journal]) == "3" }).await;
+    drop(call);
+    cluster.kill(&session.id[..4]);
+
+    // The client resumes the call's stream from the last event it saw (SEP-1699).
+    let last = seen[1].0.as_str();
+    let get = [
+        ("accept", "text/event-stream"),
+        ("mcp-session-id", session.id.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+        ("last-event-id", last),
+    ];
+    let mut resumed = SseReader::new(session.http.open(http::Method::GET, &session.url, &get, "").await);
+    assert_eq!(resumed.status, StatusCode::OK);
+    let mut after = Vec::new();
+    while let Some(event) = resumed.next().await {
+        after.push((
+            event.id.clone().expect("an id"),
+            serde_json::from_str::<serde_json::Value>(&event.data).expect("JSON"),
+        ));
+    }
+    let (answer, progress) = after.split_last().expect("the call's answer");
+    let steps: Vec<Option<f64>> = progress.iter().map(|(_, m)| m["params"]["progress"].as_f64()).collect();
+    assert!(!steps.is_empty(), "the progress it missed: {after:?}");
+    let expected: Vec<Option<f64>> = (3..3 + steps.len()).map(|n| Some(n as f64)).collect();
+    assert_eq!(steps, expected, "each missed progress once, in order");
+    assert_eq!(answer.1["id"], 7, "{}", answer.1);
+    assert_eq!(answer.1["error"]["code"], -32603, "a definite error: {}", answer.1);
+    assert!(answer.1["error"]["message"].as_str().is_some_and(|m| m.contains("may or may not have run")));
+    let ids: Vec<&str> = seen.iter().chain(&after).map(|(id, _)| id.as_str()).collect();
+    assert_increasing(&ids);
+    assert_eq!(cluster.redis.cli(&["HLEN", &pending]), "0", "answered: no longer pending");
+
+    // The session carries on, and the call was not run again.
+    assert_eq!(session.echo(8).await, StatusCode::OK);
+    assert_eq!(takeovers(&cluster).await, 1);
+    let mut echoed = 0;
+    for (tag, gateway) in cluster.running() {
+        let slept = counter(&gateway.base, "mcpgw_tool_calls_total", &["tool=\"sleep\""]).await;
+        assert_eq!(slept, 0, "node {tag} ran no sleep");
+        echoed += counter(&gateway.base, "mcpgw_tool_calls_total", &["tool=\"echo\""]).await;
+    }
+    assert_eq!(echoed, 1, "tool calls are counted by name");
 }
