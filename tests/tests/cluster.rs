@@ -546,3 +546,76 @@ async fn a_call_running_on_a_killed_holder_ends_with_the_progress_it_missed_then
     }
     assert_eq!(echoed, 1, "tool calls are counted by name");
 }
+
+/// The invariants on all a client received, from its tapped exchanges (see
+/// `tests/python/clients/cluster_lost_call.py`): per stream, event ids strictly increasing
+/// with no duplicates, across reconnections too; and every request it sent answered exactly
+/// once, by a result or an error.
+fn assert_client_invariants(exchanges: &[serde_json::Value]) {
+    let mut streams: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let (mut sent, mut answered) = (Vec::new(), Vec::new());
+    for exchange in exchanges {
+        sent.extend(exchange["sent"].as_array().expect("sent").iter().map(|id| id.to_string()));
+        let mut messages: Vec<&serde_json::Value> = Vec::new();
+        for event in exchange["events"].as_array().expect("events") {
+            if let Some(id) = event["id"].as_str() {
+                let (stream, seq) = seq_of(id);
+                streams.entry(stream).or_default().push(seq);
+            }
+            messages.push(&event["message"]);
+        }
+        match &exchange["json"] {
+            serde_json::Value::Array(batch) => messages.extend(batch),
+            serde_json::Value::Null => {}
+            single => messages.push(single),
+        }
+        for m in messages {
+            if m.get("method").is_none() && (m.get("result").is_some() || m.get("error").is_some()) {
+                answered.push(m["id"].to_string());
+            }
+        }
+    }
+    for (stream, seqs) in &streams {
+        // A priming event repeats no message: it may share its number with the last one
+        // before it, so only messages' numbers must strictly increase.
+        let mut sorted = seqs.clone();
+        sorted.dedup();
+        assert!(sorted.windows(2).all(|w| w[0] < w[1]), "stream {stream}: ids strictly increasing: {seqs:?}");
+    }
+    sent.sort();
+    answered.sort();
+    assert_eq!(sent, answered, "every request answered exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_clients_call_on_a_killed_holder_ends_with_a_definite_error_and_the_next_call_works() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let mut client = ClientSteps::python("cluster_lost_call.py", &[&cluster.base]);
+    let session = client.next().await["session"].as_str().expect("a session id").to_owned();
+    let journal = format!("mcpgw:s:{{{session}}}:j");
+    eventually("a third progress journaled", || async {
+        cluster.redis.cli(&["XLEN", &journal]).parse::<u32>().is_ok_and(|n| n >= 3)
+    })
+    .await;
+    cluster.kill(&session[..4]);
+    client.go().await;
+    let report = client.next().await;
+
+    assert_eq!(report["session"], session.as_str(), "the session id never changed");
+    assert_eq!(report["sent_session_ids"], json!([session]), "no second session");
+    assert_eq!(report["echoes"], json!(["before", "after"]));
+    let outcome = &report["outcome"];
+    assert_eq!(outcome["error"]["code"], -32603, "a definite error for the lost call: {outcome}");
+    let progress: Vec<f64> =
+        report["progress"].as_array().expect("progress").iter().filter_map(|p| p.as_f64()).collect();
+    let expected: Vec<f64> = (1..=progress.len()).map(|n| n as f64).collect();
+    assert!(progress.len() >= 3, "the progress journaled before the holder died: {progress:?}");
+    assert_eq!(progress, expected, "each progress once, in order");
+    let exchanges = report["exchanges"].as_array().expect("exchanges");
+    assert!(
+        exchanges.iter().any(|e| e["method"] == "GET" && e["last_event_id"].is_string() && e["status"] == 200),
+        "the client resumed with Last-Event-ID: {exchanges:?}"
+    );
+    assert_client_invariants(exchanges);
+    assert_eq!(takeovers(&cluster).await, 1, "taken over once");
+}
