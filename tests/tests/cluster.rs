@@ -619,3 +619,60 @@ async fn the_python_clients_call_on_a_killed_holder_ends_with_a_definite_error_a
     assert_client_invariants(exchanges);
     assert_eq!(takeovers(&cluster).await, 1, "taken over once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_call_running_on_a_killed_holder_ends_with_a_definite_error_on_the_reconnected_stream() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let http = Http::new();
+    let sse = format!("{}/sse", cluster.base);
+    let accept = ("accept", "text/event-stream");
+    let mut stream = SseReader::new(http.open(http::Method::GET, &sse, &[accept], "").await);
+    let endpoint = stream.next().await.expect("the endpoint event");
+    let post_url = format!("{}{}", cluster.base, endpoint.data);
+    let session = post_url.split("sessionId=").nth(1).expect("a sessionId").to_owned();
+    let post = |body: serde_json::Value| {
+        let (http, url) = (&http, post_url.clone());
+        async move { http.send(http::Method::POST, &url, &[("content-type", "application/json")], body.to_string()).await }
+    };
+    assert_eq!(post(initialize("2024-11-05")).await.status, StatusCode::ACCEPTED);
+    assert_eq!(stream.next_message().await["id"], 0);
+    assert_eq!(post(notification("notifications/initialized")).await.status, StatusCode::ACCEPTED);
+    // Acknowledged once the call is pending in the store.
+    assert_eq!(post(sleep_call(5, 8000, 16)).await.status, StatusCode::ACCEPTED);
+    let pending = format!("mcpgw:s:{{{session}}}:p");
+    assert_eq!(cluster.redis.cli(&["HGET", &pending, "5"]), "0", "pending, its answer due on the event stream");
+    let seen = read_messages(&mut stream, 2).await;
+    let journal = format!("mcpgw:s:{{{session}}}:j");
+    // The answer to initialize and three progress notifications.
+    eventually("a third progress journaled", || async { cluster.redis.cli(&["XLEN", &journal]) == "4" }).await;
+    drop(stream);
+    cluster.kill(&session[..4]);
+
+    let last = seen[1].0.as_str();
+    let mut resumed = SseReader::new(http.open(http::Method::GET, &sse, &[accept, ("last-event-id", last)], "").await);
+    assert_eq!(resumed.status, StatusCode::OK);
+    assert_eq!(resumed.next().await.expect("the endpoint event again").event, "endpoint");
+    let mut after = Vec::new();
+    loop {
+        let (id, message) = read_messages(&mut resumed, 1).await.remove(0);
+        let done = message.get("id").is_some();
+        after.push((id, message));
+        if done {
+            break;
+        }
+    }
+    let (answer, progress) = after.split_last().expect("the call's answer");
+    let steps: Vec<Option<f64>> = progress.iter().map(|(_, m)| m["params"]["progress"].as_f64()).collect();
+    let expected: Vec<Option<f64>> = (3..3 + steps.len()).map(|n| Some(n as f64)).collect();
+    assert!(!steps.is_empty() && steps == expected, "each missed progress once, in order: {after:?}");
+    assert_eq!((answer.1["id"].as_i64(), answer.1["error"]["code"].as_i64()), (Some(5), Some(-32603)), "{}", answer.1);
+    let ids: Vec<&str> = seen.iter().chain(&after).map(|(id, _)| id.as_str()).collect();
+    assert_increasing(&ids);
+
+    let echo = request(6, "tools/call", json!({"name": "echo", "arguments": {"text": "next"}}));
+    assert_eq!(post(echo).await.status, StatusCode::ACCEPTED);
+    let reply = resumed.next_message().await;
+    assert_eq!(reply["result"]["content"][0]["text"], "next", "the next call works: {reply}");
+    assert_eq!(cluster.redis.cli(&["HLEN", &pending]), "0", "nothing left pending");
+    assert_eq!(takeovers(&cluster).await, 1);
+}

@@ -153,7 +153,8 @@ impl Cluster {
     /// Writes `journal` of session `id`, held here at `epoch`, to the store until the
     /// session ends: everything queued since the last write goes in one script call. What
     /// cannot be written (the store is down, or another instance holds the session now) is
-    /// let through all the same, so the session keeps working here.
+    /// let through all the same, so the session keeps working here; while the store is known
+    /// to be down, nothing is sent to it.
     pub(crate) async fn write_journal(
         self: Arc<Self>,
         id: SessionId,
@@ -169,6 +170,12 @@ impl Cluster {
                 batch = journal.next_batch() => batch,
                 () = ended.cancelled() => break,
             };
+            // While the store is known to be down, nothing waits for it: streams go on
+            // unjournaled until the once-a-second check finds it back.
+            if !self.store_up() {
+                journal.written_through(through);
+                continue;
+            }
             match self.store.append(id, epoch, &batch).await {
                 Ok(held) => {
                     if !held {
