@@ -676,3 +676,94 @@ async fn a_legacy_call_running_on_a_killed_holder_ends_with_a_definite_error_on_
     assert_eq!(cluster.redis.cli(&["HLEN", &pending]), "0", "nothing left pending");
     assert_eq!(takeovers(&cluster).await, 1);
 }
+
+impl RawSession {
+    /// Its standalone stream, resumed after `last` if given.
+    async fn standalone(&self, last: Option<&str>) -> SseReader {
+        let mut headers = vec![
+            ("accept", "text/event-stream"),
+            ("mcp-session-id", self.id.as_str()),
+            ("mcp-protocol-version", "2025-11-25"),
+        ];
+        headers.extend(last.map(|last| ("last-event-id", last)));
+        let stream = SseReader::new(self.http.open(http::Method::GET, &self.url, &headers, "").await);
+        assert_eq!(stream.status, StatusCode::OK);
+        stream
+    }
+
+    /// A `sleep` call with `steps` progress notifications from a client that takes only
+    /// JSON: they go to the standalone stream.
+    async fn sleep_json_only(&self, id: i64, steps: u32) {
+        let headers = [
+            ("content-type", "application/json"),
+            ("accept", "application/json"),
+            ("mcp-session-id", self.id.as_str()),
+            ("mcp-protocol-version", "2025-11-25"),
+        ];
+        let body = sleep_call(id, u64::from(steps) * 10, steps).to_string();
+        let reply = self.http.send(http::Method::POST, &self.url, &headers, body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert!(reply.json()["result"].is_object(), "{}", reply.text());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_append_only_store_nothing_acknowledged_is_lost_when_it_restarts() {
+    let mut cluster = Cluster::start_on(mcpgw_tests::cluster::Redis::start_durable(), 3, CONFIG);
+    let session = RawSession::open(&cluster).await;
+    let mut stream = session.standalone(None).await;
+    session.sleep_json_only(1, 3).await;
+    let seen = read_messages(&mut stream, 1).await;
+    let journal = format!("mcpgw:s:{{{}}}:j", session.id);
+    assert_eq!(cluster.redis.cli(&["XLEN", &journal]), "3");
+
+    // The store dies (SIGKILL) and comes back with what its append-only file holds.
+    cluster.redis.stop();
+    cluster.redis.restart();
+    assert_eq!(cluster.redis.cli(&["XLEN", &journal]), "3", "the journal survived");
+    let echo = session.echo_reply(2).await;
+    assert_eq!(echo.status, StatusCode::OK, "{} {:?}", echo.text(), echo.headers);
+    // Events after the restart go to the store again.
+    session.sleep_json_only(3, 2).await;
+    eventually("the events after the restart journaled", || async { cluster.redis.cli(&["XLEN", &journal]) == "5" })
+        .await;
+    drop(stream);
+
+    // The record survived too: a survivor takes the session over and replays the rest.
+    cluster.kill(&session.id[..4]);
+    let mut resumed = session.standalone(Some(&seen[0].0)).await;
+    let missed = read_messages(&mut resumed, 4).await;
+    let progress: Vec<Option<f64>> = missed.iter().map(|(_, m)| m["params"]["progress"].as_f64()).collect();
+    assert_eq!(progress, [Some(2.0), Some(3.0), Some(1.0), Some(2.0)], "each event once, in order");
+    let ids: Vec<&str> = seen.iter().chain(&missed).map(|(id, _)| id.as_str()).collect();
+    assert_increasing(&ids);
+    assert_eq!(session.echo(4).await, StatusCode::OK);
+    assert_eq!(takeovers(&cluster).await, 1);
+}
+
+/// `MEMORY USAGE` of a key, in bytes.
+fn memory_usage(redis: &mcpgw_tests::cluster::Redis, key: &str) -> u64 {
+    redis.cli(&["MEMORY", "USAGE", key, "SAMPLES", "0"]).parse().unwrap_or_else(|_| panic!("no key {key}"))
+}
+
+/// What the store holds per session and per event (the figures in docs/deployment.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_holds_a_few_hundred_bytes_per_session_and_per_event() {
+    let cluster = Cluster::start(1, CONFIG);
+    let session = RawSession::open(&cluster).await;
+    let record = format!("mcpgw:s:{{{}}}", session.id);
+    let per_session = memory_usage(&cluster.redis, &record);
+    let _stream = session.standalone(None).await;
+    session.sleep_json_only(1, 10).await;
+    let journal = format!("{record}:j");
+    eventually("ten events journaled", || async { cluster.redis.cli(&["XLEN", &journal]) == "10" }).await;
+    let ten = memory_usage(&cluster.redis, &journal);
+    session.sleep_json_only(2, 100).await;
+    eventually("110 events journaled", || async { cluster.redis.cli(&["XLEN", &journal]) == "110" }).await;
+    let per_event = (memory_usage(&cluster.redis, &journal) - ten) / 100;
+    eprintln!(
+        "store: {per_session} bytes per session record, {ten} bytes for a journal of 10 events, {per_event} bytes per further event (a progress notification of about 130 bytes)"
+    );
+    assert!(per_session < 4096, "a record is small: {per_session}");
+    assert!(per_event < 512, "an event costs its message and a little: {per_event}");
+}

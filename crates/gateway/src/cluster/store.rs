@@ -230,6 +230,10 @@ impl Store {
     /// Appends a batch to the journal of a session held here at `epoch`; `false` when it
     /// is not held here any more (nothing was written).
     pub(crate) async fn append(&self, id: SessionId, epoch: u64, batch: &[JournalEntry]) -> Result<bool, StoreError> {
+        once_more(|| self.append_once(id, epoch, batch)).await
+    }
+
+    async fn append_once(&self, id: SessionId, epoch: u64, batch: &[JournalEntry]) -> Result<bool, StoreError> {
         let [journal, pending] = self.journal_keys(id);
         let mut invocation = self.append.key(self.key(id));
         invocation.key(journal).key(pending);
@@ -258,13 +262,28 @@ impl Store {
     /// What the journal of a session holds: its events, oldest first, and the requests
     /// still waiting for their answers.
     pub(crate) async fn history(&self, id: SessionId) -> Result<History, StoreError> {
+        once_more(|| self.history_once(id)).await
+    }
+
+    async fn history_once(&self, id: SessionId) -> Result<History, StoreError> {
         let [journal, pending] = self.journal_keys(id);
         let mut pipe = redis::pipe();
         pipe.cmd("XRANGE").arg(&journal).arg("-").arg("+").cmd("HGETALL").arg(&pending);
         let mut connection = self.connection.clone();
         let (entries, waiting): (Vec<StreamEntry>, Vec<(String, u32)>) =
             deadline(pipe.query_async(&mut connection)).await?;
-        let events = entries.into_iter().filter_map(|(_, fields)| event_of(&fields)).collect();
+        // Numbers only grow along the journal (one holder at a time, each above the one
+        // before): an entry that does not is a batch written twice (a retry after a timeout).
+        let mut last = 0;
+        let events = entries
+            .into_iter()
+            .filter_map(|(_, fields)| event_of(&fields))
+            .filter(|(id, _)| {
+                let fresh = id.seq > last;
+                last = last.max(id.seq);
+                fresh
+            })
+            .collect();
         let pending = waiting
             .into_iter()
             .filter_map(|(request, stream)| Some((serde_json::from_str(&request).ok()?, stream)))
@@ -300,13 +319,27 @@ impl Store {
             .ignore()
             .pexpire(&key, i64::try_from(self.ttl_ms()).unwrap_or(i64::MAX))
             .ignore();
-        let mut connection = self.connection.clone();
-        deadline(pipe.query_async::<()>(&mut connection)).await
+        once_more(|| {
+            let mut connection = self.connection.clone();
+            let pipe = &pipe;
+            async move { deadline(pipe.query_async::<()>(&mut connection)).await }
+        })
+        .await
     }
 
     /// Claims a session held elsewhere (or nowhere), if it is of `kind` and `owner`'s:
     /// `None` when there is no such session.
     pub(crate) async fn claim(
+        &self,
+        id: SessionId,
+        kind: SessionKind,
+        owner: Option<&Identity>,
+    ) -> Result<Option<Claimed>, StoreError> {
+        // Claiming twice leaves it claimed by this instance, one epoch further.
+        once_more(|| self.claim_once(id, kind, owner)).await
+    }
+
+    async fn claim_once(
         &self,
         id: SessionId,
         kind: SessionKind,
@@ -396,6 +429,23 @@ fn credential(owner: Option<&Identity>) -> String {
             format!("t:{hex}")
         }
         Some(Principal::Subject { issuer, subject }) => format!("s:{}", digest_hex(&format!("{issuer}\n{subject}"))),
+    }
+}
+
+/// Runs `step` a second time when the first found the connection broken, so the command
+/// never reached the store: after the store restarted, the first command fails on the old
+/// connection while the connection manager opens a new one.
+async fn once_more<T, F, Fut>(mut step: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    match step().await {
+        Err(StoreError::Redis(e)) if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() => {
+            tracing::debug!(error = %e, "the store's connection broke; once more on a new one");
+            step().await
+        }
+        done => done,
     }
 }
 
