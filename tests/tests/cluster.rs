@@ -761,9 +761,18 @@ async fn the_store_holds_a_few_hundred_bytes_per_session_and_per_event() {
     session.sleep_json_only(2, 100).await;
     eventually("110 events journaled", || async { cluster.redis.cli(&["XLEN", &journal]) == "110" }).await;
     let per_event = (memory_usage(&cluster.redis, &journal) - ten) / 100;
+    // A call answered on an event stream is pending while it runs.
+    let mut headers = POST_HEADERS.to_vec();
+    headers.extend([("mcp-session-id", session.id.as_str()), ("mcp-protocol-version", "2025-11-25")]);
+    let body = sleep_call(3, 2000, 2).to_string();
+    let mut call = SseReader::new(session.http.open(http::Method::POST, &session.url, &headers, body).await);
+    read_messages(&mut call, 1).await;
+    let pending = memory_usage(&cluster.redis, &format!("{record}:p"));
     eprintln!(
-        "store: {per_session} bytes per session record, {ten} bytes for a journal of 10 events, {per_event} bytes per further event (a progress notification of about 130 bytes)"
+        "store: {per_session} bytes per session record, {ten} bytes for a journal of 10 events, {per_event} bytes \
+         per further event (a progress notification of about 125 bytes), {pending} bytes for one call pending"
     );
+    assert!(pending < 512, "{pending}");
     assert!(per_session < 4096, "a record is small: {per_session}");
     assert!(per_event < 512, "an event costs its message and a little: {per_event}");
 }
