@@ -401,12 +401,24 @@ impl Http {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> hyper::Response<Incoming> {
+        self.try_open(method, url, headers, body).await.expect("response")
+    }
+
+    /// The same, with the error when the connection closes without a response head (still
+    /// failing past [`WAIT`]).
+    pub async fn try_open(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<hyper::Response<Incoming>, hyper_util::client::legacy::Error> {
         let mut builder = Request::builder().method(method).uri(url);
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
         let request = builder.body(Full::new(body.into())).expect("request");
-        tokio::time::timeout(WAIT, self.client.request(request)).await.expect("response in time").expect("response")
+        tokio::time::timeout(WAIT, self.client.request(request)).await.expect("response in time")
     }
 
     /// Sends a request and reads the whole response.

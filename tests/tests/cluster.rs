@@ -776,3 +776,32 @@ async fn the_store_holds_a_few_hundred_bytes_per_session_and_per_event() {
     assert!(per_session < 4096, "a record is small: {per_session}");
     assert!(per_event < 512, "an event costs its message and a little: {per_event}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_be_answered_as_json_on_a_killed_holder_fails_at_once() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let session = std::sync::Arc::new(RawSession::open(&cluster).await);
+    let holder = session.id[..4].to_owned();
+    let base = cluster.node(&holder).base.clone();
+    // No progress token: nothing comes before the answer, so it would be plain JSON.
+    let call = {
+        let session = session.clone();
+        tokio::spawn(async move {
+            let mut headers = POST_HEADERS.to_vec();
+            headers.extend([("mcp-session-id", session.id.as_str()), ("mcp-protocol-version", "2025-11-25")]);
+            let body = request(1, "tools/call", json!({"name": "sleep", "arguments": {"ms": 8000}})).to_string();
+            session.http.try_open(http::Method::POST, &session.url, &headers, body).await.map(|r| r.status())
+        })
+    };
+    eventually("the call reached its instance", || async {
+        counter(&base, "mcpgw_messages_total", &["method=\"tools/call\""]).await == 1
+    })
+    .await;
+    cluster.kill(&holder);
+    // HAProxy closes the client's connection without an answer: the client's HTTP stack
+    // fails the call at once, never a hang (nor a second run: it is not pending anywhere).
+    let outcome = call.await.expect("the call's task");
+    assert!(outcome.is_err(), "no answer: {outcome:?}");
+    assert_eq!(cluster.redis.cli(&["EXISTS", &format!("mcpgw:s:{{{}}}:p", session.id)]), "0", "nothing pending");
+    assert_eq!(session.echo(2).await, StatusCode::OK, "the session carries on");
+}
