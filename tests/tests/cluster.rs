@@ -805,3 +805,43 @@ async fn a_call_to_be_answered_as_json_on_a_killed_holder_fails_at_once() {
     assert_eq!(cluster.redis.cli(&["EXISTS", &format!("mcpgw:s:{{{}}}:p", session.id)]), "0", "nothing pending");
     assert_eq!(session.echo(2).await, StatusCode::OK, "the session carries on");
 }
+
+/// The event numbers (`sq`) in a session's journal, as `redis-cli XRANGE` prints them.
+fn journaled_seqs(redis: &mcpgw_tests::cluster::Redis, session: &str) -> BTreeSet<u64> {
+    let out = redis.cli(&["XRANGE", &format!("mcpgw:s:{{{session}}}:j"), "-", "+"]);
+    let lines: Vec<&str> = out.lines().collect();
+    lines.windows(2).filter(|w| w[0] == "sq").filter_map(|w| w[1].parse().ok()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_woken_after_its_session_was_taken_over_writes_no_event_the_store_does_not_have() {
+    let cluster = Cluster::start(3, CONFIG);
+    let session = RawSession::open(&cluster).await;
+    let holder = session.id[..4].to_owned();
+    let mut headers = POST_HEADERS.to_vec();
+    headers.extend([("mcp-session-id", session.id.as_str()), ("mcp-protocol-version", "2025-11-25")]);
+    let body = sleep_call(7, 8000, 16).to_string();
+    let mut call = SseReader::new(session.http.open(http::Method::POST, &session.url, &headers, body).await);
+    let mut seen = read_messages(&mut call, 2).await;
+
+    cluster.node(&holder).signal("STOP");
+    cluster.wait_for_haproxy(&format!("mcpgw/{holder} is DOWN"));
+    assert_eq!(session.echo(8).await, StatusCode::OK, "taken over while its holder is paused");
+    let journal = format!("mcpgw:s:{{{}}}:j", session.id);
+    let after_claim = cluster.redis.cli(&["XLEN", &journal]);
+
+    // Woken, the old holder's sleep goes on and sends progress: none of it reaches the
+    // store, and its client gets nothing the store does not have; the stream ends.
+    cluster.node(&holder).signal("CONT");
+    while let Some(event) = call.next().await {
+        if !event.data.is_empty() {
+            seen.push((event.id.expect("an id"), serde_json::from_str(&event.data).expect("JSON")));
+        }
+    }
+    cluster.node(&holder).wait_for_log("another instance holds this session now");
+    assert_eq!(cluster.redis.cli(&["XLEN", &journal]), after_claim, "the old holder wrote nothing to the store");
+    let stored = journaled_seqs(&cluster.redis, &session.id);
+    for (id, message) in &seen {
+        assert!(stored.contains(&seq_of(id).1), "{id} ({message}) was sent but is not in the store: {stored:?}");
+    }
+}

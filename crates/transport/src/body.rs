@@ -153,14 +153,20 @@ impl SseStream {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         if !self.prelude.is_empty() {
             if let Some(gate) = &mut self.gate {
-                std::task::ready!(gate.poll_written(self.prelude_seq, cx));
+                if !std::task::ready!(gate.poll_written(self.prelude_seq, cx)) {
+                    return Poll::Ready(None);
+                }
                 self.prelude_seq = 0;
             }
             return Poll::Ready(self.prelude.pop_front());
         }
         if let Some((_, seq)) = &self.held {
-            if let Some(gate) = &mut self.gate {
-                std::task::ready!(gate.poll_written(*seq, cx));
+            if let Some(gate) = &mut self.gate
+                && !std::task::ready!(gate.poll_written(*seq, cx))
+            {
+                // The session is another instance's now: this one writes nothing more.
+                self.held = None;
+                return Poll::Ready(None);
             }
             if let Some((out, _)) = self.held.take() {
                 return Poll::Ready(Some(out.to_sse(self.prefix.as_deref())));
@@ -175,11 +181,15 @@ impl SseStream {
                     Outgoing::Message { event: Some(event), .. } => Some(event.seq),
                     _ => None,
                 };
-                if let (Some(gate), Some(seq)) = (&mut self.gate, seq)
-                    && gate.poll_written(seq, cx).is_pending()
-                {
-                    self.held = Some((out, seq));
-                    return Poll::Pending;
+                if let (Some(gate), Some(seq)) = (&mut self.gate, seq) {
+                    match gate.poll_written(seq, cx) {
+                        Poll::Ready(true) => {}
+                        Poll::Ready(false) => return Poll::Ready(None),
+                        Poll::Pending => {
+                            self.held = Some((out, seq));
+                            return Poll::Pending;
+                        }
+                    }
                 }
                 Poll::Ready(Some(out.to_sse(self.prefix.as_deref())))
             }

@@ -12,11 +12,14 @@
 //! event only once the journal holds it ([`Gate`]), so whatever a client was sent is in the
 //! store, for another instance to replay. A journal that cannot be written (the store is
 //! down) is reported as written all the same: the session keeps working on its instance,
-//! and only a resumption elsewhere loses what was not stored.
+//! and only a resumption elsewhere loses what was not stored. A journal the store refuses
+//! because another instance holds the session now is lost: its streams end without writing
+//! anything more, so only one instance ever writes to a session's clients.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -55,6 +58,8 @@ pub struct Journal {
     wake: Notify,
     /// The number of the last event the store holds (or that needs no storing).
     written: watch::Sender<u64>,
+    /// Another instance holds the session now: nothing more may be written to its clients.
+    lost: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -67,7 +72,12 @@ struct Queue {
 impl Journal {
     /// An empty journal of a session whose events so far, up to `written`, are stored.
     pub fn new(written: u64) -> Self {
-        Self { queue: Mutex::default(), wake: Notify::new(), written: watch::Sender::new(written) }
+        Self {
+            queue: Mutex::default(),
+            wake: Notify::new(),
+            written: watch::Sender::new(written),
+            lost: AtomicBool::new(false),
+        }
     }
 
     /// Queues an entry numbered `seq` (an event's number; the number given to a pending
@@ -85,14 +95,17 @@ impl Journal {
     pub async fn next_batch(&self) -> (Vec<JournalEntry>, u64) {
         loop {
             let notified = self.wake.notified();
-            {
-                let mut queue = self.queue();
-                if !queue.entries.is_empty() {
-                    return (std::mem::take(&mut queue.entries), queue.last);
-                }
+            if let Some(batch) = self.take_batch() {
+                return batch;
             }
             notified.await;
         }
+    }
+
+    /// The entries queued since the last batch, if any, without waiting.
+    pub fn take_batch(&self) -> Option<(Vec<JournalEntry>, u64)> {
+        let mut queue = self.queue();
+        (!queue.entries.is_empty()).then(|| (std::mem::take(&mut queue.entries), queue.last))
     }
 
     /// The store holds every entry up to number `seq` (or gave up on them).
@@ -109,9 +122,16 @@ impl Journal {
         self.written_through(u64::MAX);
     }
 
+    /// Another instance holds the session now: every stream waiting on the journal ends
+    /// without writing what it waited to write, and so does every later one.
+    pub fn lose(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+        self.close();
+    }
+
     /// A gate for one stream's frames.
-    pub(crate) fn gate(&self) -> Gate {
-        Gate { written: self.written.subscribe(), waiting: None }
+    pub(crate) fn gate(self: &std::sync::Arc<Self>) -> Gate {
+        Gate { journal: self.clone(), written: self.written.subscribe(), waiting: None }
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -122,6 +142,7 @@ impl Journal {
 
 /// Holds a stream's frames back until the journal holds them.
 pub struct Gate {
+    journal: std::sync::Arc<Journal>,
     written: watch::Receiver<u64>,
     waiting: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
@@ -133,11 +154,12 @@ impl std::fmt::Debug for Gate {
 }
 
 impl Gate {
-    /// Ready once the journal holds every entry up to number `seq`.
-    pub(crate) fn poll_written(&mut self, seq: u64, cx: &mut Context<'_>) -> Poll<()> {
+    /// Ready once the journal holds every entry up to number `seq`: `true` to write the
+    /// frame, `false` when the session was lost to another instance (write nothing more).
+    pub(crate) fn poll_written(&mut self, seq: u64, cx: &mut Context<'_>) -> Poll<bool> {
         if *self.written.borrow() >= seq {
             self.waiting = None;
-            return Poll::Ready(());
+            return Poll::Ready(!self.journal.lost.load(Ordering::SeqCst));
         }
         let waiting = self.waiting.get_or_insert_with(|| {
             let mut written = self.written.clone();
@@ -147,7 +169,7 @@ impl Gate {
         match waiting.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 self.waiting = None;
-                Poll::Ready(())
+                Poll::Ready(!self.journal.lost.load(Ordering::SeqCst))
             }
             Poll::Pending => Poll::Pending,
         }
@@ -177,14 +199,22 @@ mod tests {
         journal.written_through(12);
         tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("released").expect("task");
         let mut gate = journal.gate();
-        assert!(std::future::poll_fn(|cx| Poll::Ready(gate.poll_written(5, cx))).await.is_ready(), "old events pass");
+        let old = std::future::poll_fn(|cx| Poll::Ready(gate.poll_written(5, cx))).await;
+        assert_eq!(old, Poll::Ready(true), "old events pass");
     }
 
     #[tokio::test]
-    async fn closing_releases_every_gate() {
-        let journal = Journal::new(0);
+    async fn closing_releases_every_gate_and_losing_stops_every_stream() {
+        let journal = std::sync::Arc::new(Journal::new(0));
         let mut gate = journal.gate();
         journal.close();
-        assert!(std::future::poll_fn(|cx| Poll::Ready(gate.poll_written(99, cx))).await.is_ready());
+        assert_eq!(std::future::poll_fn(|cx| Poll::Ready(gate.poll_written(99, cx))).await, Poll::Ready(true));
+        let lost = std::sync::Arc::new(Journal::new(0));
+        let mut waiting = lost.gate();
+        let waiter = tokio::spawn(async move { std::future::poll_fn(|cx| waiting.poll_written(1, cx)).await });
+        lost.lose();
+        assert!(!waiter.await.expect("task"), "a waiting frame is not written");
+        let mut later = lost.gate();
+        assert_eq!(std::future::poll_fn(|cx| Poll::Ready(later.poll_written(1, cx))).await, Poll::Ready(false));
     }
 }

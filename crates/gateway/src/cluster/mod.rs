@@ -152,9 +152,10 @@ impl Cluster {
 
     /// Writes `journal` of session `id`, held here at `epoch`, to the store until the
     /// session ends: everything queued since the last write goes in one script call. What
-    /// cannot be written (the store is down, or another instance holds the session now) is
-    /// let through all the same, so the session keeps working here; while the store is known
-    /// to be down, nothing is sent to it.
+    /// cannot be written because the store is down is let through all the same, so the
+    /// session keeps working here (while the store is known to be down, nothing is sent to
+    /// it); once another instance holds the session, nothing more is written to its clients
+    /// from here.
     pub(crate) async fn write_journal(
         self: Arc<Self>,
         id: SessionId,
@@ -166,32 +167,42 @@ impl Cluster {
         drop(session);
         let mut failing = false;
         loop {
-            let (batch, through) = tokio::select! {
-                batch = journal.next_batch() => batch,
-                () = ended.cancelled() => break,
+            // Once the session ended, what it queued last is written too, then the writer
+            // stops: its streams write the frames already on their way, never one the store
+            // does not have.
+            let (batch, last) = tokio::select! {
+                biased;
+                batch = journal.next_batch() => (Some(batch), false),
+                () = ended.cancelled() => (journal.take_batch(), true),
             };
-            // While the store is known to be down, nothing waits for it: streams go on
-            // unjournaled until the once-a-second check finds it back.
-            if !self.store_up() {
+            if let Some((batch, through)) = batch {
+                // While the store is known to be down, nothing waits for it: streams go on
+                // unjournaled until the once-a-second check finds it back.
+                if self.store_up() {
+                    match self.store.append(id, epoch, &batch).await {
+                        Ok(true) => failing = false,
+                        Ok(false) => {
+                            // Taken over meanwhile (this instance was paused, or cut off): its
+                            // streams here end without another frame; the fencing check ends
+                            // the session.
+                            tracing::info!(session = %id, "the session was taken over by another instance; its streams here end");
+                            journal.lose();
+                            return;
+                        }
+                        Err(e) => {
+                            self.metrics.store_error("journal");
+                            if !failing {
+                                tracing::warn!(session = %id, error = %e, "could not journal the session's events; another instance cannot replay them");
+                                failing = true;
+                            }
+                        }
+                    }
+                }
                 journal.written_through(through);
-                continue;
             }
-            match self.store.append(id, epoch, &batch).await {
-                Ok(held) => {
-                    if !held {
-                        tracing::debug!(session = %id, "not journaled: another instance holds the session now");
-                    }
-                    failing = false;
-                }
-                Err(e) => {
-                    self.metrics.store_error("journal");
-                    if !failing {
-                        tracing::warn!(session = %id, error = %e, "could not journal the session's events; another instance cannot replay them");
-                        failing = true;
-                    }
-                }
+            if last {
+                break;
             }
-            journal.written_through(through);
         }
         journal.close();
     }
