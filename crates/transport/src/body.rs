@@ -50,9 +50,15 @@ pub struct SseStream {
     on_close: Option<OnClose>,
     /// The session's event id prefix, when events carry ids.
     prefix: Option<Arc<str>>,
-    /// In a cluster, what holds each event back until the store has it; the number the
-    /// store must reach before the prelude goes; and an event waiting for it.
-    gate: Option<Gate>,
+    /// In a cluster, what holds each event back until the store has it (boxed: a single
+    /// node's bodies stay as small as they were).
+    gated: Option<Box<Gated>>,
+}
+
+/// The journal's hold on a stream: its gate, the number the store must reach before the
+/// prelude goes, and an event waiting for the store.
+struct Gated {
+    gate: Gate,
     prelude_seq: u64,
     held: Option<(Outgoing, u64)>,
 }
@@ -72,23 +78,13 @@ impl SseStream {
             interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
             interval
         });
-        Self {
-            prelude: VecDeque::new(),
-            rx,
-            keepalive,
-            on_close: None,
-            prefix: None,
-            gate: None,
-            prelude_seq: 0,
-            held: None,
-        }
+        Self { prelude: VecDeque::new(), rx, keepalive, on_close: None, prefix: None, gated: None }
     }
 
     /// Writes an event (and the prelude, once the store reached `prelude_seq`) only once
     /// the session's journal holds it; nothing waits without a gate (a single node).
     pub fn with_gate(mut self, gate: Option<Gate>, prelude_seq: u64) -> Self {
-        self.gate = gate;
-        self.prelude_seq = prelude_seq;
+        self.gated = gate.map(|gate| Box::new(Gated { gate, prelude_seq, held: None }));
         self
     }
 
@@ -151,42 +147,37 @@ impl http_body::Body for Body {
 
 impl SseStream {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        if !self.prelude.is_empty() {
-            if let Some(gate) = &mut self.gate {
-                if !std::task::ready!(gate.poll_written(self.prelude_seq, cx)) {
+        if let Some(gated) = &mut self.gated {
+            // The session was lost to another instance: this one writes nothing more.
+            if !self.prelude.is_empty() {
+                if !std::task::ready!(gated.gate.poll_written(gated.prelude_seq, cx)) {
                     return Poll::Ready(None);
                 }
-                self.prelude_seq = 0;
+                gated.prelude_seq = 0;
+            } else if let Some((_, seq)) = &gated.held {
+                if !std::task::ready!(gated.gate.poll_written(*seq, cx)) {
+                    return Poll::Ready(None);
+                }
+                if let Some((out, _)) = gated.held.take() {
+                    return Poll::Ready(Some(out.to_sse(self.prefix.as_deref())));
+                }
             }
-            return Poll::Ready(self.prelude.pop_front());
         }
-        if let Some((_, seq)) = &self.held {
-            if let Some(gate) = &mut self.gate
-                && !std::task::ready!(gate.poll_written(*seq, cx))
-            {
-                // The session is another instance's now: this one writes nothing more.
-                self.held = None;
-                return Poll::Ready(None);
-            }
-            if let Some((out, _)) = self.held.take() {
-                return Poll::Ready(Some(out.to_sse(self.prefix.as_deref())));
-            }
+        if let Some(frame) = self.prelude.pop_front() {
+            return Poll::Ready(Some(frame));
         }
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(out)) => {
                 if let Some(k) = &mut self.keepalive {
                     k.reset();
                 }
-                let seq = match &out {
-                    Outgoing::Message { event: Some(event), .. } => Some(event.seq),
-                    _ => None,
-                };
-                if let (Some(gate), Some(seq)) = (&mut self.gate, seq) {
-                    match gate.poll_written(seq, cx) {
+                if let (Some(gated), Outgoing::Message { event: Some(event), .. }) = (&mut self.gated, &out) {
+                    let seq = event.seq;
+                    match gated.gate.poll_written(seq, cx) {
                         Poll::Ready(true) => {}
                         Poll::Ready(false) => return Poll::Ready(None),
                         Poll::Pending => {
-                            self.held = Some((out, seq));
+                            gated.held = Some((out, seq));
                             return Poll::Pending;
                         }
                     }
@@ -235,5 +226,29 @@ mod tests {
         let body = SseStream::new(rx, Duration::ZERO).on_close(Box::new(move || flag.store(true, Ordering::SeqCst)));
         drop(body);
         assert!(closed.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_gated_stream_writes_an_event_only_once_the_journal_has_it_and_nothing_once_lost() {
+        use crate::event_log::EventId;
+        use crate::journal::Journal;
+        let journal = Arc::new(Journal::new(0));
+        let (tx, rx) = mpsc::channel(4);
+        let mut body = Body::Sse(SseStream::new(rx, Duration::ZERO).with_gate(Some(journal.gate()), 0));
+        let event = |seq| Outgoing::Message {
+            json: Bytes::from_static(b"{}"),
+            response: false,
+            event: Some(EventId { stream: 0, seq }),
+        };
+        tx.send(event(1)).await.expect("open");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), body.frame()).await.is_err(),
+            "held until the journal has it"
+        );
+        journal.written_through(1);
+        body.frame().await.expect("a frame").expect("infallible");
+        tx.send(event(2)).await.expect("open");
+        journal.lose();
+        assert!(body.frame().await.is_none(), "lost to another instance: the stream ends unwritten");
     }
 }
