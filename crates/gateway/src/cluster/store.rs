@@ -75,9 +75,9 @@ if r[1] == ARGV[1] and r[2] == ARGV[2] then return redis.call('DEL', KEYS[1], KE
 return 0
 ";
 
-/// Appends a batch to a session's journal (KEYS[2]) and pending requests (KEYS[3]) while
-/// this instance holds it at this epoch (ARGV[1], ARGV[2]); ARGV[3] bounds the journal,
-/// ARGV[4] is the lifetime in ms, then five arguments per entry: `e` (an event: stream,
+/// Appends a batch to a session's journal (`KEYS[2]`) and pending requests (`KEYS[3]`) while
+/// this instance holds it at this epoch (`ARGV[1]`, `ARGV[2]`); `ARGV[3]` bounds the journal,
+/// `ARGV[4]` is the lifetime in ms, then five arguments per entry: `e` (an event: stream,
 /// number, message, the request it answers or ''), `p` (a pending request: stream, '', '',
 /// the request) or `f` (a forgotten request: '', '', '', the request). 0: not held.
 const APPEND: &str = r"
