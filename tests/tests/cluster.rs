@@ -845,3 +845,35 @@ async fn a_holder_woken_after_its_session_was_taken_over_writes_no_event_the_sto
         assert!(stored.contains(&seq_of(id).1), "{id} ({message}) was sent but is not in the store: {stored:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_clients_call_on_a_killed_holder_ends_with_a_definite_error_and_the_next_call_works() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let mut client = ClientSteps::ts("cluster-lost-call.mjs", &[&cluster.base]);
+    let session = client.next().await["session"].as_str().expect("a session id").to_owned();
+    let journal = format!("mcpgw:s:{{{session}}}:j");
+    eventually("a third progress journaled", || async {
+        cluster.redis.cli(&["XLEN", &journal]).parse::<u32>().is_ok_and(|n| n >= 3)
+    })
+    .await;
+    cluster.kill(&session[..4]);
+    client.go().await;
+    let report = client.next().await;
+
+    assert_eq!(report["session"], session.as_str(), "the session id never changed");
+    assert_eq!(report["echoes"], json!(["before", "after"]));
+    let outcome = &report["outcome"];
+    assert_eq!(outcome["error"]["code"], -32603, "a definite error for the lost call: {outcome}");
+    let progress: Vec<f64> =
+        report["progress"].as_array().expect("progress").iter().filter_map(|p| p.as_f64()).collect();
+    let expected: Vec<f64> = (1..=progress.len()).map(|n| n as f64).collect();
+    assert!(progress.len() >= 3, "the progress journaled before the holder died: {progress:?}");
+    assert_eq!(progress, expected, "each progress once, in order");
+    let exchanges = report["exchanges"].as_array().expect("exchanges");
+    assert!(
+        exchanges.iter().any(|e| e["method"] == "GET" && e["last_event_id"].is_string() && e["status"] == 200),
+        "the client resumed with Last-Event-ID: {exchanges:?}"
+    );
+    assert_client_invariants(exchanges);
+    assert_eq!(takeovers(&cluster).await, 1, "taken over once");
+}
