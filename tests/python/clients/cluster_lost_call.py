@@ -1,6 +1,6 @@
 """One Streamable HTTP session of the official Python SDK client (`initialize` handshake)
 through a cluster's load balancer, whose instance dies during a call, for
-tests/tests/cluster.rs.
+tests/tests/cluster_journal.rs.
 
 usage: cluster_lost_call.py BASE_URL
 

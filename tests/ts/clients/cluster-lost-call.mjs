@@ -1,5 +1,5 @@
 // One Streamable HTTP session of the official TypeScript SDK 1.x client through a
-// cluster's load balancer, whose instance dies during a call, for tests/tests/cluster.rs.
+// cluster's load balancer, whose instance dies during a call, for tests/tests/cluster_journal.rs.
 //
 // usage: node cluster-lost-call.mjs BASE_URL
 //
