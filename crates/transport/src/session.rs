@@ -258,7 +258,11 @@ impl Session {
             sent = self.inbound.send(Box::new(message)) => sent.map_err(|_| Closed)?,
             () = self.ended.cancelled() => return Err(Closed),
         }
-        if let (Some(seq), Some(mut gate)) = (accepted, self.gate()) {
+        if let Some(seq) = accepted
+            && let Some(mut gate) = self.gate()
+        {
+            // Stored, or not storable (the store is down, or the session was lost): either
+            // way the request was handed on, and its answer goes where the session's go.
             std::future::poll_fn(|cx| gate.poll_written(seq, cx)).await;
         }
         Ok(())
