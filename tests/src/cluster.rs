@@ -117,30 +117,46 @@ impl Drop for Peer {
     }
 }
 
-/// A `redis-server` of its own, on a unix socket, keeping nothing on disk.
+/// A `redis-server` of its own, on a unix socket, keeping nothing on disk (or, durable,
+/// an append-only file as docs/deployment.md recommends).
 pub struct Redis {
     /// `unix:///…/redis.sock`, for `[cluster] store`.
     pub url: String,
     socket: PathBuf,
     peer: Option<Peer>,
+    durable: bool,
     _dir: TempDir,
 }
 
 impl Redis {
     /// Starts it and waits until it accepts connections.
     pub fn start() -> Self {
-        let dir = TempDir::new("redis");
-        let socket = dir.path().join("redis.sock");
-        let peer = Self::spawn(&dir, &socket);
-        Self { url: format!("unix://{}", socket.display()), socket, peer: Some(peer), _dir: dir }
+        Self::start_with(false)
     }
 
-    fn spawn(dir: &TempDir, socket: &Path) -> Peer {
+    /// Starts one that keeps an append-only file (`appendonly yes`, `appendfsync
+    /// everysec`): what it acknowledged survives its restart.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
+        let dir = TempDir::new("redis");
+        let socket = dir.path().join("redis.sock");
+        let peer = Self::spawn(&dir, &socket, durable);
+        Self { url: format!("unix://{}", socket.display()), socket, peer: Some(peer), durable, _dir: dir }
+    }
+
+    fn spawn(dir: &TempDir, socket: &Path, durable: bool) -> Peer {
         let mut command = Command::new("redis-server");
+        let persistence: &[&str] =
+            if durable { &["--appendonly", "yes", "--appendfsync", "everysec"] } else { &["--appendonly", "no"] };
         command
             .args(["--port", "0", "--unixsocket"])
             .arg(socket)
-            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
+            .args(["--unixsocketperm", "700", "--save", ""])
+            .args(persistence)
+            .arg("--dir")
             .arg(dir.path())
             .stdin(Stdio::null());
         let peer = Peer::spawn("redis-server", command);
@@ -155,11 +171,12 @@ impl Redis {
         drop(self.peer.take());
     }
 
-    /// Starts it again (empty) on the same socket, after [`Redis::stop`].
+    /// Starts it again on the same socket, after [`Redis::stop`]: empty, or, durable, with
+    /// what its append-only file holds.
     pub fn restart(&mut self) {
         assert!(self.peer.is_none(), "redis-server is running");
         let _ = std::fs::remove_file(&self.socket);
-        self.peer = Some(Self::spawn(&self._dir, &self.socket));
+        self.peer = Some(Self::spawn(&self._dir, &self.socket, self.durable));
     }
 
     /// What `redis-cli` prints for this command.
@@ -203,7 +220,11 @@ impl Cluster {
     /// Starts a store, `nodes` instances, each with `config` (TOML, without `[cluster]`)
     /// plus its `[cluster]`, all ready, then HAProxy over them.
     pub fn start(nodes: usize, config: &str) -> Self {
-        let redis = Redis::start();
+        Self::start_on(Redis::start(), nodes, config)
+    }
+
+    /// The same, sharing `redis`.
+    pub fn start_on(redis: Redis, nodes: usize, config: &str) -> Self {
         let nodes: Vec<Node> = (1..=nodes)
             .map(|n| {
                 let tag = format!("{n:04x}");

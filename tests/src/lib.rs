@@ -25,6 +25,7 @@ use mcpgw_transport::sse::{Decoded, Decoder};
 use serde_json::Value;
 
 pub mod cluster;
+pub mod cluster_client;
 
 /// How long any single wait in these tests may take before it counts as a failure.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -401,12 +402,24 @@ impl Http {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> hyper::Response<Incoming> {
+        self.try_open(method, url, headers, body).await.expect("response")
+    }
+
+    /// The same, with the error when the connection closes without a response head (still
+    /// failing past [`WAIT`]).
+    pub async fn try_open(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<hyper::Response<Incoming>, hyper_util::client::legacy::Error> {
         let mut builder = Request::builder().method(method).uri(url);
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
         let request = builder.body(Full::new(body.into())).expect("request");
-        tokio::time::timeout(WAIT, self.client.request(request)).await.expect("response in time").expect("response")
+        tokio::time::timeout(WAIT, self.client.request(request)).await.expect("response in time")
     }
 
     /// Sends a request and reads the whole response.

@@ -6,21 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use http::StatusCode;
 use mcpgw_tests::cluster::{ClientSession, ClientSteps, Cluster, TempDir, python_sessions, ts_sessions};
+use mcpgw_tests::cluster_client::{RawSession, counter, takeovers};
 use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request, run};
 use serde_json::json;
 
 /// One runtime thread per instance: three of them share the machine with the clients.
 const CONFIG: &str = "[server]\nworker_threads = 1\n";
-
-/// A counter of an instance's `/metrics`, summed over the series whose labels contain all
-/// of `labels`.
-async fn counter(base: &str, name: &str, labels: &[&str]) -> u64 {
-    let text = Http::new().send(http::Method::GET, &format!("{base}/metrics"), &[], "").await.text();
-    text.lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_of_a_session_is_served_by_the_instance_that_minted_it() {
@@ -54,15 +45,6 @@ async fn every_request_of_a_session_is_served_by_the_instance_that_minted_it() {
         assert_eq!(created, minted[node.tag.as_str()], "node {} created the sessions it minted", node.tag);
         assert_eq!(counter(base, "mcpgw_session_takeovers_total", &[]).await, 0, "node {}", node.tag);
     }
-}
-
-/// Takeovers counted by the instances still running.
-async fn takeovers(cluster: &Cluster) -> u64 {
-    let mut total = 0;
-    for (_, gateway) in cluster.running() {
-        total += counter(&gateway.base, "mcpgw_session_takeovers_total", &[]).await;
-    }
-    total
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,46 +132,6 @@ async fn after_a_takeover_only_the_sessions_credential_reaches_it_and_delete_end
     assert_eq!(http.post(&url, &with("Bearer alpha"), &echo(5)).await.status, StatusCode::NOT_FOUND);
 }
 
-/// A Streamable session opened through the load balancer with raw requests: its id, and
-/// an echo call in it.
-struct RawSession {
-    http: Http,
-    url: String,
-    id: String,
-}
-
-impl RawSession {
-    async fn open(cluster: &Cluster) -> Self {
-        let (http, url) = (Http::new(), format!("{}/mcp", cluster.base));
-        let reply = http.post(&url, &[], &initialize("2025-11-25")).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-        let id = reply.header("mcp-session-id").expect("a session id").to_owned();
-        let session = Self { http, url, id };
-        let ack = session.post(&notification("notifications/initialized")).await;
-        assert_eq!(ack.status, StatusCode::ACCEPTED);
-        session
-    }
-
-    async fn post(&self, body: &serde_json::Value) -> mcpgw_tests::Reply {
-        let headers = [("mcp-session-id", self.id.as_str()), ("mcp-protocol-version", "2025-11-25")];
-        self.http.post(&self.url, &headers, body).await
-    }
-
-    /// An echo call; its reply's status.
-    async fn echo(&self, id: i64) -> StatusCode {
-        self.echo_reply(id).await.status
-    }
-
-    /// An echo call; its reply.
-    async fn echo_reply(&self, id: i64) -> mcpgw_tests::Reply {
-        let reply = self.post(&request(id, "tools/call", json!({"name": "echo", "arguments": {"text": "x"}}))).await;
-        if reply.status == StatusCode::OK {
-            assert_eq!(reply.messages()[0]["result"]["content"][0]["text"], "x", "{}", reply.text());
-        }
-        reply
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_paused_while_its_session_was_taken_over_lets_it_go_when_it_wakes() {
     let cluster = Cluster::start(3, CONFIG);
@@ -244,16 +186,19 @@ async fn a_legacy_client_reconnecting_with_its_last_event_id_carries_on_on_anoth
     assert_eq!(post(notification("notifications/initialized")).await.status, StatusCode::ACCEPTED);
 
     cluster.kill(&session[..4]);
-    // What an EventSource does when its stream drops: the same URL, with the last event id.
+    // What an EventSource does when its stream drops: the same URL, with the last event id
+    // (here the client lost the answer to initialize: it saw only the endpoint event).
     let mut resumed = SseReader::new(http.open(http::Method::GET, &sse, &[accept, ("last-event-id", &last)], "").await);
     assert_eq!(resumed.status, StatusCode::OK);
     let endpoint = resumed.next().await.expect("the endpoint event again");
     assert_eq!(endpoint.event, "endpoint");
     assert!(endpoint.data.ends_with(&format!("sessionId={session}")), "the same session: {}", endpoint.data);
+    let replayed = resumed.next_message().await;
+    assert_eq!(replayed["id"], 0, "the answer it missed, from the store: {replayed}");
     let echo = request(1, "tools/call", json!({"name": "echo", "arguments": {"text": "again"}}));
     assert_eq!(post(echo).await.status, StatusCode::ACCEPTED);
     let reply = resumed.next_message().await;
-    assert_eq!(reply["result"]["content"][0]["text"], "again", "{reply}");
+    assert_eq!(reply["result"]["content"][0]["text"], "again", "once, then the next answer: {reply}");
     assert_eq!(takeovers(&cluster).await, 1);
 }
 

@@ -238,7 +238,7 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
     let cluster = match &config.cluster {
         None => None,
         Some(c) => {
-            let store = cluster::Store::connect(c, config.idle_timeout)
+            let store = cluster::Store::connect(c, config.idle_timeout, config.limits.log_events)
                 .await
                 .with_context(|| format!("cannot reach the cluster's store at {}", c.store))?;
             let derived = if c.node_derived { " (derived from the host name)" } else { "" };

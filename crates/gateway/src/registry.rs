@@ -12,7 +12,8 @@ use mcpgw_core::upstream::set::UpstreamStats;
 use mcpgw_core::{Outbound, OutboundClosed, ServerFactory};
 use mcpgw_transport::auth::Identity;
 use mcpgw_transport::hub::{Hub, HubLimits, ListenerSlots};
-use mcpgw_transport::routes::Continuation;
+use mcpgw_transport::journal::Journal;
+use mcpgw_transport::routes::{Continuation, History};
 use mcpgw_transport::session::SessionLimits;
 use mcpgw_transport::{Error, Session, SessionId, SessionKind, Sessions};
 use rmcp::model::ServerJsonRpcMessage;
@@ -334,6 +335,9 @@ impl Sessions for Registry {
         let id = self.cluster.as_ref().map_or_else(SessionId::random, |c| SessionId::random_on(c.node()));
         let caller = owner.as_ref().map_or_else(|| "anonymous".to_owned(), Identity::name);
         let (session, inbound) = Session::new(id, kind, owner, self.limits);
+        if let Some(cluster) = &self.cluster {
+            self.journal(cluster, &session, 0, Journal::new(0));
+        }
         self.map.insert(id, session.clone());
         let origin = Origin { name: caller.into(), session: id.to_string().into() };
         let policy_caller = session.owner().map(crate::caller::of);
@@ -423,6 +427,14 @@ impl Registry {
         }
     }
 
+    /// Journals `session`, held here at `epoch`, to the store from now on.
+    fn journal(&self, cluster: &Arc<Cluster>, session: &Arc<Session>, epoch: u64, journal: Journal) {
+        let journal = Arc::new(journal);
+        session.journal_to(journal.clone());
+        let writer = cluster.clone().write_journal(session.id(), epoch, journal, session.clone());
+        self.factory().tasks().spawn(writer);
+    }
+
     /// Claims a session held elsewhere and rebuilds it here from its record.
     async fn claim(
         &self,
@@ -455,9 +467,24 @@ impl Registry {
                 return Err(Error::SessionNotFound);
             }
         };
+        let history = match cluster.store().history(id).await {
+            Ok(history) => history,
+            Err(e) => {
+                // The session still carries on; only what its clients missed is lost.
+                self.metrics.store_error("history");
+                tracing::warn!(session = %id, error = %e, "cannot read the session's journal; nothing to replay");
+                History::default()
+            }
+        };
         let (session, inbound) = Session::new(id, kind, owner, self.limits);
         let version = handshake.protocol_version().parse().ok();
-        session.continue_from(version, Continuation::after_epoch(claimed.epoch));
+        let base = Continuation::after_epoch(claimed.epoch);
+        let lost = history.pending.len();
+        self.journal(cluster, &session, claimed.epoch, Journal::new(base.seq));
+        session.continue_from(version, base, history);
+        if lost > 0 {
+            tracing::info!(session = %id, calls = lost, "answered the calls the previous holder left running with an error");
+        }
         // Held before it is in the map: whoever takes it out of the map finds its epoch.
         cluster.hold(id, claimed.epoch);
         self.map.insert(id, session.clone());

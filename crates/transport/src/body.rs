@@ -14,6 +14,7 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
 
+use crate::journal::Gate;
 use crate::outgoing::Outgoing;
 use crate::sse;
 
@@ -49,6 +50,17 @@ pub struct SseStream {
     on_close: Option<OnClose>,
     /// The session's event id prefix, when events carry ids.
     prefix: Option<Arc<str>>,
+    /// In a cluster, what holds each event back until the store has it (boxed: a single
+    /// node's bodies stay as small as they were).
+    gated: Option<Box<Gated>>,
+}
+
+/// The journal's hold on a stream: its gate, the number the store must reach before the
+/// prelude goes, and an event waiting for the store.
+struct Gated {
+    gate: Gate,
+    prelude_seq: u64,
+    held: Option<(Outgoing, u64)>,
 }
 
 impl std::fmt::Debug for SseStream {
@@ -66,7 +78,14 @@ impl SseStream {
             interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
             interval
         });
-        Self { prelude: VecDeque::new(), rx, keepalive, on_close: None, prefix: None }
+        Self { prelude: VecDeque::new(), rx, keepalive, on_close: None, prefix: None, gated: None }
+    }
+
+    /// Writes an event (and the prelude, once the store reached `prelude_seq`) only once
+    /// the session's journal holds it; nothing waits without a gate (a single node).
+    pub fn with_gate(mut self, gate: Option<Gate>, prelude_seq: u64) -> Self {
+        self.gated = gate.map(|gate| Box::new(Gated { gate, prelude_seq, held: None }));
+        self
     }
 
     /// Writes each message's event id, with the session's prefix.
@@ -128,6 +147,22 @@ impl http_body::Body for Body {
 
 impl SseStream {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if let Some(gated) = &mut self.gated {
+            // The session was lost to another instance: this one writes nothing more.
+            if !self.prelude.is_empty() {
+                if !std::task::ready!(gated.gate.poll_written(gated.prelude_seq, cx)) {
+                    return Poll::Ready(None);
+                }
+                gated.prelude_seq = 0;
+            } else if let Some((_, seq)) = &gated.held {
+                if !std::task::ready!(gated.gate.poll_written(*seq, cx)) {
+                    return Poll::Ready(None);
+                }
+                if let Some((out, _)) = gated.held.take() {
+                    return Poll::Ready(Some(out.to_sse(self.prefix.as_deref())));
+                }
+            }
+        }
         if let Some(frame) = self.prelude.pop_front() {
             return Poll::Ready(Some(frame));
         }
@@ -135,6 +170,17 @@ impl SseStream {
             Poll::Ready(Some(out)) => {
                 if let Some(k) = &mut self.keepalive {
                     k.reset();
+                }
+                if let (Some(gated), Outgoing::Message { event: Some(event), .. }) = (&mut self.gated, &out) {
+                    let seq = event.seq;
+                    match gated.gate.poll_written(seq, cx) {
+                        Poll::Ready(true) => {}
+                        Poll::Ready(false) => return Poll::Ready(None),
+                        Poll::Pending => {
+                            gated.held = Some((out, seq));
+                            return Poll::Pending;
+                        }
+                    }
                 }
                 Poll::Ready(Some(out.to_sse(self.prefix.as_deref())))
             }
@@ -180,5 +226,29 @@ mod tests {
         let body = SseStream::new(rx, Duration::ZERO).on_close(Box::new(move || flag.store(true, Ordering::SeqCst)));
         drop(body);
         assert!(closed.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_gated_stream_writes_an_event_only_once_the_journal_has_it_and_nothing_once_lost() {
+        use crate::event_log::EventId;
+        use crate::journal::Journal;
+        let journal = Arc::new(Journal::new(0));
+        let (tx, rx) = mpsc::channel(4);
+        let mut body = Body::Sse(SseStream::new(rx, Duration::ZERO).with_gate(Some(journal.gate()), 0));
+        let event = |seq| Outgoing::Message {
+            json: Bytes::from_static(b"{}"),
+            response: false,
+            event: Some(EventId { stream: 0, seq }),
+        };
+        tx.send(event(1)).await.expect("open");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), body.frame()).await.is_err(),
+            "held until the journal has it"
+        );
+        journal.written_through(1);
+        body.frame().await.expect("a frame").expect("infallible");
+        tx.send(event(2)).await.expect("open");
+        journal.lose();
+        assert!(body.frame().await.is_none(), "lost to another instance: the stream ends unwritten");
     }
 }

@@ -29,14 +29,14 @@ pub(crate) async fn connect<S: Sessions>(
     if !checks::accepts(&parts.headers).sse {
         return Err(Error::NotAcceptable("Accept must allow text/event-stream"));
     }
-    let (session, rx, endpoint_id) = match reconnect(edge, parts, owner.as_ref()).await {
-        Some(resumed) => resumed,
+    let (session, rx, endpoint_id, endpoint_seq) = match reconnect(edge, parts, owner.as_ref()).await {
+        Some((session, rx, id)) => (session, rx, id, 0),
         None => {
             let session = edge.sessions.create(SessionKind::Legacy, owner)?;
             let (rx, priming) = session.open_standalone();
             tracing::info!(session = %session.id(), "legacy session opened");
             let id = priming.format(session.event_prefix());
-            (session, rx, id)
+            (session, rx, id, priming.seq)
         }
     };
     let endpoint = format!("{}{}?sessionId={}", prefix(edge, parts), edge.config.messages_path, session.id());
@@ -44,6 +44,7 @@ pub(crate) async fn connect<S: Sessions>(
         sse::Event { event: Some("endpoint"), id: Some(&endpoint_id), data: endpoint.as_bytes(), retry: None }.encode();
     let stream = SseStream::new(rx, edge.config.keepalive)
         .with_event_ids(session.event_prefix().clone())
+        .with_gate(session.gate(), endpoint_seq)
         .with_prelude(prelude)
         .on_close(end_after_grace(edge, session));
     Ok(sse_response(stream))

@@ -14,6 +14,8 @@
 //! - [`version`]: the typed, ordered [`ProtocolVersion`], parsed once.
 //! - [`error`]: the crate's one error enum and its mapping to HTTP status + JSON-RPC error.
 //! - [`event_log`]: event ids and the bounded per-session log that resumption replays.
+//! - [`journal`]: in a cluster, what a session must have in the shared store before a
+//!   client sees it, queued for the binary to write, and the gate that waits for it.
 //! - [`sse`]: SSE event encoding and a tolerant decoder.
 //! - [`body`]: the response body type (empty, full, or a live SSE stream with keepalives).
 //! - [`checks`]: Accept, Content-Type, MCP-Protocol-Version, Host/Origin and CORS.
@@ -46,6 +48,7 @@ pub mod edge;
 pub mod error;
 pub mod event_log;
 pub mod hub;
+pub mod journal;
 pub mod legacy;
 pub mod limits;
 pub mod message;

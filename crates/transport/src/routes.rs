@@ -12,16 +12,19 @@
 //! behind its mutex, and a request that has no session can route with a table of its own.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use rmcp::model::{
-    GetExtensions, JsonRpcMessage, ProgressToken, RequestId, ServerJsonRpcMessage, ServerNotification, ServerResult,
+    ErrorCode, ErrorData, GetExtensions, JsonRpcMessage, ProgressToken, RequestId, ServerJsonRpcMessage,
+    ServerNotification, ServerResult,
 };
 use rmcp::service::OriginatingRequestId;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::event_log::{EventId, EventLog, ResumeError};
+use crate::journal::{Journal, JournalEntry};
 use crate::outgoing::Outgoing;
 use crate::session_id::SessionId;
 use crate::version::ProtocolVersion;
@@ -56,6 +59,8 @@ pub struct Routes {
     backlog_cap: usize,
     /// The session the streams belong to, if any, for logs.
     session: Option<SessionId>,
+    /// In a cluster, what the store must hold before a client sees it.
+    journal: Option<Arc<Journal>>,
 }
 
 #[derive(Debug)]
@@ -63,6 +68,51 @@ struct PostRoute {
     tx: mpsc::Sender<Outgoing>,
     stream: u32,
     progress: Option<ProgressToken>,
+    reply: PostReply,
+}
+
+/// How a POST's answers reach its client, which decides what its messages are given ids
+/// for and journaled as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostReply {
+    /// An event stream from the start.
+    Stream,
+    /// One request, the client taking either: JSON when its answer comes first, else an
+    /// event stream from the first other message on.
+    Either,
+    /// JSON only: what is not an answer goes to the standalone stream.
+    Json,
+}
+
+/// What the client of a call that was running on an instance that was lost is told, on the
+/// stream its answer would have come on. The call is never run again: tools are not
+/// idempotent.
+pub const LOST_CALL: &str = "the gateway instance serving this request was lost; it may or may not have run";
+
+/// What a session taken over from another instance brings along from the store.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// The events its holders journaled, oldest first.
+    pub events: Vec<(EventId, Bytes)>,
+    /// Requests that were still waiting for their answers, with the streams those would
+    /// have come on.
+    pub pending: Vec<(RequestId, u32)>,
+}
+
+/// The POST stream a message goes on.
+struct Target {
+    tx: mpsc::Sender<Outgoing>,
+    stream: u32,
+    reply: PostReply,
+}
+
+/// The request a response or error answers.
+fn answered(message: &ServerJsonRpcMessage) -> Option<RequestId> {
+    match message {
+        JsonRpcMessage::Response(r) => Some(r.id.clone()),
+        JsonRpcMessage::Error(e) => e.id.clone(),
+        _ => None,
+    }
 }
 
 /// Where [`Routes::route`] put a message.
@@ -112,17 +162,47 @@ impl Routes {
             stream_queue: stream_queue.max(1),
             backlog_cap,
             session,
+            journal: None,
         }
+    }
+
+    /// Journals what goes to clients from now on (cluster mode).
+    pub fn journal_to(&mut self, journal: Arc<Journal>) {
+        self.journal = Some(journal);
     }
 
     /// Carries on a session another instance held: the version it agreed on, and stream
     /// numbers and event sequence numbers from `base` up (`base` is above any the earlier
     /// holders used), so event ids stay unique and increasing and the client's last ids
     /// are ids of this session's past.
-    pub fn continue_from(&mut self, version: Option<ProtocolVersion>, base: Continuation) {
+    ///
+    /// The events of `history` go in the log, for clients to resume from; each request of
+    /// `history` still waiting for its answer gets the error [`LOST_CALL`] on the stream
+    /// its answer would have come on (journaled too, so another takeover does not answer it
+    /// twice).
+    pub fn continue_from(&mut self, version: Option<ProtocolVersion>, base: Continuation, history: History) {
         self.version = version;
         self.next_stream = base.stream.max(1);
         self.last_seq = base.seq;
+        for (id, json) in history.events {
+            self.log.push(id, json);
+        }
+        for (request, stream) in history.pending {
+            let error = ErrorData::new(ErrorCode::INTERNAL_ERROR, LOST_CALL, None);
+            let message = ServerJsonRpcMessage::error(error, Some(request.clone()));
+            let Ok(json) = serde_json::to_vec(&message) else { continue };
+            let json = Bytes::from(json);
+            self.last_seq += 1;
+            let event = EventId { stream, seq: self.last_seq };
+            self.log.push(event, json.clone());
+            if let Some(journal) = &self.journal {
+                let entry = JournalEntry::Event { id: event, json: json.clone(), answers: Some(request) };
+                journal.push(entry, event.seq);
+            }
+            if stream == STANDALONE {
+                self.keep(Outgoing::Message { json, response: true, event: Some(event) });
+            }
+        }
     }
 
     /// The protocol version negotiated at initialize, once the server has answered it.
@@ -148,6 +228,23 @@ impl Routes {
     /// Notes a client's cancellation of request `id`: no answer will come to it.
     pub fn request_cancelled(&mut self, id: &RequestId) {
         self.pending.remove(id);
+        self.journal_forgotten(id);
+    }
+
+    /// In a cluster, notes that the answer to request `id` will come on the standalone
+    /// stream (a legacy session's requests); returns the number the store must reach before
+    /// the request counts as accepted.
+    pub fn pending_on_standalone(&mut self, id: &RequestId) -> Option<u64> {
+        let journal = self.journal.as_ref()?;
+        self.last_seq += 1;
+        journal.push(JournalEntry::Pending { stream: STANDALONE, requests: vec![id.clone()] }, self.last_seq);
+        Some(self.last_seq)
+    }
+
+    fn journal_forgotten(&self, id: &RequestId) {
+        if let Some(journal) = &self.journal {
+            journal.push(JournalEntry::Forgotten(id.clone()), self.last_seq);
+        }
     }
 
     /// Every open stream.
@@ -185,24 +282,39 @@ impl Routes {
 
     /// Opens a stream for the answers to these requests (one POST); when `keep` is false
     /// nothing is recorded. Also returns the id to prime it with.
+    ///
+    /// In a cluster, the requests of a POST answered on an event stream from the start are
+    /// journaled as pending now, and the priming id is that note's number, so a stream
+    /// primed with it waits until the store holds the note.
     pub fn open_post(
         &mut self,
         requests: impl IntoIterator<Item = (RequestId, Option<ProgressToken>)>,
+        reply: PostReply,
         keep: bool,
     ) -> (mpsc::Receiver<Outgoing>, EventId) {
         let (tx, rx) = mpsc::channel(self.stream_queue);
         let stream = self.next_stream;
         self.next_stream = self.next_stream.wrapping_add(1).max(1);
-        let priming = EventId { stream, seq: self.last_seq };
-        if keep {
-            for (id, progress) in requests {
-                if let Some(token) = &progress {
-                    self.progress.insert(token.clone(), id.clone());
-                }
-                self.posts.insert(id, PostRoute { tx: tx.clone(), stream, progress });
-            }
+        if !keep {
+            return (rx, EventId { stream, seq: self.last_seq });
         }
-        (rx, priming)
+        let mut ids = Vec::new();
+        for (id, progress) in requests {
+            if let Some(token) = &progress {
+                self.progress.insert(token.clone(), id.clone());
+            }
+            if self.journal.is_some() {
+                ids.push(id.clone());
+            }
+            self.posts.insert(id, PostRoute { tx: tx.clone(), stream, progress, reply });
+        }
+        if let Some(journal) = &self.journal
+            && reply == PostReply::Stream
+        {
+            self.last_seq += 1;
+            journal.push(JournalEntry::Pending { stream, requests: ids }, self.last_seq);
+        }
+        (rx, EventId { stream, seq: self.last_seq })
     }
 
     /// Replays the logged events of `last`'s stream that came after it and, when `keep`,
@@ -267,6 +379,7 @@ impl Routes {
     /// ends once it carries nothing else.
     pub fn forget_request(&mut self, id: &RequestId) {
         self.pending.remove(id);
+        self.journal_forgotten(id);
         if let Some(route) = self.posts.remove(id)
             && let Some(token) = route.progress
         {
@@ -291,6 +404,9 @@ impl Routes {
     }
 
     /// Logs `message` (serialized as `json`) and enqueues it where it belongs.
+    ///
+    /// In a cluster it is journaled too, unless it is a response that goes back as JSON:
+    /// such a response gets no event id (none is ever sent) and is not logged.
     pub fn route(&mut self, message: &ServerJsonRpcMessage, json: Bytes) -> Routed {
         let (target, response) = match message {
             JsonRpcMessage::Response(r) => {
@@ -323,13 +439,51 @@ impl Routes {
             }
         };
         let (target, stream) = match target {
-            Some((tx, stream)) => (Some(tx), stream),
+            // A client that takes only JSON gets the rest on its standalone stream, with
+            // that stream's ids.
+            Some(post) if post.reply == PostReply::Json && !response => (self.standalone.clone(), STANDALONE),
+            Some(post) => {
+                if let Some(journal) = &self.journal {
+                    match (post.reply, response) {
+                        // The answer alone, as JSON: nothing to resume, nothing to journal.
+                        (PostReply::Json | PostReply::Either, true) => {
+                            let out = Outgoing::Message { json, response, event: None };
+                            return self.send(Some(post.tx), out);
+                        }
+                        // The first message before the answer: the reply becomes an event
+                        // stream, and its request is pending from now on.
+                        (PostReply::Either, false) => {
+                            self.last_seq += 1;
+                            let requests: Vec<RequestId> = self
+                                .posts
+                                .iter_mut()
+                                .filter(|(_, r)| r.stream == post.stream)
+                                .map(|(id, r)| {
+                                    r.reply = PostReply::Stream;
+                                    id.clone()
+                                })
+                                .collect();
+                            journal.push(JournalEntry::Pending { stream: post.stream, requests }, self.last_seq);
+                        }
+                        _ => {}
+                    }
+                }
+                (Some(post.tx), post.stream)
+            }
             None => (self.standalone.clone(), STANDALONE),
         };
         self.last_seq += 1;
         let event = EventId { stream, seq: self.last_seq };
         self.log.push(event, json.clone());
-        let out = Outgoing::Message { json, response, event: Some(event) };
+        if let Some(journal) = &self.journal {
+            let answers = if response { answered(message) } else { None };
+            journal.push(JournalEntry::Event { id: event, json: json.clone(), answers }, event.seq);
+        }
+        self.send(target, Outgoing::Message { json, response, event: Some(event) })
+    }
+
+    /// Enqueues `out` on `target` (the standalone stream's backlog when there is none).
+    fn send(&mut self, target: Option<mpsc::Sender<Outgoing>>, out: Outgoing) -> Routed {
         let Some(tx) = target else {
             self.keep(out);
             return Routed::Done;
@@ -349,17 +503,17 @@ impl Routes {
     }
 
     /// The stream of the POST waiting on request `id`.
-    fn post_of(&self, id: &RequestId) -> Option<(mpsc::Sender<Outgoing>, u32)> {
-        self.posts.get(id).map(|p| (p.tx.clone(), p.stream))
+    fn post_of(&self, id: &RequestId) -> Option<Target> {
+        self.posts.get(id).map(|p| Target { tx: p.tx.clone(), stream: p.stream, reply: p.reply })
     }
 
     /// Removes the route of an answered request, and its progress token.
-    fn take_post(&mut self, id: &RequestId) -> Option<(mpsc::Sender<Outgoing>, u32)> {
+    fn take_post(&mut self, id: &RequestId) -> Option<Target> {
         let route = self.posts.remove(id)?;
         if let Some(token) = route.progress {
             self.progress.remove(&token);
         }
-        Some((route.tx, route.stream))
+        Some(Target { tx: route.tx, stream: route.stream, reply: route.reply })
     }
 
     fn keep(&mut self, out: Outgoing) {
@@ -394,7 +548,7 @@ mod tests {
     #[tokio::test]
     async fn a_table_with_no_session_routes_answers_to_their_post_and_the_rest_aside() {
         let mut routes = routes();
-        let (mut post, _) = routes.open_post([(RequestId::Number(1), None)], true);
+        let (mut post, _) = routes.open_post([(RequestId::Number(1), None)], PostReply::Either, true);
         let init = InitializeResult::new(ServerCapabilities::default())
             .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_03_26);
         let answer = JsonRpcMessage::response(ServerResult::InitializeResult(init), RequestId::Number(1));

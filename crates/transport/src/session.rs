@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Identity;
 use crate::event_log::{EventId, EventLog, ResumeError};
+use crate::journal::{Gate, Journal};
 use crate::outgoing::Outgoing;
-use crate::routes::{Routed, Routes};
+use crate::routes::{Continuation, History, PostReply, Routed, Routes};
 use crate::session_id::SessionId;
 use crate::version::ProtocolVersion;
 
@@ -102,6 +103,9 @@ pub struct Session {
     owner: Option<Identity>,
     /// Messages waiting for room on a full stream.
     waiting: AtomicUsize,
+    /// In a cluster, what the store must hold before a client sees it (see
+    /// [`crate::journal`]); a single node has none.
+    journal: OnceLock<Arc<Journal>>,
     me: Weak<Session>,
 }
 
@@ -131,14 +135,31 @@ impl Session {
             event_prefix: event_prefix(id, kind),
             owner,
             waiting: AtomicUsize::new(0),
+            journal: OnceLock::new(),
             me: me.clone(),
         });
         (session, rx)
     }
 
-    /// Carries on a session another instance held (see [`Routes::continue_from`]).
-    pub fn continue_from(&self, version: Option<crate::ProtocolVersion>, base: crate::routes::Continuation) {
-        self.routes().continue_from(version, base);
+    /// Journals everything this session sends with an event id from now on, and every
+    /// request answered on an event stream (cluster mode); set before the session's server
+    /// starts, once.
+    pub fn journal_to(&self, journal: Arc<Journal>) {
+        if self.journal.set(journal.clone()).is_ok() {
+            self.routes().journal_to(journal);
+        }
+    }
+
+    /// Carries on a session another instance held, with what the store kept of it (see
+    /// [`Routes::continue_from`]).
+    pub fn continue_from(&self, version: Option<ProtocolVersion>, base: Continuation, history: History) {
+        self.routes().continue_from(version, base, history);
+    }
+
+    /// A gate that holds a stream's frames back until the journal holds them; `None`
+    /// without a journal.
+    pub(crate) fn gate(&self) -> Option<Gate> {
+        self.journal.get().map(|j| j.gate())
     }
 
     /// The session id.
@@ -213,9 +234,16 @@ impl Session {
         if self.is_ended() {
             return Err(Closed);
         }
+        let mut accepted = None;
         match &message {
             JsonRpcMessage::Request(r) => {
-                self.routes().request_sent(r.id.clone());
+                let mut routes = self.routes();
+                routes.request_sent(r.id.clone());
+                // A legacy request's answer comes on the event stream: in a cluster it is
+                // pending in the store before the POST is acknowledged.
+                if self.kind == SessionKind::Legacy {
+                    accepted = routes.pending_on_standalone(&r.id);
+                }
             }
             JsonRpcMessage::Notification(n) => {
                 if let ClientNotification::CancelledNotification(c) = &n.notification
@@ -227,9 +255,17 @@ impl Session {
             _ => {}
         }
         tokio::select! {
-            sent = self.inbound.send(Box::new(message)) => sent.map_err(|_| Closed),
-            () = self.ended.cancelled() => Err(Closed),
+            sent = self.inbound.send(Box::new(message)) => sent.map_err(|_| Closed)?,
+            () = self.ended.cancelled() => return Err(Closed),
         }
+        if let Some(seq) = accepted
+            && let Some(mut gate) = self.gate()
+        {
+            // Stored, or not storable (the store is down, or the session was lost): either
+            // way the request was handed on, and its answer goes where the session's go.
+            std::future::poll_fn(|cx| gate.poll_written(seq, cx)).await;
+        }
+        Ok(())
     }
 
     /// The prefix of this session's event ids.
@@ -278,8 +314,9 @@ impl Session {
     pub fn open_post(
         &self,
         requests: impl IntoIterator<Item = (RequestId, Option<ProgressToken>)>,
+        reply: PostReply,
     ) -> (mpsc::Receiver<Outgoing>, EventId) {
-        self.routes().open_post(requests, !self.is_ended())
+        self.routes().open_post(requests, reply, !self.is_ended())
     }
 
     /// Puts a message on the standalone stream, or in the backlog while none is open.
@@ -389,7 +426,7 @@ mod tests {
     #[tokio::test]
     async fn response_goes_to_its_post_stream_which_then_ends() {
         let s = new_session();
-        let mut rx = s.open_post([(RequestId::Number(1), None)]).0;
+        let mut rx = s.open_post([(RequestId::Number(1), None)], PostReply::Either).0;
         s.deliver(response(1)).await.expect("delivered");
         let out = rx.recv().await.expect("a message");
         assert!(out.is_response());
@@ -400,7 +437,7 @@ mod tests {
     async fn progress_follows_its_token_and_the_rest_goes_standalone() {
         let s = new_session();
         let token = ProgressToken(NumberOrString::String("t".into()));
-        let mut post = s.open_post([(RequestId::Number(7), Some(token))]).0;
+        let mut post = s.open_post([(RequestId::Number(7), Some(token))], PostReply::Either).0;
         s.deliver(progress("other")).await.expect("kept");
         s.deliver(progress("t")).await.expect("delivered");
         let got = post.recv().await.expect("progress");
@@ -422,7 +459,7 @@ mod tests {
     #[tokio::test]
     async fn end_closes_everything() {
         let s = new_session();
-        let mut post = s.open_post([(RequestId::Number(1), None)]).0;
+        let mut post = s.open_post([(RequestId::Number(1), None)], PostReply::Either).0;
         let mut get = s.open_standalone().0;
         s.end();
         assert!(post.recv().await.is_none());
@@ -454,7 +491,7 @@ mod tests {
     async fn requests_are_in_flight_until_answered_or_cancelled() {
         use rmcp::model::{ClientRequest, PingRequest};
         let s = new_session();
-        let _rx = s.open_post([(RequestId::Number(1), None), (RequestId::Number(2), None)]).0;
+        let _rx = s.open_post([(RequestId::Number(1), None), (RequestId::Number(2), None)], PostReply::Either).0;
         for id in [1, 2] {
             let ping =
                 JsonRpcMessage::request(ClientRequest::PingRequest(PingRequest::default()), RequestId::Number(id));
@@ -472,7 +509,7 @@ mod tests {
     async fn a_retry_hint_reaches_every_open_stream() {
         let s = new_session();
         let mut get = s.open_standalone().0;
-        let mut post = s.open_post([(RequestId::Number(1), None)]).0;
+        let mut post = s.open_post([(RequestId::Number(1), None)], PostReply::Either).0;
         s.hint_retry(Duration::from_secs(2));
         for rx in [&mut get, &mut post] {
             let frame = rx.recv().await.expect("a frame").to_sse(None);
@@ -484,7 +521,7 @@ mod tests {
     async fn a_cut_post_stream_resumes_with_what_it_missed_then_the_rest() {
         let s = new_session();
         let token = ProgressToken(NumberOrString::String("t".into()));
-        let (post, priming) = s.open_post([(RequestId::Number(5), Some(token))]);
+        let (post, priming) = s.open_post([(RequestId::Number(5), Some(token))], PostReply::Either);
         let prefix = s.event_prefix().clone();
         s.deliver(progress("t")).await.expect("delivered");
         drop(post);
@@ -503,7 +540,7 @@ mod tests {
     async fn resumption_refuses_foreign_and_garbage_ids() {
         let s = new_session();
         let other = new_session();
-        let (_post, priming) = other.open_post([(RequestId::Number(1), None)]);
+        let (_post, priming) = other.open_post([(RequestId::Number(1), None)], PostReply::Either);
         assert_eq!(s.resume(&priming.format(other.event_prefix())).err(), Some(ResumeError::Foreign));
         assert_eq!(s.resume("garbage").err(), Some(ResumeError::Malformed));
         let unknown_stream = EventId { stream: 99, seq: 0 }.format(s.event_prefix());
@@ -549,8 +586,74 @@ mod tests {
     #[tokio::test]
     async fn forgotten_request_ends_its_stream() {
         let s = new_session();
-        let mut post = s.open_post([(RequestId::Number(3), None)]).0;
+        let mut post = s.open_post([(RequestId::Number(3), None)], PostReply::Either).0;
         s.forget_request(&RequestId::Number(3));
         assert!(post.recv().await.is_none());
+    }
+
+    fn journaled() -> (Arc<Session>, Arc<Journal>) {
+        let s = new_session();
+        let journal = Arc::new(Journal::new(0));
+        s.journal_to(journal.clone());
+        (s, journal)
+    }
+
+    #[tokio::test]
+    async fn a_json_answer_is_not_journaled_and_an_event_stream_is_pending_then_answered() {
+        use crate::journal::JournalEntry;
+        let (s, journal) = journaled();
+        let mut json = s.open_post([(RequestId::Number(1), None)], PostReply::Either).0;
+        s.deliver(response(1)).await.expect("delivered");
+        let Some(Outgoing::Message { event: None, .. }) = json.recv().await else { panic!("an answer without an id") };
+
+        let token = ProgressToken(NumberOrString::String("t".into()));
+        let (mut stream, _) = s.open_post([(RequestId::Number(2), Some(token))], PostReply::Either);
+        s.deliver(progress("t")).await.expect("delivered");
+        s.deliver(response(2)).await.expect("delivered");
+        let (batch, through) = journal.next_batch().await;
+        let [
+            JournalEntry::Pending { stream: pending_on, requests },
+            JournalEntry::Event { id: first, answers: None, .. },
+            JournalEntry::Event { id: last, answers: Some(answered), .. },
+        ] = &batch[..]
+        else {
+            panic!("a pending note, the progress, the answer: {batch:?}")
+        };
+        assert_eq!((requests.as_slice(), answered), (&[RequestId::Number(2)][..], &RequestId::Number(2)));
+        assert!(first.stream == *pending_on && last.stream == *pending_on && first.seq < last.seq);
+        assert_eq!(through, last.seq);
+        for _ in 0..2 {
+            assert!(matches!(stream.recv().await, Some(Outgoing::Message { event: Some(_), .. })));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_taken_over_answers_the_calls_left_pending_on_their_streams() {
+        use crate::journal::JournalEntry;
+        use crate::routes::{Continuation, History, LOST_CALL};
+        let (s, journal) = journaled();
+        let old = EventId { stream: 3, seq: 7 };
+        let history = History {
+            events: vec![
+                (old, Bytes::from_static(b"{\"old\":1}")),
+                (EventId { stream: 3, seq: 8 }, Bytes::from_static(b"{}")),
+            ],
+            pending: vec![(RequestId::Number(9), 3)],
+        };
+        s.continue_from(None, Continuation::after_epoch(1), history);
+        let mut resumed = s.resume(&old.format(s.event_prefix())).expect("an old id resumes");
+        let replayed = resumed.recv().await.expect("the event after it");
+        assert_eq!(replayed.json().map(|j| &j[..]), Some(&b"{}"[..]));
+        let error: serde_json::Value =
+            serde_json::from_slice(resumed.recv().await.expect("the lost call's answer").json().expect("json"))
+                .expect("JSON");
+        assert_eq!((error["id"].as_i64(), error["error"]["code"].as_i64()), (Some(9), Some(-32603)));
+        assert_eq!(error["error"]["message"], LOST_CALL);
+        assert!(resumed.recv().await.is_none(), "nothing else will come on that stream");
+        let (batch, _) = journal.next_batch().await;
+        assert!(
+            matches!(&batch[..], [JournalEntry::Event { id, answers: Some(RequestId::Number(9)), .. }] if id.stream == 3),
+            "the answer is journaled, so no later holder answers it again: {batch:?}"
+        );
     }
 }

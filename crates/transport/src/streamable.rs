@@ -25,10 +25,12 @@ use crate::checks::{self, Accepts, LAST_EVENT_ID, MCP_SESSION_ID};
 use crate::edge::{Edge, Sessions, json_response, sse_response, status_only};
 use crate::error::Error;
 use crate::event_log::{EventId, ResumeError};
+use crate::journal::Gate;
 use crate::legacy;
 use crate::message::{self, Posted};
 use crate::modern;
 use crate::outgoing::Outgoing;
+use crate::routes::PostReply;
 use crate::session::{Session, SessionKind};
 use crate::version::ProtocolVersion;
 
@@ -154,7 +156,14 @@ async fn dispatch(
         })
         .collect();
     let expected = requests.len();
-    let opened = (expected > 0).then(|| session.open_post(requests));
+    let reply = if !accepts.json || (accepts.sse && batch) {
+        PostReply::Stream
+    } else if !accepts.sse {
+        PostReply::Json
+    } else {
+        PostReply::Either
+    };
+    let opened = (expected > 0).then(|| session.open_post(requests, reply));
     for m in messages {
         let cancelled = match &m {
             JsonRpcMessage::Notification(n) => match &n.notification {
@@ -169,8 +178,13 @@ async fn dispatch(
         }
     }
     let Some((rx, priming)) = opened else { return Ok(status_only(StatusCode::ACCEPTED)) };
-    let stream = SseSetup { prefix: session.event_prefix().clone(), keepalive, priming: prime.then_some(priming) };
-    reply(session, rx, accepts, expected, batch, stream).await
+    let stream = SseSetup {
+        prefix: session.event_prefix().clone(),
+        keepalive,
+        priming: prime.then_some(priming),
+        gate: session.gate(),
+    };
+    answer(session, rx, accepts, expected, batch, stream).await
 }
 
 fn progress_token(request: &ClientRequest) -> Option<ProgressToken> {
@@ -178,7 +192,7 @@ fn progress_token(request: &ClientRequest) -> Option<ProgressToken> {
 }
 
 /// The answer to a POST that carried requests.
-async fn reply(
+async fn answer(
     session: &Session,
     mut rx: mpsc::Receiver<Outgoing>,
     accepts: Accepts,
@@ -250,16 +264,24 @@ fn primes(session: &Session, header: Option<ProtocolVersion>) -> bool {
 }
 
 /// How to build a Streamable event stream: event ids with the session's prefix, the
-/// keepalive, and the priming event when the client expects one.
+/// keepalive, the priming event when the client expects one, and in a cluster the gate that
+/// holds events back until the store has them.
 struct SseSetup {
     prefix: Arc<str>,
     keepalive: Duration,
     priming: Option<EventId>,
+    gate: Option<Gate>,
 }
 
 impl SseSetup {
     fn build(self, rx: mpsc::Receiver<Outgoing>, first: Option<Outgoing>) -> SseStream {
-        let mut stream = SseStream::new(rx, self.keepalive).with_event_ids(self.prefix.clone());
+        let first_seq = match &first {
+            Some(Outgoing::Message { event: Some(event), .. }) => event.seq,
+            _ => 0,
+        };
+        let prelude_seq = self.priming.map_or(0, |p| p.seq).max(first_seq);
+        let mut stream =
+            SseStream::new(rx, self.keepalive).with_event_ids(self.prefix.clone()).with_gate(self.gate, prelude_seq);
         if let Some(priming) = self.priming {
             let id = priming.format(&self.prefix);
             stream = stream.with_prelude(
@@ -288,8 +310,13 @@ async fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Identity>
             let last = last.to_str().map_err(|_| Error::Resume(ResumeError::Malformed))?;
             let rx = session.resume(last)?;
             tracing::info!(session = %session.id(), "stream resumed after event {last}");
-            SseSetup { prefix: session.event_prefix().clone(), keepalive: edge.config.keepalive, priming: None }
-                .build(rx, None)
+            SseSetup {
+                prefix: session.event_prefix().clone(),
+                keepalive: edge.config.keepalive,
+                priming: None,
+                gate: session.gate(),
+            }
+            .build(rx, None)
         }
         None => {
             let (rx, priming) = session.open_standalone();
@@ -298,6 +325,7 @@ async fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Identity>
                 prefix: session.event_prefix().clone(),
                 keepalive: edge.config.keepalive,
                 priming: prime.then_some(priming),
+                gate: session.gate(),
             }
             .build(rx, None)
         }

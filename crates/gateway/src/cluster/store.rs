@@ -7,10 +7,21 @@
 //! hash: `kind` (`legacy`/`streamable`), `cred` (whom the session is bound to: a digest,
 //! never a token), `hs` (the handshake as JSON), `owner` (`<node>:<boot id>`) and `epoch`
 //! (raised by every claim). It expires after the idle timeout, refreshed while held.
+//!
+//! Beside it, with the same lifetime: the session's journal `<record>:j`, a Redis Stream
+//! of the events sent to its clients (fields `st` stream, `sq` number, `d` the message;
+//! `MAXLEN ~` the event log's size), and `<record>:p`, a hash of the requests whose answers
+//! are due on an event stream (the request id as JSON, to the stream's number). Both are
+//! written by one script per batch that first checks that this instance still holds the
+//! session at its epoch, so an instance that lost a session writes nothing more of it.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use mcpgw_transport::auth::{Identity, Principal, digest_hex};
+use mcpgw_transport::event_log::EventId;
+use mcpgw_transport::journal::JournalEntry;
+use mcpgw_transport::routes::History;
 use mcpgw_transport::{NodeTag, SessionId, SessionKind};
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -56,11 +67,36 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {epoch, r[4], r[3] or ''}
 ";
 
-/// Deletes the record while this instance still holds it at this epoch.
+/// Deletes the record, its journal and its pending requests while this instance still
+/// holds it at this epoch.
 const RELEASE: &str = r"
 local r = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
-if r[1] == ARGV[1] and r[2] == ARGV[2] then return redis.call('DEL', KEYS[1]) end
+if r[1] == ARGV[1] and r[2] == ARGV[2] then return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) end
 return 0
+";
+
+/// Appends a batch to a session's journal (`KEYS[2]`) and pending requests (`KEYS[3]`) while
+/// this instance holds it at this epoch (`ARGV[1]`, `ARGV[2]`); `ARGV[3]` bounds the journal,
+/// `ARGV[4]` is the lifetime in ms, then five arguments per entry: `e` (an event: stream,
+/// number, message, the request it answers or ''), `p` (a pending request: stream, '', '',
+/// the request) or `f` (a forgotten request: '', '', '', the request). 0: not held.
+const APPEND: &str = r"
+local r = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
+if r[1] ~= ARGV[1] or r[2] ~= ARGV[2] then return 0 end
+for i = 5, #ARGV, 5 do
+  local kind, request = ARGV[i], ARGV[i + 4]
+  if kind == 'e' then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'st', ARGV[i + 1], 'sq', ARGV[i + 2], 'd', ARGV[i + 3])
+    if request ~= '' then redis.call('HDEL', KEYS[3], request) end
+  elseif kind == 'p' then
+    redis.call('HSET', KEYS[3], request, ARGV[i + 1])
+  else
+    redis.call('HDEL', KEYS[3], request)
+  end
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return 1
 ";
 
 /// Keeps this instance's node key: renews it while it holds the key, takes it again when
@@ -90,15 +126,22 @@ pub(crate) struct Store {
     node: NodeTag,
     /// How long a record lives without being refreshed.
     ttl: Duration,
+    /// How many events a session's journal keeps (about: Redis trims in whole nodes).
+    journal_events: usize,
     claim: Script,
     release: Script,
+    append: Script,
     renew_node: Script,
 }
 
 impl Store {
     /// Connects to the store of `config` (failing after a short deadline); records live
-    /// `ttl` past their last refresh.
-    pub(crate) async fn connect(config: &ClusterConfig, ttl: Duration) -> Result<Self, StoreError> {
+    /// `ttl` past their last refresh, and journals keep about `journal_events` events.
+    pub(crate) async fn connect(
+        config: &ClusterConfig,
+        ttl: Duration,
+        journal_events: usize,
+    ) -> Result<Self, StoreError> {
         let client = redis::Client::open(config.store.as_str())?;
         let settings = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_DEADLINE))
@@ -113,8 +156,10 @@ impl Store {
             me: format!("{}:{boot}", config.node),
             node: config.node,
             ttl: ttl.max(Duration::from_secs(1)),
+            journal_events,
             claim: Script::new(CLAIM),
             release: Script::new(RELEASE),
+            append: Script::new(APPEND),
             renew_node: Script::new(RENEW_NODE),
         };
         store.join().await?;
@@ -176,6 +221,76 @@ impl Store {
         format!("{}:s:{{{id}}}", self.prefix)
     }
 
+    /// The keys of a session's journal and of its pending requests.
+    fn journal_keys(&self, id: SessionId) -> [String; 2] {
+        let key = self.key(id);
+        [format!("{key}:j"), format!("{key}:p")]
+    }
+
+    /// Appends a batch to the journal of a session held here at `epoch`; `false` when it
+    /// is not held here any more (nothing was written).
+    pub(crate) async fn append(&self, id: SessionId, epoch: u64, batch: &[JournalEntry]) -> Result<bool, StoreError> {
+        once_more(|| self.append_once(id, epoch, batch)).await
+    }
+
+    async fn append_once(&self, id: SessionId, epoch: u64, batch: &[JournalEntry]) -> Result<bool, StoreError> {
+        let [journal, pending] = self.journal_keys(id);
+        let mut invocation = self.append.key(self.key(id));
+        invocation.key(journal).key(pending);
+        invocation.arg(&self.me).arg(epoch).arg(self.journal_events.max(1)).arg(self.ttl_ms());
+        for entry in batch {
+            match entry {
+                JournalEntry::Event { id, json, answers } => {
+                    let answers = answers.as_ref().map(request_key).unwrap_or_default();
+                    invocation.arg("e").arg(id.stream).arg(id.seq).arg(json.as_ref()).arg(answers);
+                }
+                JournalEntry::Pending { stream, requests } => {
+                    for request in requests {
+                        invocation.arg("p").arg(*stream).arg("").arg("").arg(request_key(request));
+                    }
+                }
+                JournalEntry::Forgotten(request) => {
+                    invocation.arg("f").arg("").arg("").arg("").arg(request_key(request));
+                }
+            }
+        }
+        let mut connection = self.connection.clone();
+        let held: i64 = deadline(invocation.invoke_async(&mut connection)).await?;
+        Ok(held == 1)
+    }
+
+    /// What the journal of a session holds: its events, oldest first, and the requests
+    /// still waiting for their answers.
+    pub(crate) async fn history(&self, id: SessionId) -> Result<History, StoreError> {
+        once_more(|| self.history_once(id)).await
+    }
+
+    async fn history_once(&self, id: SessionId) -> Result<History, StoreError> {
+        let [journal, pending] = self.journal_keys(id);
+        let mut pipe = redis::pipe();
+        pipe.cmd("XRANGE").arg(&journal).arg("-").arg("+").cmd("HGETALL").arg(&pending);
+        let mut connection = self.connection.clone();
+        let (entries, waiting): (Vec<StreamEntry>, Vec<(String, u32)>) =
+            deadline(pipe.query_async(&mut connection)).await?;
+        // Numbers only grow along the journal (one holder at a time, each above the one
+        // before): an entry that does not is a batch written twice (a retry after a timeout).
+        let mut last = 0;
+        let events = entries
+            .into_iter()
+            .filter_map(|(_, fields)| event_of(&fields))
+            .filter(|(id, _)| {
+                let fresh = id.seq > last;
+                last = last.max(id.seq);
+                fresh
+            })
+            .collect();
+        let pending = waiting
+            .into_iter()
+            .filter_map(|(request, stream)| Some((serde_json::from_str(&request).ok()?, stream)))
+            .collect();
+        Ok(History { events, pending })
+    }
+
     fn ttl_ms(&self) -> u64 {
         u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX)
     }
@@ -204,13 +319,27 @@ impl Store {
             .ignore()
             .pexpire(&key, i64::try_from(self.ttl_ms()).unwrap_or(i64::MAX))
             .ignore();
-        let mut connection = self.connection.clone();
-        deadline(pipe.query_async::<()>(&mut connection)).await
+        once_more(|| {
+            let mut connection = self.connection.clone();
+            let pipe = &pipe;
+            async move { deadline(pipe.query_async::<()>(&mut connection)).await }
+        })
+        .await
     }
 
     /// Claims a session held elsewhere (or nowhere), if it is of `kind` and `owner`'s:
     /// `None` when there is no such session.
     pub(crate) async fn claim(
+        &self,
+        id: SessionId,
+        kind: SessionKind,
+        owner: Option<&Identity>,
+    ) -> Result<Option<Claimed>, StoreError> {
+        // Claiming twice leaves it claimed by this instance, one epoch further.
+        once_more(|| self.claim_once(id, kind, owner)).await
+    }
+
+    async fn claim_once(
         &self,
         id: SessionId,
         kind: SessionKind,
@@ -227,8 +356,9 @@ impl Store {
     /// since (`epoch` is this instance's generation of it).
     pub(crate) async fn release(&self, id: SessionId, epoch: u64) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
+        let [journal, pending] = self.journal_keys(id);
         let mut invocation = self.release.key(self.key(id));
-        invocation.arg(&self.me).arg(epoch);
+        invocation.key(journal).key(pending).arg(&self.me).arg(epoch);
         deadline(invocation.invoke_async::<i64>(&mut connection)).await.map(drop)
     }
 
@@ -249,7 +379,11 @@ impl Store {
         let mut refresh = redis::pipe();
         for ((id, epoch), (owner, current)) in held.iter().zip(owners) {
             if owner.as_deref() == Some(self.me.as_str()) && current == Some(*epoch) {
-                refresh.pexpire(self.key(*id), i64::try_from(self.ttl_ms()).unwrap_or(i64::MAX)).ignore();
+                let ttl = i64::try_from(self.ttl_ms()).unwrap_or(i64::MAX);
+                refresh.pexpire(self.key(*id), ttl).ignore();
+                for key in self.journal_keys(*id) {
+                    refresh.pexpire(key, ttl).ignore();
+                }
             } else {
                 lost.push(*id);
             }
@@ -262,6 +396,29 @@ impl Store {
     }
 }
 
+/// An entry of a Redis Stream as `XRANGE` gives it: its id, and its fields and values.
+type StreamEntry = (String, Vec<Vec<u8>>);
+
+/// A request id as the pending hash keys it: its JSON.
+fn request_key(request: &rmcp::model::RequestId) -> String {
+    serde_json::to_string(request).unwrap_or_default()
+}
+
+/// An event of the journal from its fields (`st`, `sq`, `d`, in any order).
+fn event_of(fields: &[Vec<u8>]) -> Option<(EventId, Bytes)> {
+    let (mut stream, mut seq, mut json) = (None, None, None);
+    for pair in fields.chunks_exact(2) {
+        let value = &pair[1];
+        match pair[0].as_slice() {
+            b"st" => stream = std::str::from_utf8(value).ok()?.parse().ok(),
+            b"sq" => seq = std::str::from_utf8(value).ok()?.parse().ok(),
+            b"d" => json = Some(Bytes::copy_from_slice(value)),
+            _ => {}
+        }
+    }
+    Some((EventId { stream: stream?, seq: seq? }, json?))
+}
+
 /// Whom a session is bound to, as the record keeps it: never a token, and a JWT subject
 /// only as a digest.
 fn credential(owner: Option<&Identity>) -> String {
@@ -272,6 +429,23 @@ fn credential(owner: Option<&Identity>) -> String {
             format!("t:{hex}")
         }
         Some(Principal::Subject { issuer, subject }) => format!("s:{}", digest_hex(&format!("{issuer}\n{subject}"))),
+    }
+}
+
+/// Runs `step` a second time when the first found the connection broken, so the command
+/// never reached the store: after the store restarted, the first command fails on the old
+/// connection while the connection manager opens a new one.
+async fn once_more<T, F, Fut>(mut step: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    match step().await {
+        Err(StoreError::Redis(e)) if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() => {
+            tracing::debug!(error = %e, "the store's connection broke; once more on a new one");
+            step().await
+        }
+        done => done,
     }
 }
 

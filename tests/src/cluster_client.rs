@@ -1,0 +1,189 @@
+//! What a test client of a cluster does with raw HTTP (a Streamable session through the load
+//! balancer, its calls and streams), and the checks on what it received: event ids per
+//! stream, one answer per request; and what the instances and the store report.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use http::StatusCode;
+use serde_json::json;
+
+use crate::cluster::{Cluster, Redis};
+use crate::{Http, SseReader, initialize, notification, request};
+
+/// A counter of an instance's `/metrics`, summed over the series whose labels contain all
+/// of `labels`.
+pub async fn counter(base: &str, name: &str, labels: &[&str]) -> u64 {
+    let text = Http::new().send(http::Method::GET, &format!("{base}/metrics"), &[], "").await.text();
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Takeovers counted by the instances still running.
+pub async fn takeovers(cluster: &Cluster) -> u64 {
+    let mut total = 0;
+    for (_, gateway) in cluster.running() {
+        total += counter(&gateway.base, "mcpgw_session_takeovers_total", &[]).await;
+    }
+    total
+}
+
+/// A Streamable session opened through the load balancer with raw requests: its id, and
+/// an echo call in it.
+pub struct RawSession {
+    /// The client.
+    pub http: Http,
+    /// The load balancer's `/mcp`.
+    pub url: String,
+    /// The session id.
+    pub id: String,
+}
+
+impl RawSession {
+    /// Initializes a session through the load balancer (at 2025-11-25), and acknowledges it.
+    pub async fn open(cluster: &Cluster) -> Self {
+        let (http, url) = (Http::new(), format!("{}/mcp", cluster.base));
+        let reply = http.post(&url, &[], &initialize("2025-11-25")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let id = reply.header("mcp-session-id").expect("a session id").to_owned();
+        let session = Self { http, url, id };
+        let ack = session.post(&notification("notifications/initialized")).await;
+        assert_eq!(ack.status, StatusCode::ACCEPTED);
+        session
+    }
+
+    /// POSTs `body` in the session, taking JSON or an event stream.
+    pub async fn post(&self, body: &serde_json::Value) -> crate::Reply {
+        let headers = [("mcp-session-id", self.id.as_str()), ("mcp-protocol-version", "2025-11-25")];
+        self.http.post(&self.url, &headers, body).await
+    }
+
+    /// An echo call; its reply's status.
+    pub async fn echo(&self, id: i64) -> StatusCode {
+        self.echo_reply(id).await.status
+    }
+
+    /// An echo call; its reply.
+    pub async fn echo_reply(&self, id: i64) -> crate::Reply {
+        let reply = self.post(&request(id, "tools/call", json!({"name": "echo", "arguments": {"text": "x"}}))).await;
+        if reply.status == StatusCode::OK {
+            assert_eq!(reply.messages()[0]["result"]["content"][0]["text"], "x", "{}", reply.text());
+        }
+        reply
+    }
+
+    /// Its standalone stream, resumed after `last` if given.
+    pub async fn standalone(&self, last: Option<&str>) -> SseReader {
+        let mut headers = vec![
+            ("accept", "text/event-stream"),
+            ("mcp-session-id", self.id.as_str()),
+            ("mcp-protocol-version", "2025-11-25"),
+        ];
+        headers.extend(last.map(|last| ("last-event-id", last)));
+        let stream = SseReader::new(self.http.open(http::Method::GET, &self.url, &headers, "").await);
+        assert_eq!(stream.status, StatusCode::OK);
+        stream
+    }
+
+    /// A `sleep` call with `steps` progress notifications from a client that takes only
+    /// JSON: they go to the standalone stream.
+    pub async fn sleep_json_only(&self, id: i64, steps: u32) {
+        let headers = [
+            ("content-type", "application/json"),
+            ("accept", "application/json"),
+            ("mcp-session-id", self.id.as_str()),
+            ("mcp-protocol-version", "2025-11-25"),
+        ];
+        let body = sleep_call(id, u64::from(steps) * 10, steps).to_string();
+        let reply = self.http.send(http::Method::POST, &self.url, &headers, body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert!(reply.json()["result"].is_object(), "{}", reply.text());
+    }
+}
+
+/// A `sleep` call with a progress token.
+pub fn sleep_call(id: i64, ms: u64, steps: u32) -> serde_json::Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "sleep", "arguments": {"ms": ms, "steps": steps}, "_meta": {"progressToken": "p"}}})
+}
+
+/// The events of an SSE stream, read until `count` of them carried a message.
+pub async fn read_messages(stream: &mut SseReader, count: usize) -> Vec<(String, serde_json::Value)> {
+    let mut got = Vec::new();
+    while got.len() < count {
+        let event = stream.next().await.expect("the stream goes on");
+        if event.data.is_empty() {
+            continue; // a priming event
+        }
+        let id = event.id.clone().expect("every message has an event id");
+        got.push((id, serde_json::from_str(&event.data).expect("JSON")));
+    }
+    got
+}
+
+/// The number of an event id (`<prefix>-<stream>-<seq>`) and its stream.
+pub fn seq_of(id: &str) -> (u32, u64) {
+    let mut parts = id.rsplitn(3, '-');
+    let seq = parts.next().and_then(|s| s.parse().ok()).expect("a seq");
+    let stream = parts.next().and_then(|s| s.parse().ok()).expect("a stream");
+    (stream, seq)
+}
+
+/// Event ids strictly increasing, on one stream.
+pub fn assert_increasing(ids: &[&str]) {
+    let seqs: Vec<(u32, u64)> = ids.iter().map(|id| seq_of(id)).collect();
+    assert!(seqs.windows(2).all(|w| w[0].0 == w[1].0 && w[0].1 < w[1].1), "strictly increasing on one stream: {ids:?}");
+}
+
+/// The invariants on all a client received, from its tapped exchanges (see
+/// `tests/python/clients/cluster_lost_call.py`): per stream, event ids strictly increasing
+/// with no duplicates, across reconnections too; and every request it sent answered exactly
+/// once, by a result or an error.
+pub fn assert_client_invariants(exchanges: &[serde_json::Value]) {
+    let mut streams: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let (mut sent, mut answered) = (Vec::new(), Vec::new());
+    for exchange in exchanges {
+        sent.extend(exchange["sent"].as_array().expect("sent").iter().map(|id| id.to_string()));
+        let mut messages: Vec<&serde_json::Value> = Vec::new();
+        for event in exchange["events"].as_array().expect("events") {
+            if let Some(id) = event["id"].as_str() {
+                let (stream, seq) = seq_of(id);
+                streams.entry(stream).or_default().push(seq);
+            }
+            messages.push(&event["message"]);
+        }
+        match &exchange["json"] {
+            serde_json::Value::Array(batch) => messages.extend(batch),
+            serde_json::Value::Null => {}
+            single => messages.push(single),
+        }
+        for m in messages {
+            if m.get("method").is_none() && (m.get("result").is_some() || m.get("error").is_some()) {
+                answered.push(m["id"].to_string());
+            }
+        }
+    }
+    for (stream, seqs) in &streams {
+        // A priming event repeats no message: it may share its number with the last one
+        // before it, so only messages' numbers must strictly increase.
+        let mut sorted = seqs.clone();
+        sorted.dedup();
+        assert!(sorted.windows(2).all(|w| w[0] < w[1]), "stream {stream}: ids strictly increasing: {seqs:?}");
+    }
+    sent.sort();
+    answered.sort();
+    assert_eq!(sent, answered, "every request answered exactly once");
+}
+
+/// `MEMORY USAGE` of a key, in bytes.
+pub fn memory_usage(redis: &Redis, key: &str) -> u64 {
+    redis.cli(&["MEMORY", "USAGE", key, "SAMPLES", "0"]).parse().unwrap_or_else(|_| panic!("no key {key}"))
+}
+
+/// The event numbers (`sq`) in a session's journal, as `redis-cli XRANGE` prints them.
+pub fn journaled_seqs(redis: &Redis, session: &str) -> BTreeSet<u64> {
+    let out = redis.cli(&["XRANGE", &format!("mcpgw:s:{{{session}}}:j"), "-", "+"]);
+    let lines: Vec<&str> = out.lines().collect();
+    lines.windows(2).filter(|w| w[0] == "sq").filter_map(|w| w[1].parse().ok()).collect()
+}
