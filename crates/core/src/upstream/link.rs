@@ -6,57 +6,50 @@
 //! Either way it knows its audience (the sessions using it) and the calls in flight on it,
 //! so that progress, sampling, elicitation and roots requests, log messages and
 //! `list_changed` notifications reach the sessions they belong to.
+//!
+//! # Layout
+//! - `supervise`: the supervisor, and one connection attempt.
+//! - `inbound`: what the upstream sends: its requests and notifications.
+//! - `updates`: resource subscriptions, in the upstream's era.
 
 #![allow(deprecated)] // sampling, roots and logging are deprecated in 2026-07-28 but live in every 2025 session
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rmcp::model::{
-    CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ClientResult, GetExtensions,
-    Implementation, ListRootsResult, LoggingLevel, LoggingMessageNotification, ProgressNotification, ProgressToken,
-    Prompt, PromptListChangedNotification, ProtocolVersion, RequestId, RequestMetaObject, Resource,
-    ResourceListChangedNotification, ResourceTemplate, ServerCapabilities, ServerNotification, ServerRequest,
-    ServerResult, Tool, ToolListChangedNotification,
+    CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ClientResult, Implementation,
+    ListRootsResult, LoggingLevel, ProgressNotification, ProgressToken, Prompt, ProtocolVersion, RequestId,
+    RequestMetaObject, Resource, ResourceTemplate, ServerCapabilities, ServerRequest, ServerResult, Tool,
 };
-use rmcp::service::{
-    InboundStreamOrigin, NotificationContext, OriginatingRequestId, PeerRequestOptions, RequestContext, ServiceRole,
-};
-use rmcp::{ErrorData, Peer, RoleClient, RoleServer, Service, ServiceError};
+use rmcp::service::{InboundStreamOrigin, PeerRequestOptions, RequestContext};
+use rmcp::{ErrorData, Peer, RoleClient, RoleServer, ServiceError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::channel::Notifier;
 use crate::error::Error;
-use crate::upstream::changes;
-use crate::upstream::connect::{self, Connected, Start};
 pub use crate::upstream::count::ConnectionCount;
 use crate::upstream::fetch::Collapsed;
 use crate::upstream::modern;
-use crate::upstream::ordered::Deliver;
 use crate::upstream::resume::GaveUp;
 use crate::upstream::spec::{Era, Share, UpstreamSpec};
 
+mod inbound;
+mod supervise;
 mod updates;
+
+use inbound::LinkClient;
 
 /// Identifies a client session among a link's audience.
 pub type SessionKey = u64;
 
 /// Progress notifications kept for calls that have not recorded their token yet, at most.
 const EARLY_PROGRESS: usize = 16;
-
-/// The first and the longest wait between reconnects.
-const BACKOFF_START: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A connection that lived this long resets the backoff.
-const STABLE_AFTER: Duration = Duration::from_secs(10);
-/// How long a stopped connection's child may take to exit on its own before its process
-/// group is killed.
-const CHILD_GRACE: Duration = Duration::from_secs(2);
 
 /// Where a link stands.
 #[derive(Clone)]
@@ -227,7 +220,7 @@ impl Link {
             listens: updates::Listens::default(),
         });
         // In the caller's span: a session's own upstream logs carry its session id.
-        tasks.spawn(tracing::Instrument::in_current_span(supervise(link.clone(), tasks.clone())));
+        tasks.spawn(tracing::Instrument::in_current_span(supervise::supervise(link.clone(), tasks.clone())));
         link
     }
 
@@ -647,329 +640,6 @@ impl Drop for Tracked<'_> {
         }
         if let Some(token) = &self.token {
             routes.progress.remove(token);
-        }
-    }
-}
-
-/// Keeps a link connected until it is cancelled: connect, wait for the connection to end,
-/// back off, reconnect.
-async fn supervise(link: Arc<Link>, tasks: TaskTracker) {
-    let mut backoff = BACKOFF_START;
-    // A connection re-established (after one ended or failed) finds its era anew.
-    let mut recheck = false;
-    loop {
-        if link.cancel.is_cancelled() {
-            break;
-        }
-        link.state.send_replace(LinkState::Connecting);
-        let started = tokio::time::Instant::now();
-        let lost = CancellationToken::new();
-        let attempt = connect_once(&link, &tasks, &lost, recheck).await;
-        link.attempted.store(true, Ordering::Release);
-        recheck = true;
-        match attempt {
-            Ok(Connected { running, process_group, gave_up }) => {
-                let era = connect::era_of(&running);
-                if link.spec.era == Era::Auto {
-                    link.count.set_found_era(link.prefers, era);
-                }
-                let peer = running.peer().clone();
-                let offered = peer.peer_info().map(|info| info.capabilities.clone());
-                let changes = if era == Era::Modern { changes::filter(offered.as_ref()) } else { None };
-                *link.offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = offered;
-                link.bump();
-                link.state.send_replace(LinkState::Up(Connection {
-                    peer: peer.clone(),
-                    lost: lost.clone(),
-                    gave_up,
-                    era,
-                }));
-                tracing::info!(upstream = %link.spec.name, kind = link.spec.kind.as_str(), era = era.as_str(), "upstream connected");
-                if let Some(filter) = changes {
-                    let weak = Arc::downgrade(&link);
-                    tasks.spawn(changes::listen(link.spec.name.clone(), peer, filter, lost.clone(), move |n| {
-                        let link = weak.upgrade();
-                        async move {
-                            if let Some(link) = link {
-                                link.list_changed(n).await;
-                            }
-                        }
-                    }));
-                }
-                let mut waiting = std::pin::pin!(running.waiting());
-                let ended = tokio::select! {
-                    reason = &mut waiting => Some(reason),
-                    () = link.cancel.cancelled() => None,
-                };
-                lost.cancel();
-                // rmcp's service stops with `link.cancel` and closes its transport: a child
-                // gets its stdin closed, then SIGTERM, then SIGKILL. Let that run for a
-                // moment, so a child can exit cleanly before its group is killed.
-                let mut stopped = ended.is_some();
-                if !stopped {
-                    stopped = tokio::time::timeout(CHILD_GRACE, &mut waiting).await.is_ok();
-                }
-                // Whatever ended the connection, nothing the child started may outlive it.
-                if let Some(group) = process_group {
-                    connect::kill_process_group(group);
-                    if !stopped {
-                        // rmcp waits on the child it started: let it reap the killed one
-                        // before this task ends (and with it, maybe, the gateway).
-                        let _ = tokio::time::timeout(CHILD_GRACE, &mut waiting).await;
-                    }
-                }
-                link.count.live.fetch_sub(1, Ordering::AcqRel);
-                link.bump();
-                let Some(reason) = ended else { break };
-                link.count.restarts.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(upstream = %link.spec.name, ?reason, "upstream connection ended; restarting");
-                link.state.send_replace(LinkState::Down("it exited and is restarting".into()));
-                if started.elapsed() >= STABLE_AFTER {
-                    backoff = BACKOFF_START;
-                }
-            }
-            Err(e) => {
-                let why = match e {
-                    Error::Unavailable { why, .. } => why,
-                    other => other.chain(),
-                };
-                tracing::warn!(upstream = %link.spec.name, error = %why, retry_in = ?backoff, "upstream could not be started");
-                link.state.send_replace(LinkState::Down(why.into()));
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = link.cancel.cancelled() => break,
-        }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
-    }
-    link.state.send_replace(LinkState::Closed);
-}
-
-async fn connect_once(
-    link: &Arc<Link>,
-    tasks: &TaskTracker,
-    lost: &CancellationToken,
-    recheck: bool,
-) -> Result<Connected<LinkClient>, Error> {
-    if let Some(cap) = link.spec.max_connections {
-        let now = link.count.live.fetch_add(1, Ordering::AcqRel);
-        if now >= cap {
-            link.count.live.fetch_sub(1, Ordering::AcqRel);
-            return Err(link.unavailable(&format!("it is at its cap of {cap} connections")));
-        }
-    } else {
-        link.count.live.fetch_add(1, Ordering::AcqRel);
-    }
-    let client = LinkClient { link: Arc::downgrade(link), info: link.client.clone(), lost: lost.clone() };
-    let weak = Arc::downgrade(link);
-    let ct = link.cancel.child_token();
-    // An `auto` upstream whose era another connection found is not asked again, unless
-    // this connection replaces one that ended or failed.
-    let era = match (link.spec.era, link.count.found_era(link.prefers)) {
-        (Era::Auto, Some(found)) if !recheck => found,
-        (era, _) => era,
-    };
-    let connected = tokio::time::timeout(
-        link.spec.connect_timeout,
-        connect::serve(&link.spec, Start { era, prefers: link.prefers }, client, weak, lost.clone(), ct, tasks),
-    )
-    .await;
-    let result = match connected {
-        Ok(result) => result,
-        Err(_) => Err(Error::Connect {
-            upstream: link.spec.name.clone(),
-            what: format!("it did not finish connecting within {:?}", link.spec.connect_timeout),
-            source: None,
-        }),
-    };
-    if result.is_err() {
-        link.count.live.fetch_sub(1, Ordering::AcqRel);
-    }
-    result
-}
-
-/// The client side of a link: what the upstream sends to the gateway.
-#[derive(Clone)]
-pub(crate) struct LinkClient {
-    link: Weak<Link>,
-    info: ClientConfig,
-    /// Cancelled when this connection is lost.
-    lost: CancellationToken,
-}
-
-impl LinkClient {
-    fn link(&self) -> Result<Arc<Link>, ErrorData> {
-        self.link.upgrade().ok_or_else(|| ErrorData::internal_error("the gateway session is gone", None))
-    }
-
-    /// Hands the upstream's request to the stateless call it belongs to, which asks its
-    /// client through an input-required result, and waits for the client's answer.
-    async fn ask(
-        &self,
-        asker: &Asker,
-        request: ServerRequest,
-        tied: bool,
-        ctx: &RequestContext<RoleClient>,
-    ) -> Result<ClientResult, ErrorData> {
-        let (reply, answer) = oneshot::channel();
-        let gone = || ErrorData::internal_error("the client's call is over", None);
-        let answer = tokio::select! {
-            sent = asker.asks.send(Ask { request, reply, tied }) => match sent {
-                Ok(()) => answer.await.ok(),
-                Err(_) => None,
-            },
-            () = ctx.ct.cancelled() => return Err(Error::Cancelled.into()),
-            () = self.lost.cancelled() => return Err(ErrorData::internal_error("the upstream exited", None)),
-        };
-        if let Some(answer) = answer {
-            return answer;
-        }
-        // Dropped unanswered: the call is ending; answer once the upstream was told.
-        tokio::select! {
-            () = asker.over.cancelled() => Err(gone()),
-            () = ctx.ct.cancelled() => Err(Error::Cancelled.into()),
-            () = self.lost.cancelled() => Err(ErrorData::internal_error("the upstream exited", None)),
-        }
-    }
-}
-
-impl Service<RoleClient> for LinkClient {
-    async fn handle_request(
-        &self,
-        request: ServerRequest,
-        ctx: RequestContext<RoleClient>,
-    ) -> Result<ClientResult, ErrorData> {
-        if let ServerRequest::PingRequest(_) = request {
-            return Ok(ClientResult::empty(()));
-        }
-        let link = self.link()?;
-        let Target { peer, client_id, asker, tied } = match link.target(ctx.extensions.get::<InboundStreamOrigin>()) {
-            Ok(target) => target,
-            Err(why) => return link.unrouted(&request, why),
-        };
-        if let Some(asker) = asker {
-            return self.ask(&asker, request, tied, &ctx).await;
-        }
-        let mut request = request;
-        if let Some(id) = client_id {
-            request.extensions_mut().insert(OriginatingRequestId(id));
-        }
-        // This handler runs inside rmcp's task for the upstream's request, whose id rmcp
-        // would stamp on anything sent from here as its origin; the upstream's ids mean
-        // nothing to the client, so send from a task of its own.
-        let forward =
-            tokio::spawn(async move { peer.send_request_with_option(request, PeerRequestOptions::no_options()).await });
-        let handle = match forward.await {
-            Ok(Ok(handle)) => handle,
-            Ok(Err(e)) => return Err(link.error(e).into()),
-            Err(e) => return Err(ErrorData::internal_error(format!("forwarding failed: {e}"), None)),
-        };
-        let client_request = handle.id.clone();
-        let client_peer = handle.peer.clone();
-        tokio::select! {
-            result = handle.await_response() => result.map_err(|e| link.error(e).into()),
-            () = ctx.ct.cancelled() => {
-                let why = CancelledNotificationParam::new(Some(client_request), Some("cancelled by the upstream".into()));
-                let _ = client_peer.notify_cancelled(why).await;
-                Err(Error::Cancelled.into())
-            }
-            () = self.lost.cancelled() => {
-                // The upstream that asked is gone; the client need not answer any more.
-                let why = CancelledNotificationParam::new(Some(client_request), Some("the upstream exited".into()));
-                let _ = client_peer.notify_cancelled(why).await;
-                Err(ErrorData::internal_error("the upstream exited", None))
-            }
-        }
-    }
-
-    async fn handle_notification(
-        &self,
-        notification: ServerNotification,
-        _ctx: NotificationContext<RoleClient>,
-    ) -> Result<(), ErrorData> {
-        let Ok(link) = self.link() else { return Ok(()) };
-        match notification {
-            ServerNotification::ResourceUpdatedNotification(n) => link.resource_updated(n).await,
-            n @ (ServerNotification::ToolListChangedNotification(_)
-            | ServerNotification::PromptListChangedNotification(_)
-            | ServerNotification::ResourceListChangedNotification(_)) => link.list_changed(n).await,
-            // Cancellation of the upstream's own requests reaches their handlers through
-            // `ctx.ct`; the rest has no downstream meaning for a 2025 session.
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn get_info(&self) -> <RoleClient as ServiceRole>::Info {
-        self.info.clone()
-    }
-}
-
-impl Link {
-    /// One of the upstream's lists changed (a `list_changed` notification of a handshake-era
-    /// upstream, or one on a modern upstream's listen stream): the catalogs fetch it again,
-    /// and every session that uses this link hears of it. Anything else is ignored.
-    async fn list_changed(&self, notification: ServerNotification) {
-        let changed = match notification {
-            ServerNotification::ToolListChangedNotification(_) => {
-                ServerNotification::ToolListChangedNotification(ToolListChangedNotification::default())
-            }
-            ServerNotification::PromptListChangedNotification(_) => {
-                ServerNotification::PromptListChangedNotification(PromptListChangedNotification::default())
-            }
-            ServerNotification::ResourceListChangedNotification(_) => {
-                ServerNotification::ResourceListChangedNotification(ResourceListChangedNotification::default())
-            }
-            _ => return,
-        };
-        self.bump();
-        self.announce(changed).await;
-    }
-
-    /// Sends `notification` to every session that uses this link.
-    async fn announce(&self, notification: ServerNotification) {
-        let audience: Vec<Notifier> = self.routes().audience.values().cloned().collect();
-        for notifier in audience {
-            notifier.notify(notification.clone()).await;
-        }
-    }
-}
-
-impl Deliver for Link {
-    /// Passes an upstream progress notification to the client whose call it is about,
-    /// under the client's own progress token.
-    async fn deliver_progress(&self, n: ProgressNotification) {
-        let mapped = {
-            // One lock with `Tracked::sent`: a notification is either mapped or kept early.
-            let mut routes = self.routes();
-            match routes.progress.get(&n.params.progress_token).cloned() {
-                Some(mapped) => mapped,
-                None => {
-                    if routes.early.len() == EARLY_PROGRESS {
-                        routes.early.pop_front();
-                    }
-                    routes.early.push_back(n);
-                    return;
-                }
-            }
-        };
-        forward_progress(n, mapped).await;
-    }
-
-    /// Passes an upstream log message on: during a call, on that call's stream; otherwise
-    /// to every session that sees this upstream.
-    async fn deliver_log(&self, n: LoggingMessageNotification) {
-        match self.target(n.extensions.get::<InboundStreamOrigin>()) {
-            Ok(Target { peer, client_id: Some(id), .. }) => {
-                let mut note = LoggingMessageNotification::new(n.params);
-                note.extensions.insert(OriginatingRequestId(id));
-                let _ = peer.send_notification(ServerNotification::LoggingMessageNotification(note)).await;
-            }
-            _ => {
-                let note = LoggingMessageNotification::new(n.params);
-                self.announce(ServerNotification::LoggingMessageNotification(note)).await;
-            }
         }
     }
 }
