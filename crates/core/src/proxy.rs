@@ -1,9 +1,17 @@
 //! The MCP server each client session gets: it serves the union of the configured
 //! upstreams, and forwards every request to the upstream that owns its tool, prompt or
 //! resource.
+//!
+//! # Layout
+//! - `build`: a session's catalog from what its upstreams list, and its capabilities.
+//! - `view`: the policy on a request's way.
+//! - `modern`: the hub, which serves every stateless (2026-07-28) request.
+//! - `mrtr`: input requests returned as results, and their sealed state.
+//! - `listen`: what the hub honours of a `subscriptions/listen`.
 
 #![allow(deprecated)] // logging/setLevel and resource subscriptions are deprecated in 2026-07-28 only
 
+mod build;
 mod listen;
 mod modern;
 mod mrtr;
@@ -32,14 +40,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::CallAudit;
-use crate::catalog::{Catalog, Listing, Route};
+use crate::catalog::{Catalog, Route};
 use crate::error::Error;
 use crate::state::{Handshake, SessionState};
 use crate::upstream::builtin::Builtin;
 use crate::upstream::fetch::Collapsed;
-use crate::upstream::link::{Link, Listed, SessionKey, client_config};
+use crate::upstream::link::{Link, SessionKey, client_config};
 use crate::upstream::set::Upstreams;
 use crate::upstream::spec::{DEFAULT_CALL_TIMEOUT, Era, Share, UpstreamKind, UpstreamSpec};
+use build::{Built, build, merged_capabilities};
 use view::{Shaped, View};
 
 /// One session's server.
@@ -103,24 +112,6 @@ impl Member {
             }),
         }
     }
-}
-
-/// A session's catalog and what it was built from.
-struct Built {
-    catalog: Arc<Catalog>,
-    /// Each member's generation when its lists were asked for.
-    generations: Vec<u64>,
-    /// The members whose lists could not be had (failed or past their deadline), and why.
-    missing: Vec<String>,
-}
-
-/// What one member lists, fetched for a catalog.
-#[derive(Default)]
-struct Lists {
-    tools: Vec<rmcp::model::Tool>,
-    prompts: Vec<rmcp::model::Prompt>,
-    resources: Vec<rmcp::model::Resource>,
-    templates: Vec<rmcp::model::ResourceTemplate>,
 }
 
 impl Proxy {
@@ -424,116 +415,6 @@ impl Proxy {
         let upstream = self.upstreams.specs().get(index).map(|s| s.name.clone()).unwrap_or_default();
         Error::Protocol { upstream, method }.into()
     }
-}
-
-/// Builds a session's catalog from what every member lists now; with `wait`, once those
-/// still starting are up (or past their connect timeout).
-async fn build(members: Vec<Member>, upstreams: Arc<Upstreams>, wait: bool) -> Arc<Built> {
-    if wait {
-        join_all(members.iter().filter_map(|m| match m {
-            Member::Remote { spec, link } => Some(link.ready(spec.connect_timeout)),
-            Member::Builtin(_) | Member::Absent => None,
-        }))
-        .await;
-    }
-    let generations = members.iter().map(Member::generation).collect();
-    let listed = join_all(members.iter().map(list_member)).await;
-    let specs = upstreams.specs();
-    let listings: Vec<Listing<'_>> = members
-        .iter()
-        .zip(specs)
-        .zip(&listed)
-        .map(|((member, spec), (l, _))| Listing {
-            upstream: member.spec_name(spec),
-            builtin: matches!(member, Member::Builtin(_)),
-            prefix: spec.prefix.as_deref(),
-            filter: Some(&spec.tools),
-            tools: &l.tools,
-            prompts: &l.prompts,
-            resources: &l.resources,
-            templates: &l.templates,
-        })
-        .collect();
-    let catalog = Arc::new(Catalog::merge(&listings));
-    let missing = listed.into_iter().flat_map(|(_, failed)| failed).collect();
-    Arc::new(Built { catalog, generations, missing })
-}
-
-/// What a member lists now, and why what it could not list is missing. Its lists are asked
-/// for at once, each under the upstream's list deadline.
-async fn list_member(member: &Member) -> (Lists, Vec<String>) {
-    match member {
-        Member::Absent => (Lists::default(), Vec::new()),
-        Member::Builtin(b) => {
-            let lists =
-                Lists { tools: b.tools(), prompts: b.prompts(), resources: b.resources(), templates: Vec::new() };
-            (lists, Vec::new())
-        }
-        Member::Remote { link, .. } => {
-            let Some(caps) = link.capabilities() else { return Default::default() };
-            let (tools, prompts, resources, templates) = futures::join!(
-                async { if caps.tools.is_some() { Some(link.tools().await) } else { None } },
-                async { if caps.prompts.is_some() { Some(link.prompts().await) } else { None } },
-                async { if caps.resources.is_some() { Some(link.resources().await) } else { None } },
-                async { if caps.resources.is_some() { Some(link.templates().await) } else { None } },
-            );
-            let mut failed = Vec::new();
-            let lists = Lists {
-                tools: take(tools, &mut failed),
-                prompts: take(prompts, &mut failed),
-                resources: take(resources, &mut failed),
-                templates: take(templates, &mut failed),
-            };
-            failed.dedup();
-            (lists, failed)
-        }
-    }
-}
-
-/// The items of a list that was asked for; a failure is noted in `failed` and lists nothing.
-fn take<T: Clone>(listed: Option<Listed<T>>, failed: &mut Vec<String>) -> Vec<T> {
-    match listed {
-        Some(Ok(items)) => items.as_ref().clone(),
-        Some(Err(e)) => {
-            failed.push(e.message.into_owned());
-            Vec::new()
-        }
-        None => Vec::new(),
-    }
-}
-
-/// The union of the members' capabilities: exactly what the session serves, since rmcp
-/// (and a careful client) treat a method whose capability is not advertised as unknown.
-/// List changes are always announced: upstreams restart and come back with other lists.
-fn merged_capabilities(members: &[Member]) -> ServerCapabilities {
-    let mut merged = ServerCapabilities::default();
-    for caps in members.iter().map(Member::capabilities) {
-        if caps.tools.is_some() {
-            let mut tools = ToolsCapability::default();
-            tools.list_changed = Some(true);
-            merged.tools = Some(tools);
-        }
-        if caps.prompts.is_some() {
-            let mut prompts = PromptsCapability::default();
-            prompts.list_changed = Some(true);
-            merged.prompts = Some(prompts);
-        }
-        if let Some(resources) = &caps.resources {
-            let subscribe = resources.subscribe == Some(true)
-                || merged.resources.as_ref().is_some_and(|r| r.subscribe == Some(true));
-            let mut r = ResourcesCapability::default();
-            r.list_changed = Some(true);
-            r.subscribe = subscribe.then_some(true);
-            merged.resources = Some(r);
-        }
-        if caps.logging.is_some() {
-            merged.logging = caps.logging.clone();
-        }
-        if caps.completions.is_some() {
-            merged.completions = caps.completions.clone();
-        }
-    }
-    merged
 }
 
 /// `-32601` for a method whose capability the session does not advertise, as rmcp's own
