@@ -5,6 +5,7 @@
 //! - [`Gateway`]: the running binary (config, port, its log lines), stopped on drop.
 //! - [`Http`]: a small HTTP/1.1 client with full control over headers.
 //! - [`SseReader`]: reads an event stream response event by event.
+//! - [`bearer`]: a Streamable HTTP session opened with a bearer token.
 //! - [`cluster`]: Redis, several instances and HAProxy in front of them.
 
 use std::io::{BufRead, BufReader, Write};
@@ -24,6 +25,7 @@ use hyper_util::rt::TokioExecutor;
 use mcpgw_transport::sse::{Decoded, Decoder};
 use serde_json::Value;
 
+pub mod bearer;
 pub mod cluster;
 pub mod cluster_client;
 

@@ -9,7 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use mcpgw_tests::{Gateway, Http, Launch, initialize, notification, request};
+use mcpgw_tests::bearer::BearerSession;
+use mcpgw_tests::{Http, Launch};
 use serde_json::{Value, json};
 
 const ALICE_SECRET: &str = "alice-upstream-secret-7f3a";
@@ -66,43 +67,13 @@ credentials = "{path}"
     )
 }
 
-/// A Streamable HTTP session opened with a bearer token.
-struct Client {
-    http: Http,
-    url: String,
-    bearer: String,
-    session: String,
+/// What the tests ask of a caller's session.
+trait Asks {
+    async fn tools(&self) -> Vec<String>;
+    async fn credential_seen(&self) -> String;
 }
 
-impl Client {
-    async fn open(gw: &Gateway, token: &str) -> Self {
-        let http = Http::new();
-        let bearer = format!("Bearer {token}");
-        let url = gw.url("/mcp");
-        let reply = http.post(&url, &[("authorization", &bearer)], &initialize("2025-11-25")).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-        let session = reply.header("mcp-session-id").expect("a session").to_owned();
-        let client = Self { http, url, bearer, session };
-        let ack = client.post(&notification("notifications/initialized")).await;
-        assert_eq!(ack.status, StatusCode::ACCEPTED);
-        client
-    }
-
-    async fn post(&self, body: &Value) -> mcpgw_tests::Reply {
-        let headers = [
-            ("authorization", self.bearer.as_str()),
-            ("mcp-session-id", self.session.as_str()),
-            ("mcp-protocol-version", "2025-11-25"),
-        ];
-        self.http.post(&self.url, &headers, body).await
-    }
-
-    async fn call(&self, id: i64, method: &str, params: Value) -> Value {
-        let reply = self.post(&request(id, method, params)).await;
-        assert_eq!(reply.status, StatusCode::OK, "{method}: {}", reply.text());
-        reply.messages().into_iter().find(|m| m["id"] == id).expect("the response")
-    }
-
+impl Asks for BearerSession {
     async fn tools(&self) -> Vec<String> {
         names(&self.call(100, "tools/list", json!({})).await)
     }
@@ -131,13 +102,13 @@ async fn each_caller_gets_its_own_credential_one_without_does_not_see_the_upstre
     // Every level of the log, every target: none may show a secret.
     let gw = Launch::new(&config(&credentials)).env("MCPGW_LOG", "trace").start();
 
-    let alice = Client::open(&gw, "alice-token").await;
-    let bob = Client::open(&gw, "bob-token").await;
+    let alice = BearerSession::open(&gw, "alice-token").await;
+    let bob = BearerSession::open(&gw, "bob-token").await;
     let seen = |secret: &str, user: &str| format!("env={} user={}", rev(&format!("Bearer {secret}")), rev(user));
     assert_eq!(alice.credential_seen().await, seen(ALICE_SECRET, "alice-gh"));
     assert_eq!(bob.credential_seen().await, seen(BOB_SECRET, "bob-gh"));
 
-    let carol = Client::open(&gw, "carol-token").await;
+    let carol = BearerSession::open(&gw, "carol-token").await;
     let hers = carol.tools().await;
     assert!(!hers.contains(&"credential_seen".to_owned()), "{hers:?}");
     assert!(hers.contains(&"echo".to_owned()), "the other upstreams still serve her: {hers:?}");
@@ -234,13 +205,13 @@ credentials = "{path}"
         path = credentials.0.display(),
     );
     let gw = Launch::new(&config).env("MCPGW_LOG", "trace").start();
-    let alice = Client::open(&gw, "alice-token").await;
-    let bob = Client::open(&gw, "bob-token").await;
+    let alice = BearerSession::open(&gw, "alice-token").await;
+    let bob = BearerSession::open(&gw, "bob-token").await;
     let seen = |secret: &str| format!("authorization={}", rev(&format!("Bearer {secret}")));
     let (hers, his) = (alice.credential_seen().await, bob.credential_seen().await);
     assert!(hers.ends_with(&seen(ALICE_SECRET)), "{hers}");
     assert!(his.ends_with(&seen(BOB_SECRET)), "{his}");
-    let carol = Client::open(&gw, "carol-token").await;
+    let carol = BearerSession::open(&gw, "carol-token").await;
     assert!(!carol.tools().await.contains(&"credential_seen".to_owned()));
     for secret in [ALICE_SECRET, BOB_SECRET] {
         assert!(!gw.logged(secret), "{secret} in the log");

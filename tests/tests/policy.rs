@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
+use mcpgw_tests::bearer::BearerSession;
 use mcpgw_tests::{Gateway, Http, SseReader, initialize, notification, request};
 use serde_json::{Value, json};
 
@@ -44,57 +45,6 @@ pin = {{ a = 40 }}
     )
 }
 
-/// A Streamable HTTP session opened with a bearer token.
-struct Client {
-    http: Http,
-    url: String,
-    bearer: String,
-    session: String,
-}
-
-impl Client {
-    async fn open(gw: &Gateway, token: &str) -> Self {
-        let http = Http::new();
-        let bearer = format!("Bearer {token}");
-        let url = gw.url("/mcp");
-        let reply = http.post(&url, &[("authorization", &bearer)], &initialize("2025-11-25")).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-        let session = reply.header("mcp-session-id").expect("a session").to_owned();
-        let client = Self { http, url, bearer, session };
-        let ack = client.post(&notification("notifications/initialized")).await;
-        assert_eq!(ack.status, StatusCode::ACCEPTED);
-        client
-    }
-
-    fn headers(&self) -> [(&str, &str); 3] {
-        [
-            ("authorization", self.bearer.as_str()),
-            ("mcp-session-id", self.session.as_str()),
-            ("mcp-protocol-version", "2025-11-25"),
-        ]
-    }
-
-    async fn post(&self, body: &Value) -> mcpgw_tests::Reply {
-        self.http.post(&self.url, &self.headers(), body).await
-    }
-
-    async fn call(&self, id: i64, method: &str, params: Value) -> Value {
-        let reply = self.post(&request(id, method, params)).await;
-        assert_eq!(reply.status, StatusCode::OK, "{method}: {}", reply.text());
-        reply.messages().into_iter().find(|m| m["id"] == id).expect("the response")
-    }
-
-    /// The session's standalone event stream.
-    async fn stream(&self) -> SseReader {
-        let mut headers = self.headers().to_vec();
-        headers.push(("accept", "text/event-stream"));
-        let response = self.http.open(Method::GET, &self.url, &headers, Bytes::new()).await;
-        let stream = SseReader::new(response);
-        assert_eq!(stream.status, StatusCode::OK);
-        stream
-    }
-}
-
 fn names(list: &Value) -> Vec<String> {
     let tools = list["result"]["tools"].as_array().expect("tools");
     let mut names: Vec<String> = tools.iter().filter_map(|t| t["name"].as_str().map(str::to_owned)).collect();
@@ -120,8 +70,8 @@ fn text(reply: &Value) -> &str {
 #[tokio::test]
 async fn two_callers_of_one_upstream_see_different_tools_and_a_denied_call_is_unknown() {
     let gw = Gateway::start_with(&config(""));
-    let alice = Client::open(&gw, "alice-token").await;
-    let bob = Client::open(&gw, "bob-token").await;
+    let alice = BearerSession::open(&gw, "alice-token").await;
+    let bob = BearerSession::open(&gw, "bob-token").await;
     let theirs = names(&alice.call(1, "tools/list", json!({})).await);
     let his = names(&bob.call(1, "tools/list", json!({})).await);
     assert!(theirs.contains(&"sleep".to_owned()) && theirs.contains(&"add".to_owned()), "{theirs:?}");
@@ -139,7 +89,7 @@ async fn two_callers_of_one_upstream_see_different_tools_and_a_denied_call_is_un
 #[tokio::test]
 async fn a_renamed_tool_calls_the_original_with_its_pinned_argument_which_the_caller_cannot_set() {
     let gw = Gateway::start_with(&config(""));
-    let bob = Client::open(&gw, "bob-token").await;
+    let bob = BearerSession::open(&gw, "bob-token").await;
     let list = bob.call(1, "tools/list", json!({})).await;
     let plus = tool(&list, "plus");
     assert_eq!(plus["description"], "Adds to forty.");
@@ -158,7 +108,7 @@ async fn a_renamed_tool_calls_the_original_with_its_pinned_argument_which_the_ca
 #[tokio::test]
 async fn a_reload_that_takes_a_tool_away_tells_the_live_session_and_refuses_its_next_call() {
     let gw = Gateway::start_with(&config(""));
-    let bob = Client::open(&gw, "bob-token").await;
+    let bob = BearerSession::open(&gw, "bob-token").await;
     let mut events = bob.stream().await;
     let before = bob.call(1, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}})).await;
     assert_eq!(text(&before), "hi");
@@ -176,7 +126,7 @@ async fn a_reload_that_takes_a_tool_away_tells_the_live_session_and_refuses_its_
     unknown(&bob.call(2, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}})).await, "echo");
     assert!(!names(&bob.call(3, "tools/list", json!({})).await).contains(&"echo".to_owned()));
     // alice's rules did not change: her calls go on.
-    let alice = Client::open(&gw, "alice-token").await;
+    let alice = BearerSession::open(&gw, "alice-token").await;
     assert_eq!(text(&alice.call(1, "tools/call", json!({"name": "echo", "arguments": {"text": "a"}})).await), "a");
 }
 
@@ -288,8 +238,8 @@ async fn prompts_and_resources_are_shaped_and_gated_the_same_way() {
                  \n[[policy.rules]]\ntokens = [\"bob\"]\nupstream = \"builtin\"\nprompts = [\"greeting\"]\nrename = \"hello\"\n\
                  description = \"Say hello.\"\n";
     let gw = Gateway::start_with(&config(rules));
-    let bob = Client::open(&gw, "bob-token").await;
-    let alice = Client::open(&gw, "alice-token").await;
+    let bob = BearerSession::open(&gw, "bob-token").await;
+    let alice = BearerSession::open(&gw, "alice-token").await;
     let resources = bob.call(1, "resources/list", json!({})).await;
     assert_eq!(resources["result"]["resources"], json!([]), "{resources}");
     let read = bob.call(2, "resources/read", json!({"uri": "mcpgw://about"})).await;
