@@ -53,7 +53,7 @@ pub struct Peer {
 }
 
 impl Peer {
-    fn spawn(name: &'static str, mut command: Command) -> Self {
+    pub(crate) fn spawn(name: &'static str, mut command: Command) -> Self {
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -187,11 +187,20 @@ pub struct Node {
     authority: String,
 }
 
-/// Redis, mcpgw instances with tags `0001`, `0002`, … and HAProxy in front of them.
+/// The load balancer in front of a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balancer {
+    /// HAProxy on `config/examples/haproxy.cfg`.
+    HAProxy,
+    /// nginx on `config/examples/nginx-cluster.conf` (three instances).
+    Nginx,
+}
+
+/// Redis, mcpgw instances with tags `0001`, `0002`, … and HAProxy (or nginx) in front of them.
 pub struct Cluster {
     /// The instances, in tag order.
     pub nodes: Vec<Node>,
-    /// HAProxy's address: `http://127.0.0.1:PORT`, the clients' one URL.
+    /// The load balancer's address: `http://127.0.0.1:PORT`, the clients' one URL.
     pub base: String,
     haproxy: Peer,
     _haproxy_dir: TempDir,
@@ -203,6 +212,11 @@ impl Cluster {
     /// Starts a store, `nodes` instances, each with `config` (TOML, without `[cluster]`)
     /// plus its `[cluster]`, all ready, then HAProxy over them.
     pub fn start(nodes: usize, config: &str) -> Self {
+        Self::start_behind(Balancer::HAProxy, nodes, config)
+    }
+
+    /// [`Cluster::start`] with this load balancer in front.
+    pub fn start_behind(balancer: Balancer, nodes: usize, config: &str) -> Self {
         let redis = Redis::start();
         let nodes: Vec<Node> = (1..=nodes)
             .map(|n| {
@@ -214,6 +228,11 @@ impl Cluster {
                 Node { tag, gateway: Some(gateway), config, authority }
             })
             .collect();
+        if balancer == Balancer::Nginx {
+            let servers: Vec<(&str, &str)> = nodes.iter().map(|n| (n.tag.as_str(), n.authority.as_str())).collect();
+            let (haproxy, base, dir) = crate::nginx::start(&servers);
+            return Self { nodes, base, haproxy, _haproxy_dir: dir, redis };
+        }
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind HAProxy's port");
         let base = format!("http://{}", listener.local_addr().expect("local address"));
         let dir = TempDir::new("haproxy");

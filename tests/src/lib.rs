@@ -25,6 +25,7 @@ use mcpgw_transport::sse::{Decoded, Decoder};
 use serde_json::Value;
 
 pub mod cluster;
+pub mod nginx;
 
 /// How long any single wait in these tests may take before it counts as a failure.
 pub const WAIT: Duration = Duration::from_secs(20);
