@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use http::StatusCode;
 use mcpgw_tests::cluster::{Balancer, ClientSession, ClientSteps, Cluster, python_sessions, ts_sessions};
-use mcpgw_tests::{Http, SseReader, initialize, notification, request};
+use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request};
 use serde_json::json;
 
 /// One runtime thread per instance: three of them share the machine with the clients.
@@ -140,4 +140,49 @@ async fn through_nginx_a_legacy_client_reconnecting_with_its_last_event_id_carri
     let counted = takeovers(&cluster).await;
     assert_eq!(counted.values().sum::<u64>(), 1, "{counted:?}");
     assert_eq!(counted[backup_of(&holder)], 1, "the stream and the POSTs reached the same instance: {counted:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_nginx_a_restarted_holder_gets_its_session_back_and_no_call_fails() {
+    let mut cluster = Cluster::start_behind(Balancer::Nginx, 3, CONFIG);
+    let (http, url) = (Http::new(), format!("{}/mcp", cluster.base));
+    let reply = http.post(&url, &[], &initialize("2025-11-25")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let session = reply.header("mcp-session-id").expect("a session id").to_owned();
+    let headers = [("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-11-25")];
+    assert_eq!(
+        http.post(&url, &headers, &notification("notifications/initialized")).await.status,
+        StatusCode::ACCEPTED
+    );
+    let echo = |id: i64| {
+        let (http, url) = (&http, &url);
+        async move {
+            let body = request(id, "tools/call", json!({"name": "echo", "arguments": {"text": "x"}}));
+            let reply = http.post(url, &headers, &body).await;
+            assert_eq!(reply.status, StatusCode::OK, "call {id}: {}", reply.text());
+            assert_eq!(reply.messages()[0]["result"]["content"][0]["text"], "x");
+        }
+    };
+    echo(1).await;
+    let (holder, record) = (session[..4].to_owned(), format!("mcpgw:s:{{{session}}}"));
+    let backup = backup_of(&holder);
+
+    cluster.kill(&holder);
+    echo(2).await;
+    assert!(cluster.redis.cli(&["HGET", &record, "owner"]).starts_with(&format!("{backup}:")));
+    cluster.restart(&holder);
+    // nginx tries the instance again once its fail_timeout is over, with the session's next
+    // call: the instance takes its session back, and the backup lets it go.
+    let mut id = 3;
+    eventually("the restarted holder took its session back", || {
+        id += 1;
+        let (echo, cluster, record, holder) = (&echo, &cluster, &record, &holder);
+        async move {
+            echo(id).await;
+            cluster.redis.cli(&["HGET", record, "owner"]).starts_with(&format!("{holder}:"))
+        }
+    })
+    .await;
+    assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "2", "moved twice: away and back");
+    cluster.node(backup).wait_for_log("another instance holds this session now");
 }
