@@ -113,6 +113,12 @@ impl Proc {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// SIGKILL (no drain, nothing released), then waits until it is gone.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`]. Returns whether it exited by itself, with
     /// status 0.
     pub(crate) fn stop(&mut self) -> bool {

@@ -8,8 +8,8 @@
 //! read beside it, and counted neither as the server's nor as other work. Then the session
 //! set-up rate through each HAProxy; then a takeover: one instance (another each round),
 //! holding `plan.takeover_sessions` idle Streamable HTTP sessions, is killed (SIGKILL), and
-//! each of those sessions makes one call at once, on a new connection through HAProxy, timed
-//! from the kill to its answer. The instance is then started again and waited for in
+//! once it is gone each of those sessions makes one call at once, on a new connection through
+//! HAProxy, timed from the kill to its answer. The instance is then started again and waited for in
 //! HAProxy's pool, so that every round starts with three.
 
 use std::path::Path;
@@ -71,6 +71,8 @@ pub(crate) struct Takeover {
     pub(crate) first_error: Option<String>,
     /// What the other instances' `mcpgw_session_takeovers_total` rose by.
     pub(crate) takeovers: u64,
+    /// From the kill until the process was gone (reaped), in milliseconds: the calls start then.
+    pub(crate) gone_ms: f64,
     /// From the kill to each session's answer.
     pub(crate) latency: Latency,
 }
@@ -213,9 +215,12 @@ async fn takeover(bench: &mut Bench, c: &mut Clusters, mcpgw: &Path, p: &Profile
     let before = takeovers(&survivors).await?;
 
     bench.clock.say(format!("takeover: killing mcpgw {tag} (SIGKILL), the holder of {n} idle sessions"));
+    let Some(proc) = c.instances[victim].proc.take() else { bail!("mcpgw {tag} is not running") };
     let killed = Instant::now();
-    // Dropping the process kills it and reaps it.
-    drop(c.instances[victim].proc.take());
+    proc.kill();
+    // Until it is gone its listening socket still takes connections (and would reset them):
+    // the calls start once it is reaped, their time counted from the signal.
+    let gone = killed.elapsed();
     let mut set = JoinSet::new();
     for parked in mine {
         let (target, p) = (target.clone(), p.clone());
@@ -229,7 +234,8 @@ async fn takeover(bench: &mut Bench, c: &mut Clusters, mcpgw: &Path, p: &Profile
             (killed.elapsed(), outcome)
         });
     }
-    let mut row = Takeover { round, node: tag.clone(), sessions: n, ..Takeover::default() };
+    let gone_ms = gone.as_secs_f64() * 1e3;
+    let mut row = Takeover { round, node: tag.clone(), sessions: n, gone_ms, ..Takeover::default() };
     let (mut nanos, mut answered) = (Vec::with_capacity(n), Vec::with_capacity(n));
     while let Some(joined) = set.join_next().await {
         match joined {
@@ -251,8 +257,14 @@ async fn takeover(bench: &mut Bench, c: &mut Clusters, mcpgw: &Path, p: &Profile
     row.latency = Latency::of(nanos);
     row.takeovers = takeovers(&survivors).await?.saturating_sub(before);
     bench.clock.say(format!(
-        "takeover of mcpgw {tag}'s {n} sessions: {} answered, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms from the kill; {} takeovers counted; {} errors",
-        row.answered, row.latency.p50_ms, row.latency.p99_ms, row.latency.max_ms, row.takeovers, row.errors
+        "takeover of mcpgw {tag}'s {n} sessions: gone {:.1} ms after the kill; {} answered, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms from the kill; {} takeovers counted; {} errors",
+        row.gone_ms,
+        row.answered,
+        row.latency.p50_ms,
+        row.latency.p99_ms,
+        row.latency.max_ms,
+        row.takeovers,
+        row.errors
     ));
     if row.errors > 0 {
         bench.note(format!(

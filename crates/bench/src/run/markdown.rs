@@ -160,14 +160,17 @@ fn cluster_table(md: &mut String, r: &Report) {
     if c.rounds.is_empty() && c.setup.is_empty() && c.takeovers.is_empty() {
         return;
     }
+    let _ = writeln!(md, "## Three instances behind HAProxy with Redis, against one\n");
     let _ = writeln!(
         md,
-        "## Three instances behind HAProxy with Redis, against one
-"
-    );
-    let _ = writeln!(
-        md,
-        "`{CLUSTER}`: three mcpgw with `[cluster]` on one `redis-server` (a unix socket, nothing saved), behind HAProxy          running `config/examples/haproxy.cfg` as shipped (every request of a session to the instance that minted it;          one connection per request to the instances, `option http-server-close`); `{SINGLE_LB}`: one mcpgw without          `[cluster]` behind the same HAProxy configuration; `{SINGLE}`: that mcpgw called directly. Every mcpgw on the          built-in tools, with its default worker threads. {} rounds, the order of the three reversed every other round.          *CPU µs/req* is the server's: the cluster's three instances summed; HAProxy's and Redis's are read beside it          and counted neither as the server's nor as other work. *cluster ×* is the cluster's CPU per request over          `{SINGLE_LB}`'s: what the store and the split into three instances cost on the round-trip path.\n",
+        "`{CLUSTER}`: three mcpgw with `[cluster]` on one `redis-server` (a unix socket, nothing saved), behind HAProxy \
+         running `config/examples/haproxy.cfg` as shipped (every request of a session to the instance that minted it; \
+         one connection per request to the instances, `option http-server-close`); `{SINGLE_LB}`: one mcpgw without \
+         `[cluster]` behind the same HAProxy configuration; `{SINGLE}`: that mcpgw called directly. Every mcpgw on the \
+         built-in tools, with its default worker threads. {} rounds, the order of the three reversed every other \
+         round. *CPU µs/req* is the server's: the cluster's three instances summed; HAProxy's and Redis's are read \
+         beside it and counted neither as the server's nor as other work. *cluster ×* is the cluster's CPU per request \
+         over `{SINGLE_LB}`'s: what the store and the split into three instances cost on the round-trip path.\n",
         r.plan.rounds
     );
     let _ = writeln!(
@@ -202,7 +205,8 @@ fn cluster_table(md: &mut String, r: &Report) {
     if !c.setup.is_empty() {
         let _ = writeln!(
             md,
-            "Sessions set up back to back through each HAProxy ({} workers: `initialize`, `initialized`, one call, then              DELETE or the event stream closed; CPU per session set up):\n",
+            "Sessions set up back to back through each HAProxy ({} workers: `initialize`, `initialized`, one call, \
+             then DELETE or the event stream closed; CPU per session set up):\n",
             r.plan.setup_workers
         );
         let _ = writeln!(
@@ -232,21 +236,27 @@ fn cluster_table(md: &mut String, r: &Report) {
     if !c.takeovers.is_empty() {
         let _ = writeln!(
             md,
-            "Takeovers: in each round one instance (another each round) holds {} idle Streamable HTTP sessions and is              killed (SIGKILL); each of those sessions then makes one call at once, on a new connection through              HAProxy, which retries the refused connection on another instance, which takes the session over (claims              its record in Redis and rebuilds it from the recorded handshake). Latency from the kill to each answer;              *takeovers* is what the other instances' `mcpgw_session_takeovers_total` rose by.\n",
+            "Takeovers: in each round one instance (another each round) holds {} idle Streamable HTTP sessions and is \
+             killed (SIGKILL). Once it is gone (*gone after*: until then its listening socket still takes connections), \
+             each of those sessions makes one call at once, on a new connection through HAProxy, which retries the \
+             refused connection on another instance, which takes the session over (claims its record in Redis and \
+             rebuilds it from the recorded handshake). Latency from the kill to each answer; *takeovers* is what the \
+             other instances' `mcpgw_session_takeovers_total` rose by.\n",
             r.plan.takeover_sessions
         );
         let _ = writeln!(
             md,
-            "| round | instance killed | sessions | answered | takeovers | p50 ms | p99 ms | max ms | errors |"
+            "| round | instance killed | sessions | gone after ms | answered | takeovers | p50 ms | p99 ms | max ms | errors |"
         );
-        let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for t in &c.takeovers {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
+                "| {} | {} | {} | {:.1} | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
                 t.round,
                 t.node,
                 t.sessions,
+                t.gone_ms,
                 t.answered,
                 t.takeovers,
                 t.latency.p50_ms,
@@ -695,7 +705,7 @@ mod tests {
             md.contains("| 64 | Streamable HTTP, JSON | 1 | 10,000 | 5.000 | 110.0 | 20.0 | 5.0 | 12,000 | 100.0 | – | 15,000 | 60.0 | 1.10 | 0 |"),
             "{md}"
         );
-        assert!(md.contains("| 1 | 0002 | 50 | 50 | 50 |"), "{md}");
+        assert!(md.contains("| 1 | 0002 | 50 | 0.0 | 50 | 50 |"), "{md}");
     }
 
     #[test]
