@@ -438,3 +438,21 @@ async fn client_sessions(
     );
     stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
 }
+
+/// The median time of `calls` echo calls, one after the other, on one legacy session opened
+/// at `base` (a load balancer's, or an instance's own): the POST, then its reply on the
+/// event stream.
+pub async fn legacy_call_median(base: &str, calls: usize) -> std::time::Duration {
+    let mut session = crate::LegacySession::connect(&Gateway::attach(base), "/sse").await;
+    session.initialize("2024-11-05").await;
+    let mut times = Vec::with_capacity(calls);
+    for id in 1..=calls {
+        let began = std::time::Instant::now();
+        let arguments = serde_json::json!({"name": "echo", "arguments": {"text": "x"}});
+        let reply = session.call(id as i64, "tools/call", arguments).await;
+        assert_eq!(reply["result"]["content"][0]["text"], "x", "{reply}");
+        times.push(began.elapsed());
+    }
+    times.sort();
+    times[calls / 2]
+}
