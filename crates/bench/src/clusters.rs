@@ -1,8 +1,9 @@
 //! The processes of the cluster rows (run/cluster.rs): a `redis-server` of its own on a unix
 //! socket keeping nothing on disk, mcpgw instances with `[cluster]` pointing at it, and
 //! HAProxy in front of them running `config/examples/haproxy.cfg` as shipped, with their
-//! addresses (as tests/src/cluster.rs starts them); and one mcpgw without `[cluster]` behind
-//! the same HAProxy configuration, the baseline.
+//! addresses (as tests/src/cluster.rs starts them); one mcpgw without `[cluster]` behind the
+//! same HAProxy configuration, the baseline; and a cluster of one, on the same store, behind
+//! its own HAProxy: the baseline with the store.
 //!
 //! HAProxy's listening socket is bound here (port 0) and handed over as descriptor 3
 //! (`bind fd@3`), so it accepts connections as soon as it exists.
@@ -66,14 +67,16 @@ impl Instance {
     }
 }
 
-/// Three instances (or any number), their store and their HAProxy; and the single instance
-/// with its own HAProxy.
+/// Three instances (or any number), their store and their HAProxy; the single instance with
+/// its own HAProxy; and the cluster of one (`[cluster]` on the same store) with its own.
 pub(crate) struct Clusters {
     pub(crate) instances: Vec<Instance>,
     pub(crate) haproxy: Proc,
     pub(crate) redis: Proc,
     pub(crate) single: Proc,
     pub(crate) single_haproxy: Proc,
+    pub(crate) solo: Proc,
+    pub(crate) solo_haproxy: Proc,
     _dir: TempDir,
 }
 
@@ -86,15 +89,16 @@ impl Clusters {
         let socket = dir.0.join("redis.sock");
         let redis = start_redis(&dir.0, &socket)?;
         let builtin = "[upstreams.builtin]\nkind = \"builtin\"\n";
+        let store = format!("unix://{}", socket.display());
+        let cluster_config = |tag: &str| {
+            let config = dir.0.join(format!("mcpgw-{tag}.toml"));
+            let text = mcpgw_config(&format!("{builtin}\n[cluster]\nnode = \"{tag}\"\nstore = \"{store}\"\n"));
+            std::fs::write(&config, text).map(|()| config)
+        };
         let mut instances = Vec::new();
         for n in 1..=nodes {
             let tag = format!("{n:04x}");
-            let config = dir.0.join(format!("mcpgw-{tag}.toml"));
-            let store = format!("unix://{}", socket.display());
-            std::fs::write(
-                &config,
-                mcpgw_config(&format!("{builtin}\n[cluster]\nnode = \"{tag}\"\nstore = \"{store}\"\n")),
-            )?;
+            let config = cluster_config(&tag)?;
             let proc = start_mcpgw_at(&format!("mcpgw {tag}"), mcpgw, &config, "127.0.0.1:0", &[]).await?;
             let addr = proc.base.trim_start_matches("http://").to_owned();
             instances.push(Instance { tag, proc: Some(proc), config, addr });
@@ -106,7 +110,13 @@ impl Clusters {
         let single = start_mcpgw_at("mcpgw (single)", mcpgw, &single_config, "127.0.0.1:0", &[]).await?;
         let server = [("0001".to_owned(), single.base.trim_start_matches("http://").to_owned())];
         let single_haproxy = start_haproxy("HAProxy (single)", &dir.0.join("haproxy-single.cfg"), &server).await?;
-        Ok(Clusters { instances, haproxy, redis, single, single_haproxy, _dir: dir })
+        // The cluster of one: a tag none of the three has.
+        let tag = format!("{:04x}", nodes + 1);
+        let solo =
+            start_mcpgw_at(&format!("mcpgw {tag} (alone)"), mcpgw, &cluster_config(&tag)?, "127.0.0.1:0", &[]).await?;
+        let server = [(tag, solo.base.trim_start_matches("http://").to_owned())];
+        let solo_haproxy = start_haproxy("HAProxy (cluster of one)", &dir.0.join("haproxy-solo.cfg"), &server).await?;
+        Ok(Clusters { instances, haproxy, redis, single, single_haproxy, solo, solo_haproxy, _dir: dir })
     }
 
     /// The cluster's CPU: its instances (the server), then HAProxy and Redis beside them.
@@ -122,11 +132,16 @@ impl Clusters {
         Watched { server: vec![self.single.pid], beside: vec![self.single_haproxy.pid] }
     }
 
+    /// The cluster of one: the instance, then its HAProxy and Redis beside it.
+    pub(crate) fn solo_watched(&self) -> Watched {
+        Watched { server: vec![self.solo.pid], beside: vec![self.solo_haproxy.pid, self.redis.pid] }
+    }
+
     /// Fails with its log when a process has exited (an instance killed on purpose is `None`).
     pub(crate) fn check_alive(&mut self) -> Result<()> {
-        let Clusters { instances, haproxy, redis, single, single_haproxy, .. } = self;
+        let Clusters { instances, haproxy, redis, single, single_haproxy, solo, solo_haproxy, .. } = self;
         let procs = instances.iter_mut().filter_map(|i| i.proc.as_mut());
-        for proc in procs.chain([haproxy, redis, single, single_haproxy]) {
+        for proc in procs.chain([haproxy, redis, single, single_haproxy, solo, solo_haproxy]) {
             if !proc.alive() {
                 bail!("{} exited during the cluster rows; its log:\n{}", proc.name, proc.log_tail(30).join("\n"));
             }
@@ -137,14 +152,14 @@ impl Clusters {
     /// SIGTERM to every process; the mcpgw that did not exit 0 by themselves.
     pub(crate) fn stop(mut self) -> Vec<String> {
         let mut unclean = Vec::new();
-        let Clusters { instances, haproxy, redis, single, single_haproxy, .. } = &mut self;
-        let mcpgw = instances.iter_mut().filter_map(|i| i.proc.as_mut()).chain([single]);
+        let Clusters { instances, haproxy, redis, single, single_haproxy, solo, solo_haproxy, .. } = &mut self;
+        let mcpgw = instances.iter_mut().filter_map(|i| i.proc.as_mut()).chain([single, solo]);
         for proc in mcpgw {
             if !proc.stop() {
                 unclean.push(proc.name.clone());
             }
         }
-        for proc in [haproxy, single_haproxy, redis] {
+        for proc in [haproxy, single_haproxy, solo_haproxy, redis] {
             proc.stop();
         }
         unclean

@@ -1,8 +1,10 @@
 //! The cost of a cluster: three mcpgw instances with `[cluster]` on one Redis behind HAProxy
 //! (`config/examples/haproxy.cfg` as shipped), against one mcpgw without `[cluster]` behind the
-//! same HAProxy configuration and the same mcpgw reached directly, on the built-in `echo`.
+//! same HAProxy configuration and the same mcpgw reached directly, on the built-in `echo`; and
+//! a cluster of one (one mcpgw with `[cluster]` on the same Redis, behind its own HAProxy),
+//! which tells the store's cost from the cost of splitting the load over three instances.
 //!
-//! Each round measures, at each size of `plan.cluster_sizes` and on each transport, the three
+//! Each round measures, at each size of `plan.cluster_sizes` and on each transport, the four
 //! under the same closed-loop load, one after the other (the order reversed every other
 //! round). The cluster's server CPU is its three instances' summed; HAProxy's and Redis's are
 //! read beside it, and counted neither as the server's nor as other work. Then the session
@@ -34,11 +36,13 @@ pub(crate) const CLUSTER: &str = "3 mcpgw + HAProxy + Redis";
 pub(crate) const SINGLE_LB: &str = "1 mcpgw + HAProxy";
 /// The same mcpgw, called directly.
 pub(crate) const SINGLE: &str = "1 mcpgw";
+/// One mcpgw with `[cluster]` on the same Redis, behind HAProxy.
+pub(crate) const SOLO: &str = "1 mcpgw + HAProxy + Redis";
 /// The longest wait for sessions on one instance, or for an instance back in the pool.
 const POOL_WAIT: Duration = Duration::from_secs(60);
 
-/// One transport at one size in one round: the three, same load. In `cluster.cpu.beside_s`,
-/// HAProxy then Redis; in `single_lb.cpu.beside_s`, HAProxy.
+/// One transport at one size in one round: the four, same load. In `cluster.cpu.beside_s` and
+/// `solo.cpu.beside_s`, HAProxy then Redis; in `single_lb.cpu.beside_s`, HAProxy.
 #[derive(Serialize)]
 pub(crate) struct ClusterRound {
     pub(crate) round: usize,
@@ -47,6 +51,7 @@ pub(crate) struct ClusterRound {
     pub(crate) cluster: LoadResult,
     pub(crate) single_lb: LoadResult,
     pub(crate) single: LoadResult,
+    pub(crate) solo: LoadResult,
 }
 
 /// Sessions set up back to back through each HAProxy, one transport, one round.
@@ -106,20 +111,22 @@ pub(crate) async fn cluster(bench: &mut Bench, mcpgw: &Path, out_dir: &Path, p: 
 
 async fn measure(bench: &mut Bench, c: &mut Clusters, mcpgw: &Path, p: &Profiles) -> Result<ClusterRows> {
     let mut rows = ClusterRows::default();
-    let targets = [target_of(&c.haproxy)?, target_of(&c.single_haproxy)?, target_of(&c.single)?];
+    let targets =
+        [target_of(&c.haproxy)?, target_of(&c.single_haproxy)?, target_of(&c.single)?, target_of(&c.solo_haproxy)?];
     for round in 1..=bench.plan.rounds {
         for sessions in bench.plan.cluster_sizes.clone() {
             for profile in [&p.json, &p.sse, &p.legacy] {
-                let mut order = [0, 1, 2];
+                let mut order = [0, 1, 2, 3];
                 if round % 2 == 0 {
                     order.reverse();
                 }
-                let mut found: [Option<LoadResult>; 3] = [None, None, None];
+                let mut found: [Option<LoadResult>; 4] = [None, None, None, None];
                 for which in order {
                     let (name, watched) = match which {
                         0 => (CLUSTER, c.cluster_watched()),
                         1 => (SINGLE_LB, c.single_lb_watched()),
-                        _ => (SINGLE, Watched::from(Some(c.single.pid))),
+                        2 => (SINGLE, Watched::from(Some(c.single.pid))),
+                        _ => (SOLO, c.solo_watched()),
                     };
                     let target = &targets[which];
                     let what = format!("{name}, {}, {sessions} sessions", profile.transport.label());
@@ -132,7 +139,7 @@ async fn measure(bench: &mut Bench, c: &mut Clusters, mcpgw: &Path, p: &Profiles
                         .await?;
                     found[which] = Some(result);
                 }
-                let [Some(cluster), Some(single_lb), Some(single)] = found else {
+                let [Some(cluster), Some(single_lb), Some(single), Some(solo)] = found else {
                     bail!("a cluster row was not measured")
                 };
                 rows.rounds.push(ClusterRound {
@@ -142,6 +149,7 @@ async fn measure(bench: &mut Bench, c: &mut Clusters, mcpgw: &Path, p: &Profiles
                     cluster,
                     single_lb,
                     single,
+                    solo,
                 });
             }
         }

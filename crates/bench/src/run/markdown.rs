@@ -9,7 +9,7 @@ use crate::peers;
 
 use super::auth::{MCPGW_AUTH, MCPGW_NO_AUDIT, NO_AUDIT_LOG};
 use super::bench::NOISY;
-use super::cluster::{CLUSTER, SINGLE, SINGLE_LB, beside_us};
+use super::cluster::{CLUSTER, SINGLE, SINGLE_LB, SOLO, beside_us};
 use super::numbers::{median, opt, pct, thousands};
 use super::reading::reading_the_targets;
 use super::report::{MCPGW_1, RMCP_STATELESS_1, Report, Round};
@@ -167,23 +167,25 @@ fn cluster_table(md: &mut String, r: &Report) {
          running `config/examples/haproxy.cfg` as shipped (every request of a session to the instance that minted it; \
          one connection per request to the instances, `option http-server-close`); `{SINGLE_LB}`: one mcpgw without \
          `[cluster]` behind the same HAProxy configuration; `{SINGLE}`: that mcpgw called directly. Every mcpgw on the \
-         built-in tools, with its default worker threads. {} rounds, the order of the three reversed every other \
-         round. *CPU µs/req* is the server's: the cluster's three instances summed; HAProxy's and Redis's are read \
-         beside it and counted neither as the server's nor as other work. *cluster ×* is the cluster's CPU per request \
-         over `{SINGLE_LB}`'s: what the store and the split into three instances cost on the round-trip path.\n",
+         built-in tools, with its default worker threads; and `{SOLO}`, a cluster of one: one more mcpgw with \
+         `[cluster]` on the same Redis, behind a HAProxy of its own. {} rounds, the order of the four reversed every \
+         other round. *CPU µs/req* is the server's: the cluster's three instances summed; HAProxy's and Redis's are \
+         read beside it and counted neither as the server's nor as other work. *cluster ×* is the cluster's CPU per \
+         request over `{SINGLE_LB}`'s: what the store and the split into three instances cost on the round-trip path \
+         (the target); *store ×* is the cluster of one's over the same: the store's part of it.\n",
         r.plan.rounds
     );
     let _ = writeln!(
         md,
-        "| sessions | transport | round | cluster req/s | cluster p99 ms | cluster CPU µs/req | its HAProxy µs/req | Redis µs/req | 1 + HAProxy req/s | 1 + HAProxy CPU µs/req | its HAProxy µs/req | 1 alone req/s | 1 alone CPU µs/req | cluster × | errors |"
+        "| sessions | transport | round | cluster req/s | cluster p99 ms | cluster CPU µs/req | its HAProxy µs/req | Redis µs/req | 1 + HAProxy req/s | 1 + HAProxy CPU µs/req | its HAProxy µs/req | 1 alone req/s | 1 alone CPU µs/req | cluster of one req/s | cluster of one CPU µs/req | cluster × | store × | errors |"
     );
-    let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &c.rounds {
-        let (x, l, s) = (&row.cluster, &row.single_lb, &row.single);
-        let ratio = x.server_us_per_req.zip(l.server_us_per_req).map(|(x, l)| x / l);
+        let (x, l, s, o) = (&row.cluster, &row.single_lb, &row.single, &row.solo);
+        let over_single = |y: Option<f64>| y.zip(l.server_us_per_req).map(|(y, l)| y / l);
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.sessions,
             row.transport,
             row.round,
@@ -197,8 +199,11 @@ fn cluster_table(md: &mut String, r: &Report) {
             opt(beside_us(&l.cpu, 0, l.rps), 1),
             thousands(s.rps),
             opt(s.server_us_per_req, 1),
-            opt(ratio, 2),
-            x.errors + l.errors + s.errors
+            thousands(o.rps),
+            opt(o.server_us_per_req, 1),
+            opt(over_single(x.server_us_per_req), 2),
+            opt(over_single(o.server_us_per_req), 2),
+            x.errors + l.errors + s.errors + o.errors
         );
     }
     let _ = writeln!(md);
@@ -690,6 +695,7 @@ mod tests {
             cluster,
             single_lb: fake::run(12_000.0, 100.0, 4.0),
             single: fake::run(15_000.0, 60.0, 3.0),
+            solo: fake::run(11_000.0, 104.0, 4.0),
         }];
         report.cluster.takeovers = vec![Takeover {
             round: 1,
@@ -702,7 +708,7 @@ mod tests {
         let md = markdown(&report, Path::new("results.json"));
         assert!(md.contains("## Three instances behind HAProxy with Redis, against one"));
         assert!(
-            md.contains("| 64 | Streamable HTTP, JSON | 1 | 10,000 | 5.000 | 110.0 | 20.0 | 5.0 | 12,000 | 100.0 | – | 15,000 | 60.0 | 1.10 | 0 |"),
+            md.contains("| 64 | Streamable HTTP, JSON | 1 | 10,000 | 5.000 | 110.0 | 20.0 | 5.0 | 12,000 | 100.0 | – | 15,000 | 60.0 | 11,000 | 104.0 | 1.10 | 1.04 | 0 |"),
             "{md}"
         );
         assert!(md.contains("| 1 | 0002 | 50 | 0.0 | 50 | 50 |"), "{md}");

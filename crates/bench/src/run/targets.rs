@@ -4,7 +4,7 @@
 use crate::client::Transport;
 
 use super::auth::{AuthRound, MCPGW_AUTH};
-use super::cluster::{CLUSTER, SINGLE_LB};
+use super::cluster::{CLUSTER, SINGLE_LB, SOLO};
 use super::numbers::{median, pct};
 use super::report::{MCPGW_1, Report, Round, Verdict};
 
@@ -230,12 +230,19 @@ pub(crate) fn cluster_verdicts(report: &Report) -> Vec<Verdict> {
         }
         let ratio = median(ratios.clone());
         let errors: usize = rows.iter().map(|r| r.cluster.errors + r.single_lb.errors).sum();
+        // The cluster of one tells the store's part from the split's.
+        let store: Vec<f64> =
+            rows.iter().filter_map(|r| Some(r.solo.server_us_per_req? / r.single_lb.server_us_per_req?)).collect();
+        let store = match store.is_empty() {
+            true => String::new(),
+            false => format!("; the store alone, `{SOLO}`: {:.2}×", median(store)),
+        };
         out.push(Verdict {
             target: format!(
                 "{transport}, {n} sessions: `{CLUSTER}` ≤ 1.15× the server CPU per request of `{SINGLE_LB}` (the instances' CPU summed; HAProxy's and Redis's not counted)"
             ),
             measured: format!(
-                "{ratio:.2}× ({:.1} vs {:.1} CPU µs/req, medians; {} alternating rounds: {})",
+                "{ratio:.2}× ({:.1} vs {:.1} CPU µs/req, medians; {} alternating rounds: {}){store}",
                 median(rows.iter().filter_map(|r| r.cluster.server_us_per_req).collect()),
                 median(rows.iter().filter_map(|r| r.single_lb.server_us_per_req).collect()),
                 ratios.len(),
@@ -470,6 +477,7 @@ mod tests {
             cluster: fake::run(10_000.0, cluster_us, 5.0),
             single_lb: fake::run(12_000.0, single_us, 4.0),
             single: fake::run(15_000.0, 60.0, 3.0),
+            solo: fake::run(11_000.0, 104.0, 4.0),
         };
         let setup = |per_second| SetupResult { per_second, ..SetupResult::default() };
         let mut report = fake::report();
@@ -498,6 +506,7 @@ mod tests {
         assert_eq!(v.len(), 4, "{:#?}", v.iter().map(|v| &v.target).collect::<Vec<_>>());
         assert!(v[0].target.starts_with("Streamable HTTP, JSON, 64 sessions"), "{}", v[0].target);
         assert!(v[0].measured.starts_with("1.12× (112.0 vs 100.0 CPU µs/req"), "{}", v[0].measured);
+        assert!(v[0].measured.ends_with("the store alone, `1 mcpgw + HAProxy + Redis`: 1.04×"), "{}", v[0].measured);
         assert_eq!((v[0].met, v[0].margin.as_str()), (true, "-3% against 1.15×"));
         assert!(v[1].target.contains("16 sessions") && !v[1].met);
         assert!(v[2].met && v[2].measured.starts_with("2100/s"), "{}", v[2].measured);
