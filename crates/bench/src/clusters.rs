@@ -88,7 +88,10 @@ impl Clusters {
         let dir = TempDir::new(out_dir.join("cluster"))?;
         let socket = dir.0.join("redis.sock");
         let redis = start_redis(&dir.0, &socket)?;
-        let builtin = "[upstreams.builtin]\nkind = \"builtin\"\n";
+        // One worker thread each: the instances share one machine's cores, and with a runtime
+        // thread per core each they would crowd each other (their CPU per request, summed, rose
+        // by a third on two cores). The single instance runs the same, to compare like with like.
+        let builtin = "[server]\nworker_threads = 1\n\n[upstreams.builtin]\nkind = \"builtin\"\n";
         let store = format!("unix://{}", socket.display());
         let cluster_config = |tag: &str| {
             let config = dir.0.join(format!("mcpgw-{tag}.toml"));

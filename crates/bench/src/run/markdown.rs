@@ -167,7 +167,7 @@ fn cluster_table(md: &mut String, r: &Report) {
          running `config/examples/haproxy.cfg` as shipped (every request of a session to the instance that minted it; \
          one connection per request to the instances, `option http-server-close`); `{SINGLE_LB}`: one mcpgw without \
          `[cluster]` behind the same HAProxy configuration; `{SINGLE}`: that mcpgw called directly. Every mcpgw on the \
-         built-in tools, with its default worker threads; and `{SOLO}`, a cluster of one: one more mcpgw with \
+         built-in tools, with one worker thread (the instances share the machine's cores); and `{SOLO}`, a cluster of one: one more mcpgw with \
          `[cluster]` on the same Redis, behind a HAProxy of its own. {} rounds, the order of the four reversed every \
          other round. *CPU µs/req* is the server's: the cluster's three instances summed; HAProxy's and Redis's are \
          read beside it and counted neither as the server's nor as other work. *cluster ×* is the cluster's CPU per \
