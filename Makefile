@@ -33,6 +33,8 @@ help:
 	@echo "             BENCH_QUICK=1 for a smoke run (target/bench/benchmarks-quick.md)"
 	@echo "make bench-auth  only its rows with JWT auth + a 20-rule policy, and the audit log's cost"
 	@echo "             (~3 min; target/bench/benchmarks-auth.md)"
+	@echo "make bench-cluster  only its rows with three mcpgw behind HAProxy with Redis against one, and a"
+	@echo "             takeover's latency (~8 min; target/bench/benchmarks-cluster.md)"
 	@echo "make deps-bench  install the competing gateways the bench measures (crates/bench/peers)"
 	@echo "make bench-compare BASE=<commit>  CPU/req of that commit's mcpgw against this one, alternating"
 	@echo "             rounds, medians (target/bench/compare.md); BASE_BIN=<binary> instead of building"
@@ -75,13 +77,14 @@ $(AUTH_DIR)/node_modules/.installed: $(AUTH_DIR)/package.json $(AUTH_DIR)/packag
 	cd $(AUTH_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The cluster tests' peers (tests/tests/cluster.rs starts its own of each on loopback): Debian's
-# HAProxy and redis-server, installed when missing (CI runs as root with no stdin, as check-units).
+# The cluster tests' peers (tests/tests/cluster.rs and nginx_cluster.rs start their own of each on
+# loopback; so do the bench's cluster rows): Debian's HAProxy, redis-server and nginx, installed
+# when missing (CI runs as root with no stdin, as check-units).
 .PHONY: deps-cluster
 deps-cluster:
-	command -v haproxy >/dev/null && command -v redis-server >/dev/null || { \
+	command -v haproxy >/dev/null && command -v redis-server >/dev/null && command -v nginx >/dev/null || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			haproxy redis-server >/dev/null; }
+			haproxy redis-server nginx >/dev/null; }
 
 # ---- tests --------------------------------------------------------------------------------
 test: build deps test-rust test-python test-ts test-conformance fuzz-smoke check-units test-deb
@@ -231,7 +234,7 @@ fuzz: fuzz-regressions
 # never reach the measured binary. The open-file limit is raised for 10,000 idle legacy
 # sessions (one event-stream connection each); mcpgw-bench also raises its own soft limit.
 .PHONY: bench deps-bench
-bench: deps-bench
+bench: deps-bench deps-cluster
 	$(CARGO) build --release -p mcpgw
 	$(CARGO) build --release -p mcpgw-bench -p mcpgw-tests --bins
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true; \
@@ -247,6 +250,16 @@ bench-auth:
 	$(CARGO) build --release -p mcpgw-bench -p mcpgw-tests --bins
 	target/release/mcpgw-bench run --only-auth $(if $(BENCH_QUICK),--quick) \
 		--command "make bench-auth$(if $(BENCH_QUICK), BENCH_QUICK=$(BENCH_QUICK))"
+
+# Only the cluster rows of `bench` (crates/bench/src/run/cluster.rs): three mcpgw with [cluster]
+# behind HAProxy with Redis against one mcpgw, and a takeover's latency; target/bench/benchmarks-cluster.md.
+.PHONY: bench-cluster
+bench-cluster: deps-cluster
+	$(CARGO) build --release -p mcpgw
+	$(CARGO) build --release -p mcpgw-bench -p mcpgw-tests --bins
+	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true; \
+		target/release/mcpgw-bench run --only-cluster $(if $(BENCH_QUICK),--quick) \
+			--command "make bench-cluster$(if $(BENCH_QUICK), BENCH_QUICK=$(BENCH_QUICK))"
 
 # Two mcpgw binaries on the same closed-loop rows, in alternating rounds, medians compared
 # (crates/bench/src/compare.rs): BASE=<commit> builds that commit's release mcpgw in a scratch

@@ -53,7 +53,7 @@ pub struct Peer {
 }
 
 impl Peer {
-    fn spawn(name: &'static str, mut command: Command) -> Self {
+    pub(crate) fn spawn(name: &'static str, mut command: Command) -> Self {
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -204,11 +204,20 @@ pub struct Node {
     authority: String,
 }
 
-/// Redis, mcpgw instances with tags `0001`, `0002`, … and HAProxy in front of them.
+/// The load balancer in front of a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balancer {
+    /// HAProxy on `config/examples/haproxy.cfg`.
+    HAProxy,
+    /// nginx on `config/examples/nginx-cluster.conf` (three instances).
+    Nginx,
+}
+
+/// Redis, mcpgw instances with tags `0001`, `0002`, … and HAProxy (or nginx) in front of them.
 pub struct Cluster {
     /// The instances, in tag order.
     pub nodes: Vec<Node>,
-    /// HAProxy's address: `http://127.0.0.1:PORT`, the clients' one URL.
+    /// The load balancer's address: `http://127.0.0.1:PORT`, the clients' one URL.
     pub base: String,
     haproxy: Peer,
     _haproxy_dir: TempDir,
@@ -225,6 +234,15 @@ impl Cluster {
 
     /// The same, sharing `redis`.
     pub fn start_on(redis: Redis, nodes: usize, config: &str) -> Self {
+        Self::start_with(redis, Balancer::HAProxy, nodes, config)
+    }
+
+    /// [`Cluster::start`] with this load balancer in front.
+    pub fn start_behind(balancer: Balancer, nodes: usize, config: &str) -> Self {
+        Self::start_with(Redis::start(), balancer, nodes, config)
+    }
+
+    fn start_with(redis: Redis, balancer: Balancer, nodes: usize, config: &str) -> Self {
         let nodes: Vec<Node> = (1..=nodes)
             .map(|n| {
                 let tag = format!("{n:04x}");
@@ -235,6 +253,11 @@ impl Cluster {
                 Node { tag, gateway: Some(gateway), config, authority }
             })
             .collect();
+        if balancer == Balancer::Nginx {
+            let servers: Vec<(&str, &str)> = nodes.iter().map(|n| (n.tag.as_str(), n.authority.as_str())).collect();
+            let (haproxy, base, dir) = crate::nginx::start(&servers);
+            return Self { nodes, base, haproxy, _haproxy_dir: dir, redis };
+        }
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind HAProxy's port");
         let base = format!("http://{}", listener.local_addr().expect("local address"));
         let dir = TempDir::new("haproxy");
@@ -439,4 +462,22 @@ async fn client_sessions(
         String::from_utf8_lossy(&output.stderr)
     );
     stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+/// The median time of `calls` echo calls, one after the other, on one legacy session opened
+/// at `base` (a load balancer's, or an instance's own): the POST, then its reply on the
+/// event stream.
+pub async fn legacy_call_median(base: &str, calls: usize) -> std::time::Duration {
+    let mut session = crate::LegacySession::connect(&Gateway::attach(base), "/sse").await;
+    session.initialize("2024-11-05").await;
+    let mut times = Vec::with_capacity(calls);
+    for id in 1..=calls {
+        let began = std::time::Instant::now();
+        let arguments = serde_json::json!({"name": "echo", "arguments": {"text": "x"}});
+        let reply = session.call(id as i64, "tools/call", arguments).await;
+        assert_eq!(reply["result"]["content"][0]["text"], "x", "{reply}");
+        times.push(began.elapsed());
+    }
+    times.sort();
+    times[calls / 2]
 }

@@ -28,6 +28,7 @@ use serde_json::Value;
 pub mod bearer;
 pub mod cluster;
 pub mod cluster_client;
+pub mod nginx;
 
 /// How long any single wait in these tests may take before it counts as a failure.
 pub const WAIT: Duration = Duration::from_secs(20);

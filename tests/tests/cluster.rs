@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use http::StatusCode;
-use mcpgw_tests::cluster::{ClientSession, ClientSteps, Cluster, TempDir, python_sessions, ts_sessions};
+use mcpgw_tests::cluster::{
+    ClientSession, ClientSteps, Cluster, TempDir, legacy_call_median, python_sessions, ts_sessions,
+};
 use mcpgw_tests::cluster_client::{RawSession, counter, takeovers};
 use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request, run};
 use serde_json::json;
@@ -342,4 +344,15 @@ async fn a_rolling_restart_of_every_instance_fails_no_call() {
 /// A flag the test's callers watch to stop.
 fn stop_flag() -> tokio::sync::watch::Sender<bool> {
     tokio::sync::watch::Sender::new(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_replies_pass_through_haproxy_as_they_are_sent() {
+    let cluster = Cluster::start(3, CONFIG);
+    // The same calls directly on an instance are the baseline. HAProxy used to hold each small
+    // write of an event stream back for more (about 200 ms) until `option http-no-delay`.
+    let direct = legacy_call_median(&cluster.node("0001").base, 20).await;
+    let through = legacy_call_median(&cluster.base, 20).await;
+    let slack = std::time::Duration::from_millis(100);
+    assert!(through < direct + slack, "median {through:?} through HAProxy, {direct:?} directly");
 }

@@ -20,7 +20,8 @@ fn every_example_and_the_default_pass_check_config() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("config/examples"))
         .expect("config/examples")
         .map(|entry| entry.expect("an entry").path())
-        // mcpgw's own files; haproxy.cfg is HAProxy's, and tests/tests/cluster.rs runs it.
+        // mcpgw's own files; haproxy.cfg and nginx-cluster.conf are the load balancers', which
+        // tests/tests/cluster.rs and nginx_cluster.rs run.
         .filter(|path| path.extension().is_some_and(|e| e == "toml" || e == "json"))
         .collect();
     files.sort();

@@ -134,13 +134,18 @@ pub(crate) async fn get_json(target: &Target, path: &str) -> Result<Value> {
 
 /// A GET returning a number as text (`serve-rmcp`'s accepted-connection count).
 pub(crate) async fn get_number(target: &Target, path: &str) -> Result<u64> {
+    Ok(get_text(target, path).await?.trim().parse()?)
+}
+
+/// A GET returning text (`/metrics`), on a connection of its own.
+pub(crate) async fn get_text(target: &Target, path: &str) -> Result<String> {
     let mut conn = Conn::open(target).await?;
     within("GET", async {
         let response = conn.send(Method::GET, path, &[], Bytes::new()).await?;
         let status = response.status();
         let body = read_all(response.into_body()).await?;
         ensure!(status.is_success(), "GET {path}: {status} {}", excerpt(&body));
-        Ok(std::str::from_utf8(&body)?.trim().parse()?)
+        Ok(String::from_utf8(body.to_vec())?)
     })
     .await
 }
@@ -642,6 +647,17 @@ impl Session {
 
     pub(crate) fn unpark(parked: Parked, conn: Conn) -> Session {
         Session { conn, kind: parked.kind, next_id: parked.next_id, authorization: parked.authorization }
+    }
+}
+
+impl Parked {
+    /// The id the server gave the session (`Mcp-Session-Id`, or the legacy `sessionId`).
+    pub(crate) fn id(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Streamable { id, .. } => id.as_ref()?.to_str().ok(),
+            Kind::Legacy { endpoint, .. } => endpoint.split("sessionId=").nth(1)?.split('&').next(),
+            Kind::Stateless => None,
+        }
     }
 }
 

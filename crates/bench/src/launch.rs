@@ -34,8 +34,19 @@ pub(crate) async fn start_mcpgw(name: &str, binary: &Path, config: &Path) -> Res
 
 /// [`start_mcpgw`] with these environment variables (`MCPGW_LOG`) set.
 pub(crate) async fn start_mcpgw_with(name: &str, binary: &Path, config: &Path, env: &[(&str, &str)]) -> Result<Proc> {
+    start_mcpgw_at(name, binary, config, "127.0.0.1:0", env).await
+}
+
+/// [`start_mcpgw_with`] listening on `listen` (`IP:PORT`).
+pub(crate) async fn start_mcpgw_at(
+    name: &str,
+    binary: &Path,
+    config: &Path,
+    listen: &str,
+    env: &[(&str, &str)],
+) -> Result<Proc> {
     let mut command = Command::new(binary);
-    command.arg("--config").arg(config).args(["--listen", "127.0.0.1:0"]);
+    command.arg("--config").arg(config).args(["--listen", listen]);
     command.envs(env.iter().copied());
     let proc = Proc::start(name, command)?;
     let target = target_of(&proc)?;

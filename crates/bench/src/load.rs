@@ -74,18 +74,43 @@ pub(crate) struct Cpu {
     pub(crate) client_s: f64,
     /// Every CPU's busy time (`/proc/stat`), all processes.
     pub(crate) machine_s: f64,
+    /// Each process beside the server's ([`Watched::beside`], in order); None: unreadable.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) beside_s: Vec<Option<f64>>,
 }
 
-/// One reading: when, the server's CPU, this process's CPU, the machine's busy time.
-type Sample = (Instant, Option<f64>, f64, f64);
+/// The processes whose CPU a run reads: the server's, summed (one process, or every instance
+/// of a cluster), and processes beside it, each read on its own and counted neither as the
+/// server's nor as other work (a load balancer, a store).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Watched {
+    pub(crate) server: Vec<u32>,
+    pub(crate) beside: Vec<u32>,
+}
+
+impl From<Option<u32>> for Watched {
+    fn from(pid: Option<u32>) -> Watched {
+        Watched { server: pid.into_iter().collect(), beside: Vec::new() }
+    }
+}
+
+/// One reading: when, the server's CPU, this process's CPU, the machine's busy time, and the
+/// CPU of each process beside the server.
+type Sample = (Instant, Option<f64>, f64, f64, Vec<Option<f64>>);
 
 impl Cpu {
-    fn sample(pid: Option<u32>) -> Sample {
+    fn sample(watched: &Watched) -> Sample {
+        // The server's CPU is known only when every one of its processes could be read.
+        let server = match watched.server.is_empty() {
+            true => None,
+            false => watched.server.iter().map(|&pid| procs::cpu_secs(pid)).sum::<Option<f64>>(),
+        };
         (
             Instant::now(),
-            pid.and_then(procs::cpu_secs),
+            server,
             procs::cpu_secs(std::process::id()).unwrap_or(0.0),
             procs::machine_busy_secs().unwrap_or(0.0),
+            watched.beside.iter().map(|&pid| procs::cpu_secs(pid)).collect(),
         )
     }
 
@@ -95,16 +120,17 @@ impl Cpu {
             server_s: a.1.zip(b.1).map(|(a, b)| b - a),
             client_s: b.2 - a.2,
             machine_s: b.3 - a.3,
+            beside_s: a.4.into_iter().zip(b.4).map(|(a, b)| a.zip(b).map(|(a, b)| b - a)).collect(),
         }
     }
 
     /// A task that reads the CPU at `start` and at `end` (the measured window).
-    pub(crate) fn probe(start: Instant, end: Instant, pid: Option<u32>) -> tokio::task::JoinHandle<Cpu> {
+    pub(crate) fn probe(start: Instant, end: Instant, watched: Watched) -> tokio::task::JoinHandle<Cpu> {
         tokio::spawn(async move {
             tokio::time::sleep_until(start).await;
-            let a = Cpu::sample(pid);
+            let a = Cpu::sample(&watched);
             tokio::time::sleep_until(end).await;
-            Cpu::between(a, Cpu::sample(pid))
+            Cpu::between(a, Cpu::sample(&watched))
         })
     }
 
@@ -123,13 +149,14 @@ impl Cpu {
         }
     }
 
-    /// Cores busy with anything but the server and the load generator (other processes,
-    /// kernel softirq work, an upstream child).
+    /// Cores busy with anything but the server, the processes beside it and the load
+    /// generator (other processes, kernel softirq work, an upstream child).
     pub(crate) fn other_cores(&self) -> f64 {
         if self.window_s <= 0.0 {
             return 0.0;
         }
-        ((self.machine_s - self.server_s.unwrap_or(0.0) - self.client_s) / self.window_s).max(0.0)
+        let beside: f64 = self.beside_s.iter().flatten().sum();
+        ((self.machine_s - self.server_s.unwrap_or(0.0) - beside - self.client_s) / self.window_s).max(0.0)
     }
 }
 
@@ -244,11 +271,11 @@ async fn run_callers(
     mut result: LoadResult,
     warmup: Duration,
     duration: Duration,
-    pid: Option<u32>,
+    watched: Watched,
 ) -> (LoadResult, Vec<Caller>) {
     let start = Instant::now() + warmup;
     let end = start + duration;
-    let probe = Cpu::probe(start, end, pid);
+    let probe = Cpu::probe(start, end, watched);
     let mut set = JoinSet::new();
     for caller in callers {
         set.spawn(drive(caller, start, end));
@@ -335,14 +362,15 @@ pub(crate) async fn close_sessions(target: &Arc<Target>, sessions: Vec<Session>)
     failures
 }
 
-/// `sessions` sessions, each in a closed loop of `tools/call` for `warmup + duration`.
+/// `sessions` sessions, each in a closed loop of `tools/call` for `warmup + duration`; the CPU
+/// of the `watched` processes read over the measured window.
 pub(crate) async fn closed_loop(
     target: &Target,
     profile: &Profile,
     sessions: usize,
     warmup: Duration,
     duration: Duration,
-    pid: Option<u32>,
+    watched: impl Into<Watched>,
 ) -> Result<LoadResult> {
     let (target, profile) = (Arc::new(target.clone()), Arc::new(profile.clone()));
     let (opened, errors, first_error) = open_sessions(&target, &profile, sessions).await;
@@ -354,7 +382,7 @@ pub(crate) async fn closed_loop(
         .into_iter()
         .map(|session| Caller::Http { session, target: target.clone(), profile: profile.clone() })
         .collect();
-    let (mut result, survivors) = run_callers(callers, result, warmup, duration, pid).await;
+    let (mut result, survivors) = run_callers(callers, result, warmup, duration, watched.into()).await;
     let sessions = survivors
         .into_iter()
         .filter_map(|c| match c {
@@ -389,7 +417,7 @@ pub(crate) async fn stdio_direct(
     let callers =
         (0..concurrency).map(|_| Caller::Rmcp { peer: client.peer().clone(), params: params.clone() }).collect();
     let result = LoadResult { sessions: concurrency, sessions_opened: concurrency, ..LoadResult::default() };
-    let (result, survivors) = run_callers(callers, result, warmup, duration, pid).await;
+    let (result, survivors) = run_callers(callers, result, warmup, duration, pid.into()).await;
     drop(survivors);
     let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
     Ok(result)
@@ -430,11 +458,11 @@ pub(crate) async fn setup_rate(
     workers: usize,
     warmup: Duration,
     duration: Duration,
-    pid: Option<u32>,
+    watched: impl Into<Watched>,
 ) -> Result<SetupResult> {
     let start = Instant::now() + warmup;
     let end = start + duration;
-    let probe = Cpu::probe(start, end, pid);
+    let probe = Cpu::probe(start, end, watched.into());
     let mut set = JoinSet::new();
     for _ in 0..workers {
         let (target, profile) = (target.clone(), profile.clone());

@@ -15,6 +15,7 @@
 //! The load generator runs on a current-thread tokio runtime: one core, whatever the machine.
 
 mod client;
+mod clusters;
 mod compare;
 mod issuer;
 mod launch;

@@ -27,22 +27,56 @@ pub(crate) struct Proc {
     log: Arc<Mutex<VecDeque<String>>>,
 }
 
+/// What says a started process is ready to be measured.
+pub(crate) enum Ready {
+    /// The line `… listening on http://IP:PORT …` (mcpgw's; the baseline servers print the
+    /// same): its base URL is that address.
+    Listening,
+    /// A line containing one of these (a store's "ready" line); its address is `base`.
+    Line(&'static [&'static str], String),
+    /// At once (its socket was bound before it started); its address is `base`.
+    Now(String),
+}
+
 impl Proc {
     /// Starts `command` and waits for the line `… listening on http://IP:PORT …` on its stderr
-    /// (mcpgw's log line; the baseline servers print the same). stderr is drained for the
-    /// process's whole life so a chatty log never blocks it.
+    /// ([`Ready::Listening`]).
     pub(crate) fn start(name: &str, mut command: Command) -> Result<Proc> {
-        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        command.stdin(Stdio::null());
+        Proc::start_ready(name, command, Ready::Listening)
+    }
+
+    /// Starts `command` (its stdin as the caller set it) and waits until it is `ready`, from
+    /// what it writes to stderr. stderr is drained for the process's whole life so a chatty
+    /// log never blocks it.
+    pub(crate) fn start_ready(name: &str, mut command: Command, ready: Ready) -> Result<Proc> {
+        command.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().with_context(|| format!("starting {name}: {command:?}"))?;
         let stderr = child.stderr.take().context("no stderr")?;
         let log = Arc::new(Mutex::new(VecDeque::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let lines = log.clone();
+        let mut tx = Some(tx);
+        let (texts, base): (&[&str], Option<String>) = match ready {
+            Ready::Listening => (&[], None),
+            Ready::Line(texts, base) => (texts, Some(base)),
+            Ready::Now(base) => {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(base);
+                }
+                (&[], None)
+            }
+        };
         std::thread::spawn(move || {
-            let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(at) = line.find(MARKER) {
+                if let Some(base) = &base {
+                    if texts.iter().any(|t| line.contains(t))
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(base.clone());
+                    }
+                } else if let Some(at) = line.find(MARKER) {
                     let rest = &line[at + MARKER.len()..];
                     let end = rest.find(|c: char| c.is_whitespace() || c == ')' || c == '"').unwrap_or(rest.len());
                     if let Some(tx) = tx.take() {
@@ -64,7 +98,7 @@ impl Proc {
                 let _ = child.kill();
                 let _ = child.wait();
                 let log = log.lock().map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n")).unwrap_or_default();
-                bail!("{name} did not print `{MARKER}…` within {START_TIMEOUT:?}; its log:\n{log}")
+                bail!("{name} was not ready within {START_TIMEOUT:?}; its log:\n{log}")
             }
         }
     }
@@ -77,6 +111,12 @@ impl Proc {
     /// Whether it is still running.
     pub(crate) fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL (no drain, nothing released), then waits until it is gone.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`]. Returns whether it exited by itself, with

@@ -230,7 +230,7 @@ pub(crate) async fn open_loop(
     let schedule = Schedule { t0, interval_ns, first, total, give_up: end + DRAIN };
 
     let (start, end) = (tokio::time::Instant::from_std(schedule.due(first)), tokio::time::Instant::from_std(end));
-    let probe = Cpu::probe(start, end, pid);
+    let probe = Cpu::probe(start, end, pid.into());
     let mut set = JoinSet::new();
     let mut queues = Vec::with_capacity(opened.len());
     let sessions_opened = opened.len();

@@ -4,13 +4,14 @@
 //! # Layout
 //!
 //! - `bench`: the measuring context (plan, messages, observations; a closed-loop run);
-//! - `measure`, `memory`, `overhead`, `auth`: the measurements, in the order they run;
+//! - `measure`, `memory`, `overhead`, `auth`, `cluster`: the measurements, in the order they run;
 //! - `report`: what a run found, as `results.json` holds it;
 //! - `targets`: the targets judged on it; `markdown` and `reading`: the report written;
 //! - `numbers`: how numbers are printed.
 
 mod auth;
 mod bench;
+mod cluster;
 mod markdown;
 mod measure;
 mod memory;
@@ -69,8 +70,13 @@ pub(crate) struct Options {
     /// Only the auth rows (JWT auth and a policy, the audit log; `make bench-auth`): a partial
     /// report, written to target/bench/results-auth.json and target/bench/benchmarks-auth.md,
     /// judged on the auth targets alone.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "only_cluster")]
     only_auth: bool,
+    /// Only the cluster rows (three instances behind HAProxy with Redis against one; `make
+    /// bench-cluster`): a partial report, written to target/bench/results-cluster.json and
+    /// target/bench/benchmarks-cluster.md, judged on the cluster targets alone.
+    #[arg(long)]
+    only_cluster: bool,
     /// Competing gateways measured in front of the stdio fixture, when present.
     #[command(flatten)]
     peers: PeerOptions,
@@ -102,11 +108,16 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     }
     let out_dir = PathBuf::from("target/bench");
     std::fs::create_dir_all(&out_dir)?;
-    let (json_path, doc_path) = match (options.only_auth, quick) {
-        (true, _) => (out_dir.join("results-auth.json"), out_dir.join("benchmarks-auth.md")),
-        (false, true) => (out_dir.join("results-quick.json"), out_dir.join("benchmarks-quick.md")),
-        (false, false) => (out_dir.join("results.json"), PathBuf::from("docs/benchmarks.md")),
+    let (json_path, doc_path) = match (options.only_auth, options.only_cluster, quick) {
+        (true, _, _) => (out_dir.join("results-auth.json"), out_dir.join("benchmarks-auth.md")),
+        (_, true, _) => (out_dir.join("results-cluster.json"), out_dir.join("benchmarks-cluster.md")),
+        (false, false, true) => (out_dir.join("results-quick.json"), out_dir.join("benchmarks-quick.md")),
+        (false, false, false) => (out_dir.join("results.json"), PathBuf::from("docs/benchmarks.md")),
     };
+    // Missing HAProxy or Redis fails the run before anything is measured, not at its end.
+    if !options.only_auth {
+        crate::clusters::check_installed()?;
+    }
     let json_path = options.json.clone().unwrap_or(json_path);
     let doc_path = options.doc.clone().unwrap_or(doc_path);
     let command = options.command.clone().unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
@@ -158,7 +169,8 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     let (mut throughput, mut rounds, mut rounds_one_thread, mut open_loop, mut setup) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut memory, mut overhead, mut peers) = (Vec::new(), Vec::new(), Vec::new());
-    if !options.only_auth {
+    let partial = options.only_auth || options.only_cluster;
+    if !partial {
         // ---- round trips, rounds, open loop and set-up, on one set of servers -------------
         let mut servers = Servers::start(&options.mcpgw, &builtin_config, &one_thread_config).await?;
         throughput = measure::round_trips(&mut bench, &mut servers, &profiles).await?;
@@ -175,7 +187,16 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     }
 
     // ---- JWT auth and a policy, and the audit log, against plain mcpgw ---------------------
-    let auth = auth::auth(&mut bench, &options.mcpgw, &out_dir, &profiles).await?;
+    let mut auth = Vec::new();
+    if !options.only_cluster {
+        auth = auth::auth(&mut bench, &options.mcpgw, &out_dir, &profiles).await?;
+    }
+
+    // ---- three instances behind HAProxy with Redis, against one -----------------------------
+    let mut cluster = cluster::ClusterRows::default();
+    if !options.only_auth {
+        cluster = cluster::cluster(&mut bench, &options.mcpgw, &out_dir, &profiles).await?;
+    }
 
     let mut report = Report {
         generated_utc: sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
@@ -194,12 +215,14 @@ pub(crate) async fn run(options: Options) -> Result<()> {
         overhead,
         peers,
         auth,
+        cluster,
         targets: Vec::new(),
         observations: bench.observations,
     };
-    report.targets = match options.only_auth {
-        true => targets::auth_verdicts(&report),
-        false => targets::verdicts(&report),
+    report.targets = match (options.only_auth, options.only_cluster) {
+        (true, _) => targets::auth_verdicts(&report),
+        (_, true) => targets::cluster_verdicts(&report),
+        _ => targets::verdicts(&report),
     };
     std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("writing {}", json_path.display()))?;

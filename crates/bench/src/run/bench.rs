@@ -6,9 +6,9 @@ use anyhow::{Result, bail};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::client::{ACCEPT_BOTH, Profile, Transport};
+use crate::client::{ACCEPT_BOTH, Profile, Target, Transport};
 use crate::launch::target_of;
-use crate::load::{self, LoadResult};
+use crate::load::{self, LoadResult, Watched};
 use crate::procs::Proc;
 use crate::rate::{self, RateResult};
 
@@ -45,22 +45,23 @@ impl Bench {
         Ok(())
     }
 
-    /// What `measure` returns, measured again (at most twice) while something else kept more
-    /// than [`NOISY`] cores busy; the quietest attempt is kept. Only for runs where nothing but
-    /// the server and the load generator should be working. `what` names the run in a note.
-    async fn quietest<R: Quiet>(
+    /// What `measure` returns (given `under`, what it measures), measured again (at most
+    /// twice) while something else kept more than [`NOISY`] cores busy; the quietest attempt
+    /// is kept. Only for runs where nothing but the server and the load generator should be
+    /// working. `what` names the run in a note.
+    pub(crate) async fn quietest<R: Quiet, U>(
         &mut self,
-        proc: &mut Proc,
+        under: &mut U,
         what: &str,
-        mut measure: impl AsyncFnMut(&mut Bench, &mut Proc) -> Result<R>,
+        mut measure: impl AsyncFnMut(&mut Bench, &mut U) -> Result<R>,
     ) -> Result<R> {
-        let mut best = measure(self, proc).await?;
+        let mut best = measure(self, under).await?;
         for _ in 0..2 {
             if best.other_cores() <= NOISY {
                 break;
             }
             self.clock.say(format!("  {:.2} other cores busy during that run: measuring it again", best.other_cores()));
-            let again = measure(self, proc).await?;
+            let again = measure(self, under).await?;
             if again.other_cores() < best.other_cores() {
                 best = again;
             }
@@ -94,8 +95,22 @@ impl Bench {
         sessions: usize,
     ) -> Result<LoadResult> {
         let target = target_of(proc)?;
+        let result = self.load_at(&target, Some(proc.pid).into(), server, profile, sessions).await;
+        self.check_alive(proc)?;
+        Ok(result)
+    }
+
+    /// A closed-loop run against `target`, reading the CPU of `watched`; its errors noted.
+    pub(crate) async fn load_at(
+        &mut self,
+        target: &Target,
+        watched: Watched,
+        server: &str,
+        profile: &Profile,
+        sessions: usize,
+    ) -> LoadResult {
         let (warmup, duration) = (self.plan.warmup(), self.plan.duration());
-        let result = match load::closed_loop(&target, profile, sessions, warmup, duration, Some(proc.pid)).await {
+        let result = match load::closed_loop(target, profile, sessions, warmup, duration, watched).await {
             Ok(result) => result,
             Err(e) => LoadResult { sessions, errors: 1, first_error: Some(format!("{e:#}")), ..LoadResult::default() },
         };
@@ -119,8 +134,7 @@ impl Bench {
                 result.first_error.clone().unwrap_or_default()
             ));
         }
-        self.check_alive(proc)?;
-        Ok(result)
+        result
     }
 }
 
@@ -176,7 +190,7 @@ impl Bench {
 }
 
 /// A run that says how busy the rest of the machine was.
-trait Quiet {
+pub(crate) trait Quiet {
     fn other_cores(&self) -> f64;
 }
 

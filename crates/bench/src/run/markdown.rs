@@ -9,6 +9,7 @@ use crate::peers;
 
 use super::auth::{MCPGW_AUTH, MCPGW_NO_AUDIT, NO_AUDIT_LOG};
 use super::bench::NOISY;
+use super::cluster::{CLUSTER, SINGLE, SINGLE_LB, SOLO, beside_us};
 use super::numbers::{median, opt, pct, thousands};
 use super::reading::reading_the_targets;
 use super::report::{MCPGW_1, RMCP_STATELESS_1, Report, Round};
@@ -151,6 +152,126 @@ fn auth_table(md: &mut String, r: &Report) {
         );
     }
     let _ = writeln!(md);
+}
+
+/// The cluster rows: round trips, set-up and takeovers, each a line per round.
+fn cluster_table(md: &mut String, r: &Report) {
+    let c = &r.cluster;
+    if c.rounds.is_empty() && c.setup.is_empty() && c.takeovers.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## Three instances behind HAProxy with Redis, against one\n");
+    let _ = writeln!(
+        md,
+        "`{CLUSTER}`: three mcpgw with `[cluster]` on one `redis-server` (a unix socket, nothing saved), behind HAProxy \
+         running `config/examples/haproxy.cfg` as shipped (every request of a session to the instance that minted it; \
+         one connection per request to the instances, `option http-server-close`); `{SINGLE_LB}`: one mcpgw without \
+         `[cluster]` behind the same HAProxy configuration; `{SINGLE}`: that mcpgw called directly. Every mcpgw on the \
+         built-in tools, with one worker thread (the instances share the machine's cores); and `{SOLO}`, a cluster of one: one more mcpgw with \
+         `[cluster]` on the same Redis, behind a HAProxy of its own. {} rounds, the order of the four reversed every \
+         other round. *CPU µs/req* is the server's: the cluster's three instances summed; HAProxy's and Redis's are \
+         read beside it and counted neither as the server's nor as other work. *cluster ×* is the cluster's CPU per \
+         request over `{SINGLE_LB}`'s: what the store and the split into three instances cost on the round-trip path \
+         (the target); *store ×* is the cluster of one's over the same: the store's part of it.\n",
+        r.plan.rounds
+    );
+    let _ = writeln!(
+        md,
+        "| sessions | transport | round | cluster req/s | cluster p99 ms | cluster CPU µs/req | its HAProxy µs/req | Redis µs/req | 1 + HAProxy req/s | 1 + HAProxy CPU µs/req | its HAProxy µs/req | 1 alone req/s | 1 alone CPU µs/req | cluster of one req/s | cluster of one CPU µs/req | cluster × | store × | errors |"
+    );
+    let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in &c.rounds {
+        let (x, l, s, o) = (&row.cluster, &row.single_lb, &row.single, &row.solo);
+        let over_single = |y: Option<f64>| y.zip(l.server_us_per_req).map(|(y, l)| y / l);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.sessions,
+            row.transport,
+            row.round,
+            thousands(x.rps),
+            x.latency.p99_ms,
+            opt(x.server_us_per_req, 1),
+            opt(beside_us(&x.cpu, 0, x.rps), 1),
+            opt(beside_us(&x.cpu, 1, x.rps), 1),
+            thousands(l.rps),
+            opt(l.server_us_per_req, 1),
+            opt(beside_us(&l.cpu, 0, l.rps), 1),
+            thousands(s.rps),
+            opt(s.server_us_per_req, 1),
+            thousands(o.rps),
+            opt(o.server_us_per_req, 1),
+            opt(over_single(x.server_us_per_req), 2),
+            opt(over_single(o.server_us_per_req), 2),
+            x.errors + l.errors + s.errors + o.errors
+        );
+    }
+    let _ = writeln!(md);
+    if !c.setup.is_empty() {
+        let _ = writeln!(
+            md,
+            "Sessions set up back to back through each HAProxy ({} workers: `initialize`, `initialized`, one call, \
+             then DELETE or the event stream closed; CPU per session set up):\n",
+            r.plan.setup_workers
+        );
+        let _ = writeln!(
+            md,
+            "| transport | round | cluster sessions/s | p99 ms | instances µs/session | its HAProxy µs/session | Redis µs/session | 1 + HAProxy sessions/s | 1 + HAProxy µs/session | errors |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for row in &c.setup {
+            let (x, l) = (&row.cluster, &row.single_lb);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.3} | {} | {} | {} | {} | {} | {} |",
+                row.transport,
+                row.round,
+                thousands(x.per_second),
+                x.latency.p99_ms,
+                opt(x.server_us_per_session, 1),
+                opt(beside_us(&x.cpu, 0, x.per_second), 1),
+                opt(beside_us(&x.cpu, 1, x.per_second), 1),
+                thousands(l.per_second),
+                opt(l.server_us_per_session, 1),
+                x.errors + l.errors
+            );
+        }
+        let _ = writeln!(md);
+    }
+    if !c.takeovers.is_empty() {
+        let _ = writeln!(
+            md,
+            "Takeovers: in each round one instance (another each round) holds {} idle Streamable HTTP sessions and is \
+             killed (SIGKILL). Once it is gone (*gone after*: until then its listening socket still takes connections), \
+             each of those sessions makes one call at once, on a new connection through HAProxy, which retries the \
+             refused connection on another instance, which takes the session over (claims its record in Redis and \
+             rebuilds it from the recorded handshake). Latency from the kill to each answer; *takeovers* is what the \
+             other instances' `mcpgw_session_takeovers_total` rose by.\n",
+            r.plan.takeover_sessions
+        );
+        let _ = writeln!(
+            md,
+            "| round | instance killed | sessions | gone after ms | answered | takeovers | p50 ms | p99 ms | max ms | errors |"
+        );
+        let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for t in &c.takeovers {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.1} | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
+                t.round,
+                t.node,
+                t.sessions,
+                t.gone_ms,
+                t.answered,
+                t.takeovers,
+                t.latency.p50_ms,
+                t.latency.p99_ms,
+                t.latency.max_ms,
+                t.errors
+            );
+        }
+        let _ = writeln!(md);
+    }
 }
 
 pub(crate) fn markdown(r: &Report, json_path: &Path) -> String {
@@ -492,6 +613,7 @@ pub(crate) fn markdown(r: &Report, json_path: &Path) -> String {
     let _ = writeln!(md);
 
     auth_table(&mut md, r);
+    cluster_table(&mut md, r);
 
     let _ = writeln!(md, "## Observations\n");
     if r.observations.is_empty() {
@@ -555,6 +677,41 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("costs +11% server CPU per request at 64 sessions (median of 1 rounds)"), "{md}");
+    }
+
+    #[test]
+    fn cluster_rows_get_a_table_with_haproxys_and_rediss_cpu_beside() {
+        use crate::run::cluster::{ClusterRound, Takeover};
+        let mut report = fake::report();
+        assert!(!markdown(&report, Path::new("results.json")).contains("## Three instances"));
+        let mut cluster = fake::run(10_000.0, 110.0, 5.0);
+        // 1 s window at 10,000 req/s: 0.2 s of HAProxy is 20 µs a request, 0.05 s of Redis 5.
+        cluster.cpu.window_s = 1.0;
+        cluster.cpu.beside_s = vec![Some(0.2), Some(0.05)];
+        report.cluster.rounds = vec![ClusterRound {
+            round: 1,
+            transport: Transport::StreamableJson.label().into(),
+            sessions: 64,
+            cluster,
+            single_lb: fake::run(12_000.0, 100.0, 4.0),
+            single: fake::run(15_000.0, 60.0, 3.0),
+            solo: fake::run(11_000.0, 104.0, 4.0),
+        }];
+        report.cluster.takeovers = vec![Takeover {
+            round: 1,
+            node: "0002".into(),
+            sessions: 50,
+            answered: 50,
+            takeovers: 50,
+            ..Takeover::default()
+        }];
+        let md = markdown(&report, Path::new("results.json"));
+        assert!(md.contains("## Three instances behind HAProxy with Redis, against one"));
+        assert!(
+            md.contains("| 64 | Streamable HTTP, JSON | 1 | 10,000 | 5.000 | 110.0 | 20.0 | 5.0 | 12,000 | 100.0 | – | 15,000 | 60.0 | 11,000 | 104.0 | 1.10 | 1.04 | 0 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 1 | 0002 | 50 | 0.0 | 50 | 50 |"), "{md}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::peers::{PeerDetail, PeerInfo};
 use crate::rate::RateResult;
 
 use super::auth::AuthRound;
+use super::cluster::ClusterRows;
 
 /// The servers on one tokio worker thread (`[server] worker_threads = 1`; `serve-rmcp --workers 1`).
 pub(crate) const MCPGW_1: &str = "mcpgw, 1 thread";
@@ -32,6 +33,9 @@ pub(crate) struct Plan {
     /// The open loop's rates (requests per second, all sessions together) and sessions.
     pub(crate) open_loop_rates: Vec<f64>,
     pub(crate) open_loop_sessions: usize,
+    /// The cluster rows' sizes, and how many idle sessions the killed instance holds.
+    pub(crate) cluster_sizes: Vec<usize>,
+    pub(crate) takeover_sessions: usize,
 }
 
 impl Plan {
@@ -49,6 +53,8 @@ impl Plan {
                 idle_workers: 64,
                 open_loop_rates: vec![1_000.0, 5_000.0, 10_000.0],
                 open_loop_sessions: 64,
+                cluster_sizes: vec![16, 64],
+                takeover_sessions: 50,
             }
         } else {
             Plan {
@@ -63,6 +69,8 @@ impl Plan {
                 idle_workers: 64,
                 open_loop_rates: vec![1_000.0, 5_000.0, 10_000.0],
                 open_loop_sessions: 64,
+                cluster_sizes: vec![16, 64],
+                takeover_sessions: 200,
             }
         }
     }
@@ -180,6 +188,8 @@ pub(crate) struct Report {
     pub(crate) peers: Vec<PeerInfo>,
     /// mcpgw with JWT auth and a 20-rule policy, without, and with the audit log off.
     pub(crate) auth: Vec<AuthRound>,
+    /// Three instances behind HAProxy with Redis against one alone.
+    pub(crate) cluster: ClusterRows,
     pub(crate) targets: Vec<Verdict>,
     pub(crate) observations: Vec<String>,
 }
@@ -251,6 +261,7 @@ pub(crate) mod fake {
             overhead: Vec::new(),
             peers: Vec::new(),
             auth: Vec::new(),
+            cluster: ClusterRows::default(),
             targets: Vec::new(),
             observations: Vec::new(),
         }
