@@ -33,6 +33,29 @@ pub(crate) struct Bench {
 }
 
 impl Bench {
+    /// Says how a session set-up run went, and notes its errors.
+    pub(crate) fn report_setup(&mut self, name: &str, p: &crate::client::Profile, result: &crate::load::SetupResult) {
+        self.clock.say(format!(
+            "{name}, {}: {:.0} sessions/s set up, p50 {:.3} ms, p99 {:.3} ms, cores: server {} client {:.2} other {:.2}; {} errors",
+            p.transport.label(),
+            result.per_second,
+            result.latency.p50_ms,
+            result.latency.p99_ms,
+            result.server_cores.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+            result.client_cores,
+            result.other_cores,
+            result.errors
+        ));
+        if result.errors > 0 {
+            self.note(format!(
+                "session set-up, {name}, {}: {} errors; first: {}",
+                p.transport.label(),
+                result.errors,
+                result.first_error.clone().unwrap_or_default()
+            ));
+        }
+    }
+
     pub(crate) fn note(&mut self, note: String) {
         self.clock.say(format!("NOTE: {note}"));
         self.observations.push(note);

@@ -184,25 +184,7 @@ async fn measure(bench: &mut Bench, c: &mut Clusters, mcpgw: &Path, p: &Profiles
 async fn setup(bench: &mut Bench, name: &str, target: &Target, watched: Watched, p: &Profile) -> Result<SetupResult> {
     let plan = &bench.plan;
     let result = load::setup_rate(target, p, plan.setup_workers, plan.warmup(), plan.duration(), watched).await?;
-    bench.clock.say(format!(
-        "{name}, {}: {:.0} sessions/s set up, p50 {:.3} ms, p99 {:.3} ms, cores: server {} client {:.2} other {:.2}; {} errors",
-        p.transport.label(),
-        result.per_second,
-        result.latency.p50_ms,
-        result.latency.p99_ms,
-        result.server_cores.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
-        result.client_cores,
-        result.other_cores,
-        result.errors
-    ));
-    if result.errors > 0 {
-        bench.note(format!(
-            "session set-up, {name}, {}: {} errors; first: {}",
-            p.transport.label(),
-            result.errors,
-            result.first_error.clone().unwrap_or_default()
-        ));
-    }
+    bench.report_setup(name, p, &result);
     Ok(result)
 }
 

@@ -122,25 +122,7 @@ pub(crate) async fn setup(bench: &mut Bench, s: &mut Servers, p: &Profiles) -> R
         let result =
             load::setup_rate(&target, profile, plan.setup_workers, plan.warmup(), plan.duration(), Some(proc.pid))
                 .await?;
-        bench.clock.say(format!(
-            "{server}, {}: {:.0} sessions/s set up, p50 {:.3} ms, p99 {:.3} ms, cores: server {} client {:.2} other {:.2}; {} errors",
-            profile.transport.label(),
-            result.per_second,
-            result.latency.p50_ms,
-            result.latency.p99_ms,
-            result.server_cores.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
-            result.client_cores,
-            result.other_cores,
-            result.errors
-        ));
-        if result.errors > 0 {
-            bench.note(format!(
-                "session set-up, {server}, {}: {} errors; first: {}",
-                profile.transport.label(),
-                result.errors,
-                result.first_error.clone().unwrap_or_default()
-            ));
-        }
+        bench.report_setup(server, profile, &result);
         bench.check_alive(proc)?;
         let mut left_after = None;
         if server == "mcpgw" {
