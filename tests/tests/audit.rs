@@ -221,3 +221,41 @@ async fn a_legacy_session_s_calls_are_audited_with_the_tool_s_own_error() {
     let series = r#"mcpgw_tool_calls_total{upstream="fixture",tool="test_error_handling",outcome="tool_error"} 1"#;
     assert!(metrics.contains(series), "{metrics}");
 }
+
+/// The audit lines obey `MCPGW_LOG` like every other line: filtered out, none is written
+/// (the calls are still counted); and in the text format they read as the other lines do.
+#[tokio::test]
+async fn the_audit_line_follows_the_log_filter_and_format() {
+    let config = format!("[auth]\ntoken_sha256 = [\"{}\"]\n", digest("alice-token"));
+    let quiet = mcpgw_tests::Launch::new(&config)
+        .args(&["--log-format", "json"])
+        .env("MCPGW_LOG", "info,rmcp=warn,mcpgw::audit=off")
+        .start();
+    let alice = Session::open(&quiet).await;
+    for id in 1..=2 {
+        let echoed = alice.post(&request(id, "tools/call", json!({"name": "echo", "arguments": {"text": "x"}}))).await;
+        assert_eq!(echoed.messages()[0]["result"]["content"][0]["text"], "x");
+    }
+    // A call's line would be logged before its answer, so before this session's end.
+    let ended = alice.http.send(Method::DELETE, &alice.url, &alice.headers(), Bytes::new()).await;
+    assert_eq!(ended.status, StatusCode::OK);
+    quiet.wait_for_log("session ended");
+    assert_eq!(audit_lines(&quiet), Vec::<Value>::new(), "filtered out");
+    let metrics = alice.http.send(Method::GET, &quiet.url("/metrics"), &[], Bytes::new()).await.text();
+    let series = r#"mcpgw_tool_calls_total{upstream="builtin",tool="echo",outcome="ok"} 2"#;
+    assert!(metrics.contains(series), "still counted: {metrics}");
+
+    let text = Gateway::start_with(&config);
+    let alice = Session::open(&text).await;
+    alice.post(&request(1, "tools/call", json!({"name": "add", "arguments": {"a": 1, "b": 1}}))).await;
+    text.wait_for_log("mcpgw::audit: tool call");
+    let expected = format!(
+        " INFO mcpgw::audit: tool call identity=\"{}\" session=\"{}\" upstream=\"builtin\" tool=\"add\" outcome=\"ok\" duration_ms=",
+        name("alice-token"),
+        alice.id
+    );
+    let log = text.log.lock().expect("log lock").clone();
+    let line = log.iter().find(|l| l.contains("mcpgw::audit")).expect("the audit line");
+    let (timestamp, rest) = line.split_once(' ').expect("a timestamp first");
+    assert!(timestamp.ends_with('Z') && rest.starts_with(&expected), "{line}");
+}

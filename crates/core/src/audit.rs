@@ -1,7 +1,7 @@
-//! The audit of tool calls: one log line per call (target [`TARGET`], INFO) saying who
-//! called which tool of which upstream, how it ended and how long it took, and the same
-//! record handed to a [`CallObserver`] (the binary's metrics). Arguments are logged only
-//! when configured: they may hold what the caller would not want in a log.
+//! The audit of tool calls: one record per call saying who called which tool of which
+//! upstream, how it ended and how long it took, handed to each [`CallObserver`] (the
+//! binary's audit log line and its metrics). Arguments are in the record only when
+//! configured: they may hold what the caller would not want in a log.
 //!
 //! A call is recorded where its outcome is known, in the proxy's `call_tool`, by a guard:
 //! a call whose handler is dropped before it finished (the session ended under it) is
@@ -13,9 +13,6 @@ use std::time::{Duration, Instant};
 use rmcp::model::{CallToolResponse, JsonObject};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
-
-/// The log target of the audit lines.
-pub const TARGET: &str = "mcpgw::audit";
 
 /// The header of a stateless request's parts that names its caller for the audit (the
 /// transport's `modern::CALLER_HEADER`: the crates share no code). Its value is
@@ -53,17 +50,25 @@ impl Outcome {
     }
 }
 
-/// One finished call, as the observer sees it.
+/// One finished call, as the observers see it.
 #[derive(Debug, Clone, Copy)]
 pub struct CallRecord<'a> {
+    /// Who called (`anonymous` without authentication).
+    pub identity: &'a str,
+    /// The session id (`stateless` for a 2026-07-28 request).
+    pub session: &'a str,
     /// The upstream's name; `None`: the call named no tool the session has.
     pub upstream: Option<&'a str>,
     /// The tool, by the upstream's own name (by the name called when it was not found).
     pub tool: &'a str,
+    /// The name the client called, when it is not `tool` (prefixed, or renamed by policy).
+    pub called: Option<&'a str>,
     /// How it ended.
     pub outcome: Outcome,
     /// How long it took.
     pub duration: Duration,
+    /// The call's arguments, only with `[audit] arguments = true`.
+    pub arguments: Option<&'a JsonObject>,
 }
 
 /// Sees every tool call when it ends (the binary counts them).
@@ -72,13 +77,13 @@ pub trait CallObserver: Send + Sync {
     fn tool_call(&self, record: &CallRecord<'_>);
 }
 
-/// How calls are audited: whether arguments are logged, and who else is told.
+/// How calls are audited: whether the records carry arguments, and who is told.
 #[derive(Clone, Default)]
 pub struct Audit {
-    /// Log each call's arguments too.
+    /// Put each call's arguments in its record.
     pub arguments: bool,
-    /// Told of every call.
-    pub observer: Option<Arc<dyn CallObserver>>,
+    /// Told of every call, in this order.
+    pub observers: Vec<Arc<dyn CallObserver>>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -195,29 +200,18 @@ impl<'a> CallAudit<'a> {
     }
 
     fn record(&self, outcome: Outcome) {
-        let duration = self.started.elapsed();
-        let tool = self.tool.as_deref().unwrap_or(&self.called);
-        let upstream = self.upstream.as_deref();
-        let code = match outcome {
-            Outcome::Error(code) => Some(code),
-            _ => None,
+        let record = CallRecord {
+            identity: &self.origin.name,
+            session: &self.origin.session,
+            upstream: self.upstream.as_deref(),
+            tool: self.tool.as_deref().unwrap_or(&self.called),
+            called: self.tool.as_deref().is_some_and(|t| t != self.called).then_some(self.called.as_str()),
+            outcome,
+            duration: self.started.elapsed(),
+            arguments: self.arguments.as_ref(),
         };
-        let arguments = self.arguments.as_ref().map(|a| serde_json::Value::Object(a.clone()).to_string());
-        tracing::info!(
-            target: TARGET,
-            identity = %self.origin.name,
-            session = %self.origin.session,
-            upstream = upstream.unwrap_or("-"),
-            tool,
-            called = self.tool.as_deref().is_some_and(|t| t != self.called).then_some(self.called.as_str()),
-            outcome = outcome.as_str(),
-            code,
-            duration_ms = duration.as_secs_f64() * 1000.0,
-            arguments,
-            "tool call"
-        );
-        if let Some(observer) = &self.audit.observer {
-            observer.tool_call(&CallRecord { upstream, tool, outcome, duration });
+        for observer in &self.audit.observers {
+            observer.tool_call(&record);
         }
     }
 }
@@ -248,9 +242,23 @@ mod tests {
         }
     }
 
+    /// A record's caller, session, name called and arguments, owned.
+    type Kept = (String, String, Option<String>, Option<JsonObject>);
+
+    /// Keeps the last record's caller, names and arguments.
+    #[derive(Default)]
+    struct Last(Mutex<Option<Kept>>);
+
+    impl CallObserver for Last {
+        fn tool_call(&self, r: &CallRecord<'_>) {
+            let names = (r.identity.to_owned(), r.session.to_owned(), r.called.map(str::to_owned));
+            *self.0.lock().expect("lock") = Some((names.0, names.1, names.2, r.arguments.cloned()));
+        }
+    }
+
     fn outcome_of(result: Option<Result<CallToolResponse, ErrorData>>, cancelled: bool, timeout: bool) -> Outcome {
         let seen = Arc::new(Seen::default());
-        let audit = Audit { arguments: false, observer: Some(seen.clone()) };
+        let audit = Audit { arguments: false, observers: vec![seen.clone()] };
         let mut call = CallAudit::start(&audit, Origin::stateless(), "files_read", None);
         call.routed("files", "read");
         if timeout {
@@ -280,6 +288,24 @@ mod tests {
         assert_eq!(outcome_of(Some(Err(error)), true, true), Outcome::Cancelled);
         assert_eq!(outcome_of(Some(Ok(done.into())), true, false), Outcome::Cancelled);
         assert_eq!(outcome_of(None, false, false), Outcome::Cancelled, "dropped before it finished");
+    }
+
+    #[test]
+    fn every_observer_gets_the_caller_the_name_called_and_arguments_only_when_configured() {
+        let seen = Arc::new(Seen::default());
+        let last = Arc::new(Last::default());
+        let origin = Origin { name: "alice".into(), session: "s1".into() };
+        let arguments: JsonObject = serde_json::from_str(r#"{"text": "hi"}"#).expect("object");
+        for logged in [false, true] {
+            let audit = Audit { arguments: logged, observers: vec![seen.clone(), last.clone()] };
+            let mut call = CallAudit::start(&audit, origin.clone(), "files_read", Some(&arguments));
+            call.routed("files", "read");
+            call.finish(&Ok(CallToolResult::success(vec![]).into()), false);
+            let last = last.0.lock().expect("lock").clone().expect("a record");
+            assert_eq!((last.0.as_str(), last.1.as_str(), last.2.as_deref()), ("alice", "s1", Some("files_read")));
+            assert_eq!(last.3, logged.then(|| arguments.clone()), "arguments only when configured");
+        }
+        assert_eq!(seen.0.lock().expect("lock").len(), 2, "each observer, once per call");
     }
 
     #[test]

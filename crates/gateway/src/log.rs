@@ -73,8 +73,22 @@ impl<W: Write> Shared<W> {
     }
 }
 
-/// The writer the log's formatting layer writes each line to (one `write` per line).
+/// The writer the log's formatting layer writes each line to (one `write` per line), and
+/// the audit log its lines.
 pub(crate) struct Writer<W: Write + Send + 'static>(Arc<Shared<W>>);
+
+impl<W: Write + Send + 'static> Writer<W> {
+    /// Logs whole lines (each with its newline).
+    pub(crate) fn append(&self, lines: &[u8]) {
+        self.0.append(lines);
+    }
+}
+
+impl<W: Write + Send + 'static> Clone for Writer<W> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
 
 /// One line's writer, borrowed from [`Writer`] (no reference count touched per line).
 pub(crate) struct LineWriter<'a, W: Write + Send + 'static>(&'a Shared<W>);

@@ -13,7 +13,9 @@
 //! - `metrics`: the Prometheus metrics.
 //! - `io`: byte counting on connections.
 //! - `log`: the log's writer, which writes lines to stderr in batches.
+//! - `audit_log`: the audit line of every tool call, written to that writer.
 
+mod audit_log;
 mod caller;
 mod cluster;
 mod config;
@@ -34,7 +36,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use mcpgw_core::audit::Audit;
+use mcpgw_core::audit::{Audit, CallObserver};
 use mcpgw_core::{Policies, ServerFactory, Upstreams};
 use mcpgw_transport::Edge;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -49,6 +51,7 @@ use crate::config::Config;
 /// freed stayed in the RSS. (mimalloc, tried too, kept even more.)
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+use crate::audit_log::AuditLog;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::router::App;
@@ -113,14 +116,14 @@ fn main() -> ExitCode {
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return check_config(file);
     }
-    let log = match init_tracing(cli.log_format) {
+    let (log, audit_log) = match init_tracing(cli.log_format) {
         Ok(log) => log,
         Err(e) => {
             eprintln!("mcpgw: cannot start the log's writer: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let ended = serve(&cli);
+    let ended = serve(&cli, audit_log);
     // The log's last lines go out before the closing error, so that it reads last.
     drop(log);
     match ended {
@@ -133,7 +136,7 @@ fn main() -> ExitCode {
 }
 
 /// Runs the gateway until it stops; an error is the exit code and what to print.
-fn serve(cli: &Cli) -> Result<(), (ExitCode, String)> {
+fn serve(cli: &Cli, audit_log: Option<AuditLog>) -> Result<(), (ExitCode, String)> {
     let bad_config = |e: String| (ExitCode::from(EXIT_CONFIG), format!("bad configuration: {e}"));
     let path = cli.config.clone().or_else(|| {
         let default = PathBuf::from(DEFAULT_CONFIG_PATH);
@@ -161,7 +164,7 @@ fn serve(cli: &Cli) -> Result<(), (ExitCode, String)> {
         runtime.worker_threads(threads);
     }
     let runtime = runtime.build().map_err(|e| (ExitCode::FAILURE, format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(run(config, path, inherited)).map_err(|e| (ExitCode::FAILURE, format!("{e:#}")))
+    runtime.block_on(run(config, path, inherited, audit_log)).map_err(|e| (ExitCode::FAILURE, format!("{e:#}")))
 }
 
 fn check_config(file: &Path) -> ExitCode {
@@ -178,8 +181,9 @@ fn check_config(file: &Path) -> ExitCode {
     }
 }
 
-/// Sets up logging to stderr (in batches: `log`) and returns the guard of its writer.
-fn init_tracing(format: LogFormat) -> std::io::Result<log::Log<std::io::Stderr>> {
+/// Sets up logging to stderr (in batches: `log`); returns the guard of its writer, and
+/// the audit log writing to it unless the filter leaves the audit lines out.
+fn init_tracing(format: LogFormat) -> std::io::Result<(log::Log<std::io::Stderr>, Option<AuditLog>)> {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -188,17 +192,17 @@ fn init_tracing(format: LogFormat) -> std::io::Result<log::Log<std::io::Stderr>>
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (writer, guard) = log::batched(std::io::stderr())?;
-    let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
-    let fmt = match format {
-        LogFormat::Text => fmt.boxed(),
-        LogFormat::Json => fmt.json().boxed(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer.clone()).with_ansi(ansi);
+    let (fmt, layout) = match format {
+        LogFormat::Text => (fmt.boxed(), audit_log::Layout::Text { ansi }),
+        LogFormat::Json => (fmt.json().boxed(), audit_log::Layout::Json),
     };
     tracing_subscriber::registry()
         .with(filter)
         .with(tracing_subscriber::filter::filter_fn(|meta| !is_rmcp_error_answer(meta)))
         .with(fmt)
         .init();
-    Ok(guard)
+    Ok((guard, AuditLog::if_enabled(writer, layout)))
 }
 
 /// rmcp's `response error` warning, which it logs for every JSON-RPC error its service
@@ -212,7 +216,12 @@ fn is_rmcp_error_answer(meta: &tracing::Metadata<'_>) -> bool {
         && meta.fields().field("error").is_some()
 }
 
-async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::TcpListener>) -> anyhow::Result<()> {
+async fn run(
+    config: Config,
+    path: Option<PathBuf>,
+    inherited: Option<std::net::TcpListener>,
+    audit_log: Option<AuditLog>,
+) -> anyhow::Result<()> {
     // Before anything can announce that we are up: a SIGTERM that arrives right after the
     // listening line must start the drain, not kill the process.
     let mut signals = Signals::install()?;
@@ -228,13 +237,16 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
     let sessions_ended = CancellationToken::new();
 
     let metrics = Metrics::new();
+    // Told of every tool call: the audit line (when the log has it), then the metrics.
+    let observers: Vec<Arc<dyn CallObserver>> =
+        audit_log.map(|log| Arc::new(log) as Arc<dyn CallObserver>).into_iter().chain([metrics.clone() as _]).collect();
     let upstreams = Upstreams::start(config.upstreams.clone(), stop.child_token(), &tasks);
     // One policy holder across reloads: a new policy applies to the live sessions too.
     let policies = Policies::new(config.policy.clone());
     let factory = ServerFactory::new(upstreams.clone(), tasks.clone())
         .mrtr(config.mrtr.clone())
         .policies(policies.clone())
-        .audit(audit(&config, &metrics));
+        .audit(audit(&config, &observers));
     let cluster = match &config.cluster {
         None => None,
         Some(c) => {
@@ -290,7 +302,7 @@ async fn run(config: Config, path: Option<PathBuf>, inherited: Option<std::net::
         systemd::ready(&systemd::status_line(registry.counts()));
         tracing::info!("ready");
         while signals.next().await == Received::Reload {
-            reload(path.as_deref(), &registry, &policies, &metrics, &tasks, &stop).await;
+            reload(path.as_deref(), &registry, &policies, &observers, &tasks, &stop).await;
         }
     }
 
@@ -373,7 +385,7 @@ async fn reload(
     path: Option<&Path>,
     registry: &Registry,
     policies: &Arc<Policies>,
-    metrics: &Arc<Metrics>,
+    observers: &[Arc<dyn CallObserver>],
     tasks: &TaskTracker,
     stop: &CancellationToken,
 ) {
@@ -387,7 +399,7 @@ async fn reload(
             let factory = ServerFactory::new(upstreams, tasks.clone())
                 .mrtr(config.mrtr.clone())
                 .policies(policies.clone())
-                .audit(audit(&config, metrics));
+                .audit(audit(&config, observers));
             registry.set_factory(factory);
             policies.replace(config.policy.clone(), tasks);
             tracing::info!(upstreams = ?names, policy_rules = config.policy.len(), "configuration reloaded; new sessions get these upstreams, every session the policy (other settings apply at restart)");
@@ -398,8 +410,8 @@ async fn reload(
 }
 
 /// How tool calls are audited: the configured log line, counted in the metrics.
-fn audit(config: &Config, metrics: &Arc<Metrics>) -> Audit {
-    Audit { arguments: config.audit_arguments, observer: Some(metrics.clone()) }
+fn audit(config: &Config, observers: &[Arc<dyn CallObserver>]) -> Audit {
+    Audit { arguments: config.audit_arguments, observers: observers.to_vec() }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

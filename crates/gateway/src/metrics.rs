@@ -412,7 +412,9 @@ mod tests {
     use super::*;
 
     fn call(metrics: &Metrics, upstream: Option<&str>, tool: &str, outcome: Outcome) {
-        metrics.tool_call(&CallRecord { upstream, tool, outcome, duration: Duration::from_millis(2) });
+        let duration = Duration::from_millis(2);
+        let (identity, session, called, arguments) = ("anonymous", "s1", None, None);
+        metrics.tool_call(&CallRecord { identity, session, upstream, tool, called, outcome, duration, arguments });
     }
 
     #[test]
