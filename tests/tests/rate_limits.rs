@@ -35,18 +35,22 @@ const MAX_CALLS: i64 = 20;
 
 /// The reply of the first `call` that passes: a refused call costs no token, so it is made
 /// again until one passes, and it must pass by a second past the advertised `wait`.
-async fn passes_within<F, Fut>(wait: Duration, mut call: F) -> Reply
+/// Calls until a call passes, failing if none does by a second past `wait`; returns the
+/// reply that passed and how many were refused before it.
+async fn passes_within<F, Fut>(wait: Duration, mut call: F) -> (Reply, u64)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Reply>,
 {
     let deadline = tokio::time::Instant::now() + wait + Duration::from_secs(1);
     let mut period = tokio::time::interval(Duration::from_millis(10));
+    let mut refused = 0;
     loop {
         let reply = call().await;
         if reply.status == StatusCode::OK {
-            return reply;
+            return (reply, refused);
         }
+        refused += 1;
         assert!(tokio::time::Instant::now() < deadline, "still refused past Retry-After: {}", reply.text());
         period.tick().await;
     }
@@ -126,9 +130,12 @@ async fn a_session_over_its_limit_gets_429_with_retry_after_and_passes_again_aft
     let bob = Session::open(&gw, "bob-token").await;
     ok(&bob.post(&echo(1)).await, 1);
     let again = echo(101);
-    ok(&passes_within(wait, || alice.post(&again)).await, 101);
+    let (passed, refused) = passes_within(wait, || alice.post(&again)).await;
+    ok(&passed, 101);
+    // Every refusal is counted: the first, and those while waiting for the bucket.
     let metrics = alice.http.send(Method::GET, &gw.url("/metrics"), &[], Bytes::new()).await.text();
-    assert!(metrics.contains(r#"mcpgw_rate_limited_total{limit="per-identity"} 1"#), "{metrics}");
+    let series = format!("mcpgw_rate_limited_total{{limit=\"per-identity\"}} {}\n", 1 + refused);
+    assert!(metrics.contains(&series), "{series} in {metrics}");
 }
 
 #[tokio::test]
@@ -166,7 +173,7 @@ async fn a_stateless_call_over_the_limit_gets_429_and_passes_again_after_it() {
         id += 1;
     };
     ok(&call("bob-token", 100).await, 100);
-    ok(&passes_within(wait, || call("alice-token", 101)).await, 101);
+    ok(&passes_within(wait, || call("alice-token", 101)).await.0, 101);
 }
 
 #[tokio::test]
