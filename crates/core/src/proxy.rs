@@ -17,7 +17,8 @@ mod modern;
 mod mrtr;
 mod view;
 
-pub use modern::ModernHub;
+pub(crate) use modern::Looped;
+pub use modern::{HubServer, ModernHub};
 pub use mrtr::{MAX_PARKED, MrtrConfig};
 
 use std::sync::{Arc, Mutex, OnceLock};

@@ -23,7 +23,7 @@ use crate::audit::{Audit, Origin};
 use crate::channel::{ChannelTransport, Inbound, Notifier, Outbound, Parking, Recorder};
 use crate::error::Error;
 use crate::policy::{Caller, Policies, Policy};
-use crate::proxy::{ModernHub, MrtrConfig, Proxy};
+use crate::proxy::{HubServer, Looped, ModernHub, MrtrConfig, Proxy};
 use crate::seal::Sealer;
 use crate::state::{Handshake, SessionState};
 use crate::upstream::set::Upstreams;
@@ -193,25 +193,35 @@ impl ServerFactory {
     /// Starts the modern hub's server on its own task: one server for every stateless
     /// (2026-07-28) request, with no `initialize` (rmcp's `serve_directly`). It reads
     /// `inbound`, writes to `outbound`, and stops when `cancel` fires or every sender of
-    /// `inbound` is gone.
+    /// `inbound` is gone. Returns the same server to call without its message loop.
     pub fn start_hub<O: Outbound>(
         &self,
         inbound: Inbound,
         outbound: O,
         cancel: CancellationToken,
-    ) -> Result<(), Error> {
+    ) -> Result<HubServer, Error> {
         let (outbound, state) = self.open(outbound, None, Origin::stateless())?;
         let mrtr = match &self.mrtr {
             Some(config) => config.clone(),
             None => MrtrConfig { sealer: Arc::new(Sealer::generate()?), ttl: None },
         };
-        let proxy =
-            ModernHub::new(&self.upstreams, &state, &cancel.child_token(), &self.tasks, mrtr, self.waiting.clone());
+        let hub = Arc::new(ModernHub::new(
+            &self.upstreams,
+            &state,
+            &cancel.child_token(),
+            &self.tasks,
+            mrtr,
+            self.waiting.clone(),
+        ));
         let span = tracing::info_span!("hub");
+        let transport = ChannelTransport::new(inbound, outbound);
+        let running = {
+            let _entered = span.enter();
+            serve_directly_with_ct(Looped(hub.clone()), transport, None, cancel.child_token())
+        };
+        let server = HubServer::new(hub, running.peer().clone(), span.clone());
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {
-                let transport = ChannelTransport::new(inbound, outbound);
-                let running = serve_directly_with_ct(proxy, transport, None, cancel.child_token());
                 stopped(running.waiting().await);
                 // Its own upstream connections end with it.
                 cancel.cancel();
@@ -219,7 +229,7 @@ impl ServerFactory {
             },
             span,
         ));
-        Ok(())
+        Ok(server)
     }
 
     /// What a session and the hub start from: their outbound side shared, and a fresh state

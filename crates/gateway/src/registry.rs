@@ -8,15 +8,16 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use mcpgw_core::audit::Origin;
+use mcpgw_core::proxy::HubServer;
 use mcpgw_core::upstream::set::UpstreamStats;
 use mcpgw_core::{Outbound, OutboundClosed, ServerFactory};
 use mcpgw_transport::auth::Identity;
-use mcpgw_transport::hub::{Hub, HubLimits, ListenerSlots};
+use mcpgw_transport::hub::{Direct, DirectAnswer, Hub, HubLimits, ListenerSlots};
 use mcpgw_transport::journal::Journal;
 use mcpgw_transport::routes::{Continuation, History};
 use mcpgw_transport::session::SessionLimits;
 use mcpgw_transport::{Error, Session, SessionId, SessionKind, Sessions};
-use rmcp::model::ServerJsonRpcMessage;
+use rmcp::model::{ClientRequest, JsonRpcRequest, ServerJsonRpcMessage};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{Cluster, ClusterOutbound};
@@ -137,7 +138,8 @@ impl Registry {
         };
         let (hub, inbound) = Hub::new(limits, factory.tasks().clone(), self.listeners.clone());
         match factory.start_hub(inbound, HubOutbound(Arc::downgrade(&hub)), hub.cancel_token()) {
-            Ok(()) => {
+            Ok(server) => {
+                hub.serve_directly(Arc::new(HubDirect(server)));
                 tracing::info!("modern hub started");
                 *slot = Some(hub.clone());
                 Some(hub)
@@ -566,6 +568,15 @@ impl Outbound for HubOutbound {
                 None => Err(OutboundClosed),
             }
         }
+    }
+}
+
+/// The hub's server as the transport calls it for the requests that skip its message loop.
+struct HubDirect(HubServer);
+
+impl Direct for HubDirect {
+    fn handle(&self, request: JsonRpcRequest<ClientRequest>, cancel: CancellationToken) -> DirectAnswer {
+        Box::pin(self.0.handle(request, cancel))
     }
 }
 

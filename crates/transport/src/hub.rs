@@ -17,6 +17,10 @@
 //! A `subscriptions/listen` request is a request like the others whose answer comes only
 //! when the subscription ends; meanwhile the server's list changes and resource updates,
 //! which belong to no request, go to the listeners that asked for them (module `listen`).
+//!
+//! A request that nothing but its answer can come for (no progress token, no log level,
+//! not a listen) skips the server's message loop when the hub has a [`Direct`] server: it
+//! runs on a task of its own and its answer is routed like the loop's (module `direct`).
 
 #![allow(deprecated)] // LoggingLevel is deprecated in 2026-07-28, and still how a request names one
 
@@ -44,8 +48,10 @@ use tokio_util::task::TaskTracker;
 use crate::outgoing::Outgoing;
 use crate::session::Closed;
 
+mod direct;
 mod listen;
 
+pub use direct::{Direct, DirectAnswer};
 use listen::Listening;
 pub use listen::{DEFAULT_MAX_LISTENERS, ListenerSlots};
 
@@ -82,6 +88,8 @@ pub struct Hub {
     /// Set once its listen streams were ended: it takes no new ones (it is draining or
     /// replaced).
     no_more_listeners: AtomicBool,
+    /// The server's handler, for the requests that need not pass its message loop.
+    direct: std::sync::OnceLock<Arc<dyn Direct>>,
     me: Weak<Hub>,
 }
 
@@ -106,6 +114,8 @@ struct Pending {
     tx: mpsc::Sender<Outgoing>,
     /// Set for a `subscriptions/listen` request.
     listen: Option<Listening>,
+    /// Set for a request handed to the [`Direct`] server: cancels it there.
+    direct: Option<CancellationToken>,
 }
 
 /// Which of the capabilities an upstream may ask for mid-call a request declared.
@@ -196,6 +206,7 @@ impl Hub {
             tasks,
             listeners,
             no_more_listeners: AtomicBool::new(false),
+            direct: std::sync::OnceLock::new(),
             me: me.clone(),
         });
         (hub, rx)
@@ -279,9 +290,15 @@ impl Hub {
         }
         let (tx, rx) = mpsc::channel(self.limits.stream.max(1));
         let client_id = std::mem::replace(&mut request.id, RequestId::Number(key));
-        self.pending().insert(key, Pending { client_id, token, log, declared, tx, listen });
+        let direct = self.direct.get().filter(|_| token.is_none() && log.is_none() && listen.is_none()).cloned();
+        let cancel = direct.as_ref().map(|_| self.ended.child_token());
+        self.pending().insert(key, Pending { client_id, token, log, declared, tx, listen, direct: cancel.clone() });
         // From here on, dropping the ticket (this future included) cancels the request.
         let ticket = Ticket { hub: self.clone(), key };
+        if let (Some(server), Some(cancel)) = (direct, cancel) {
+            self.run_directly(server, request, cancel);
+            return Ok((rx, ticket));
+        }
         tokio::select! {
             sent = self.inbound.send(Box::new(JsonRpcMessage::Request(request))) => sent.map_err(|_| NotTaken::Ended)?,
             () = self.ended.cancelled() => return Err(NotTaken::Ended),
@@ -462,6 +479,9 @@ impl Hub {
         }
         let Some(entry) = pending.remove(&key) else { return };
         drop(pending);
+        if let Some(cancel) = &entry.direct {
+            cancel.cancel();
+        }
         let needed = needed.key();
         let required = serde_json::json!({ "requiredCapabilities": { needed: {} } });
         let error = ErrorData::new(
@@ -474,7 +494,9 @@ impl Hub {
             // The first message on a fresh stream: there is room.
             let _ = entry.tx.try_send(Outgoing::Failure { json, status });
         }
-        self.cancel_in_server(key, "the client lacks a capability the call needs");
+        if entry.direct.is_none() {
+            self.cancel_in_server(key, "the client lacks a capability the call needs");
+        }
     }
 
     /// Forgets request `key` if it is still waiting, and then tells the server it is
@@ -482,6 +504,7 @@ impl Hub {
     fn abandon(&self, key: i64) {
         let Some(gone) = self.pending().remove(&key) else { return };
         let listen = gone.listen.is_some();
+        let direct = gone.direct.clone();
         // Dropped first: a listen's slot is free once its end is logged (tests wait for the
         // line, then listen again under a cap of one).
         drop(gone);
@@ -490,7 +513,10 @@ impl Hub {
         } else {
             tracing::info!(request = key, "a stateless request's client left before its answer; cancelled it");
         }
-        self.cancel_in_server(key, "the client closed the request's stream");
+        match direct {
+            Some(cancel) => cancel.cancel(),
+            None => self.cancel_in_server(key, "the client closed the request's stream"),
+        }
     }
 
     /// Tells the server request `key` is cancelled.
