@@ -8,12 +8,10 @@
 //! event) and obeys the same filter: `MCPGW_LOG`'s directive for the target [`TARGET`] at
 //! `info` decides, once at start, whether it is written.
 
-use std::fmt::Write as _;
-use std::io::Stderr;
+use std::io::{Stderr, Write as _};
 
 use mcpgw_core::audit::{CallObserver, CallRecord, Outcome};
 use serde::Serialize;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 
 use crate::log::Writer;
 
@@ -48,7 +46,7 @@ impl AuditLog {
 
 impl CallObserver for AuditLog {
     fn tool_call(&self, record: &CallRecord<'_>) {
-        self.writer.append(format(record, self.layout).as_bytes());
+        self.writer.append(&format(record, self.layout));
     }
 }
 
@@ -93,56 +91,101 @@ impl<'a> Fields<'a> {
 }
 
 /// The line for `record`, with its newline.
-fn format(record: &CallRecord<'_>, layout: Layout) -> String {
+fn format(record: &CallRecord<'_>, layout: Layout) -> Vec<u8> {
     let fields = Fields::of(record);
-    let mut line = String::with_capacity(256);
-    // Formatting into a `String` cannot fail, nor can serializing these fields.
-    let _ = match layout {
+    let mut line = Vec::with_capacity(256);
+    match layout {
         Layout::Json => json(&mut line, &fields),
         Layout::Text { ansi } => text(&mut line, &fields, ansi),
-    };
-    line.push('\n');
+    }
+    line.push(b'\n');
     line
 }
 
 /// `{"timestamp":…,"level":"INFO","fields":{…},"target":"mcpgw::audit"}`.
-fn json(line: &mut String, fields: &Fields<'_>) -> std::fmt::Result {
-    line.push_str("{\"timestamp\":\"");
-    SystemTime.format_time(&mut tracing_subscriber::fmt::format::Writer::new(line))?;
-    line.push_str("\",\"level\":\"INFO\",\"fields\":");
-    line.push_str(&serde_json::to_string(fields).map_err(|_| std::fmt::Error)?);
-    line.push_str(",\"target\":\"");
-    line.push_str(TARGET);
-    line.push_str("\"}");
-    Ok(())
+fn json(line: &mut Vec<u8>, fields: &Fields<'_>) {
+    line.extend_from_slice(b"{\"timestamp\":\"");
+    timestamp(line);
+    line.extend_from_slice(b"\",\"level\":\"INFO\",\"fields\":");
+    // Serializing these fields into memory cannot fail.
+    let _ = serde_json::to_writer(&mut *line, fields);
+    line.extend_from_slice(b",\"target\":\"");
+    line.extend_from_slice(TARGET.as_bytes());
+    line.extend_from_slice(b"\"}");
 }
 
 /// `<timestamp>  INFO mcpgw::audit: tool call identity="…" …`: strings quoted and escaped
 /// (an identity may hold spaces), numbers bare.
-fn text(line: &mut String, fields: &Fields<'_>, ansi: bool) -> std::fmt::Result {
+fn text(line: &mut Vec<u8>, fields: &Fields<'_>, ansi: bool) {
     let (dim, green, italic, reset) =
         if ansi { ("\x1b[2m", "\x1b[32m", "\x1b[3m", "\x1b[0m") } else { ("", "", "", "") };
-    line.push_str(dim);
-    SystemTime.format_time(&mut tracing_subscriber::fmt::format::Writer::new(line))?;
-    write!(line, "{reset} {green} INFO{reset} {dim}{TARGET}:{reset} {MESSAGE}")?;
-    let mut field =
-        |name: &str, value: &dyn std::fmt::Debug| write!(line, " {italic}{name}{reset}{dim}={reset}{value:?}");
-    field("identity", &fields.identity)?;
-    field("session", &fields.session)?;
-    field("upstream", &fields.upstream)?;
-    field("tool", &fields.tool)?;
+    line.extend_from_slice(dim.as_bytes());
+    timestamp(line);
+    for part in [reset, " ", green, " INFO", reset, " ", dim, TARGET, ":", reset, " ", MESSAGE] {
+        line.extend_from_slice(part.as_bytes());
+    }
+    let mut field = |name: &str, value: Shown<'_>| {
+        for part in [" ", italic, name, reset, dim, "=", reset] {
+            line.extend_from_slice(part.as_bytes());
+        }
+        match value {
+            Shown::Str(s) => quoted(line, s),
+            Shown::Number(n) => line.extend_from_slice(n.as_bytes()),
+        }
+    };
+    field("identity", Shown::Str(fields.identity));
+    field("session", Shown::Str(fields.session));
+    field("upstream", Shown::Str(fields.upstream));
+    field("tool", Shown::Str(fields.tool));
     if let Some(called) = fields.called {
-        field("called", &called)?;
+        field("called", Shown::Str(called));
     }
-    field("outcome", &fields.outcome)?;
+    field("outcome", Shown::Str(fields.outcome));
     if let Some(code) = fields.code {
-        field("code", &code)?;
+        field("code", Shown::Number(&code.to_string()));
     }
-    field("duration_ms", &fields.duration_ms)?;
+    field("duration_ms", Shown::Number(&fields.duration_ms.to_string()));
     if let Some(arguments) = &fields.arguments {
-        field("arguments", arguments)?;
+        field("arguments", Shown::Str(arguments));
     }
-    Ok(())
+}
+
+/// A text field's value.
+enum Shown<'a> {
+    Str(&'a str),
+    Number(&'a str),
+}
+
+/// `s` in double quotes, escaped as Rust's `Debug` escapes it; printable ASCII without `"`
+/// or `\` (every name and id, most identities) is copied as it is.
+fn quoted(line: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\') {
+        line.push(b'"');
+        line.extend_from_slice(s.as_bytes());
+        line.push(b'"');
+    } else {
+        let _ = write!(line, "{s:?}");
+    }
+}
+
+thread_local! {
+    /// The second last formatted on this thread, and its `YYYY-MM-DDTHH:MM:SS`.
+    static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+}
+
+/// Now, as the log's other lines give it: RFC 3339 in UTC with microseconds
+/// (`2026-12-02T03:57:42.778463Z`). The date and time of day are formatted once a second.
+fn timestamp(line: &mut Vec<u8>) {
+    let now = std::time::SystemTime::now();
+    let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != since.as_secs() {
+            *second = since.as_secs();
+            *text = chrono::DateTime::<chrono::Utc>::from(now).format("%Y-%m-%dT%H:%M:%S").to_string();
+        }
+        line.extend_from_slice(text.as_bytes());
+    });
+    let _ = write!(line, ".{:06}Z", since.subsec_micros());
 }
 
 #[cfg(test)]
@@ -170,7 +213,8 @@ mod tests {
     #[test]
     fn a_json_line_has_the_shape_of_the_other_json_lines() {
         let arguments: JsonObject = serde_json::from_str(r#"{"path": "/a"}"#).expect("object");
-        let line = format(&record(Outcome::Error(-32602), Some(&arguments)), Layout::Json);
+        let line =
+            String::from_utf8(format(&record(Outcome::Error(-32602), Some(&arguments)), Layout::Json)).expect("utf-8");
         assert!(line.ends_with("}\n") && line.matches('\n').count() == 1, "{line}");
         let parsed: Value = serde_json::from_str(&line).expect("one JSON object");
         assert_eq!((&parsed["level"], &parsed["target"]), (&json!("INFO"), &json!(TARGET)));
@@ -195,7 +239,7 @@ mod tests {
     fn a_json_line_leaves_out_what_the_call_has_not() {
         let mut plain = record(Outcome::Ok, None);
         (plain.upstream, plain.called) = (None, None);
-        let parsed: Value = serde_json::from_str(&format(&plain, Layout::Json)).expect("JSON");
+        let parsed: Value = serde_json::from_slice(&format(&plain, Layout::Json)).expect("JSON");
         let fields = parsed["fields"].as_object().expect("fields");
         assert_eq!(fields["upstream"], "-", "no upstream: the call named no tool the caller has");
         for absent in ["called", "code", "arguments"] {
@@ -205,7 +249,8 @@ mod tests {
 
     #[test]
     fn a_text_line_quotes_its_strings() {
-        let line = format(&record(Outcome::Timeout, None), Layout::Text { ansi: false });
+        let line =
+            String::from_utf8(format(&record(Outcome::Timeout, None), Layout::Text { ansi: false })).expect("utf-8");
         let (timestamp, rest) = line.split_once(' ').expect("a timestamp first");
         assert!(timestamp.ends_with('Z'), "{timestamp}");
         assert_eq!(
@@ -213,7 +258,31 @@ mod tests {
             " INFO mcpgw::audit: tool call identity=\"alice \\\"a\\\" (https://idp)\" session=\"s1\" upstream=\"files\" \
              tool=\"read\" called=\"files_read\" outcome=\"timeout\" duration_ms=1234.567\n"
         );
-        let coloured = format(&record(Outcome::Ok, None), Layout::Text { ansi: true });
+        let coloured =
+            String::from_utf8(format(&record(Outcome::Ok, None), Layout::Text { ansi: true })).expect("utf-8");
         assert!(coloured.contains("\x1b[32m INFO\x1b[0m"), "{coloured:?}");
+    }
+
+    #[test]
+    fn the_timestamp_is_rfc_3339_utc_with_microseconds_and_now() {
+        for _ in 0..3 {
+            let mut line = Vec::new();
+            timestamp(&mut line);
+            let text = String::from_utf8(line).expect("utf-8");
+            assert_eq!(text.len(), "2026-12-02T03:57:42.778463Z".len(), "{text}");
+            let parsed = chrono::DateTime::parse_from_rfc3339(&text).expect("RFC 3339");
+            let off = (chrono::Utc::now() - parsed.to_utc()).num_milliseconds();
+            assert!((0..1000).contains(&off), "{text} is {off} ms from now");
+        }
+    }
+
+    #[test]
+    fn only_what_needs_it_is_escaped() {
+        let mut line = Vec::new();
+        for s in ["files_read", "a \"b\"", "tab\there", "é"] {
+            quoted(&mut line, s);
+            line.push(b' ');
+        }
+        assert_eq!(String::from_utf8(line).expect("utf-8"), "\"files_read\" \"a \\\"b\\\"\" \"tab\\there\" \"é\" ");
     }
 }
