@@ -314,6 +314,26 @@ impl Proxy {
         Ok((find(&built.catalog), built))
     }
 
+    /// `resources/subscribe` (or `unsubscribe`) of `uri`, passed on to the upstream that owns it.
+    async fn resource_subscription(
+        &self,
+        uri: &str,
+        ctx: RequestContext<RoleServer>,
+        subscribe: bool,
+    ) -> Result<(), ErrorData> {
+        let owner = self.resource_remote(uri, self.view(&ctx.extensions).as_ref()).await?;
+        let (link, _) = self.remote(owner)?;
+        let method = if subscribe { "resources/subscribe" } else { "resources/unsubscribe" };
+        self.under_deadline(owner, method, ctx, |ctx| async move {
+            if subscribe {
+                Ok(link.subscribe_resource(self.key(), uri, &ctx).await?)
+            } else {
+                Ok(link.unsubscribe_resource(self.key(), uri, &ctx).await?)
+            }
+        })
+        .await
+    }
+
     /// Runs a request to upstream `index` under that upstream's deadline (its
     /// `call_timeout_secs`). The request runs under a token of its own, so the deadline
     /// cancels it the same way a client's notifications/cancelled does: the upstream is told,
@@ -653,16 +673,7 @@ impl ServerHandler for Proxy {
         params: SubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        Box::pin(async move {
-            let owner = self.resource_remote(&params.uri, self.view(&ctx.extensions).as_ref()).await?;
-            let (link, _) = self.remote(owner)?;
-            let uri = &params.uri;
-            self.under_deadline(owner, "resources/subscribe", ctx, |ctx| async move {
-                Ok(link.subscribe_resource(self.key(), uri, &ctx).await?)
-            })
-            .await
-        })
-        .await
+        Box::pin(self.resource_subscription(&params.uri, ctx, true)).await
     }
 
     async fn unsubscribe(
@@ -670,16 +681,7 @@ impl ServerHandler for Proxy {
         params: UnsubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        Box::pin(async move {
-            let owner = self.resource_remote(&params.uri, self.view(&ctx.extensions).as_ref()).await?;
-            let (link, _) = self.remote(owner)?;
-            let uri = &params.uri;
-            self.under_deadline(owner, "resources/unsubscribe", ctx, |ctx| async move {
-                Ok(link.unsubscribe_resource(self.key(), uri, &ctx).await?)
-            })
-            .await
-        })
-        .await
+        Box::pin(self.resource_subscription(&params.uri, ctx, false)).await
     }
 
     async fn complete(
