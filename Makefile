@@ -40,7 +40,8 @@ help:
 	@echo "             rounds, medians (target/bench/compare.md); BASE_BIN=<binary> instead of building"
 	@echo "make profile where mcpgw's CPU goes per request, by perf under load: target/profile/summary.md;"
 	@echo "             PROFILE_SECS (default 10) measured seconds, PROFILE_THREADS mcpgw's worker threads"
-	@echo "             PROFILE_TRANSPORT (streamable-json, streamable-sse, legacy), PROFILE_SESSIONS (default 64)"
+	@echo "             PROFILE_TRANSPORT (streamable-json, streamable-sse, legacy, stateless), PROFILE_SESSIONS"
+	@echo "             (default 64), PROFILE_AUTH=1 with the JWT auth and 20-rule policy of make bench-auth"
 
 # ARGS: the gateway's arguments, for example ARGS="--config config/examples/stdio.toml --listen 127.0.0.1:9090".
 ARGS ?=

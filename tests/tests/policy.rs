@@ -165,6 +165,29 @@ async fn stateless_requests_are_judged_by_their_own_caller() {
     assert_eq!(text(&call("alice-token", 6, "sleep", json!({"ms": 1})).await), "slept 1 ms");
 }
 
+/// A stateless call of `echo` with a bearer token.
+async fn stateless_echo(gw: &Gateway, token: &str, id: i64, text: &str) -> Value {
+    let params = json!({"name": "echo", "arguments": {"text": text}});
+    stateless(gw, token, id, "tools/call", Some("echo"), params).await
+}
+
+#[tokio::test]
+async fn a_reload_is_seen_by_the_next_stateless_request_of_a_caller_seen_before() {
+    let gw = Gateway::start_with(&config(""));
+    // bob's rules are worked out on his first request and remembered for the next.
+    assert_eq!(text(&stateless_echo(&gw, "bob-token", 1, "hi").await), "hi");
+    assert_eq!(text(&stateless_echo(&gw, "bob-token", 2, "hi").await), "hi");
+    // A session of bob's hears when the reload is in force.
+    let session = BearerSession::open(&gw, "bob-token").await;
+    let mut events = session.stream().await;
+    let deny_echo = "\n[[policy.rules]]\ntokens = [\"bob\"]\ntools = [\"echo\"]\neffect = \"deny\"\n";
+    std::fs::write(gw.config_path(), config(deny_echo)).expect("rewrite the config");
+    gw.signal("HUP");
+    while !events.next_message().await["method"].is_string() {}
+    unknown(&stateless_echo(&gw, "bob-token", 3, "hi").await, "echo");
+    assert_eq!(text(&stateless_echo(&gw, "alice-token", 4, "a").await), "a", "alice's rules did not change");
+}
+
 /// A legacy HTTP+SSE session opened with a bearer token.
 struct Legacy {
     http: Http,

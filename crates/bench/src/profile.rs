@@ -98,6 +98,15 @@ const CATEGORIES: &[Category] = &[
     Category { name: "hyper h1", needles: &["hyper::proto::h1"], leaf_only: false },
     Category { name: "tracing", needles: &["tracing_subscriber", "tracing_core", "tracing::span"], leaf_only: false },
     Category { name: "cancellation tokens", needles: &["CancellationToken"], leaf_only: false },
+    // What `--auth` adds: the bearer token's digest and the verified-token cache, the rules
+    // for the caller and its shaped catalog, and who the caller is on a stateless request.
+    Category { name: "auth", needles: &["mcpgw_transport::auth::"], leaf_only: false },
+    Category { name: "policy", needles: &["mcpgw_core::policy::", "mcpgw_core::proxy::view::"], leaf_only: false },
+    Category {
+        name: "a stateless request's caller",
+        needles: &["mcpgw_transport::modern::caller", "mcpgw::caller::of", "mcpgw_core::audit::Origin::of"],
+        leaf_only: false,
+    },
 ];
 
 impl Category {
@@ -370,5 +379,7 @@ tokio-runtime-w  4242/4244  1234.568891:    1001001 cpu-clock:
         assert!(category("kernel").matches("t;entry_SYSCALL_64;do_syscall_64;x"));
         // A frame that merely polls an instrumented task is not tracing's work.
         assert!(!category("tracing").matches("t;poll<tracing::instrument::Instrumented<F>>;x"));
+        assert!(category("policy").matches("t;mcpgw_core::proxy::view::<impl mcpgw_core::proxy::Proxy>::view;x"));
+        assert!(category("auth").matches("t;mcpgw_transport::auth::tokens::digest;compress"));
     }
 }

@@ -9,16 +9,19 @@
 //! policy's default decides. No rules and an `allow` default is no policy at all, and
 //! costs nothing per request.
 //!
-//! Per request the policy costs one pass over the rules to find those whose [`Who`]
-//! matches the caller; what a given set of matching rules lets through is worked out once
-//! per catalog (`shape`) and kept by the session's server.
+//! Which rules are for a caller is worked out once per caller and policy (`memo`; a
+//! caller whose attributes have no [`Attributes::serial`] pays one pass over the rules per
+//! request); what a given set of matching rules lets through is worked out once per
+//! catalog (`shape`) and kept by the session's server.
 //!
 //! # Layout
 //! - `glob`: the name patterns.
+//! - `memo`: which rules match a caller, remembered per policy.
 //! - `shape`: a catalog as one caller sees it.
 //! - `slot`: the policy in force, replaced by a reload, and the sessions told about it.
 
 mod glob;
+mod memo;
 pub(crate) mod shape;
 mod slot;
 
@@ -30,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::{Map, Value};
 
 use glob::Glob;
+use memo::Memo;
 
 /// What the policy reads of a caller: the edge's identity, seen through the gateway (the
 /// transport and this crate share no types).
@@ -42,6 +46,13 @@ pub trait Attributes: Send + Sync + 'static {
     fn has_scope(&self, scope: &str) -> bool;
     /// A claim of a JWT (`groups`, `realm_access`, …).
     fn claim(&self, name: &str) -> Option<&Value>;
+    /// A number naming these attributes: callers given the same one have the same
+    /// attributes, and no caller with others ever gets it. The policy remembers which of
+    /// its rules match a caller by it. `None` (the default): no such number, the rules are
+    /// matched on every request.
+    fn serial(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// An authenticated caller, as the policy sees it; cheap to clone. A session gets the
@@ -161,6 +172,10 @@ pub struct Policy {
     rules: Vec<Rule>,
     /// Tells two loads apart (shaped catalogs are kept per policy).
     generation: u64,
+    /// The rules for requests without credentials.
+    unauthenticated: Matched,
+    /// The rules for each caller with a serial seen lately.
+    memo: Memo,
 }
 
 #[derive(Debug, PartialEq)]
@@ -205,8 +220,9 @@ pub(crate) struct Shape {
     pub(crate) pins: Option<Arc<Map<String, Value>>>,
 }
 
-/// The indices of the rules whose [`Who`] matches one caller.
-pub(crate) type Matched = Box<[u32]>;
+/// The indices of the rules whose [`Who`] matches one caller; shared by every request of
+/// that caller.
+pub(crate) type Matched = Arc<[u32]>;
 
 static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 
@@ -226,17 +242,28 @@ impl Policy {
         if claim.is_empty() || claim.split('.').any(str::is_empty) {
             return Err(format!("groups_claim {claim:?} is not a claim name (dots separate nested names)"));
         }
-        Ok(Self {
+        let mut policy = Self {
             default: spec.default,
             groups_claim: claim.split('.').map(str::to_owned).collect(),
             rules,
             generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
-        })
+            unauthenticated: Matched::default(),
+            memo: Memo::default(),
+        };
+        policy.unauthenticated = policy.work_out(None);
+        Ok(policy)
     }
 
     /// No rules, everything allowed: no policy at all.
     pub fn allow_all() -> Self {
-        Self { default: Effect::Allow, groups_claim: Vec::new(), rules: Vec::new(), generation: 0 }
+        Self {
+            default: Effect::Allow,
+            groups_claim: Vec::new(),
+            rules: Vec::new(),
+            generation: 0,
+            unauthenticated: Matched::default(),
+            memo: Memo::default(),
+        }
     }
 
     /// Whether it lets everything through to everyone (nothing to apply).
@@ -263,15 +290,25 @@ impl Policy {
         self.generation
     }
 
-    /// The rules that are for `caller` (`None`: an unauthenticated request).
+    /// The rules that are for `caller` (`None`: an unauthenticated request): remembered
+    /// for a caller with a serial, else worked out.
     pub(crate) fn matching(&self, caller: Option<&Caller>) -> Matched {
+        let Some(caller) = caller else { return self.unauthenticated.clone() };
+        match caller.0.serial() {
+            Some(serial) => self.memo.get_or(serial, || self.work_out(Some(caller))),
+            None => self.work_out(Some(caller)),
+        }
+    }
+
+    /// One pass over the rules: those that are for `caller`.
+    fn work_out(&self, caller: Option<&Caller>) -> Matched {
         let mut matched = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
             if self.is_for(&rule.who, caller) {
                 matched.push(i as u32);
             }
         }
-        matched.into_boxed_slice()
+        matched.into()
     }
 
     fn is_for(&self, who: &Who, caller: Option<&Caller>) -> bool {

@@ -1,6 +1,8 @@
 //! The edge's [`Identity`] as the core's policy reads it: one conversion, used for a
 //! session when it is created and for a stateless request when it arrives, so both are
-//! judged by the same attributes.
+//! judged by the same attributes. An identity's serial is its attributes' serial: the edge
+//! hands out the same identity for a token on every request, so the policy works out once
+//! which of its rules are for it.
 
 use mcpgw_core::Caller;
 use mcpgw_core::policy::Attributes;
@@ -29,5 +31,9 @@ impl Attributes for Attributed {
 
     fn claim(&self, name: &str) -> Option<&Value> {
         self.0.claim(name)
+    }
+
+    fn serial(&self) -> Option<u64> {
+        Some(self.0.serial())
     }
 }

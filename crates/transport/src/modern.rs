@@ -13,6 +13,7 @@
 
 #![allow(deprecated)] // LoggingLevel is deprecated in 2026-07-28, and still how a request names one
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use base64::Engine;
@@ -132,8 +133,15 @@ pub const PRINCIPAL_HEADER: HeaderName = HeaderName::from_static("mcpgw-principa
 /// results it binds to their caller (the same caller as a session's, so a refreshed token
 /// of the same subject is still that caller), and its name, for the audit log; as headers
 /// of request parts like those rmcp's own HTTP server attaches. Nothing of the client's own
-/// headers is in them, so a client cannot name a caller itself.
+/// headers is in them, so a client cannot name a caller itself. The parts are made once per
+/// identity (a client sends the same token on every request) and cloned for each request.
 fn caller(request: &mut JsonRpcRequest<ClientRequest>, owner: &Identity) {
+    let parts = owner.parts(stamp).clone();
+    request.request.extensions_mut().insert(parts);
+}
+
+/// The parts that name `owner` (see [`caller`]).
+fn stamp(owner: &Identity) -> Parts {
     let mut hash = Sha256::new();
     match owner.principal() {
         Principal::Token(digest) => {
@@ -147,7 +155,10 @@ fn caller(request: &mut JsonRpcRequest<ClientRequest>, owner: &Identity) {
             hash.update(subject.as_bytes());
         }
     }
-    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let mut hex = String::with_capacity(64);
+    for byte in hash.finalize() {
+        let _ = write!(hex, "{byte:02x}");
+    }
     let mut only = http::Request::new(());
     if let Ok(value) = http::HeaderValue::from_str(&hex) {
         only.headers_mut().insert(PRINCIPAL_HEADER, value);
@@ -155,7 +166,7 @@ fn caller(request: &mut JsonRpcRequest<ClientRequest>, owner: &Identity) {
     if let Ok(value) = http::HeaderValue::from_str(&escape(&owner.name())) {
         only.headers_mut().insert(CALLER_HEADER, value);
     }
-    request.request.extensions_mut().insert(only.into_parts().0);
+    only.into_parts().0
 }
 
 /// The header of the same parts that names the caller for the audit log
@@ -169,7 +180,7 @@ fn escape(text: &str) -> String {
         if byte.is_ascii_graphic() && byte != b'%' || byte == b' ' {
             out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            let _ = write!(out, "%{byte:02X}");
         }
     }
     out
@@ -328,6 +339,30 @@ mod tests {
         assert_eq!(escape("alice (https://idp)"), "alice (https://idp)");
         assert_eq!(escape("é%\n"), "%C3%A9%25%0A");
         assert!(http::HeaderValue::from_str(&escape("ünï\u{7f}\r\n")).is_ok());
+    }
+
+    #[test]
+    fn a_caller_is_stamped_once_and_every_request_gets_the_same_parts() {
+        let owner = Identity::subject("https://idp".into(), "alice".into(), Vec::new(), serde_json::Map::new());
+        let stamped = |owner: &Identity| {
+            let mut request =
+                JsonRpcRequest::new(rmcp::model::RequestId::Number(1), ClientRequest::PingRequest(Default::default()));
+            caller(&mut request, owner);
+            request.request.extensions().get::<Parts>().map(|p| p.headers.clone()).expect("parts")
+        };
+        let first = stamped(&owner);
+        // Kept on the identity, and on its clones (the token cache hands out clones).
+        let kept = owner.clone().parts(|_| panic!("the parts were made again")).headers.clone();
+        assert_eq!(kept, first);
+        let principal = first.get(&PRINCIPAL_HEADER).and_then(|v| v.to_str().ok()).expect("a principal");
+        assert_eq!(principal.len(), 64);
+        assert!(principal.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(first.get(&CALLER_HEADER).map(|v| v.as_bytes()), Some(&b"alice (https://idp)"[..]));
+        // The same subject, another credential: the same principal digest.
+        let refreshed = Identity::subject("https://idp".into(), "alice".into(), Vec::new(), serde_json::Map::new());
+        assert_eq!(stamped(&refreshed).get(&PRINCIPAL_HEADER), first.get(&PRINCIPAL_HEADER));
+        let bob = Identity::subject("https://idp".into(), "bob".into(), Vec::new(), serde_json::Map::new());
+        assert_ne!(stamped(&bob).get(&PRINCIPAL_HEADER), first.get(&PRINCIPAL_HEADER));
     }
 
     #[test]

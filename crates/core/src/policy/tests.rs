@@ -13,6 +13,7 @@ struct Person {
     token: Option<&'static str>,
     scopes: &'static [&'static str],
     claims: Map<String, Value>,
+    serial: Option<u64>,
 }
 
 impl Attributes for Person {
@@ -28,15 +29,24 @@ impl Attributes for Person {
     fn claim(&self, name: &str) -> Option<&Value> {
         self.claims.get(name)
     }
+    fn serial(&self) -> Option<u64> {
+        self.serial
+    }
 }
 
 fn token(name: &'static str) -> Caller {
-    Caller::new(Person { subject: None, token: Some(name), scopes: &[], claims: Map::new() })
+    Caller::new(Person { subject: None, token: Some(name), scopes: &[], claims: Map::new(), serial: None })
 }
 
 fn jwt(subject: &'static str, claims: Value) -> Caller {
     let claims = claims.as_object().cloned().unwrap_or_default();
-    Caller::new(Person { subject: Some(subject), token: None, scopes: &["tools"], claims })
+    Caller::new(Person { subject: Some(subject), token: None, scopes: &["tools"], claims, serial: None })
+}
+
+/// A JWT caller with a serial (as the gateway's callers have), in `groups`.
+fn member(subject: &'static str, groups: &[&str], serial: u64) -> Caller {
+    let claims = json!({"groups": groups}).as_object().cloned().unwrap_or_default();
+    Caller::new(Person { subject: Some(subject), token: None, scopes: &[], claims, serial: Some(serial) })
 }
 
 fn who_tokens(names: &[&str]) -> Who {
@@ -192,4 +202,33 @@ fn a_uri_read_through_a_template_is_checked_itself() {
     assert_eq!(shaped.resource_owners("file:///notes"), [0]);
     assert!(shaped.resource_owners("file:///secret.txt").is_empty());
     assert_eq!(base.resource_owners("file:///secret.txt"), [0], "unshaped, anyone reads it");
+}
+
+#[test]
+fn callers_with_serials_get_their_own_rules_remembered_per_policy() {
+    let in_group =
+        |group: &str, effect| rule(Who { groups: vec![group.into()], ..Who::default() }, "b", &["t"], effect);
+    let spec = |rules| PolicySpec { rules, default: Effect::Deny, ..PolicySpec::default() };
+    let policy =
+        Policy::compile(spec(vec![in_group("ops", Effect::Allow), in_group("dev", Effect::Allow)])).expect("valid");
+    let (ops, dev, stranger) = (member("o", &["ops"], 1), member("d", &["dev"], 2), member("s", &[], 3));
+    assert_eq!(&*policy.matching(Some(&ops)), &[0]);
+    assert_eq!(&*policy.matching(Some(&dev)), &[1], "another serial, its own rules");
+    assert!(policy.matching(Some(&stranger)).is_empty());
+    assert!(Arc::ptr_eq(&policy.matching(Some(&ops)), &policy.matching(Some(&ops))), "remembered");
+    assert!(allowed(&policy, Some(&dev), "b", "t") && !allowed(&policy, Some(&stranger), "b", "t"));
+    // A caller without a serial is matched every time, and not remembered.
+    let before = policy.memo.len();
+    assert_eq!(&*policy.matching(Some(&jwt("o", json!({"groups": ["ops"]})))), &[0]);
+    assert_eq!(policy.memo.len(), before);
+
+    // A reload puts a new policy in force: the same caller's next request is judged by it.
+    let policies = Policies::new(Arc::new(policy));
+    assert!(allowed(&policies.current(), Some(&ops), "b", "t"));
+    let reloaded =
+        Policy::compile(spec(vec![in_group("dev", Effect::Allow), in_group("ops", Effect::Deny)])).expect("valid");
+    policies.replace(Arc::new(reloaded), &tokio_util::task::TaskTracker::new());
+    assert_eq!(&*policies.current().matching(Some(&ops)), &[1]);
+    assert!(!allowed(&policies.current(), Some(&ops), "b", "t"));
+    assert!(allowed(&policies.current(), Some(&dev), "b", "t"));
 }

@@ -2,11 +2,22 @@
 //! its stateless request). Two identities are the same caller when they name the same
 //! [`Principal`]: a refreshed token of the same subject keeps its session, whatever else
 //! changed in its claims.
+//!
+//! One `Identity` stands for one verified credential and is kept with it (a static token's
+//! in the configuration, a JWT's in the cache of verified tokens), so a client that sends
+//! the same token on every request brings the same `Identity` each time. What is derived
+//! from it per request is therefore worked out once and kept on it: its [`serial`] lets the
+//! policy remember which rules match it, and the request parts that name it to the server
+//! on the stateless path are made on first use.
+//!
+//! [`serial`]: Identity::serial
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use http::request::Parts;
 use serde_json::{Map, Value};
 
 /// Who a caller is, as a session is bound to it.
@@ -46,39 +57,49 @@ struct Inner {
     name: Option<Arc<str>>,
     scopes: Box<[String]>,
     claims: Map<String, Value>,
+    serial: u64,
+    /// The parts a stateless request of this caller carries into the server.
+    parts: OnceLock<Parts>,
+}
+
+/// The next [`Identity::serial`]; 64 bits never wrap at any rate of new credentials.
+static SERIALS: AtomicU64 = AtomicU64::new(1);
+
+impl Inner {
+    fn new(principal: Principal, name: Option<Arc<str>>, scopes: Box<[String]>, claims: Map<String, Value>) -> Self {
+        let serial = SERIALS.fetch_add(1, Ordering::Relaxed);
+        Self { principal, name, scopes, claims, serial, parts: OnceLock::new() }
+    }
 }
 
 impl Identity {
     /// The identity of a static token with this digest: no claims, no scopes (a static
     /// token is trusted for everything the gateway serves).
     pub fn token(digest: [u8; 32]) -> Self {
-        Self(Arc::new(Inner {
-            principal: Principal::Token(digest),
-            name: None,
-            scopes: Box::default(),
-            claims: Map::new(),
-        }))
+        Self(Arc::new(Inner::new(Principal::Token(digest), None, Box::default(), Map::new())))
     }
 
     /// The identity of a static token with this digest and a configured name (what the
     /// policy's rules name it by).
     pub fn named_token(digest: [u8; 32], name: Arc<str>) -> Self {
-        Self(Arc::new(Inner {
-            principal: Principal::Token(digest),
-            name: Some(name),
-            scopes: Box::default(),
-            claims: Map::new(),
-        }))
+        Self(Arc::new(Inner::new(Principal::Token(digest), Some(name), Box::default(), Map::new())))
     }
 
     /// The identity of a verified JWT's subject, with its scopes and all its claims.
     pub fn subject(issuer: Arc<str>, subject: Arc<str>, scopes: Vec<String>, claims: Map<String, Value>) -> Self {
-        Self(Arc::new(Inner {
-            principal: Principal::Subject { issuer, subject },
-            name: None,
-            scopes: scopes.into_boxed_slice(),
-            claims,
-        }))
+        Self(Arc::new(Inner::new(Principal::Subject { issuer, subject }, None, scopes.into_boxed_slice(), claims)))
+    }
+
+    /// A number no other identity gets: two identities with the same serial are clones of
+    /// one, so everything they say (scopes, claims) is the same. Not the caller's identity
+    /// for sessions ([`Principal`] is): a refreshed token of the same subject has another.
+    pub fn serial(&self) -> u64 {
+        self.0.serial
+    }
+
+    /// The parts a stateless request of this caller carries, made by `make` on first use.
+    pub(crate) fn parts(&self, make: impl FnOnce(&Self) -> Parts) -> &Parts {
+        self.0.parts.get_or_init(|| make(self))
     }
 
     /// Who it is.
@@ -179,6 +200,16 @@ mod tests {
         assert_eq!(subject("alice", &[]).token_name(), None);
         assert_eq!(named.name(), "token:ci", "the audit names it by its configured name");
         assert_eq!(Identity::token([3; 32]).name(), "token:03030303");
+    }
+
+    #[test]
+    fn every_identity_has_its_own_serial_and_its_clones_share_it() {
+        let alice = subject("alice", &["a"]);
+        assert_eq!(alice.clone().serial(), alice.serial());
+        let refreshed = subject("alice", &["a"]);
+        assert_eq!(refreshed, alice, "the same caller");
+        assert_ne!(refreshed.serial(), alice.serial(), "another credential: its claims may differ");
+        assert_ne!(Identity::token([1; 32]).serial(), Identity::token([1; 32]).serial());
     }
 
     #[test]
