@@ -118,8 +118,9 @@ impl Origin {
             .get::<http::request::Parts>()
             .and_then(|p| p.headers.get(CALLER_HEADER))
             .and_then(|v| v.to_str().ok())
-            .map(decode);
-        Self { name: named.map_or_else(|| self.name.clone(), Arc::from), session: self.session.clone() }
+            // Most names have no escape: copied once, not decoded into a `String` first.
+            .map(|v| if v.contains('%') { Arc::from(decode(v)) } else { Arc::from(v) });
+        Self { name: named.unwrap_or_else(|| self.name.clone()), session: self.session.clone() }
     }
 }
 
