@@ -3,8 +3,7 @@
 //! Counters and histograms are updated as things happen; live figures (open sessions,
 //! upstream connections) are read from the registry and the upstreams at scrape time.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use mcpgw_core::audit::{CallObserver, CallRecord};
@@ -16,6 +15,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry as PromRegistry;
+
+mod tools;
+
+use tools::ToolSeries;
 
 /// The live figures a scrape reads, from whatever holds the sessions (the session
 /// registry, which reports its events here; a trait, so this module needs nothing of it).
@@ -86,21 +89,9 @@ struct UpstreamLabel {
     upstream: String,
 }
 
-/// Distinct (upstream, tool) pairs labelled at most; later ones are counted under the
-/// tool [`OTHER_TOOL`], so an upstream that lists ever new tools cannot grow the series
-/// without bound.
-const MAX_TOOL_LABELS: usize = 1000;
-/// The tool label of calls past [`MAX_TOOL_LABELS`].
-const OTHER_TOOL: &str = "_other";
-/// The upstream and tool labels of a call that named no tool the caller has.
-const UNKNOWN: &str = "_unknown";
-
 /// Every metric the gateway exports.
 pub(crate) struct Metrics {
-    tool_calls: Family<ToolCallLabels, Counter>,
-    tool_duration: Family<UpstreamLabel, Histogram>,
-    /// The (upstream, tool) pairs labelled so far.
-    tool_labels: Mutex<HashSet<(String, String)>>,
+    tool_calls: ToolSeries,
     rate_limited: Family<LimitLabel, Counter>,
     registry: PromRegistry,
     sessions_created: Family<TransportLabel, Counter>,
@@ -202,9 +193,7 @@ impl Metrics {
         registry.register_collector(Box::new(live.clone()));
         Arc::new(Self {
             rate_limited,
-            tool_calls,
-            tool_duration,
-            tool_labels: Mutex::new(HashSet::new()),
+            tool_calls: ToolSeries::new(tool_calls, tool_duration),
             registry,
             sessions_created,
             sessions_ended,
@@ -283,23 +272,7 @@ impl Metrics {
 
 impl CallObserver for Metrics {
     fn tool_call(&self, record: &CallRecord<'_>) {
-        let (upstream, tool) = match record.upstream {
-            None => (UNKNOWN.to_owned(), UNKNOWN.to_owned()),
-            Some(upstream) => {
-                let pair = (upstream.to_owned(), record.tool.to_owned());
-                let mut labelled = self.tool_labels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if labelled.contains(&pair) || labelled.len() < MAX_TOOL_LABELS && labelled.insert(pair.clone()) {
-                    pair
-                } else {
-                    (pair.0, OTHER_TOOL.to_owned())
-                }
-            }
-        };
-        let outcome = record.outcome.as_str();
-        self.tool_duration
-            .get_or_create(&UpstreamLabel { upstream: upstream.clone() })
-            .observe(record.duration.as_secs_f64());
-        self.tool_calls.get_or_create(&ToolCallLabels { upstream, tool, outcome }).inc();
+        self.tool_calls.record(record.upstream, record.tool, record.outcome, record.duration);
     }
 }
 
@@ -409,6 +382,7 @@ impl Collector for Live {
 mod tests {
     use mcpgw_core::audit::Outcome;
 
+    use super::tools::MAX_TOOL_LABELS;
     use super::*;
 
     fn call(metrics: &Metrics, upstream: Option<&str>, tool: &str, outcome: Outcome) {
