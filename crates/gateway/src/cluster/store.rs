@@ -489,3 +489,101 @@ async fn deadline<T>(work: impl Future<Output = redis::RedisResult<T>>) -> Resul
         Err(_) => Err(StoreError::Timeout(COMMAND_DEADLINE)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcpgw_transport::SessionKind;
+
+    /// A `redis-server` of the test's own on a unix socket, keeping nothing; stopped on drop.
+    struct Redis {
+        child: std::process::Child,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Redis {
+        fn drop(&mut self) {
+            drop(self.child.kill());
+            drop(self.child.wait());
+            drop(std::fs::remove_dir_all(&self.dir));
+        }
+    }
+
+    impl Redis {
+        /// Fails when redis-server is missing (`make deps-cluster` installs it).
+        async fn start() -> Self {
+            let dir = std::env::temp_dir().join(format!("mcpgw-store-{}", SessionId::random()));
+            std::fs::create_dir_all(&dir).expect("a scratch directory");
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", "0", "--unixsocket", "r.sock", "--save", "", "--appendonly", "no", "--dir"])
+                .arg(&dir)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server (make deps-cluster installs it)");
+            let redis = Self { child, dir };
+            let socket = redis.dir.join("r.sock");
+            let ready = async {
+                while tokio::net::UnixStream::connect(&socket).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), ready).await.expect("redis-server listens");
+            redis
+        }
+
+        async fn store(&self, node: &str) -> Store {
+            let config = ClusterConfig {
+                node: node.parse().expect("a tag"),
+                node_derived: false,
+                store: format!("unix://{}", self.dir.join("r.sock").display()),
+                key_prefix: "test".to_owned(),
+            };
+            Store::connect(&config, Duration::from_secs(60), 100).await.expect("connected")
+        }
+    }
+
+    fn events(seqs: &[u64]) -> Vec<JournalEntry> {
+        seqs.iter()
+            .map(|&seq| JournalEntry::Event {
+                id: EventId { stream: 0, seq },
+                json: Bytes::from(format!("{{\"n\":{seq}}}")),
+                answers: None,
+            })
+            .collect()
+    }
+
+    async fn seqs(store: &Store, id: SessionId) -> Vec<u64> {
+        store.history(id).await.expect("history").events.iter().map(|(id, _)| id.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn many_sessions_batches_go_in_one_write_in_order_and_a_lost_session_is_refused_alone() {
+        let redis = Redis::start().await;
+        let (here, there) = (redis.store("0001").await, redis.store("0002").await);
+        let ids: Vec<SessionId> = (0..3).map(|_| SessionId::random_on(here.node())).collect();
+        for id in &ids {
+            here.record(*id, SessionKind::Streamable, None, "{}").await.expect("recorded");
+        }
+        let taken = there.claim(ids[1], SessionKind::Streamable, None).await.expect("claim").expect("claimed");
+        assert_eq!(taken.epoch, 1);
+        let batches = |first: u64| {
+            ids.iter()
+                .zip([2, 1, 3])
+                .map(|(id, n)| JournalBatch {
+                    id: *id,
+                    epoch: 0,
+                    entries: events(&(first..first + n).collect::<Vec<_>>()),
+                })
+                .collect::<Vec<_>>()
+        };
+        let held = here.append(&batches(1)).await.expect("written");
+        assert_eq!(held, [true, false, true], "only the session taken over is refused");
+        // The store forgot its scripts (as after a restart): the next write loads it again.
+        let mut connection = here.connection.clone();
+        redis::cmd("SCRIPT").arg("FLUSH").query_async::<()>(&mut connection).await.expect("flushed");
+        assert_eq!(here.append(&batches(10)).await.expect("written"), [true, false, true]);
+        assert_eq!(seqs(&here, ids[0]).await, [1, 2, 10, 11]);
+        assert_eq!(seqs(&here, ids[1]).await, Vec::<u64>::new(), "nothing written for the session lost");
+        assert_eq!(seqs(&here, ids[2]).await, [1, 2, 3, 10, 11, 12]);
+    }
+}
