@@ -180,8 +180,12 @@ impl Outbound for ClusterOutbound {
             let id = session.id();
             let owner: Option<&Identity> = session.owner();
             match cluster.store.record(id, session.kind(), owner, &handshake).await {
-                Ok(()) => cluster.hold(id, 0),
+                Ok(()) => {
+                    cluster.hold(id, 0);
+                    cluster.recorded(id, true);
+                }
                 Err(e) => {
+                    cluster.recorded(id, false);
                     // The session still works here; only a takeover of it is impossible.
                     cluster.metrics.store_error("record");
                     tracing::warn!(session = %id, error = %e, "could not record the session; no other instance can take it over");

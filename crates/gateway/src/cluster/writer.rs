@@ -5,12 +5,15 @@
 //! round, so the busier the instance the more sessions share a round trip.
 //!
 //! A session's entries keep their order: only this task takes them, one round at a time.
+//! Those of a session created here wait until its record is in the store (the script that
+//! writes them checks the record), which is before the answer to its `initialize` leaves.
 //! The task runs while a journal is live here, and stops once the last one has ended (so it
 //! ends at shutdown); the next journal starts it again.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use dashmap::DashMap;
 use mcpgw_transport::SessionId;
 use mcpgw_transport::journal::Journal;
 use tokio::sync::Notify;
@@ -27,6 +30,8 @@ pub(super) struct Writer {
     wake: Notify,
     /// Journals not yet ended and written for the last time.
     live: AtomicUsize,
+    /// The journals of the sessions created here whose records are not written yet.
+    unrecorded: DashMap<SessionId, Weak<Slot>>,
 }
 
 #[derive(Default)]
@@ -48,7 +53,16 @@ struct Slot {
     lost: AtomicBool,
     /// Written for the last time (it can be rung as ended twice in one round).
     closed: AtomicBool,
+    /// Whether its record is in the store: [`WAITING`], [`RECORDED`] or [`UNRECORDED`].
+    record: AtomicU8,
 }
+
+/// The session's record is not written yet: its entries wait.
+const WAITING: u8 = 0;
+/// The record is written: its entries are written as they come.
+const RECORDED: u8 = 1;
+/// The record could not be written: its entries are let through unwritten.
+const UNRECORDED: u8 = 2;
 
 impl Writer {
     fn ring(&self, slot: Arc<Slot>) {
@@ -63,6 +77,15 @@ impl Writer {
 }
 
 impl Cluster {
+    /// The record of session `id`, created here, is in the store (`true`), or could not be
+    /// written: its journal's entries go on, written or let through.
+    pub(crate) fn recorded(&self, id: SessionId, written: bool) {
+        let Some((_, slot)) = self.writer.unrecorded.remove(&id) else { return };
+        let Some(slot) = slot.upgrade() else { return };
+        slot.record.store(if written { RECORDED } else { UNRECORDED }, Ordering::SeqCst);
+        self.writer.ring(slot);
+    }
+
     /// A journal for session `id`, held here at `epoch`, whose events up to `written` are
     /// stored: this instance's writer writes it until `ended` is cancelled (the session
     /// ended), and then once more. Spawns the writer on `tasks` when it is not running.
@@ -89,8 +112,12 @@ impl Cluster {
                 ended: AtomicBool::new(false),
                 lost: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                record: AtomicU8::new(if epoch == 0 { WAITING } else { RECORDED }),
             }
         });
+        if epoch == 0 {
+            self.writer.unrecorded.insert(id, Arc::downgrade(&slot));
+        }
         let journal = slot.journal.clone();
         // Counted before the writer can look: a writer about to stop sees it, or stops
         // before this one starts another.
@@ -135,8 +162,22 @@ impl Cluster {
                 // by then queued all it will, and it is all in this batch.
                 let ended = slot.ended.load(Ordering::SeqCst);
                 let lost = slot.lost.load(Ordering::SeqCst);
+                let record = slot.record.load(Ordering::SeqCst);
+                if record == WAITING && !ended {
+                    // Rung again once its record is written.
+                    continue;
+                }
                 let batch = if lost { None } else { slot.journal.take_batch() };
-                if let Some((entries, through)) = batch {
+                if record != RECORDED {
+                    // Nothing to write it against: let it through.
+                    if let Some((_, through)) = batch {
+                        slot.journal.written_through(through);
+                    }
+                    if ended {
+                        self.writer.unrecorded.remove_if(&slot.id, |_, w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&slot)));
+                        round.push((slot, None, true));
+                    }
+                } else if let Some((entries, through)) = batch {
                     batches.push(JournalBatch { id: slot.id, epoch: slot.epoch, entries });
                     round.push((slot.clone(), Some(through), ended));
                 } else if ended {
