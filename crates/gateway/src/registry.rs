@@ -13,7 +13,6 @@ use mcpgw_core::upstream::set::UpstreamStats;
 use mcpgw_core::{Outbound, OutboundClosed, ServerFactory};
 use mcpgw_transport::auth::Identity;
 use mcpgw_transport::hub::{Direct, DirectAnswer, Hub, HubLimits, ListenerSlots};
-use mcpgw_transport::journal::Journal;
 use mcpgw_transport::routes::{Continuation, History};
 use mcpgw_transport::session::SessionLimits;
 use mcpgw_transport::{Error, Session, SessionId, SessionKind, Sessions};
@@ -338,7 +337,7 @@ impl Sessions for Registry {
         let caller = owner.as_ref().map_or_else(|| "anonymous".to_owned(), Identity::name);
         let (session, inbound) = Session::new(id, kind, owner, self.limits);
         if let Some(cluster) = &self.cluster {
-            self.journal(cluster, &session, 0, Journal::new(0));
+            self.journal(cluster, &session, 0, 0);
         }
         self.map.insert(id, session.clone());
         let origin = Origin { name: caller.into(), session: id.to_string().into() };
@@ -429,12 +428,11 @@ impl Registry {
         }
     }
 
-    /// Journals `session`, held here at `epoch`, to the store from now on.
-    fn journal(&self, cluster: &Arc<Cluster>, session: &Arc<Session>, epoch: u64, journal: Journal) {
-        let journal = Arc::new(journal);
-        session.journal_to(journal.clone());
-        let writer = cluster.clone().write_journal(session.id(), epoch, journal, session.clone());
-        self.factory().tasks().spawn(writer);
+    /// Journals `session`, held here at `epoch` with its events up to `written` stored, to
+    /// the store from now on.
+    fn journal(&self, cluster: &Arc<Cluster>, session: &Arc<Session>, epoch: u64, written: u64) {
+        let journal = cluster.journal(session.id(), epoch, written, session.cancel_token(), self.factory().tasks());
+        session.journal_to(journal);
     }
 
     /// Claims a session held elsewhere and rebuilds it here from its record.
@@ -482,7 +480,7 @@ impl Registry {
         let version = handshake.protocol_version().parse().ok();
         let base = Continuation::after_epoch(claimed.epoch);
         let lost = history.pending.len();
-        self.journal(cluster, &session, claimed.epoch, Journal::new(base.seq));
+        self.journal(cluster, &session, claimed.epoch, base.seq);
         session.continue_from(version, base, history);
         if lost > 0 {
             tracing::info!(session = %id, calls = lost, "answered the calls the previous holder left running with an error");

@@ -8,7 +8,9 @@
 //! requests whose answers will come on an event stream (pending until answered: an
 //! instance that takes the session over answers those its predecessor left), and for a
 //! request the client cancelled. The binary drains the queue in batches (one store round
-//! trip per batch, however many entries) and reports how far it got; a stream writes an
+//! trip per batch, however many entries; its [`Doorbell`] tells it which journals have
+//! something queued, so one writer can serve every session of an instance) and reports how
+//! far it got; a stream writes an
 //! event only once the journal holds it ([`Gate`]), so whatever a client was sent is in the
 //! store, for another instance to replay. A journal that cannot be written (the store is
 //! down) is reported as written all the same: the session keeps working on its instance,
@@ -51,11 +53,15 @@ pub enum JournalEntry {
     Forgotten(RequestId),
 }
 
+/// Rung when a journal's queue gets its first entry since the last batch was taken: the
+/// binary's writer then takes that journal's next batch. Called outside the journal's lock.
+pub type Doorbell = Box<dyn Fn() + Send + Sync>;
+
 /// A session's queue of entries for the store, and how far the store holds them.
-#[derive(Debug)]
 pub struct Journal {
     queue: Mutex<Queue>,
     wake: Notify,
+    doorbell: Option<Doorbell>,
     /// The number of the last event the store holds (or that needs no storing).
     written: watch::Sender<u64>,
     /// Another instance holds the session now: nothing more may be written to its clients.
@@ -69,25 +75,45 @@ struct Queue {
     last: u64,
 }
 
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("written", &*self.written.borrow()).finish_non_exhaustive()
+    }
+}
+
 impl Journal {
-    /// An empty journal of a session whose events so far, up to `written`, are stored.
+    /// An empty journal of a session whose events so far, up to `written`, are stored,
+    /// drained by [`Journal::next_batch`].
     pub fn new(written: u64) -> Self {
         Self {
             queue: Mutex::default(),
             wake: Notify::new(),
+            doorbell: None,
             written: watch::Sender::new(written),
             lost: AtomicBool::new(false),
         }
+    }
+
+    /// [`Journal::new`], ringing `doorbell` each time its queue stops being empty: for a
+    /// writer that drains many journals with [`Journal::take_batch`].
+    pub fn with_doorbell(written: u64, doorbell: Doorbell) -> Self {
+        Self { doorbell: Some(doorbell), ..Self::new(written) }
     }
 
     /// Queues an entry numbered `seq` (an event's number; the number given to a pending
     /// note). Called in the order of the numbers.
     pub(crate) fn push(&self, entry: JournalEntry, seq: u64) {
         let mut queue = self.queue();
+        let first = queue.entries.is_empty();
         queue.entries.push(entry);
         queue.last = queue.last.max(seq);
         drop(queue);
-        self.wake.notify_one();
+        match &self.doorbell {
+            // Once per batch: the writer takes everything queued until then at once.
+            Some(ring) if first => ring(),
+            Some(_) => {}
+            None => self.wake.notify_one(),
+        }
     }
 
     /// The entries queued since the last batch, oldest first, and the number to report
@@ -216,5 +242,25 @@ mod tests {
         assert!(!waiter.await.expect("task"), "a waiting frame is not written");
         let mut later = lost.gate();
         assert_eq!(std::future::poll_fn(|cx| Poll::Ready(later.poll_written(1, cx))).await, Poll::Ready(false));
+    }
+
+    #[test]
+    fn the_doorbell_rings_once_per_batch() {
+        let rings = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = rings.clone();
+        let journal = Journal::with_doorbell(
+            0,
+            Box::new(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        journal.push(event(1), 1);
+        journal.push(event(2), 2);
+        assert_eq!(rings.load(Ordering::SeqCst), 1, "rung when the queue stopped being empty, not again");
+        assert_eq!(journal.take_batch(), Some((vec![event(1), event(2)], 2)));
+        journal.push(event(3), 3);
+        assert_eq!(rings.load(Ordering::SeqCst), 2, "rung again for the next batch");
+        assert_eq!(journal.take_batch(), Some((vec![event(3)], 3)));
+        assert_eq!(journal.take_batch(), None);
     }
 }

@@ -12,15 +12,17 @@
 //!
 //! Every event a session sends with an id, and every request answered on an event stream,
 //! goes to the session's journal in the store before its client sees it (see
-//! [`mcpgw_transport::journal`]): one writer per session held here sends what queued up
-//! in one script call per batch. An instance taking a session over loads the journal, so
+//! [`mcpgw_transport::journal`]): one writer per instance sends what the sessions held here
+//! queued up in one pipeline per round, one script call per session. An instance taking a session over loads the journal, so
 //! a client resuming with `Last-Event-ID` gets what it missed, and answers each request its
 //! predecessor left unanswered with a definite error, never running it again.
 //!
 //! # Layout
 //! - `store`: the records and the atomic steps on them.
+//! - `writer`: the task that writes every session's journal.
 
 mod store;
+mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +31,6 @@ use std::time::Duration;
 use dashmap::DashMap;
 use mcpgw_core::{Handshake, Outbound, OutboundClosed};
 use mcpgw_transport::auth::Identity;
-use mcpgw_transport::journal::Journal;
 use mcpgw_transport::{NodeTag, Session, SessionId};
 use rmcp::model::ServerJsonRpcMessage;
 
@@ -53,6 +54,8 @@ pub(crate) struct Cluster {
     store_up: AtomicBool,
     /// Whether another instance was found using this node tag (logged once).
     duplicate: AtomicBool,
+    /// The journals of the sessions held here, and their writer.
+    writer: Arc<writer::Writer>,
     metrics: Arc<Metrics>,
 }
 
@@ -65,6 +68,7 @@ impl Cluster {
             gates: DashMap::new(),
             store_up: AtomicBool::new(true),
             duplicate: AtomicBool::new(false),
+            writer: Arc::default(),
             metrics,
         })
     }
@@ -149,63 +153,6 @@ impl Cluster {
     pub(crate) fn store_up(&self) -> bool {
         self.store_up.load(Ordering::Relaxed)
     }
-
-    /// Writes `journal` of session `id`, held here at `epoch`, to the store until the
-    /// session ends: everything queued since the last write goes in one script call. What
-    /// cannot be written because the store is down is let through all the same, so the
-    /// session keeps working here (while the store is known to be down, nothing is sent to
-    /// it); once another instance holds the session, nothing more is written to its clients
-    /// from here.
-    pub(crate) async fn write_journal(
-        self: Arc<Self>,
-        id: SessionId,
-        epoch: u64,
-        journal: Arc<Journal>,
-        session: Arc<Session>,
-    ) {
-        let ended = session.cancel_token();
-        drop(session);
-        let mut failing = false;
-        loop {
-            // Once the session ended, what it queued last is written too, then the writer
-            // stops: its streams write the frames already on their way, never one the store
-            // does not have.
-            let (batch, last) = tokio::select! {
-                biased;
-                batch = journal.next_batch() => (Some(batch), false),
-                () = ended.cancelled() => (journal.take_batch(), true),
-            };
-            if let Some((batch, through)) = batch {
-                // While the store is known to be down, nothing waits for it: streams go on
-                // unjournaled until the once-a-second check finds it back.
-                if self.store_up() {
-                    match self.store.append(id, epoch, &batch).await {
-                        Ok(true) => failing = false,
-                        Ok(false) => {
-                            // Taken over meanwhile (this instance was paused, or cut off): its
-                            // streams here end without another frame; the fencing check ends
-                            // the session.
-                            tracing::info!(session = %id, "the session was taken over by another instance; its streams here end");
-                            journal.lose();
-                            return;
-                        }
-                        Err(e) => {
-                            self.metrics.store_error("journal");
-                            if !failing {
-                                tracing::warn!(session = %id, error = %e, "could not journal the session's events; another instance cannot replay them");
-                                failing = true;
-                            }
-                        }
-                    }
-                }
-                journal.written_through(through);
-            }
-            if last {
-                break;
-            }
-        }
-        journal.close();
-    }
 }
 
 /// A session's outbound side in a cluster: delivers as a single node does, and records the
@@ -233,8 +180,12 @@ impl Outbound for ClusterOutbound {
             let id = session.id();
             let owner: Option<&Identity> = session.owner();
             match cluster.store.record(id, session.kind(), owner, &handshake).await {
-                Ok(()) => cluster.hold(id, 0),
+                Ok(()) => {
+                    cluster.hold(id, 0);
+                    cluster.recorded(id, true);
+                }
                 Err(e) => {
+                    cluster.recorded(id, false);
                     // The session still works here; only a takeover of it is impossible.
                     cluster.metrics.store_error("record");
                     tracing::warn!(session = %id, error = %e, "could not record the session; no other instance can take it over");

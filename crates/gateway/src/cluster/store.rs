@@ -12,8 +12,9 @@
 //! of the events sent to its clients (fields `st` stream, `sq` number, `d` the message;
 //! `MAXLEN ~` the event log's size), and `<record>:p`, a hash of the requests whose answers
 //! are due on an event stream (the request id as JSON, to the stream's number). Both are
-//! written by one script per batch that first checks that this instance still holds the
-//! session at its epoch, so an instance that lost a session writes nothing more of it.
+//! written by one script call per session's batch that first checks that this instance
+//! still holds the session at its epoch, so an instance that lost a session writes nothing
+//! more of it; the calls of every session with something to write go in one pipeline.
 
 use std::time::Duration;
 
@@ -43,6 +44,17 @@ pub(crate) enum StoreError {
     /// Another live instance runs with this node tag.
     #[error("node tag {0} is in use by another instance (each instance needs its own)")]
     NodeInUse(NodeTag),
+}
+
+/// What one session queued for its journal since its last write.
+#[derive(Debug)]
+pub(crate) struct JournalBatch {
+    /// The session.
+    pub(crate) id: SessionId,
+    /// The epoch this instance holds it at.
+    pub(crate) epoch: u64,
+    /// The entries, oldest first.
+    pub(crate) entries: Vec<JournalEntry>,
 }
 
 /// A session claimed for this instance.
@@ -227,36 +239,58 @@ impl Store {
         [format!("{key}:j"), format!("{key}:p")]
     }
 
-    /// Appends a batch to the journal of a session held here at `epoch`; `false` when it
-    /// is not held here any more (nothing was written).
-    pub(crate) async fn append(&self, id: SessionId, epoch: u64, batch: &[JournalEntry]) -> Result<bool, StoreError> {
-        once_more(|| self.append_once(id, epoch, batch)).await
+    /// Appends each session's batch to its journal, if this instance still holds the
+    /// session at the epoch given, in one pipeline of script calls (one per session, each
+    /// fenced on its own): for each, in order, `false` when it is not held here any more
+    /// (nothing of it was written).
+    pub(crate) async fn append(&self, batches: &[JournalBatch]) -> Result<Vec<bool>, StoreError> {
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for batch in batches {
+            self.append_call(&mut pipe, batch);
+        }
+        let held: Vec<i64> = match once_more(|| self.query(&pipe)).await {
+            // The store forgot the script (it restarted): no call of the pipeline ran.
+            Err(StoreError::Redis(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                let mut connection = self.connection.clone();
+                deadline(self.append.prepare_invoke().load_async(&mut connection)).await?;
+                self.query(&pipe).await?
+            }
+            done => done?,
+        };
+        Ok(held.into_iter().map(|held| held == 1).collect())
     }
 
-    async fn append_once(&self, id: SessionId, epoch: u64, batch: &[JournalEntry]) -> Result<bool, StoreError> {
-        let [journal, pending] = self.journal_keys(id);
-        let mut invocation = self.append.key(self.key(id));
-        invocation.key(journal).key(pending);
-        invocation.arg(&self.me).arg(epoch).arg(self.journal_events.max(1)).arg(self.ttl_ms());
-        for entry in batch {
+    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, StoreError> {
+        let mut connection = self.connection.clone();
+        deadline(pipe.query_async(&mut connection)).await
+    }
+
+    /// Adds the script call that appends `batch` to `pipe` (by its digest: the payloads go
+    /// once into the pipeline's command, with no invocation built in between).
+    fn append_call(&self, pipe: &mut redis::Pipeline, batch: &JournalBatch) {
+        let key = self.key(batch.id);
+        let call = pipe.cmd("EVALSHA").arg(self.append.get_hash()).arg(3);
+        call.arg(&key).arg(format!("{key}:j")).arg(format!("{key}:p"));
+        call.arg(&self.me).arg(batch.epoch).arg(self.journal_events.max(1)).arg(self.ttl_ms());
+        for entry in &batch.entries {
             match entry {
                 JournalEntry::Event { id, json, answers } => {
                     let answers = answers.as_ref().map(request_key).unwrap_or_default();
-                    invocation.arg("e").arg(id.stream).arg(id.seq).arg(json.as_ref()).arg(answers);
+                    call.arg("e").arg(id.stream).arg(id.seq).arg(json.as_ref()).arg(answers);
                 }
                 JournalEntry::Pending { stream, requests } => {
                     for request in requests {
-                        invocation.arg("p").arg(*stream).arg("").arg("").arg(request_key(request));
+                        call.arg("p").arg(*stream).arg("").arg("").arg(request_key(request));
                     }
                 }
                 JournalEntry::Forgotten(request) => {
-                    invocation.arg("f").arg("").arg("").arg("").arg(request_key(request));
+                    call.arg("f").arg("").arg("").arg("").arg(request_key(request));
                 }
             }
         }
-        let mut connection = self.connection.clone();
-        let held: i64 = deadline(invocation.invoke_async(&mut connection)).await?;
-        Ok(held == 1)
     }
 
     /// What the journal of a session holds: its events, oldest first, and the requests
@@ -453,5 +487,103 @@ async fn deadline<T>(work: impl Future<Output = redis::RedisResult<T>>) -> Resul
     match tokio::time::timeout(COMMAND_DEADLINE, work).await {
         Ok(result) => result.map_err(StoreError::from),
         Err(_) => Err(StoreError::Timeout(COMMAND_DEADLINE)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcpgw_transport::SessionKind;
+
+    /// A `redis-server` of the test's own on a unix socket, keeping nothing; stopped on drop.
+    struct Redis {
+        child: std::process::Child,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Redis {
+        fn drop(&mut self) {
+            drop(self.child.kill());
+            drop(self.child.wait());
+            drop(std::fs::remove_dir_all(&self.dir));
+        }
+    }
+
+    impl Redis {
+        /// Fails when redis-server is missing (`make deps-cluster` installs it).
+        async fn start() -> Self {
+            let dir = std::env::temp_dir().join(format!("mcpgw-store-{}", SessionId::random()));
+            std::fs::create_dir_all(&dir).expect("a scratch directory");
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", "0", "--unixsocket", "r.sock", "--save", "", "--appendonly", "no", "--dir"])
+                .arg(&dir)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server (make deps-cluster installs it)");
+            let redis = Self { child, dir };
+            let socket = redis.dir.join("r.sock");
+            let ready = async {
+                while tokio::net::UnixStream::connect(&socket).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), ready).await.expect("redis-server listens");
+            redis
+        }
+
+        async fn store(&self, node: &str) -> Store {
+            let config = ClusterConfig {
+                node: node.parse().expect("a tag"),
+                node_derived: false,
+                store: format!("unix://{}", self.dir.join("r.sock").display()),
+                key_prefix: "test".to_owned(),
+            };
+            Store::connect(&config, Duration::from_secs(60), 100).await.expect("connected")
+        }
+    }
+
+    fn events(seqs: &[u64]) -> Vec<JournalEntry> {
+        seqs.iter()
+            .map(|&seq| JournalEntry::Event {
+                id: EventId { stream: 0, seq },
+                json: Bytes::from(format!("{{\"n\":{seq}}}")),
+                answers: None,
+            })
+            .collect()
+    }
+
+    async fn seqs(store: &Store, id: SessionId) -> Vec<u64> {
+        store.history(id).await.expect("history").events.iter().map(|(id, _)| id.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn many_sessions_batches_go_in_one_write_in_order_and_a_lost_session_is_refused_alone() {
+        let redis = Redis::start().await;
+        let (here, there) = (redis.store("0001").await, redis.store("0002").await);
+        let ids: Vec<SessionId> = (0..3).map(|_| SessionId::random_on(here.node())).collect();
+        for id in &ids {
+            here.record(*id, SessionKind::Streamable, None, "{}").await.expect("recorded");
+        }
+        let taken = there.claim(ids[1], SessionKind::Streamable, None).await.expect("claim").expect("claimed");
+        assert_eq!(taken.epoch, 1);
+        let batches = |first: u64| {
+            ids.iter()
+                .zip([2, 1, 3])
+                .map(|(id, n)| JournalBatch {
+                    id: *id,
+                    epoch: 0,
+                    entries: events(&(first..first + n).collect::<Vec<_>>()),
+                })
+                .collect::<Vec<_>>()
+        };
+        let held = here.append(&batches(1)).await.expect("written");
+        assert_eq!(held, [true, false, true], "only the session taken over is refused");
+        // The store forgot its scripts (as after a restart): the next write loads it again.
+        let mut connection = here.connection.clone();
+        redis::cmd("SCRIPT").arg("FLUSH").query_async::<()>(&mut connection).await.expect("flushed");
+        assert_eq!(here.append(&batches(10)).await.expect("written"), [true, false, true]);
+        assert_eq!(seqs(&here, ids[0]).await, [1, 2, 10, 11]);
+        assert_eq!(seqs(&here, ids[1]).await, Vec::<u64>::new(), "nothing written for the session lost");
+        assert_eq!(seqs(&here, ids[2]).await, [1, 2, 3, 10, 11, 12]);
     }
 }
