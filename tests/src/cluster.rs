@@ -109,13 +109,27 @@ impl Peer {
 }
 
 impl Drop for Peer {
+    /// SIGTERM first, SIGKILL after [`STOP_GRACE`]: killed outright, nginx's master leaves
+    /// its worker running (an orphan that outlives the test run); Redis and HAProxy stop
+    /// cleanly on SIGTERM too.
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let Some(mut child) = self.child.take() else { return };
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _ = tx.send(child.wait());
+            });
+            if rx.recv_timeout(STOP_GRACE).is_err() {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            }
+        });
     }
 }
+
+/// How long a peer has to stop on SIGTERM.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A `redis-server` of its own, on a unix socket, keeping nothing on disk (or, durable,
 /// an append-only file as docs/deployment.md recommends).
