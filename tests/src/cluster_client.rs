@@ -187,3 +187,71 @@ pub fn journaled_seqs(redis: &Redis, session: &str) -> BTreeSet<u64> {
     let lines: Vec<&str> = out.lines().collect();
     lines.windows(2).filter(|w| w[0] == "sq").filter_map(|w| w[1].parse().ok()).collect()
 }
+
+/// An instance configuration with no keepalive comment and no legacy grace: an instance then
+/// writes nothing more on an idle stream, so it learns of a client's close only if the load
+/// balancer passes it on, and a legacy session ends with its stream.
+pub const CLOSED_STREAMS_CONFIG: &str =
+    "[server]\nworker_threads = 1\n[sessions]\nkeepalive_secs = 0\nlegacy_grace_secs = 0\n";
+
+/// Opens a legacy event stream and a 2026-07-28 `subscriptions/listen` stream through the load
+/// balancer, closes both connections, and asserts that the instances close them within 5 s
+/// (the legacy session ended, the listen stream gone from `mcpgw_listen_streams_open`).
+pub async fn open_then_close_streams(cluster: &Cluster) {
+    let authority = cluster.base.trim_start_matches("http://").to_owned();
+    let legacy =
+        raw_stream(&authority, "GET /sse HTTP/1.1\r\nAccept: text/event-stream\r\n", "", "event: endpoint").await;
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let params = json!({"_meta": meta, "notifications": {"toolsListChanged": true}});
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "subscriptions/listen", "params": params}).to_string();
+    let head = "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+                MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: subscriptions/listen\r\n";
+    let listen = raw_stream(&authority, head, &body, "notifications/subscriptions/acknowledged").await;
+    assert_eq!(open_streams(cluster).await, (1, 1), "one legacy session and one listen stream open");
+
+    drop((legacy, listen));
+    // Nothing announces a closed stream to an outside observer: look again on a short period.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut period = tokio::time::interval(std::time::Duration::from_millis(20));
+    loop {
+        let open = open_streams(cluster).await;
+        if open == (0, 0) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still open 5 s after their clients closed them: {open:?}");
+        period.tick().await;
+    }
+}
+
+/// Sends `head` (and `body`) on a new connection to `authority` and reads until `until`
+/// shows: an event stream's first event, so that closing the socket is all that follows.
+async fn raw_stream(authority: &str, head: &str, body: &str, until: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(authority).await.expect("connect");
+    let request = format!("{head}Host: {authority}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    socket.write_all(request.as_bytes()).await.expect("send");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains(until) {
+        let n = tokio::time::timeout(crate::WAIT, socket.read(&mut buf)).await.expect("in time").expect("read");
+        assert!(n > 0, "the stream ended early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    socket
+}
+
+/// The open legacy sessions and listen streams, summed over the running instances.
+async fn open_streams(cluster: &Cluster) -> (u64, u64) {
+    let http = Http::new();
+    let mut open = (0, 0);
+    for (_, gateway) in cluster.running() {
+        let health = http.send(http::Method::GET, &gateway.url("/healthz"), &[], "").await.json();
+        open.0 += health["sessions"]["legacy"].as_u64().expect("a legacy count");
+        open.1 += counter(&gateway.base, "mcpgw_listen_streams_open", &[]).await;
+    }
+    open
+}

@@ -8,7 +8,7 @@ use http::StatusCode;
 use mcpgw_tests::cluster::{
     ClientSession, ClientSteps, Cluster, TempDir, legacy_call_median, python_sessions, ts_sessions,
 };
-use mcpgw_tests::cluster_client::{RawSession, counter, takeovers};
+use mcpgw_tests::cluster_client::{CLOSED_STREAMS_CONFIG, RawSession, counter, open_then_close_streams, takeovers};
 use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request, run};
 use serde_json::json;
 
@@ -355,4 +355,13 @@ async fn legacy_replies_pass_through_haproxy_as_they_are_sent() {
     let through = legacy_call_median(&cluster.base, 20).await;
     let slack = std::time::Duration::from_millis(100);
     assert!(through < direct + slack, "median {through:?} through HAProxy, {direct:?} directly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_its_client_closes_is_closed_on_the_instance_at_once() {
+    // Without `option abortonclose` HAProxy held the instance's side open until the instance
+    // next wrote, and under churn reached its connection limit with streams whose clients had
+    // long gone (cluster_client::open_then_close_streams).
+    let cluster = Cluster::start(3, CLOSED_STREAMS_CONFIG);
+    open_then_close_streams(&cluster).await;
 }

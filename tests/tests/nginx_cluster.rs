@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use http::StatusCode;
 use mcpgw_tests::cluster::{Balancer, ClientSession, ClientSteps, Cluster, python_sessions, ts_sessions};
+use mcpgw_tests::cluster_client::{CLOSED_STREAMS_CONFIG, open_then_close_streams};
 use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request};
 use serde_json::json;
 
@@ -188,4 +189,10 @@ async fn through_nginx_a_restarted_holder_gets_its_session_back_and_no_call_fail
     .await;
     assert_eq!(cluster.redis.cli(&["HGET", &record, "epoch"]), "2", "moved twice: away and back");
     cluster.node(backup).wait_for_log("another instance holds this session now");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_nginx_a_stream_its_client_closes_is_closed_on_the_instance_at_once() {
+    let cluster = Cluster::start_behind(Balancer::Nginx, 3, CLOSED_STREAMS_CONFIG);
+    open_then_close_streams(&cluster).await;
 }
