@@ -479,9 +479,7 @@ impl Hub {
         }
         let Some(entry) = pending.remove(&key) else { return };
         drop(pending);
-        if let Some(cancel) = &entry.direct {
-            cancel.cancel();
-        }
+        self.stop_in_server(key, entry.direct.as_ref(), "the client lacks a capability the call needs");
         let needed = needed.key();
         let required = serde_json::json!({ "requiredCapabilities": { needed: {} } });
         let error = ErrorData::new(
@@ -493,9 +491,6 @@ impl Hub {
         if let Some(json) = serialized(&JsonRpcMessage::error(error, Some(entry.client_id))) {
             // The first message on a fresh stream: there is room.
             let _ = entry.tx.try_send(Outgoing::Failure { json, status });
-        }
-        if entry.direct.is_none() {
-            self.cancel_in_server(key, "the client lacks a capability the call needs");
         }
     }
 
@@ -513,9 +508,15 @@ impl Hub {
         } else {
             tracing::info!(request = key, "a stateless request's client left before its answer; cancelled it");
         }
+        self.stop_in_server(key, direct.as_ref(), "the client closed the request's stream");
+    }
+
+    /// Stops request `key` in the server: a request run directly by its own token, one
+    /// handed to the message loop by a cancellation through it.
+    fn stop_in_server(&self, key: i64, direct: Option<&CancellationToken>, why: &str) {
         match direct {
             Some(cancel) => cancel.cancel(),
-            None => self.cancel_in_server(key, "the client closed the request's stream"),
+            None => self.cancel_in_server(key, why),
         }
     }
 
