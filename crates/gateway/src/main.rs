@@ -12,6 +12,7 @@
 //! - `systemd`: readiness, status, watchdog and socket activation.
 //! - `metrics`: the Prometheus metrics.
 //! - `io`: byte counting on connections.
+//! - `own_wake`: a connection's wake-ups of itself, taken in place rather than by a thread.
 //! - `log`: the log's writer, which writes lines to stderr in batches.
 //! - `audit_log`: the audit line of every tool call, written to that writer.
 
@@ -23,6 +24,7 @@ mod fetch;
 mod io;
 mod log;
 mod metrics;
+mod own_wake;
 mod registry;
 mod router;
 mod server;

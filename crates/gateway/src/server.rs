@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::io::Counted;
+use crate::own_wake::OwnWakes;
 use crate::router::App;
 
 /// How the listener runs.
@@ -115,11 +116,11 @@ pub(crate) async fn serve(
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);
-        tasks.spawn(async move {
+        tasks.spawn(OwnWakes::new(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
-        });
+        }));
     }
     drop(listener);
     tracing::info!("stopped accepting connections");

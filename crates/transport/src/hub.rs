@@ -296,7 +296,7 @@ impl Hub {
         // From here on, dropping the ticket (this future included) cancels the request.
         let ticket = Ticket { hub: self.clone(), key };
         if let (Some(server), Some(cancel)) = (direct, cancel) {
-            self.run_directly(server, request, cancel);
+            self.run_directly(server, request, cancel).await;
             return Ok((rx, ticket));
         }
         tokio::select! {
