@@ -8,19 +8,26 @@
 //! session's supervisor and end rmcp's serve loop, whose channels and task are most of an
 //! idle session's memory (see [`crate::session`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use rmcp::RoleServer;
-use rmcp::model::{ClientJsonRpcMessage, RequestId, ServerJsonRpcMessage, ServerNotification};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, GetMeta, JsonRpcMessage, JsonRpcRequest, RequestId,
+    ServerJsonRpcMessage, ServerNotification,
+};
 use rmcp::transport::Transport;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::direct::Answer;
 use crate::state::Handshake;
 
 /// The sink was closed: the session is gone.
@@ -122,6 +129,56 @@ pub(crate) struct Parking {
     pub(crate) to: oneshot::Sender<Inbound>,
 }
 
+/// Calls a session's server without its message loop (`crate::direct`).
+pub(crate) type CallDirect = dyn Fn(JsonRpcRequest<ClientRequest>, CancellationToken) -> Answer + Send + Sync;
+
+/// Where a run's direct server goes once its peer exists (after the handshake, or at once
+/// for a run that starts initialized). Until then every request takes the loop.
+pub(crate) type DirectSlot = Arc<OnceLock<Box<CallDirect>>>;
+
+/// The requests a transport hands to its session's server directly (`crate::direct`).
+struct Direct {
+    server: DirectSlot,
+    /// Those still running on a task of their own, by the client's id: what the client's
+    /// `notifications/cancelled` cancels, and what keeps the session from parking.
+    running: Arc<Mutex<HashMap<RequestId, CancellationToken>>>,
+    /// The session's: ending the session cancels what still runs.
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Direct {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, CancellationToken>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Whether nothing but its answer can come for `request`, so it may skip the loop: a
+/// request that reads or calls (no lifecycle, subscription or logging-level change, which
+/// must stay in order with what the loop does), with no progress token.
+fn only_its_answer(request: &JsonRpcRequest<ClientRequest>) -> bool {
+    matches!(
+        request.request,
+        ClientRequest::CallToolRequest(_)
+            | ClientRequest::ListToolsRequest(_)
+            | ClientRequest::ReadResourceRequest(_)
+            | ClientRequest::ListResourcesRequest(_)
+            | ClientRequest::ListResourceTemplatesRequest(_)
+            | ClientRequest::GetPromptRequest(_)
+            | ClientRequest::ListPromptsRequest(_)
+            | ClientRequest::CompleteRequest(_)
+            | ClientRequest::PingRequest(_)
+    ) && request.request.get_meta().get_progress_token().is_none()
+}
+
+/// The server's message for a request's outcome.
+fn answered(result: Result<rmcp::model::ServerResult, rmcp::ErrorData>, id: RequestId) -> ServerJsonRpcMessage {
+    match result {
+        Ok(result) => JsonRpcMessage::response(result, id),
+        Err(error) => JsonRpcMessage::error(error, Some(id)),
+    }
+}
+
 /// A bounded inbound channel and an outbound sink, as an rmcp server transport.
 pub struct ChannelTransport<O> {
     /// `None` once parked.
@@ -139,6 +196,7 @@ pub struct ChannelTransport<O> {
     id_offset: i64,
     last_activity: Instant,
     parking: Option<(Parking, Pin<Box<Sleep>>)>,
+    direct: Option<Direct>,
 }
 
 impl<O: Outbound> ChannelTransport<O> {
@@ -153,7 +211,16 @@ impl<O: Outbound> ChannelTransport<O> {
             id_offset: 0,
             last_activity: Instant::now(),
             parking: None,
+            direct: None,
         }
+    }
+
+    /// Hands the requests only their answer can come for to the server in `server`, once
+    /// it is there, rather than to the loop; those that wait run on tasks of `tasks`, and
+    /// are cancelled when `cancel` fires.
+    pub(crate) fn direct(mut self, server: DirectSlot, cancel: CancellationToken, tasks: TaskTracker) -> Self {
+        self.direct = Some(Direct { server, running: Arc::default(), cancel, tasks });
+        self
     }
 
     /// Parks after `parking.after` of quiet; `run` is the number of this server run in the
@@ -179,7 +246,59 @@ impl<O: Outbound> ChannelTransport<O> {
     }
 
     fn quiescent(&self) -> bool {
-        self.client_requests == 0 && self.server_requests.is_empty()
+        self.client_requests == 0
+            && self.server_requests.is_empty()
+            && self.direct.as_ref().is_none_or(|d| d.running().is_empty())
+    }
+
+    /// Serves `message` directly when it may skip the loop (`crate::direct`); else gives it
+    /// back for the loop. An answer ready at the first poll (a built-in tool, a list the
+    /// catalog holds) is sent from here, with no task and no wake-up; one that waits goes
+    /// on a task of its own.
+    async fn serve_directly(&mut self, message: ClientJsonRpcMessage) -> Option<ClientJsonRpcMessage> {
+        let Some(direct) = &self.direct else { return Some(message) };
+        let request = match message {
+            JsonRpcMessage::Request(request) if only_its_answer(&request) => request,
+            JsonRpcMessage::Notification(n) => {
+                // The client's cancel of a request running directly reaches it here (the
+                // loop does not know it).
+                if let ClientNotification::CancelledNotification(c) = &n.notification
+                    && let Some(id) = &c.params.request_id
+                    && let Some(token) = direct.running().remove(id)
+                {
+                    token.cancel();
+                    return None;
+                }
+                return Some(JsonRpcMessage::Notification(n));
+            }
+            other => return Some(other),
+        };
+        let Some(server) = direct.server.get() else { return Some(JsonRpcMessage::Request(request)) };
+        let id = request.id.clone();
+        let cancel = direct.cancel.child_token();
+        let mut answer = server(request, cancel.clone());
+        // Polled with a waker that does nothing: a pending answer is polled again at once
+        // by its task, which leaves its own waker with whatever it waits on.
+        let first = answer.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        if let Poll::Ready(result) = first {
+            let mut message = answered(result, id);
+            self.gave(&mut message);
+            let _ = self.outbound.deliver(message).await;
+            return None;
+        }
+        // Counted as running until its answer is out, not as a request of the loop's.
+        self.client_requests = self.client_requests.saturating_sub(1);
+        direct.running().insert(id.clone(), cancel);
+        let (running, outbound) = (direct.running.clone(), self.outbound.clone());
+        direct.tasks.spawn(tracing::Instrument::in_current_span(async move {
+            let message = answered(answer.await, id.clone());
+            // Sent unless the client cancelled it meanwhile (then it expects no answer).
+            let cancelled = running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id).is_none();
+            if !cancelled {
+                let _ = outbound.deliver(message).await;
+            }
+        }));
+        None
     }
 
     /// Books a client message in; answers to the server's requests get their ids back.
@@ -285,11 +404,18 @@ impl<O: Outbound> Transport<RoleServer> for ChannelTransport<O> {
     }
 
     async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
-        if let Some(mut message) = self.first.take() {
-            self.took(&mut message);
-            return Some(message);
+        loop {
+            let message = match self.first.take() {
+                Some(mut message) => {
+                    self.took(&mut message);
+                    message
+                }
+                None => self.next().await?,
+            };
+            if let Some(message) = self.serve_directly(message).await {
+                return Some(message);
+            }
         }
-        self.next().await
     }
 
     async fn close(&mut self) -> Result<(), OutboundClosed> {
@@ -390,5 +516,118 @@ mod tests {
         .await
         .expect("open");
         assert!(inbound.recv().await.is_some());
+    }
+
+    fn call(id: i64, progress: bool) -> ClientJsonRpcMessage {
+        let mut request = ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
+            rmcp::model::CallToolRequestParams::new("echo"),
+        ));
+        if progress {
+            let token = rmcp::model::ProgressToken(rmcp::model::NumberOrString::Number(9));
+            request.get_meta_mut().set_progress_token(token);
+        }
+        ClientJsonRpcMessage::request(request, RequestId::Number(id))
+    }
+
+    fn cancel_of(id: i64) -> ClientJsonRpcMessage {
+        let params = rmcp::model::CancelledNotificationParam::new(Some(RequestId::Number(id)), None);
+        ClientJsonRpcMessage::notification(ClientNotification::CancelledNotification(
+            rmcp::model::CancelledNotification::new(params),
+        ))
+    }
+
+    /// A direct server that answers at once, or (`hold`) only once cancelled.
+    fn fake_server(hold: bool) -> Box<CallDirect> {
+        Box::new(move |_request, cancel: CancellationToken| -> Answer {
+            Box::pin(async move {
+                if hold {
+                    cancel.cancelled().await;
+                    return Err(rmcp::ErrorData::internal_error("cancelled", None));
+                }
+                Ok(rmcp::model::ServerResult::empty(()))
+            })
+        })
+    }
+
+    fn answers(kept: &Kept) -> Vec<RequestId> {
+        kept.0
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter_map(|m| match m {
+                ServerJsonRpcMessage::Response(r) => Some(r.id.clone()),
+                ServerJsonRpcMessage::Error(e) => e.id.clone(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A transport with a direct slot (empty), what it sent, and the tasks of its direct calls.
+    #[allow(clippy::type_complexity)]
+    fn direct_transport()
+    -> (mpsc::Sender<Box<ClientJsonRpcMessage>>, ChannelTransport<Kept>, Arc<Kept>, DirectSlot, TaskTracker) {
+        let (tx, rx) = mpsc::channel(8);
+        let kept = Arc::new(Kept::default());
+        let slot = DirectSlot::default();
+        let tasks = TaskTracker::new();
+        let transport =
+            ChannelTransport::new(rx, kept.clone()).direct(slot.clone(), CancellationToken::new(), tasks.clone());
+        (tx, transport, kept, slot, tasks)
+    }
+
+    #[tokio::test]
+    async fn a_request_only_its_answer_can_come_for_is_answered_without_the_loop_once_the_server_is_there() {
+        let (tx, mut transport, kept, slot, tasks) = direct_transport();
+
+        // Before the run's server is there (its handshake), the loop gets it.
+        tx.send(Box::new(call(1, false))).await.expect("room");
+        assert!(matches!(transport.receive().await, Some(ClientJsonRpcMessage::Request(_))));
+        transport
+            .send(ServerJsonRpcMessage::response(rmcp::model::ServerResult::empty(()), RequestId::Number(1)))
+            .await
+            .expect("sent");
+
+        let _ = slot.set(fake_server(false));
+        // With a progress token the loop gets it too: its progress must come before its answer.
+        tx.send(Box::new(call(2, true))).await.expect("room");
+        tx.send(Box::new(call(3, false))).await.expect("room");
+        assert!(
+            matches!(transport.receive().await, Some(ClientJsonRpcMessage::Request(r)) if r.id == RequestId::Number(2))
+        );
+        // Request 3 is answered by the server directly; the loop sees the next message only.
+        tx.send(Box::new(ClientJsonRpcMessage::notification(ClientNotification::InitializedNotification(
+            Default::default(),
+        ))))
+        .await
+        .expect("room");
+        assert!(matches!(transport.receive().await, Some(ClientJsonRpcMessage::Notification(_))));
+        assert_eq!(answers(&kept), vec![RequestId::Number(1), RequestId::Number(3)]);
+        assert_eq!(tasks.len(), 0, "an answer ready at once needs no task");
+        assert_eq!(transport.client_requests, 1, "only request 2 is unanswered");
+    }
+
+    #[tokio::test]
+    async fn a_direct_request_that_waits_runs_on_a_task_keeps_the_session_busy_and_is_cancelled_by_its_client() {
+        let (tx, mut transport, kept, slot, tasks) = direct_transport();
+        let _ = slot.set(fake_server(true));
+
+        tx.send(Box::new(call(4, false))).await.expect("room");
+        tx.send(Box::new(cancel_of(4))).await.expect("room");
+        tx.send(Box::new(call(5, false))).await.expect("room");
+        tx.send(Box::new(cancel_of(99))).await.expect("room");
+        // 4 runs on a task; its cancel is taken here; 5 runs too; a cancel of an id that
+        // is not running directly goes on to the loop.
+        assert!(matches!(transport.receive().await, Some(ClientJsonRpcMessage::Notification(_))));
+        let running: Vec<RequestId> = transport.direct.as_ref().expect("direct").running().keys().cloned().collect();
+        assert_eq!(running, vec![RequestId::Number(5)], "4 was cancelled, 5 still runs");
+        assert!(!transport.quiescent(), "a direct request still running keeps the session from parking");
+        assert!(answers(&kept).is_empty(), "a cancelled request gets no answer");
+
+        // The session's end cancels 5, whose answer then goes out.
+        transport.direct.as_ref().expect("direct").cancel.cancel();
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await.expect("the task ended");
+        assert_eq!(answers(&kept), vec![RequestId::Number(5)]);
+        assert!(transport.quiescent());
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - [`channel`]: the rmcp `Transport` over a bounded inbound channel and an [`Outbound`].
+//! - [`direct`]: a server called without rmcp's message loop, for requests only their
+//!   answer can come for.
 //! - [`session`]: [`ServerFactory`], which starts one session's server as a tracked task,
 //!   and parks it while the session is quiet.
 //! - `state`: what a session keeps across runs of its server.
@@ -20,6 +22,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod channel;
+pub mod direct;
 pub mod error;
 pub mod policy;
 pub mod proxy;

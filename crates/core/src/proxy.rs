@@ -17,8 +17,10 @@ mod modern;
 mod mrtr;
 mod view;
 
-pub(crate) use modern::Looped;
-pub use modern::{HubServer, ModernHub};
+pub use modern::ModernHub;
+
+/// The modern hub's server, called without its message loop.
+pub type HubServer = crate::direct::DirectServer<ModernHub>;
 pub use mrtr::{MAX_PARKED, MrtrConfig};
 
 use std::sync::{Arc, Mutex, OnceLock};

@@ -14,16 +14,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rmcp::service::{QuitReason, serve_directly_with_ct, serve_server_with_ct};
+use rmcp::RoleServer;
+use rmcp::service::{Peer, QuitReason, serve_directly_with_ct, serve_server_with_ct};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::{Audit, Origin};
-use crate::channel::{ChannelTransport, Inbound, Notifier, Outbound, Parking, Recorder};
+use crate::channel::{ChannelTransport, DirectSlot, Inbound, Notifier, Outbound, Parking, Recorder};
+use crate::direct::{DirectServer, Looped};
 use crate::error::Error;
 use crate::policy::{Caller, Policies, Policy};
-use crate::proxy::{HubServer, Looped, ModernHub, MrtrConfig, Proxy};
+use crate::proxy::{HubServer, ModernHub, MrtrConfig, Proxy};
 use crate::seal::Sealer;
 use crate::state::{Handshake, SessionState};
 use crate::upstream::set::Upstreams;
@@ -219,7 +221,7 @@ impl ServerFactory {
             let _entered = span.enter();
             serve_directly_with_ct(Looped(hub.clone()), transport, None, cancel.child_token())
         };
-        let server = HubServer::new(hub, running.peer().clone(), span.clone());
+        let server = DirectServer::new(hub, running.peer().clone(), span.clone());
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {
                 stopped(running.waiting().await);
@@ -271,26 +273,33 @@ impl ServerFactory {
         taken_over: Option<u32>,
     ) {
         let mut run = taken_over.unwrap_or(0);
-        let (mut parked, transport) = self.transport(inbound, &outbound, state, run);
+        let mut slot = DirectSlot::default();
+        let (mut parked, transport) = self.transport(inbound, &outbound, state, run, &slot, cancel);
         if taken_over.is_some() {
             let Some(handshake) = state.handshake().cloned() else { return };
-            let proxy = Proxy::resume(
+            let proxy = Arc::new(Proxy::resume(
                 self.upstreams.clone(),
                 state.clone(),
                 &handshake,
                 cancel.child_token(),
                 self.tasks.clone(),
-            );
-            let running = serve_directly_with_ct(proxy, transport, Some(handshake.client), cancel.child_token());
+            ));
+            let running =
+                serve_directly_with_ct(Looped(proxy.clone()), transport, Some(handshake.client), cancel.child_token());
+            direct_through(&slot, proxy, running.peer());
             stopped(running.waiting().await);
         } else {
-            let proxy = Proxy::new(self.upstreams.clone(), state.clone(), cancel.child_token(), self.tasks.clone());
+            let proxy =
+                Arc::new(Proxy::new(self.upstreams.clone(), state.clone(), cancel.child_token(), self.tasks.clone()));
             // Each run gets a child token: rmcp cancels its token when the run ends, and a
             // parked session must live on. The handshake's future is boxed: it is tens of
             // KiB, and this task's own future stays as large as its largest state, parked
             // or not.
-            match Box::pin(serve_server_with_ct(proxy, transport, cancel.child_token())).await {
-                Ok(running) => stopped(running.waiting().await),
+            match Box::pin(serve_server_with_ct(Looped(proxy.clone()), transport, cancel.child_token())).await {
+                Ok(running) => {
+                    direct_through(&slot, proxy, running.peer());
+                    stopped(running.waiting().await);
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "session ended before initialize completed");
                     return;
@@ -309,41 +318,54 @@ impl ServerFactory {
             self.parked.fetch_sub(1, Ordering::Relaxed);
             let Some(first) = woken else { return };
             run += 1;
-            let (next, transport) = self.transport(inbound, &outbound, state, run);
+            slot = DirectSlot::default();
+            let (next, transport) = self.transport(inbound, &outbound, state, run, &slot, cancel);
             parked = next;
-            let proxy = Proxy::resume(
+            let proxy = Arc::new(Proxy::resume(
                 self.upstreams.clone(),
                 state.clone(),
                 &handshake,
                 cancel.child_token(),
                 self.tasks.clone(),
-            );
+            ));
             let running = serve_directly_with_ct(
-                proxy,
+                Looped(proxy.clone()),
                 transport.starting_with(*first),
                 Some(handshake.client),
                 cancel.child_token(),
             );
+            direct_through(&slot, proxy, running.peer());
             stopped(running.waiting().await);
         }
     }
 
     /// The transport of run number `run`, and where it sends its channel when it parks.
+    /// Its requests that only their answer can come for go to the server in `slot` once it
+    /// is there (`crate::direct`), and end when the session does (`cancel`).
     fn transport<O: Outbound>(
         &self,
         inbound: Inbound,
         outbound: &Arc<O>,
         state: &SessionState,
         run: u32,
+        slot: &DirectSlot,
+        cancel: &CancellationToken,
     ) -> (oneshot::Receiver<Inbound>, ChannelTransport<O>) {
         let (to, parked) = oneshot::channel();
-        let transport = ChannelTransport::new(inbound, outbound.clone());
+        let transport =
+            ChannelTransport::new(inbound, outbound.clone()).direct(slot.clone(), cancel.clone(), self.tasks.clone());
         let transport = match self.park_after {
             Some(after) => transport.parking(Parking { after, allowed: state.may_park(), to }, run),
             None => transport,
         };
         (parked, transport)
     }
+}
+
+/// Puts a run's server, called without its loop, where its transport looks for it.
+fn direct_through(slot: &DirectSlot, proxy: Arc<Proxy>, peer: &Peer<RoleServer>) {
+    let server = DirectServer::new(proxy, peer.clone(), tracing::Span::current());
+    let _ = slot.set(Box::new(move |request, cancel| server.handle(request, cancel)));
 }
 
 fn stopped(result: Result<QuitReason, tokio::task::JoinError>) {

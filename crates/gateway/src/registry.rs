@@ -574,7 +574,7 @@ struct HubDirect(HubServer);
 
 impl Direct for HubDirect {
     fn handle(&self, request: JsonRpcRequest<ClientRequest>, cancel: CancellationToken) -> DirectAnswer {
-        Box::pin(self.0.handle(request, cancel))
+        self.0.handle(request, cancel)
     }
 }
 

@@ -11,14 +11,13 @@
 use std::sync::{Arc, Mutex};
 
 use std::borrow::Cow;
-use std::future::Future;
 use std::sync::atomic::AtomicUsize;
 
 use rmcp::model::{
-    ClientCapabilities, ClientNotification, ClientRequest, GetExtensions, GetMeta, Implementation,
-    InitializeRequestParams, JsonRpcRequest, ProtocolVersion, RequestMetaObject, ServerConfig, ServerResult,
+    ClientCapabilities, ClientNotification, ClientRequest, Implementation, InitializeRequestParams, ProtocolVersion,
+    RequestMetaObject, ServerConfig, ServerResult,
 };
-use rmcp::service::{NotificationContext, Peer, RequestContext};
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, Service};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -192,66 +191,4 @@ fn mrtr_capabilities() -> ClientCapabilities {
     capabilities.elicitation = Some(Default::default());
     capabilities.roots = Some(Default::default());
     capabilities
-}
-
-/// The hub's server as its message loop runs it: one [`ModernHub`] shared with
-/// [`HubServer`], which hands it requests without the loop.
-pub(crate) struct Looped(pub(crate) Arc<ModernHub>);
-
-impl Service<RoleServer> for Looped {
-    async fn handle_request(
-        &self,
-        request: ClientRequest,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ServerResult, ErrorData> {
-        self.0.handle_request(request, context).await
-    }
-
-    async fn handle_notification(
-        &self,
-        notification: ClientNotification,
-        context: NotificationContext<RoleServer>,
-    ) -> Result<(), ErrorData> {
-        self.0.handle_notification(notification, context).await
-    }
-
-    fn get_info(&self) -> ServerConfig {
-        self.0.get_info()
-    }
-
-    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        self.0.supported_protocol_versions()
-    }
-}
-
-/// The hub's server, called without its message loop: a request is handled on the caller's
-/// task with a context like the one the loop makes (the same peer, so what the handler
-/// sends goes where the loop's would), and the answer is returned rather than sent.
-#[derive(Clone)]
-pub struct HubServer {
-    hub: Arc<ModernHub>,
-    peer: Peer<RoleServer>,
-    span: tracing::Span,
-}
-
-impl HubServer {
-    pub(crate) fn new(hub: Arc<ModernHub>, peer: Peer<RoleServer>, span: tracing::Span) -> Self {
-        Self { hub, peer, span }
-    }
-
-    /// Handles `request` as the loop would; `cancel` is its context's token.
-    pub fn handle(
-        &self,
-        request: JsonRpcRequest<ClientRequest>,
-        cancel: CancellationToken,
-    ) -> impl Future<Output = Result<ServerResult, ErrorData>> + Send + 'static {
-        let JsonRpcRequest { id, mut request, .. } = request;
-        let mut context = RequestContext::new(id, self.peer.clone());
-        context.ct = cancel;
-        // As the loop does: the request's `_meta` and extensions move to the context.
-        std::mem::swap(&mut context.meta, request.get_meta_mut());
-        std::mem::swap(&mut context.extensions, request.extensions_mut());
-        let hub = self.hub.clone();
-        tracing::Instrument::instrument(async move { hub.handle_request(request, context).await }, self.span.clone())
-    }
 }
