@@ -273,7 +273,7 @@ impl ServerFactory {
         taken_over: Option<u32>,
     ) {
         let mut run = taken_over.unwrap_or(0);
-        let mut slot = DirectSlot::default();
+        let slot = DirectSlot::default();
         let (mut parked, transport) = self.transport(inbound, &outbound, state, run, &slot, cancel);
         if taken_over.is_some() {
             let Some(handshake) = state.handshake().cloned() else { return };
@@ -286,7 +286,7 @@ impl ServerFactory {
             ));
             let running =
                 serve_directly_with_ct(Looped(proxy.clone()), transport, Some(handshake.client), cancel.child_token());
-            direct_through(&slot, proxy, running.peer());
+            direct_through(slot, proxy, running.peer());
             stopped(running.waiting().await);
         } else {
             let proxy =
@@ -297,7 +297,7 @@ impl ServerFactory {
             // or not.
             match Box::pin(serve_server_with_ct(Looped(proxy.clone()), transport, cancel.child_token())).await {
                 Ok(running) => {
-                    direct_through(&slot, proxy, running.peer());
+                    direct_through(slot, proxy, running.peer());
                     stopped(running.waiting().await);
                 }
                 Err(e) => {
@@ -318,7 +318,7 @@ impl ServerFactory {
             self.parked.fetch_sub(1, Ordering::Relaxed);
             let Some(first) = woken else { return };
             run += 1;
-            slot = DirectSlot::default();
+            let slot = DirectSlot::default();
             let (next, transport) = self.transport(inbound, &outbound, state, run, &slot, cancel);
             parked = next;
             let proxy = Arc::new(Proxy::resume(
@@ -334,7 +334,7 @@ impl ServerFactory {
                 Some(handshake.client),
                 cancel.child_token(),
             );
-            direct_through(&slot, proxy, running.peer());
+            direct_through(slot, proxy, running.peer());
             stopped(running.waiting().await);
         }
     }
@@ -362,8 +362,10 @@ impl ServerFactory {
     }
 }
 
-/// Puts a run's server, called without its loop, where its transport looks for it.
-fn direct_through(slot: &DirectSlot, proxy: Arc<Proxy>, peer: &Peer<RoleServer>) {
+/// Puts a run's server, called without its loop, where its transport looks for it. The
+/// slot is taken: from then on only the transport holds it, so the server goes with the
+/// run (a parked session keeps no server, and no peer of a loop that ended).
+fn direct_through(slot: DirectSlot, proxy: Arc<Proxy>, peer: &Peer<RoleServer>) {
     let server = DirectServer::new(proxy, peer.clone(), tracing::Span::current());
     let _ = slot.set(Box::new(move |request, cancel| server.handle(request, cancel)));
 }
@@ -415,5 +417,38 @@ mod tests {
         let supervisor = factory.serve(inbound, outbound, &state, &cancel, None);
         let size = std::mem::size_of_val(&supervisor);
         assert!(size <= 4096, "the supervisor future is {size} bytes");
+    }
+
+    /// A parked session's server is gone: nothing but the supervisor holds the upstreams
+    /// (a server kept for its direct calls once kept the whole proxy of every parked
+    /// session alive, a third more memory per idle session).
+    #[tokio::test(start_paused = true)]
+    async fn a_parked_session_keeps_no_server() {
+        use rmcp::model::{
+            ClientCapabilities, ClientJsonRpcMessage, ClientNotification, ClientRequest, Implementation,
+            InitializeRequest, InitializeRequestParams, RequestId,
+        };
+
+        let tasks = TaskTracker::new();
+        let parked = Arc::new(AtomicUsize::new(0));
+        let factory = ServerFactory::new(Upstreams::builtin(&tasks), tasks.clone())
+            .parking(Some(Duration::from_millis(20)), parked.clone());
+        let before = Arc::strong_count(factory.upstreams());
+        let (tx, inbound) = tokio::sync::mpsc::channel(4);
+        factory.start(Origin::stateless(), None, inbound, Nowhere, CancellationToken::new(), || {}).expect("started");
+        let params = InitializeRequestParams::new(ClientCapabilities::default(), Implementation::new("test", "1"));
+        let initialize = ClientRequest::InitializeRequest(InitializeRequest::new(params));
+        tx.send(Box::new(ClientJsonRpcMessage::request(initialize, RequestId::Number(1)))).await.expect("open");
+        let initialized = ClientNotification::InitializedNotification(Default::default());
+        tx.send(Box::new(ClientJsonRpcMessage::notification(initialized))).await.expect("open");
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while parked.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the session parked");
+        // The supervisor's factory holds one; no server does.
+        assert_eq!(Arc::strong_count(factory.upstreams()), before + 1);
     }
 }

@@ -22,9 +22,25 @@ const statuses = [];
 // every request: the id of the last event the event stream carried.
 const requestInit = { headers: {} };
 const realFetch = globalThis.fetch;
+// POSTs whose response has not come yet. On legacy SSE an answer comes on the event stream,
+// and can reach the client before the 202 of the POST that carried its request: an instance
+// killed in between drops that 202 (HAProxy answers 502) though the request was served.
+// "Idle" (when the test kills the holder) means none in flight.
+let posting = 0;
+let settledNow = () => {};
+const settled = () => (posting === 0 ? Promise.resolve() : new Promise((resolve) => (settledNow = resolve)));
 globalThis.fetch = async (input, init) => {
-  const response = await realFetch(input, init);
   const method = init?.method ?? 'GET';
+  if (method !== 'GET') posting += 1;
+  let response;
+  try {
+    response = await realFetch(input, init);
+  } finally {
+    if (method !== 'GET') {
+      posting -= 1;
+      if (posting === 0) settledNow();
+    }
+  }
   statuses.push([method, response.status]);
   if (kind === 'sse' && method === 'GET' && response.ok && response.body) {
     const decoder = new TextDecoder();
@@ -58,6 +74,7 @@ const sessionId = () => transport.sessionId ?? transport._endpoint?.searchParams
 const echo = async (text) =>
   toolText(await withTimeout(client.callTool({ name: 'echo', arguments: { text } }), 20_000, 'an echo call'));
 const echoes = [await echo('before')];
+await withTimeout(settled(), 20_000, 'the POSTs to be answered');
 const session = sessionId();
 console.log(JSON.stringify({ session }));
 await step();
