@@ -306,6 +306,14 @@ impl Cluster {
         node.gateway.take().unwrap_or_else(|| panic!("node {tag} is not running")).terminate()
     }
 
+    /// Sends the instance with this tag SIGTERM and returns at once: the handle gives its exit
+    /// status once it has stopped.
+    pub fn terminate_in_background(&mut self, tag: &str) -> std::thread::JoinHandle<std::process::ExitStatus> {
+        let node = self.nodes.iter_mut().find(|n| n.tag == tag).unwrap_or_else(|| panic!("no node {tag}"));
+        let mut gateway = node.gateway.take().unwrap_or_else(|| panic!("node {tag} is not running"));
+        std::thread::spawn(move || gateway.terminate())
+    }
+
     /// Starts the instance with this tag again, on its address, and waits until it is ready.
     pub fn restart(&mut self, tag: &str) {
         let node = self.nodes.iter_mut().find(|n| n.tag == tag).unwrap_or_else(|| panic!("no node {tag}"));

@@ -1,7 +1,8 @@
 //! The journal of a cluster's sessions (see tests/tests/cluster.rs for the setup): what a
 //! client was sent is in the store before it is sent, so a client resuming with
 //! `Last-Event-ID` on another instance gets what it missed, once, in order; a call running on
-//! a lost instance ends with a definite error and is never run again; a paused instance
+//! a lost instance ends with a definite error and is never run again, and one running on an
+//! instance told to stop finishes there (the drain); a paused instance
 //! writes nothing more; a store with an append-only file loses nothing it acknowledged. Each
 //! test checks the invariants on all the client received. Needs `make deps-cluster`,
 //! `make deps-python` and `make deps-ts`.
@@ -143,6 +144,50 @@ async fn a_call_running_on_a_killed_holder_ends_with_the_progress_it_missed_then
         echoed += counter(&gateway.base, "mcpgw_tool_calls_total", &["tool=\"echo\""]).await;
     }
     assert_eq!(echoed, 1, "tool calls are counted by name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_running_on_an_instance_told_to_stop_finishes_there_and_the_session_carries_on_elsewhere() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let session = RawSession::open(&cluster).await;
+    let mut headers = POST_HEADERS.to_vec();
+    headers.extend([("mcp-session-id", session.id.as_str()), ("mcp-protocol-version", "2025-11-25")]);
+    // Six steps of half a second: it outlasts the holder's wait for the load balancer to see
+    // it go (a second with no new connection), so it finishes in the drain proper.
+    let body = sleep_call(7, 3000, 6).to_string();
+    let mut call = SseReader::new(session.http.open(http::Method::POST, &session.url, &headers, body).await);
+    let first = read_messages(&mut call, 1).await;
+    let holder = session.id[..4].to_owned();
+    let stopping = cluster.terminate_in_background(&holder);
+
+    // The rest of the call comes on its stream, from the holder, through the drain.
+    let mut after = Vec::new();
+    while let Some(event) = call.next().await {
+        if !event.data.is_empty() {
+            let message: serde_json::Value = serde_json::from_str(&event.data).expect("JSON");
+            after.push((event.id.clone().expect("an id"), message));
+        }
+    }
+    let (answer, progress) = after.split_last().expect("the call's answer");
+    assert_eq!(answer.1["id"], 7, "{}", answer.1);
+    assert_eq!(answer.1["result"]["content"][0]["text"], "slept 3000 ms", "the call finished: {}", answer.1);
+    let steps: Vec<Option<f64>> = first.iter().chain(progress).map(|(_, m)| m["params"]["progress"].as_f64()).collect();
+    assert_eq!(steps, (1..=6).map(|n| Some(f64::from(n))).collect::<Vec<_>>(), "every progress once, in order");
+    let ids: Vec<&str> = first.iter().chain(&after).map(|(id, _)| id.as_str()).collect();
+    assert_increasing(&ids);
+    let status =
+        tokio::task::spawn_blocking(move || stopping.join().expect("the stopping thread")).await.expect("joined");
+    assert!(status.success(), "it stopped cleanly: {status}");
+
+    // The session carries on on another instance, and the call is not pending there.
+    assert_eq!(session.echo(8).await, StatusCode::OK);
+    assert_eq!(takeovers(&cluster).await, 1);
+    let pending = format!("mcpgw:s:{{{}}}:p", session.id);
+    assert_eq!(cluster.redis.cli(&["HLEN", &pending]), "0", "answered: not pending");
+    for (tag, gateway) in cluster.running() {
+        let slept = counter(&gateway.base, "mcpgw_tool_calls_total", &["tool=\"sleep\""]).await;
+        assert_eq!(slept, 0, "node {tag} ran the call again");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

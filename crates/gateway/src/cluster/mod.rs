@@ -13,14 +13,16 @@
 //! Every event a session sends with an id, and every request answered on an event stream,
 //! goes to the session's journal in the store before its client sees it (see
 //! [`mcpgw_transport::journal`]): one writer per instance sends what the sessions held here
-//! queued up in one pipeline per round, one script call per session. An instance taking a session over loads the journal, so
+//! queued up in one script call per round (each session in it fenced on its own). An instance taking a session over loads the journal, so
 //! a client resuming with `Last-Event-ID` gets what it missed, and answers each request its
 //! predecessor left unanswered with a definite error, never running it again.
 //!
 //! # Layout
 //! - `store`: the records and the atomic steps on them.
+//! - `append`: the script that writes a round of journal batches, and its arguments.
 //! - `writer`: the task that writes every session's journal.
 
+mod append;
 mod store;
 mod writer;
 

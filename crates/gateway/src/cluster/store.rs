@@ -12,9 +12,9 @@
 //! of the events sent to its clients (fields `st` stream, `sq` number, `d` the message;
 //! `MAXLEN ~` the event log's size), and `<record>:p`, a hash of the requests whose answers
 //! are due on an event stream (the request id as JSON, to the stream's number). Both are
-//! written by one script call per session's batch that first checks that this instance
+//! written by a script that, for each session's batch, first checks that this instance
 //! still holds the session at its epoch, so an instance that lost a session writes nothing
-//! more of it; the calls of every session with something to write go in one pipeline.
+//! more of it; one call writes the batches of up to 64 sessions (`append`).
 
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ use mcpgw_transport::{NodeTag, SessionId, SessionKind};
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::append::{APPEND, APPEND_SESSIONS, add_batches};
 use crate::config::ClusterConfig;
 
 /// How long one command (or one pipeline) may take before it counts as failed.
@@ -85,30 +86,6 @@ const RELEASE: &str = r"
 local r = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
 if r[1] == ARGV[1] and r[2] == ARGV[2] then return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) end
 return 0
-";
-
-/// Appends a batch to a session's journal (`KEYS[2]`) and pending requests (`KEYS[3]`) while
-/// this instance holds it at this epoch (`ARGV[1]`, `ARGV[2]`); `ARGV[3]` bounds the journal,
-/// `ARGV[4]` is the lifetime in ms, then five arguments per entry: `e` (an event: stream,
-/// number, message, the request it answers or ''), `p` (a pending request: stream, '', '',
-/// the request) or `f` (a forgotten request: '', '', '', the request). 0: not held.
-const APPEND: &str = r"
-local r = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
-if r[1] ~= ARGV[1] or r[2] ~= ARGV[2] then return 0 end
-for i = 5, #ARGV, 5 do
-  local kind, request = ARGV[i], ARGV[i + 4]
-  if kind == 'e' then
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'st', ARGV[i + 1], 'sq', ARGV[i + 2], 'd', ARGV[i + 3])
-    if request ~= '' then redis.call('HDEL', KEYS[3], request) end
-  elseif kind == 'p' then
-    redis.call('HSET', KEYS[3], request, ARGV[i + 1])
-  else
-    redis.call('HDEL', KEYS[3], request)
-  end
-end
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
-return 1
 ";
 
 /// Keeps this instance's node key: renews it while it holds the key, takes it again when
@@ -240,18 +217,18 @@ impl Store {
     }
 
     /// Appends each session's batch to its journal, if this instance still holds the
-    /// session at the epoch given, in one pipeline of script calls (one per session, each
-    /// fenced on its own): for each, in order, `false` when it is not held here any more
-    /// (nothing of it was written).
+    /// session at the epoch given, in one pipeline of script calls (each for up to
+    /// [`APPEND_SESSIONS`] sessions, each session fenced on its own): for each, in order,
+    /// `false` when it is not held here any more (nothing of it was written).
     pub(crate) async fn append(&self, batches: &[JournalBatch]) -> Result<Vec<bool>, StoreError> {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
-        for batch in batches {
-            self.append_call(&mut pipe, batch);
+        for chunk in batches.chunks(APPEND_SESSIONS) {
+            self.append_call(&mut pipe, chunk);
         }
-        let held: Vec<i64> = match once_more(|| self.query(&pipe)).await {
+        let held: Vec<Vec<i64>> = match once_more(|| self.query(&pipe)).await {
             // The store forgot the script (it restarted): no call of the pipeline ran.
             Err(StoreError::Redis(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 let mut connection = self.connection.clone();
@@ -260,7 +237,7 @@ impl Store {
             }
             done => done?,
         };
-        Ok(held.into_iter().map(|held| held == 1).collect())
+        Ok(held.into_iter().flatten().map(|held| held == 1).collect())
     }
 
     async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, StoreError> {
@@ -268,29 +245,12 @@ impl Store {
         deadline(pipe.query_async(&mut connection)).await
     }
 
-    /// Adds the script call that appends `batch` to `pipe` (by its digest: the payloads go
+    /// Adds the script call that appends `batches` to `pipe` (by its digest: the payloads go
     /// once into the pipeline's command, with no invocation built in between).
-    fn append_call(&self, pipe: &mut redis::Pipeline, batch: &JournalBatch) {
-        let key = self.key(batch.id);
-        let call = pipe.cmd("EVALSHA").arg(self.append.get_hash()).arg(3);
-        call.arg(&key).arg(format!("{key}:j")).arg(format!("{key}:p"));
-        call.arg(&self.me).arg(batch.epoch).arg(self.journal_events.max(1)).arg(self.ttl_ms());
-        for entry in &batch.entries {
-            match entry {
-                JournalEntry::Event { id, json, answers } => {
-                    let answers = answers.as_ref().map(request_key).unwrap_or_default();
-                    call.arg("e").arg(id.stream).arg(id.seq).arg(json.as_ref()).arg(answers);
-                }
-                JournalEntry::Pending { stream, requests } => {
-                    for request in requests {
-                        call.arg("p").arg(*stream).arg("").arg("").arg(request_key(request));
-                    }
-                }
-                JournalEntry::Forgotten(request) => {
-                    call.arg("f").arg("").arg("").arg("").arg(request_key(request));
-                }
-            }
-        }
+    fn append_call(&self, pipe: &mut redis::Pipeline, batches: &[JournalBatch]) {
+        let call = pipe.cmd("EVALSHA").arg(self.append.get_hash());
+        let bound = self.journal_events.max(1);
+        add_batches(call, batches, |batch| self.key(batch.id), &self.me, bound, self.ttl_ms());
     }
 
     /// What the journal of a session holds: its events, oldest first, and the requests
@@ -433,11 +393,6 @@ impl Store {
 /// An entry of a Redis Stream as `XRANGE` gives it: its id, and its fields and values.
 type StreamEntry = (String, Vec<Vec<u8>>);
 
-/// A request id as the pending hash keys it: its JSON.
-fn request_key(request: &rmcp::model::RequestId) -> String {
-    serde_json::to_string(request).unwrap_or_default()
-}
-
 /// An event of the journal from its fields (`st`, `sq`, `d`, in any order).
 fn event_of(fields: &[Vec<u8>]) -> Option<(EventId, Bytes)> {
     let (mut stream, mut seq, mut json) = (None, None, None);
@@ -494,6 +449,7 @@ async fn deadline<T>(work: impl Future<Output = redis::RedisResult<T>>) -> Resul
 mod tests {
     use super::*;
     use mcpgw_transport::SessionKind;
+    use rmcp::model::RequestId;
 
     /// A `redis-server` of the test's own on a unix socket, keeping nothing; stopped on drop.
     struct Redis {
@@ -585,5 +541,46 @@ mod tests {
         assert_eq!(seqs(&here, ids[0]).await, [1, 2, 10, 11]);
         assert_eq!(seqs(&here, ids[1]).await, Vec::<u64>::new(), "nothing written for the session lost");
         assert_eq!(seqs(&here, ids[2]).await, [1, 2, 3, 10, 11, 12]);
+    }
+
+    #[tokio::test]
+    async fn a_round_of_more_sessions_than_one_call_takes_is_cut_into_calls_answered_in_order() {
+        let redis = Redis::start().await;
+        let (here, there) = (redis.store("0001").await, redis.store("0002").await);
+        let ids: Vec<SessionId> = (0..APPEND_SESSIONS + 3).map(|_| SessionId::random_on(here.node())).collect();
+        for id in &ids {
+            here.record(*id, SessionKind::Streamable, None, "{}").await.expect("recorded");
+        }
+        // One lost in the first call, one in the second.
+        for lost in [ids[1], ids[APPEND_SESSIONS + 1]] {
+            there.claim(lost, SessionKind::Streamable, None).await.expect("claim").expect("claimed");
+        }
+        let batches: Vec<JournalBatch> =
+            ids.iter().map(|id| JournalBatch { id: *id, epoch: 0, entries: events(&[1]) }).collect();
+        let held = here.append(&batches).await.expect("written");
+        let expected: Vec<bool> = (0..ids.len()).map(|n| n != 1 && n != APPEND_SESSIONS + 1).collect();
+        assert_eq!(held, expected);
+        assert_eq!(seqs(&here, ids[APPEND_SESSIONS + 2]).await, [1], "the second call wrote its sessions");
+    }
+
+    #[tokio::test]
+    async fn a_request_answered_in_the_batch_that_made_it_pending_is_never_pending_in_the_store() {
+        let redis = Redis::start().await;
+        let here = redis.store("0001").await;
+        let id = SessionId::random_on(here.node());
+        here.record(id, SessionKind::Streamable, None, "{}").await.expect("recorded");
+        let pending = |n| JournalEntry::Pending { stream: 1, requests: vec![RequestId::Number(n)] };
+        let answer = |seq, n| JournalEntry::Event {
+            id: EventId { stream: 1, seq },
+            json: Bytes::from_static(b"{}"),
+            answers: Some(RequestId::Number(n)),
+        };
+        let batch = |entries| [JournalBatch { id, epoch: 0, entries }];
+        assert_eq!(here.append(&batch(vec![pending(1), pending(2), answer(3, 1)])).await.expect("written"), [true]);
+        let history = here.history(id).await.expect("history");
+        assert_eq!(history.pending, [(RequestId::Number(2), 1)], "only the request not answered yet");
+        assert_eq!(history.events.len(), 1);
+        assert_eq!(here.append(&batch(vec![answer(4, 2)])).await.expect("written"), [true]);
+        assert!(here.history(id).await.expect("history").pending.is_empty(), "answered in a later batch");
     }
 }

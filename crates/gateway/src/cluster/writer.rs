@@ -1,7 +1,7 @@
 //! The writer of an instance's journals: one task that, in each round, takes what every
-//! session held here queued since the last round and writes it to the store in one pipeline
-//! (one fenced script call per session), rather than one task and one store round trip per
-//! session. While a round is on its way, what the sessions queue next waits for the next
+//! session held here queued since the last round and writes it to the store in one round
+//! trip (one script call for up to 64 sessions, each fenced on its own: `append`), rather
+//! than one task and one store round trip per session. While a round is on its way, what the sessions queue next waits for the next
 //! round, so the busier the instance the more sessions share a round trip.
 //!
 //! A session's entries keep their order: only this task takes them, one round at a time.
