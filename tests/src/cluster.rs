@@ -323,6 +323,19 @@ impl Cluster {
         node.gateway = Some(gateway);
     }
 
+    /// Restarts every instance in turn, the way an operator rolls out a new version: SIGTERM
+    /// (the drain), HAProxy sees it DOWN, start it again, HAProxy sees it UP, then the next.
+    pub fn roll(&mut self) {
+        let tags: Vec<String> = self.nodes.iter().map(|n| n.tag.clone()).collect();
+        for tag in &tags {
+            let status = self.terminate(tag);
+            assert!(status.success(), "node {tag} drained and exited: {status}");
+            self.wait_for_haproxy_count(&format!("mcpgw/{tag} is DOWN"), 1);
+            self.restart(tag);
+            self.wait_for_haproxy_count(&format!("mcpgw/{tag} is UP"), 1);
+        }
+    }
+
     /// The instances still running.
     pub fn running(&self) -> impl Iterator<Item = (&str, &Gateway)> {
         self.nodes.iter().filter_map(|n| n.gateway.as_ref().map(|g| (n.tag.as_str(), g)))
@@ -345,7 +358,9 @@ impl Cluster {
 }
 
 /// `config/examples/haproxy.cfg` with this cluster's addresses: the frontend binds the
-/// inherited socket, and there is one `server` line per instance.
+/// inherited socket, and there is one `server` line per instance. One line is added: each
+/// response names the instance that answered it (`X-Mcpgw-Node`), for a client script that
+/// must know where its event stream is (`tests/python/clients/cluster_rolling.py`).
 fn haproxy_config(nodes: &[Node]) -> String {
     let template =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/haproxy.cfg"))
@@ -358,6 +373,7 @@ fn haproxy_config(nodes: &[Node]) -> String {
             out.push_str("    bind fd@3\n");
         } else if trimmed.starts_with("server ") {
             if !servers_written {
+                out.push_str("    http-response set-header x-mcpgw-node %[srv_name]\n");
                 for node in nodes {
                     out.push_str(&format!("    server {} {}\n", node.tag, node.authority));
                 }

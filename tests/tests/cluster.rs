@@ -326,13 +326,7 @@ async fn a_rolling_restart_of_every_instance_fails_no_call() {
             })
         })
         .collect();
-    let tags: Vec<String> = cluster.nodes.iter().map(|n| n.tag.clone()).collect();
-    for tag in &tags {
-        assert!(cluster.terminate(tag).success());
-        cluster.wait_for_haproxy_count(&format!("mcpgw/{tag} is DOWN"), 1);
-        cluster.restart(tag);
-        cluster.wait_for_haproxy_count(&format!("mcpgw/{tag} is UP"), 1);
-    }
+    cluster.roll();
     stop.send_replace(true);
     for caller in callers {
         let statuses = caller.await.expect("caller");

@@ -9,8 +9,8 @@ once two progress notifications arrived. Then it waits for a line on its input (
 kills the instance holding the session meanwhile), waits for the sleep call's outcome (the
 SDK resumes its POST stream with Last-Event-ID by itself), makes another echo call in the
 same session, and prints what it saw: the progress values, the call's outcome, the echoes,
-the session ids it sent, and, tapped below the SDK, every HTTP exchange: the request ids it
-sent and the event ids and messages (or JSON body) that came back.
+the session ids it sent, and, tapped below the SDK (tap.py), every HTTP exchange: the
+request ids it sent and the event ids and messages (or JSON body) that came back.
 """
 
 from __future__ import annotations
@@ -27,74 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mcp.shared.exceptions import MCPError  # noqa: E402
 from support import HTTP_TIMEOUT, Recorder, connect, text_of  # noqa: E402
+from tap import Tap  # noqa: E402
 
 
 def report(line: dict) -> None:
     print(json.dumps(line), flush=True)
-
-
-class Tap(httpx2.AsyncBaseTransport):
-    """Records every exchange: the JSON-RPC request ids sent, and each SSE event (id and
-    message) or JSON body that came back, as the bytes pass."""
-
-    def __init__(self) -> None:
-        self.inner = httpx2.AsyncHTTPTransport()
-        self.exchanges: list[dict[str, Any]] = []
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        sent: list[Any] = []
-        if request.method == "POST":
-            body = json.loads(request.content or b"null")
-            for message in body if isinstance(body, list) else [body]:
-                if isinstance(message, dict) and "method" in message and "id" in message:
-                    sent.append(message["id"])
-        exchange: dict[str, Any] = {
-            "method": request.method,
-            "last_event_id": request.headers.get("last-event-id"),
-            "sent": sent,
-            "events": [],
-            "json": None,
-        }
-        self.exchanges.append(exchange)
-        response = await self.inner.handle_async_request(request)
-        exchange["status"] = response.status_code
-        kind = response.headers.get("content-type", "").split(";")[0].strip()
-        response.stream = Recording(response.stream, exchange, kind)
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-class Recording(httpx2.AsyncByteStream):
-    def __init__(self, inner: Any, exchange: dict[str, Any], kind: str) -> None:
-        self.inner, self.exchange, self.kind, self.buffer = inner, exchange, kind, b""
-
-    async def __aiter__(self):
-        async for chunk in self.inner:
-            self.buffer += chunk
-            if self.kind == "text/event-stream":
-                self.events()
-            yield chunk
-        if self.kind == "application/json" and self.buffer:
-            self.exchange["json"] = json.loads(self.buffer)
-
-    def events(self) -> None:
-        # mcpgw ends its lines with LF.
-        while b"\n\n" in self.buffer:
-            raw, self.buffer = self.buffer.split(b"\n\n", 1)
-            event_id, data = None, []
-            for line in raw.decode().split("\n"):
-                if line.startswith("id: "):
-                    event_id = line[4:]
-                elif line.startswith("data: "):
-                    data.append(line[6:])
-            text = "\n".join(data)
-            if event_id is not None or text:
-                self.exchange["events"].append({"id": event_id, "message": json.loads(text) if text else None})
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 async def main() -> None:
