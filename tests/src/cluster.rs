@@ -213,9 +213,19 @@ pub struct Node {
     pub tag: String,
     /// The running instance (`None` once killed).
     pub gateway: Option<Gateway>,
+    /// What its runs stopped with SIGTERM logged.
+    pub stopped_logs: Vec<String>,
     /// Its configuration, and the address HAProxy knows it by (for a restart).
     config: String,
     authority: String,
+}
+
+impl Node {
+    /// Every line it logged: its runs stopped with SIGTERM, then the running one.
+    pub fn log_lines(&self) -> Vec<String> {
+        let running = self.gateway.as_ref().map(Gateway::log_lines).unwrap_or_default();
+        self.stopped_logs.iter().cloned().chain(running).collect()
+    }
 }
 
 /// The load balancer in front of a cluster.
@@ -264,7 +274,7 @@ impl Cluster {
                 let gateway = Launch::new(&config).start();
                 gateway.wait_for_log(READY_LINE);
                 let authority = gateway.authority().to_owned();
-                Node { tag, gateway: Some(gateway), config, authority }
+                Node { tag, gateway: Some(gateway), stopped_logs: Vec::new(), config, authority }
             })
             .collect();
         if balancer == Balancer::Nginx {
@@ -303,7 +313,10 @@ impl Cluster {
     /// Stops the instance with this tag with SIGTERM (the drain), and waits for its exit.
     pub fn terminate(&mut self, tag: &str) -> std::process::ExitStatus {
         let node = self.nodes.iter_mut().find(|n| n.tag == tag).unwrap_or_else(|| panic!("no node {tag}"));
-        node.gateway.take().unwrap_or_else(|| panic!("node {tag} is not running")).terminate()
+        let mut gateway = node.gateway.take().unwrap_or_else(|| panic!("node {tag} is not running"));
+        let status = gateway.terminate();
+        node.stopped_logs.extend(gateway.log_lines());
+        status
     }
 
     /// Sends the instance with this tag SIGTERM and returns at once: the handle gives its exit

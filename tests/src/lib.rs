@@ -228,6 +228,11 @@ impl Gateway {
         }
     }
 
+    /// Every line it has logged so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().expect("log lock").clone()
+    }
+
     /// Whether a log line containing `text` has been written.
     pub fn logged(&self, text: &str) -> bool {
         self.log.lock().expect("log lock").iter().any(|l| l.contains(text))

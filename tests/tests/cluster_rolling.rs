@@ -59,6 +59,15 @@ async fn a_rolling_restart_fails_no_call_of_the_python_and_typescript_sdk_client
         let home = home["streams_home"].as_object().expect("streams_home");
         assert!(home.values().all(|h| h == true), "standalone streams open on their sessions' instances: {home:?}");
     }
+    // Sessions moving in a planned restart are no operator's alarm: the instance that stops
+    // and the one that held a session for it while it was away log it as information.
+    let logs: Vec<String> = cluster.nodes.iter().flat_map(mcpgw_tests::cluster::Node::log_lines).collect();
+    for cause in ["this instance is stopping", "its home instance took it back"] {
+        assert!(logs.iter().any(|l| l.contains(cause) && l.contains("INFO")), "a session lost because {cause}");
+    }
+    let alarms: Vec<&String> =
+        logs.iter().filter(|l| l.contains("WARN") && l.contains("another instance holds")).collect();
+    assert!(alarms.is_empty(), "{alarms:?}");
     for id in &opened {
         let record = format!("mcpgw:s:{{{id}}}");
         assert!(cluster.redis.cli(&["HGET", &record, "owner"]).starts_with(&id[..4]), "{id}: back home");

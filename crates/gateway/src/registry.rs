@@ -255,8 +255,17 @@ impl Registry {
                         tracing::info!("the session store answers again");
                         failing = false;
                     }
-                    for id in lost {
-                        tracing::warn!(session = %id, "another instance holds this session now; ending it here");
+                    for lost in lost {
+                        let id = lost.id;
+                        // Expected in a rolling restart: the sessions of an instance that stops
+                        // move on, and those it held for an instance that was away go home.
+                        if self.closed.load(Ordering::SeqCst) {
+                            tracing::info!(session = %id, cause = "this instance is stopping", "another instance holds this session now; ending it here");
+                        } else if id.node() != cluster.node() && lost.taker == Some(id.node()) {
+                            tracing::info!(session = %id, cause = "its home instance took it back", "another instance holds this session now; ending it here");
+                        } else {
+                            tracing::warn!(session = %id, cause = "this instance was paused or cut off", "another instance holds this session now; ending it here");
+                        }
                         self.metrics.session_lost();
                         self.end_here(id);
                     }

@@ -36,7 +36,7 @@ use mcpgw_transport::auth::Identity;
 use mcpgw_transport::{NodeTag, Session, SessionId};
 use rmcp::model::ServerJsonRpcMessage;
 
-pub(crate) use store::{Claimed, Store, StoreError};
+pub(crate) use store::{Claimed, Lost, Store, StoreError};
 
 use crate::metrics::Metrics;
 
@@ -127,7 +127,7 @@ impl Cluster {
     /// The sessions held here that another instance has claimed since; renews this
     /// instance's node key on the way. Also tells whether the store answers
     /// ([`Cluster::store_up`]).
-    pub(crate) async fn lost(&self) -> Result<Vec<SessionId>, StoreError> {
+    pub(crate) async fn lost(&self) -> Result<Vec<Lost>, StoreError> {
         let held: Vec<(SessionId, u64)> = self.epochs.iter().map(|e| (*e.key(), *e.value())).collect();
         let lost = async {
             if !self.store.renew_node().await? && !self.duplicate.swap(true, Ordering::Relaxed) {

@@ -58,6 +58,15 @@ pub(crate) struct JournalBatch {
     pub(crate) entries: Vec<JournalEntry>,
 }
 
+/// A session held here that another instance holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lost {
+    /// The session.
+    pub(crate) id: SessionId,
+    /// The instance that holds it now, if it still has an owner.
+    pub(crate) taker: Option<NodeTag>,
+}
+
 /// A session claimed for this instance.
 #[derive(Debug)]
 pub(crate) struct Claimed {
@@ -358,7 +367,7 @@ impl Store {
 
     /// Of the sessions held here (with their epochs), those another instance has claimed
     /// since (or whose record is gone); the others' records are refreshed.
-    pub(crate) async fn lost(&self, held: &[(SessionId, u64)]) -> Result<Vec<SessionId>, StoreError> {
+    pub(crate) async fn lost(&self, held: &[(SessionId, u64)]) -> Result<Vec<Lost>, StoreError> {
         let mut connection = self.connection.clone();
         if held.is_empty() {
             // Nothing to check, but whether the store answers.
@@ -379,7 +388,8 @@ impl Store {
                     refresh.pexpire(key, ttl).ignore();
                 }
             } else {
-                lost.push(*id);
+                let taker = owner.as_deref().and_then(|o| o.split(':').next()).and_then(|tag| tag.parse().ok());
+                lost.push(Lost { id: *id, taker });
             }
         }
         // Redis refuses an empty pipeline.
