@@ -6,7 +6,9 @@
 //! The reply to a POST is chosen from the client's `Accept`. When both JSON and SSE are
 //! allowed the choice waits for the first message: a response that comes alone is sent as
 //! `application/json` (the cheapest), and anything sent before it (progress, a sampling
-//! request) opens an event stream instead.
+//! request) opens an event stream instead. In a cluster, where every event waits for the
+//! store before it is written, a POST's event stream holds its head back (briefly) until its
+//! first event is stored, so the head does not go out alone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,7 +203,11 @@ async fn answer(
     stream: SseSetup,
 ) -> Result<Response<Body>, Error> {
     if !accepts.json || (accepts.sse && batch) {
-        return Ok(sse_response(stream.build(rx, None)));
+        let first = match stream.gate {
+            Some(_) => first_stored(session, &mut rx, stream.priming).await,
+            None => None,
+        };
+        return Ok(sse_response(stream.build(rx, first)));
     }
     if !accepts.sse {
         return json_only(session, rx, expected, batch).await;
@@ -209,10 +215,46 @@ async fn answer(
     // Both allowed, one request: let the first message decide.
     match rx.recv().await {
         Some(Outgoing::Message { json, response: true, .. }) => Ok(json_response(json)),
-        Some(first) => Ok(sse_response(stream.build(rx, Some(first)))),
+        Some(first) => {
+            if stream.gate.is_some() {
+                let seq = prelude_seq(stream.priming, Some(&first));
+                stored(session, seq, tokio::time::Instant::now() + HEAD_WAIT).await;
+            }
+            Ok(sse_response(stream.build(rx, Some(first))))
+        }
         None if session.is_ended() => Err(Error::SessionNotFound),
         // The client cancelled the request: no response will come.
         None => Ok(sse_response(stream.build(rx, None))),
+    }
+}
+
+/// In a cluster, how long a POST's event stream holds its head back for its first event to be
+/// in the store. Its frames wait for the store anyway: without the wait the head goes out
+/// alone and the first event a round trip later, two writes (and two wake-ups of a load
+/// balancer) where one does.
+const HEAD_WAIT: Duration = Duration::from_millis(20);
+
+/// In a cluster: the stream's first message, once the store holds it and the priming note,
+/// if both come within [`HEAD_WAIT`], so the head, the priming event and the message leave
+/// together. `None` when no message comes in time: the head goes out at once, as it would
+/// without a store. A message taken is always returned, stored or not.
+async fn first_stored(
+    session: &Session,
+    rx: &mut mpsc::Receiver<Outgoing>,
+    priming: Option<EventId>,
+) -> Option<Outgoing> {
+    let deadline = tokio::time::Instant::now() + HEAD_WAIT;
+    let first = tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten()?;
+    stored(session, prelude_seq(priming, Some(&first)), deadline).await;
+    Some(first)
+}
+
+/// Waits until the session's journal holds every entry up to `seq`, or `deadline`, or the
+/// session is lost to another instance (the stream's own gate then writes nothing).
+async fn stored(session: &Session, seq: u64, deadline: tokio::time::Instant) {
+    if let Some(mut gate) = session.gate() {
+        let written = std::future::poll_fn(|cx| gate.poll_written(seq, cx));
+        drop(tokio::time::timeout_at(deadline, written).await);
     }
 }
 
@@ -273,13 +315,19 @@ struct SseSetup {
     gate: Option<Gate>,
 }
 
+/// The number the store must hold up to before a stream's first frames (its priming event,
+/// and `first`) may be written.
+fn prelude_seq(priming: Option<EventId>, first: Option<&Outgoing>) -> u64 {
+    let first_seq = match first {
+        Some(Outgoing::Message { event: Some(event), .. }) => event.seq,
+        _ => 0,
+    };
+    priming.map_or(0, |p| p.seq).max(first_seq)
+}
+
 impl SseSetup {
     fn build(self, rx: mpsc::Receiver<Outgoing>, first: Option<Outgoing>) -> SseStream {
-        let first_seq = match &first {
-            Some(Outgoing::Message { event: Some(event), .. }) => event.seq,
-            _ => 0,
-        };
-        let prelude_seq = self.priming.map_or(0, |p| p.seq).max(first_seq);
+        let prelude_seq = prelude_seq(self.priming, first.as_ref());
         let mut stream =
             SseStream::new(rx, self.keepalive).with_event_ids(self.prefix.clone()).with_gate(self.gate, prelude_seq);
         if let Some(priming) = self.priming {
@@ -345,4 +393,63 @@ async fn delete<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Identi
     tracing::info!(session = %session.id(), "streamable session deleted by the client");
     edge.sessions.end(session.id());
     Ok(status_only(StatusCode::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    use http_body::Body as _;
+    use rmcp::model::{EmptyResult, ServerResult};
+
+    use super::*;
+    use crate::journal::Journal;
+    use crate::session::SessionLimits;
+    use crate::session_id::SessionId;
+
+    /// What a body has ready now: its frames until the first that is not.
+    fn ready_now(body: &mut Body) -> String {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut ready = String::new();
+        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut *body).poll_frame(&mut cx) {
+            ready.push_str(std::str::from_utf8(&frame.into_data().unwrap_or_default()).unwrap_or_default());
+        }
+        ready
+    }
+
+    #[tokio::test]
+    async fn in_a_cluster_a_post_stream_goes_out_with_its_first_event_once_the_store_has_it() {
+        let (session, mut inbound) =
+            Session::new(SessionId::random(), SessionKind::Streamable, None, SessionLimits::default());
+        let journal = Arc::new(Journal::new(0));
+        session.journal_to(journal.clone());
+        let server = session.clone();
+        let answering = tokio::spawn(async move {
+            let Some(request) = inbound.recv().await else { return };
+            if let JsonRpcMessage::Request(request) = *request {
+                let answer = JsonRpcMessage::response(ServerResult::EmptyResult(EmptyResult {}), request.id);
+                server.deliver(answer).await.expect("delivered");
+            }
+        });
+        let store = journal.clone();
+        let storing = tokio::spawn(async move {
+            loop {
+                let (_, through) = store.next_batch().await;
+                store.written_through(through);
+            }
+        });
+        let ping = serde_json::from_value(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+            .expect("a client request");
+        let sse_only = Accepts { json: false, sse: true };
+        let response = dispatch(&session, vec![ping], sse_only, false, Duration::from_secs(15), true)
+            .await
+            .expect("an event stream");
+        let mut body = response.into_body();
+        let ready = ready_now(&mut body);
+        assert!(ready.contains("retry: 1000"), "the priming event: {ready:?}");
+        assert!(ready.contains("\"id\":1"), "the answer, ready with the head (one write): {ready:?}");
+        answering.abort();
+        storing.abort();
+    }
 }
