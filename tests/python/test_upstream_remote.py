@@ -103,7 +103,11 @@ async def test_remote_upstream_reuses_connections(start_gateway, remote_servers,
         opened = len(proxy.conns) - before
         posts = [r for r in proxy.requests if r.method == "POST"]
         assert len(posts) >= CALLS, f"the proxy saw {len(posts)} POSTs for {CALLS} calls"
-        assert opened <= CALLS // 3, f"{opened} new upstream connections for {CALLS} sequential calls"
+        # Not one connection: a legacy upstream's answer comes on its event stream and can beat
+        # the 202 of its own POST, so the next call's POST finds that connection still busy and
+        # the pool opens another (each then carries 3-5 POSTs; 7-11 connections for 30 calls
+        # measured). Without a pool it is one connection per call.
+        assert opened <= CALLS // 2, f"{opened} new upstream connections for {CALLS} sequential calls"
 
 
 # ---- an http upstream that ends a reply stream early (SEP-1699; fixtures/polling_server.py) ----
