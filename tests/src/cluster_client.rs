@@ -59,6 +59,13 @@ impl RawSession {
         self.http.post(&self.url, &headers, body).await
     }
 
+    /// Posts `body` (a request) asking for an event stream, and reads its reply as one.
+    pub async fn post_stream(&self, body: &serde_json::Value) -> SseReader {
+        let mut headers = crate::POST_HEADERS.to_vec();
+        headers.extend([("mcp-session-id", self.id.as_str()), ("mcp-protocol-version", "2025-11-25")]);
+        SseReader::new(self.http.open(http::Method::POST, &self.url, &headers, body.to_string()).await)
+    }
+
     /// An echo call; its reply's status.
     pub async fn echo(&self, id: i64) -> StatusCode {
         self.echo_reply(id).await.status

@@ -91,11 +91,8 @@ async fn a_standalone_stream_resumed_on_another_instance_gets_the_events_it_miss
 async fn a_call_running_on_a_killed_holder_ends_with_the_progress_it_missed_then_a_definite_error() {
     let mut cluster = Cluster::start(3, CONFIG);
     let session = RawSession::open(&cluster).await;
-    let mut headers = POST_HEADERS.to_vec();
-    headers.extend([("mcp-session-id", session.id.as_str()), ("mcp-protocol-version", "2025-11-25")]);
     // Sixteen steps of half a second: the holder dies long before the call would end.
-    let body = sleep_call(7, 8000, 16).to_string();
-    let mut call = SseReader::new(session.http.open(http::Method::POST, &session.url, &headers, body).await);
+    let mut call = session.post_stream(&sleep_call(7, 8000, 16)).await;
     let seen = read_messages(&mut call, 2).await;
     let stream = seq_of(&seen[0].0).0;
     let (journal, pending) = (format!("mcpgw:s:{{{}}}:j", session.id), format!("mcpgw:s:{{{}}}:p", session.id));
@@ -150,12 +147,9 @@ async fn a_call_running_on_a_killed_holder_ends_with_the_progress_it_missed_then
 async fn a_call_running_on_an_instance_told_to_stop_finishes_there_and_the_session_carries_on_elsewhere() {
     let mut cluster = Cluster::start(3, CONFIG);
     let session = RawSession::open(&cluster).await;
-    let mut headers = POST_HEADERS.to_vec();
-    headers.extend([("mcp-session-id", session.id.as_str()), ("mcp-protocol-version", "2025-11-25")]);
     // Six steps of half a second: it outlasts the holder's wait for the load balancer to see
     // it go (a second with no new connection), so it finishes in the drain proper.
-    let body = sleep_call(7, 3000, 6).to_string();
-    let mut call = SseReader::new(session.http.open(http::Method::POST, &session.url, &headers, body).await);
+    let mut call = session.post_stream(&sleep_call(7, 3000, 6)).await;
     let first = read_messages(&mut call, 1).await;
     let holder = session.id[..4].to_owned();
     let stopping = cluster.terminate_in_background(&holder);
@@ -330,10 +324,7 @@ async fn the_store_holds_a_few_hundred_bytes_per_session_and_per_event() {
     eventually("110 events journaled", || async { cluster.redis.cli(&["XLEN", &journal]) == "110" }).await;
     let per_event = (memory_usage(&cluster.redis, &journal) - ten) / 100;
     // A call answered on an event stream is pending while it runs.
-    let mut headers = POST_HEADERS.to_vec();
-    headers.extend([("mcp-session-id", session.id.as_str()), ("mcp-protocol-version", "2025-11-25")]);
-    let body = sleep_call(3, 2000, 2).to_string();
-    let mut call = SseReader::new(session.http.open(http::Method::POST, &session.url, &headers, body).await);
+    let mut call = session.post_stream(&sleep_call(3, 2000, 2)).await;
     read_messages(&mut call, 1).await;
     let pending = memory_usage(&cluster.redis, &format!("{record}:p"));
     eprintln!(
@@ -380,10 +371,7 @@ async fn a_holder_woken_after_its_session_was_taken_over_writes_no_event_the_sto
     let cluster = Cluster::start(3, CONFIG);
     let session = RawSession::open(&cluster).await;
     let holder = session.id[..4].to_owned();
-    let mut headers = POST_HEADERS.to_vec();
-    headers.extend([("mcp-session-id", session.id.as_str()), ("mcp-protocol-version", "2025-11-25")]);
-    let body = sleep_call(7, 8000, 16).to_string();
-    let mut call = SseReader::new(session.http.open(http::Method::POST, &session.url, &headers, body).await);
+    let mut call = session.post_stream(&sleep_call(7, 8000, 16)).await;
     let mut seen = read_messages(&mut call, 2).await;
 
     cluster.node(&holder).signal("STOP");
