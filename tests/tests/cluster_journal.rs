@@ -112,6 +112,8 @@ async fn a_call_running_on_a_killed_holder_ends_with_the_progress_it_missed_then
     ];
     let mut resumed = SseReader::new(session.http.open(http::Method::GET, &session.url, &get, "").await);
     assert_eq!(resumed.status, StatusCode::OK);
+    let priming = resumed.next().await.expect("the priming event");
+    assert_eq!((priming.id.as_deref(), priming.data.as_str()), (Some(last), ""), "primed with the id it resumed from");
     let mut after = Vec::new();
     while let Some(event) = resumed.next().await {
         after.push((

@@ -119,6 +119,12 @@ fn check(report: &Report, rolled: std::time::Duration) {
         .collect();
     assert!(statuses.iter().all(|&(_, status)| (200..300).contains(&status)), "{what}: no 404, no 5xx: {statuses:?}");
     assert!(gets.len() >= 2, "{what}: the standalone stream opened again after its instance stopped: {nodes:?}");
+    // Each time, it resumed from the last event its client had: a resumed stream starts
+    // with a priming event carrying that id, from which the TypeScript SDK takes the id to
+    // resume from next (it does not keep the one it resumed with: typescript-sdk #2499).
+    let fresh: Vec<&str> =
+        gets[1..].iter().filter(|e| e["last_event_id"].is_null()).map(|e| e["node"].as_str().unwrap_or("?")).collect();
+    assert!(fresh.is_empty(), "{what}: every reopened stream names its Last-Event-ID; without one on {fresh:?}");
     let progress: Vec<&serde_json::Value> = gets
         .iter()
         .flat_map(|e| e["events"].as_array().expect("events"))

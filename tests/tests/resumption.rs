@@ -57,6 +57,10 @@ async fn a_cut_call_resumes_with_last_event_id_and_gets_its_result_once() {
     let headers = [("accept", "text/event-stream"), sid, pv, ("last-event-id", last.as_str())];
     let mut resumed = SseReader::new(s.http.open(Method::GET, &s.url, &headers, Bytes::new()).await);
     assert_eq!(resumed.status, StatusCode::OK);
+    // Primed with the id it resumed from, so that a client which takes its resumption ids
+    // only from this response's events can resume it again before anything else came.
+    let priming = resumed.next().await.expect("the priming event");
+    assert_eq!((priming.id.as_deref(), priming.data.as_str()), (Some(last.as_str()), ""), "{priming:?}");
     let mut results = 0;
     let mut progress = Vec::new();
     while let Some(event) = resumed.next().await {
@@ -70,6 +74,21 @@ async fn a_cut_call_resumes_with_last_event_id_and_gets_its_result_once() {
     }
     assert_eq!(results, 1, "the result arrives exactly once");
     assert_eq!(progress, [2.0, 3.0, 4.0], "only what came after the last event seen");
+}
+
+#[tokio::test]
+async fn a_resumed_stream_of_an_older_client_starts_with_what_it_missed_not_a_priming_event() {
+    let gw = Gateway::start();
+    let s = StreamableSession::open(&gw.url("/mcp"), "2025-06-18").await;
+    let mut stream = open_call(&s, &slow_call(3, 300, 3)).await;
+    let last = stream.next().await.expect("the first progress").id.expect("an id");
+    drop(stream);
+    let [sid, pv] = s.headers();
+    let headers = [("accept", "text/event-stream"), sid, pv, ("last-event-id", last.as_str())];
+    let mut resumed = SseReader::new(s.http.open(Method::GET, &s.url, &headers, Bytes::new()).await);
+    let first = resumed.next().await.expect("an event");
+    let message: serde_json::Value = serde_json::from_str(&first.data).expect("a message, not an empty event");
+    assert_eq!(message["params"]["progress"], 2.0, "{message}");
 }
 
 #[tokio::test]
