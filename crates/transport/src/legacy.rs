@@ -63,7 +63,7 @@ async fn reconnect<S: Sessions>(
     let (prefix, _) = EventId::parse(last).ok()?;
     let id: SessionId = prefix.parse().ok()?;
     let session = edge.live_session(id, SessionKind::Legacy, owner).await.ok()?;
-    let rx = session.resume(last).ok()?;
+    let (rx, _) = session.resume(last).ok()?;
     tracing::info!(session = %session.id(), "legacy client reconnected after event {last}");
     Some((session, rx, last.to_owned()))
 }

@@ -284,13 +284,14 @@ impl Session {
     /// the logged events of that stream that came after it, then carries on with what is
     /// still to come on it (the standalone stream's messages, or the answers to a POST's
     /// requests). An id of another session or of a stream this session never had is
-    /// refused, and nothing is replayed.
-    pub fn resume(&self, last_event_id: &str) -> Result<mpsc::Receiver<Outgoing>, ResumeError> {
+    /// refused, and nothing is replayed. Also returns the id, parsed: the stream's priming
+    /// event repeats it.
+    pub fn resume(&self, last_event_id: &str) -> Result<(mpsc::Receiver<Outgoing>, EventId), ResumeError> {
         let (prefix, last) = EventId::parse(last_event_id)?;
         if prefix != &*self.event_prefix {
             return Err(ResumeError::Foreign);
         }
-        self.routes().resume(last, !self.is_ended())
+        Ok((self.routes().resume(last, !self.is_ended())?, last))
     }
 
     /// Forgets the standalone stream if `rx` belongs to it (its body was dropped).
@@ -526,7 +527,7 @@ mod tests {
         s.deliver(progress("t")).await.expect("delivered");
         drop(post);
         s.deliver(progress("t")).await.expect("logged while no one listens");
-        let mut resumed = s.resume(&priming.format(&prefix)).expect("resumable");
+        let (mut resumed, _) = s.resume(&priming.format(&prefix)).expect("resumable");
         for _ in 0..2 {
             let frame = resumed.recv().await.expect("a replayed event").to_sse(Some(&prefix));
             assert!(frame.starts_with(b"event: message\nid: "), "{frame:?}");
@@ -557,7 +558,7 @@ mod tests {
         let first = get.recv().await.expect("first");
         let Outgoing::Message { event: Some(seen), .. } = first else { panic!("an event with an id") };
         drop(get);
-        let mut again = s.resume(&seen.format(&prefix)).expect("resumable");
+        let (mut again, _) = s.resume(&seen.format(&prefix)).expect("resumable");
         let replayed = again.recv().await.expect("the missed event");
         assert!(std::str::from_utf8(replayed.json().expect("json")).expect("utf8").contains("\"b\""));
         s.deliver(progress("c")).await.expect("live again");
@@ -641,7 +642,7 @@ mod tests {
             pending: vec![(RequestId::Number(9), 3)],
         };
         s.continue_from(None, Continuation::after_epoch(1), history);
-        let mut resumed = s.resume(&old.format(s.event_prefix())).expect("an old id resumes");
+        let (mut resumed, _) = s.resume(&old.format(s.event_prefix())).expect("an old id resumes");
         let replayed = resumed.recv().await.expect("the event after it");
         assert_eq!(replayed.json().map(|j| &j[..]), Some(&b"{}"[..]));
         let error: serde_json::Value =

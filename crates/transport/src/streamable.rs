@@ -356,7 +356,7 @@ async fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Identity>
     let stream = match parts.headers.get(&LAST_EVENT_ID) {
         Some(last) => {
             let last = last.to_str().map_err(|_| Error::Resume(ResumeError::Malformed))?;
-            let rx = session.resume(last)?;
+            let (rx, resumed) = session.resume(last)?;
             tracing::info!(session = %session.id(), "stream resumed after event {last}");
             // Primed with the id it resumed from: a client that takes the ids to resume
             // from only from the events of this response (the TypeScript SDK, whose
@@ -364,11 +364,10 @@ async fn get<S: Sessions>(edge: &Edge<S>, parts: &Parts, owner: Option<Identity>
             // came, without `Last-Event-ID`, as a new stream, and miss what was sent
             // meanwhile. The client has that id already: the priming event repeats no
             // message, and what is replayed after it has higher numbers.
-            let resumed = EventId::parse(last).ok().map(|(_, id)| id);
             SseSetup {
                 prefix: session.event_prefix().clone(),
                 keepalive: edge.config.keepalive,
-                priming: resumed.filter(|_| primes(&session, version)),
+                priming: primes(&session, version).then_some(resumed),
                 gate: session.gate(),
             }
             .build(rx, None)
