@@ -266,11 +266,22 @@ impl Cluster {
         Self::start_with(Redis::start(), balancer, nodes, config)
     }
 
+    /// [`Cluster::start`] with `store = "none"`: the instances tag their session ids for
+    /// HAProxy and share nothing (the store is started, and no instance knows it).
+    pub fn start_without_store(nodes: usize, config: &str) -> Self {
+        Self::start_with_store(Redis::start(), Balancer::HAProxy, nodes, config, "none")
+    }
+
     fn start_with(redis: Redis, balancer: Balancer, nodes: usize, config: &str) -> Self {
+        let url = redis.url.clone();
+        Self::start_with_store(redis, balancer, nodes, config, &url)
+    }
+
+    fn start_with_store(redis: Redis, balancer: Balancer, nodes: usize, config: &str, store: &str) -> Self {
         let nodes: Vec<Node> = (1..=nodes)
             .map(|n| {
                 let tag = format!("{n:04x}");
-                let config = format!("{config}\n[cluster]\nnode = \"{tag}\"\nstore = \"{}\"\n", redis.url);
+                let config = format!("{config}\n[cluster]\nnode = \"{tag}\"\nstore = \"{store}\"\n");
                 let gateway = Launch::new(&config).start();
                 gateway.wait_for_log(READY_LINE);
                 let authority = gateway.authority().to_owned();

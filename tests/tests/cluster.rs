@@ -50,6 +50,42 @@ async fn every_request_of_a_session_is_served_by_the_instance_that_minted_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_store_every_session_stays_on_its_instance_and_ends_with_it() {
+    let mut cluster = Cluster::start_without_store(2, CONFIG);
+    let (python, ts) = tokio::join!(python_sessions(&cluster.base, 2, 3), ts_sessions(&cluster.base, 2, 3));
+    let sessions: Vec<ClientSession> = python.into_iter().chain(ts).collect();
+    assert_eq!(sessions.len(), 8);
+    let mut minted: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &sessions {
+        let what = format!("{} {} {}", s.client, s.transport, s.session);
+        assert!(s.session.len() == 32 && ["0001", "0002"].contains(&&s.session[..4]), "{what}: tagged");
+        *minted.entry(&s.session[..4]).or_default() += 1;
+        assert!(s.statuses.iter().all(|&code| code < 400), "{what}: {:?}", s.statuses);
+        let expected: Vec<String> = (0..3).map(|n| format!("{}-{n}", s.transport)).collect();
+        assert_eq!(s.echoes, expected, "{what}");
+    }
+    assert_eq!(minted.len(), 2, "new sessions on both instances: {minted:?}");
+    for node in &cluster.nodes {
+        let base = &node.gateway.as_ref().expect("running").base;
+        assert_eq!(counter(base, "mcpgw_http_requests_total", &["status=\"404\""]).await, 0, "node {}", node.tag);
+        let created = counter(base, "mcpgw_sessions_created_total", &[]).await as usize;
+        assert_eq!(created, minted[node.tag.as_str()], "node {} created the sessions it minted", node.tag);
+    }
+    assert_eq!(cluster.redis.cli(&["DBSIZE"]), "0", "nothing in any store");
+
+    // Nothing to take over from: the session ends with its instance, as on a single node,
+    // and the client starts a new one on the instance left.
+    let session = RawSession::open(&cluster).await;
+    assert_eq!(session.echo(1).await, StatusCode::OK);
+    let holder = session.id[..4].to_owned();
+    cluster.kill(&holder);
+    assert_eq!(session.echo(2).await, StatusCode::NOT_FOUND, "the session ended with {holder}");
+    let again = RawSession::open(&cluster).await;
+    assert_ne!(&again.id[..4], holder, "a new session on the instance left");
+    assert_eq!(again.echo(3).await, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_call_after_the_holder_was_killed_carries_on_in_the_same_session() {
     let mut cluster = Cluster::start(3, CONFIG);
     let mut client = ClientSteps::python("cluster_takeover.py", &[&cluster.base]);

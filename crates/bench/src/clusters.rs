@@ -1,9 +1,11 @@
 //! The processes of the cluster rows (run/cluster.rs): a `redis-server` of its own on a unix
 //! socket keeping nothing on disk, mcpgw instances with `[cluster]` pointing at it, and
 //! HAProxy in front of them running `config/examples/haproxy.cfg` as shipped, with their
-//! addresses (as tests/src/cluster.rs starts them); one mcpgw without `[cluster]` behind the
-//! same HAProxy configuration, the baseline; and a cluster of one, on the same store, behind
-//! its own HAProxy: the baseline with the store.
+//! addresses (as tests/src/cluster.rs starts them); the same three without a store (`store =
+//! "none"`: their ids tagged for HAProxy, nothing shared) behind their own HAProxy, the
+//! baseline the store's cost is judged against; one mcpgw without `[cluster]` behind the same
+//! HAProxy configuration; and a cluster of one, on the same store, behind its own HAProxy:
+//! that one with the store.
 //!
 //! HAProxy's listening socket is bound here (port 0) and handed over as descriptor 3
 //! (`bind fd@3`), so it accepts connections as soon as it exists.
@@ -67,12 +69,15 @@ impl Instance {
     }
 }
 
-/// Three instances (or any number), their store and their HAProxy; the single instance with
-/// its own HAProxy; and the cluster of one (`[cluster]` on the same store) with its own.
+/// Three instances (or any number), their store and their HAProxy; as many without a store,
+/// with their own HAProxy; the single instance with its own HAProxy; and the cluster of one
+/// (`[cluster]` on the same store) with its own.
 pub(crate) struct Clusters {
     pub(crate) instances: Vec<Instance>,
     pub(crate) haproxy: Proc,
     pub(crate) redis: Proc,
+    pub(crate) bare: Vec<Proc>,
+    pub(crate) bare_haproxy: Proc,
     pub(crate) single: Proc,
     pub(crate) single_haproxy: Proc,
     pub(crate) solo: Proc,
@@ -93,11 +98,12 @@ impl Clusters {
         // by a third on two cores). The single instance runs the same, to compare like with like.
         let builtin = "[server]\nworker_threads = 1\n\n[upstreams.builtin]\nkind = \"builtin\"\n";
         let store = format!("unix://{}", socket.display());
-        let cluster_config = |tag: &str| {
-            let config = dir.0.join(format!("mcpgw-{tag}.toml"));
+        let config_on = |tag: &str, store: &str, name: &str| {
+            let config = dir.0.join(format!("mcpgw-{name}.toml"));
             let text = mcpgw_config(&format!("{builtin}\n[cluster]\nnode = \"{tag}\"\nstore = \"{store}\"\n"));
             std::fs::write(&config, text).map(|()| config)
         };
+        let cluster_config = |tag: &str| config_on(tag, &store, tag);
         let mut instances = Vec::new();
         for n in 1..=nodes {
             let tag = format!("{n:04x}");
@@ -108,6 +114,16 @@ impl Clusters {
         }
         let servers: Vec<(String, String)> = instances.iter().map(|i| (i.tag.clone(), i.addr.clone())).collect();
         let haproxy = start_haproxy("HAProxy (cluster)", &dir.0.join("haproxy.cfg"), &servers).await?;
+        let mut bare = Vec::new();
+        let mut servers = Vec::new();
+        for n in 1..=nodes {
+            let tag = format!("{n:04x}");
+            let config = config_on(&tag, "none", &format!("{tag}-bare"))?;
+            let proc = start_mcpgw_at(&format!("mcpgw {tag} (no store)"), mcpgw, &config, "127.0.0.1:0", &[]).await?;
+            servers.push((tag, proc.base.trim_start_matches("http://").to_owned()));
+            bare.push(proc);
+        }
+        let bare_haproxy = start_haproxy("HAProxy (no store)", &dir.0.join("haproxy-bare.cfg"), &servers).await?;
         let single_config = dir.0.join("mcpgw-single.toml");
         std::fs::write(&single_config, mcpgw_config(builtin))?;
         let single = start_mcpgw_at("mcpgw (single)", mcpgw, &single_config, "127.0.0.1:0", &[]).await?;
@@ -119,7 +135,18 @@ impl Clusters {
             start_mcpgw_at(&format!("mcpgw {tag} (alone)"), mcpgw, &cluster_config(&tag)?, "127.0.0.1:0", &[]).await?;
         let server = [(tag, solo.base.trim_start_matches("http://").to_owned())];
         let solo_haproxy = start_haproxy("HAProxy (cluster of one)", &dir.0.join("haproxy-solo.cfg"), &server).await?;
-        Ok(Clusters { instances, haproxy, redis, single, single_haproxy, solo, solo_haproxy, _dir: dir })
+        Ok(Clusters {
+            instances,
+            haproxy,
+            redis,
+            bare,
+            bare_haproxy,
+            single,
+            single_haproxy,
+            solo,
+            solo_haproxy,
+            _dir: dir,
+        })
     }
 
     /// The cluster's CPU: its instances (the server), then HAProxy and Redis beside them.
@@ -128,6 +155,11 @@ impl Clusters {
             server: self.instances.iter().filter_map(|i| i.proc.as_ref().map(|p| p.pid)).collect(),
             beside: vec![self.haproxy.pid, self.redis.pid],
         }
+    }
+
+    /// The three without a store: their CPU summed, then their HAProxy beside it.
+    pub(crate) fn bare_watched(&self) -> Watched {
+        Watched { server: self.bare.iter().map(|p| p.pid).collect(), beside: vec![self.bare_haproxy.pid] }
     }
 
     /// The single instance behind its HAProxy: the instance, then HAProxy beside it.
@@ -142,9 +174,11 @@ impl Clusters {
 
     /// Fails with its log when a process has exited (an instance killed on purpose is `None`).
     pub(crate) fn check_alive(&mut self) -> Result<()> {
-        let Clusters { instances, haproxy, redis, single, single_haproxy, solo, solo_haproxy, .. } = self;
-        let procs = instances.iter_mut().filter_map(|i| i.proc.as_mut());
-        for proc in procs.chain([haproxy, redis, single, single_haproxy, solo, solo_haproxy]) {
+        let Clusters {
+            instances, haproxy, redis, bare, bare_haproxy, single, single_haproxy, solo, solo_haproxy, ..
+        } = self;
+        let procs = instances.iter_mut().filter_map(|i| i.proc.as_mut()).chain(bare.iter_mut());
+        for proc in procs.chain([haproxy, redis, bare_haproxy, single, single_haproxy, solo, solo_haproxy]) {
             if !proc.alive() {
                 bail!("{} exited during the cluster rows; its log:\n{}", proc.name, proc.log_tail(30).join("\n"));
             }
@@ -155,14 +189,16 @@ impl Clusters {
     /// SIGTERM to every process; the mcpgw that did not exit 0 by themselves.
     pub(crate) fn stop(mut self) -> Vec<String> {
         let mut unclean = Vec::new();
-        let Clusters { instances, haproxy, redis, single, single_haproxy, solo, solo_haproxy, .. } = &mut self;
-        let mcpgw = instances.iter_mut().filter_map(|i| i.proc.as_mut()).chain([single, solo]);
+        let Clusters {
+            instances, haproxy, redis, bare, bare_haproxy, single, single_haproxy, solo, solo_haproxy, ..
+        } = &mut self;
+        let mcpgw = instances.iter_mut().filter_map(|i| i.proc.as_mut()).chain(bare.iter_mut()).chain([single, solo]);
         for proc in mcpgw {
             if !proc.stop() {
                 unclean.push(proc.name.clone());
             }
         }
-        for proc in [haproxy, single_haproxy, solo_haproxy, redis] {
+        for proc in [haproxy, bare_haproxy, single_haproxy, solo_haproxy, redis] {
             proc.stop();
         }
         unclean

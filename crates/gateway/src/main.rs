@@ -252,15 +252,29 @@ async fn run(
     let cluster = match &config.cluster {
         None => None,
         Some(c) => {
-            let store = cluster::Store::connect(c, config.idle_timeout, config.limits.log_events)
-                .await
-                .with_context(|| format!("cannot reach the cluster's store at {}", c.store))?;
             let derived = if c.node_derived { " (derived from the host name)" } else { "" };
-            tracing::info!("cluster node {}{derived}; sessions shared through {}", c.node, c.store);
-            Some(cluster::Cluster::new(store, metrics.clone()))
+            match &c.store {
+                Some(url) => {
+                    let store = cluster::Store::connect(c, url, config.idle_timeout, config.limits.log_events)
+                        .await
+                        .with_context(|| format!("cannot reach the cluster's store at {url}"))?;
+                    tracing::info!("cluster node {}{derived}; sessions shared through {url}", c.node);
+                    Some(cluster::Cluster::new(store, metrics.clone()))
+                }
+                None => {
+                    tracing::info!(
+                        "cluster node {}{derived} without a store: the load balancer routes this node's sessions \
+                         here, and they end with this instance",
+                        c.node
+                    );
+                    None
+                }
+            }
         }
     };
-    let registry = Registry::new(factory, config.park_after, config.limits, config.caps, metrics.clone(), cluster);
+    let node = config.cluster.as_ref().map(|c| c.node);
+    let registry =
+        Registry::new(factory, config.park_after, config.limits, config.caps, metrics.clone(), node, cluster);
     let edge = Edge::new(registry.clone(), config.edge.clone(), tasks.clone());
     let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics.clone()));
     tasks.spawn(registry.clone().run_reaper(config.idle_timeout, stop.clone()));

@@ -15,7 +15,7 @@ use mcpgw_transport::auth::Identity;
 use mcpgw_transport::hub::{Direct, DirectAnswer, Hub, HubLimits, ListenerSlots};
 use mcpgw_transport::routes::{Continuation, History};
 use mcpgw_transport::session::SessionLimits;
-use mcpgw_transport::{Error, Session, SessionId, SessionKind, Sessions};
+use mcpgw_transport::{Error, NodeTag, Session, SessionId, SessionKind, Sessions};
 use rmcp::model::{ClientRequest, JsonRpcRequest, ServerJsonRpcMessage};
 use tokio_util::sync::CancellationToken;
 
@@ -53,22 +53,27 @@ pub(crate) struct Registry {
     hub: RwLock<Option<Arc<Hub>>>,
     /// The cap on open listen streams, over every hub.
     listeners: Arc<ListenerSlots>,
-    /// This instance's part in a cluster: new session ids start with its tag, so the load
-    /// balancer routes their requests here, and sessions held elsewhere can be taken over.
-    /// `None`: a single node, fully random ids, no store.
+    /// This instance's tag in a cluster: new session ids start with it, so the load balancer
+    /// routes their requests here. `None`: a single node, fully random ids.
+    node: Option<NodeTag>,
+    /// This instance's part in a cluster with a store: sessions are recorded there, and
+    /// sessions held elsewhere can be taken over. `None`: no store (a single node, or a
+    /// cluster with `store = "none"`).
     cluster: Option<Arc<Cluster>>,
     me: Weak<Registry>,
 }
 
 impl Registry {
     /// An empty registry whose sessions' servers `factory` builds, parking after
-    /// `park_after` of quiet; in `cluster`, if any.
+    /// `park_after` of quiet; its ids tagged with `node` and its sessions shared through
+    /// `cluster`, if any.
     pub(crate) fn new(
         factory: ServerFactory,
         park_after: Option<Duration>,
         limits: SessionLimits,
         caps: SessionCaps,
         metrics: Arc<Metrics>,
+        node: Option<NodeTag>,
         cluster: Option<Arc<Cluster>>,
     ) -> Arc<Self> {
         let parked = Arc::new(AtomicUsize::new(0));
@@ -87,6 +92,7 @@ impl Registry {
             per_owner: DashMap::new(),
             hub: RwLock::new(None),
             listeners: ListenerSlots::new(caps.listeners),
+            node,
             cluster,
             me: me.clone(),
         });
@@ -342,7 +348,7 @@ impl Sessions for Registry {
             return Err(Error::Unavailable("the gateway is shutting down"));
         }
         self.take_slot(owner.clone())?;
-        let id = self.cluster.as_ref().map_or_else(SessionId::random, |c| SessionId::random_on(c.node()));
+        let id = self.node.map_or_else(SessionId::random, SessionId::random_on);
         let caller = owner.as_ref().map_or_else(|| "anonymous".to_owned(), Identity::name);
         let (session, inbound) = Session::new(id, kind, owner, self.limits);
         if let Some(cluster) = &self.cluster {
@@ -602,6 +608,7 @@ mod tests {
             SessionCaps { total: 3, per_credential: Some(2), listeners: 8 },
             Metrics::new(),
             None,
+            None,
         )
     }
 
@@ -649,7 +656,7 @@ mod tests {
         let _entered = runtime.enter();
         let tasks = TaskTracker::new();
         let factory = ServerFactory::new(mcpgw_core::Upstreams::builtin(&tasks), tasks);
-        let registry = Registry::new(factory, None, SessionLimits::default(), caps, Metrics::new(), None);
+        let registry = Registry::new(factory, None, SessionLimits::default(), caps, Metrics::new(), None, None);
         let room = caps.per_credential.unwrap_or(caps.total);
         for _ in 0..room - 1 {
             registry.create(SessionKind::Streamable, owner.clone()).expect("room");

@@ -1,10 +1,12 @@
 //! The cost of a cluster: three mcpgw instances with `[cluster]` on one Redis behind HAProxy
-//! (`config/examples/haproxy.cfg` as shipped), against one mcpgw without `[cluster]` behind the
-//! same HAProxy configuration and the same mcpgw reached directly, on the built-in `echo`; and
-//! a cluster of one (one mcpgw with `[cluster]` on the same Redis, behind its own HAProxy),
-//! which tells the store's cost from the cost of splitting the load over three instances.
+//! (`config/examples/haproxy.cfg` as shipped), against the same three with `store = "none"`
+//! (ids tagged for HAProxy, nothing shared) behind the same HAProxy configuration, which tells
+//! the store's cost (the target); against one mcpgw without `[cluster]` behind the same
+//! HAProxy configuration and the same mcpgw reached directly, on the built-in `echo`; and a
+//! cluster of one (one mcpgw with `[cluster]` on the same Redis, behind its own HAProxy), the
+//! store's cost on one instance.
 //!
-//! Each round measures, at each size of `plan.cluster_sizes` and on each transport, the four
+//! Each round measures, at each size of `plan.cluster_sizes` and on each transport, the five
 //! under the same closed-loop load, one after the other (the order reversed every other
 //! round). The cluster's server CPU is its three instances' summed; HAProxy's and Redis's are
 //! read beside it, and counted neither as the server's nor as other work. Then the session
@@ -32,6 +34,8 @@ use super::bench::{Bench, Profiles};
 
 /// Three mcpgw with `[cluster]`, HAProxy in front, Redis behind.
 pub(crate) const CLUSTER: &str = "3 mcpgw + HAProxy + Redis";
+/// Three mcpgw with `[cluster] store = "none"` behind the same HAProxy configuration.
+pub(crate) const BARE: &str = "3 mcpgw + HAProxy";
 /// One mcpgw without `[cluster]` behind the same HAProxy configuration.
 pub(crate) const SINGLE_LB: &str = "1 mcpgw + HAProxy";
 /// The same mcpgw, called directly.
@@ -41,14 +45,16 @@ pub(crate) const SOLO: &str = "1 mcpgw + HAProxy + Redis";
 /// The longest wait for sessions on one instance, or for an instance back in the pool.
 const POOL_WAIT: Duration = Duration::from_secs(60);
 
-/// One transport at one size in one round: the four, same load. In `cluster.cpu.beside_s` and
-/// `solo.cpu.beside_s`, HAProxy then Redis; in `single_lb.cpu.beside_s`, HAProxy.
+/// One transport at one size in one round: the five, same load. In `cluster.cpu.beside_s` and
+/// `solo.cpu.beside_s`, HAProxy then Redis; in `bare.cpu.beside_s` and
+/// `single_lb.cpu.beside_s`, HAProxy.
 #[derive(Serialize)]
 pub(crate) struct ClusterRound {
     pub(crate) round: usize,
     pub(crate) transport: String,
     pub(crate) sessions: usize,
     pub(crate) cluster: LoadResult,
+    pub(crate) bare: LoadResult,
     pub(crate) single_lb: LoadResult,
     pub(crate) single: LoadResult,
     pub(crate) solo: LoadResult,
@@ -111,22 +117,28 @@ pub(crate) async fn cluster(bench: &mut Bench, mcpgw: &Path, out_dir: &Path, p: 
 
 async fn measure(bench: &mut Bench, c: &mut Clusters, mcpgw: &Path, p: &Profiles) -> Result<ClusterRows> {
     let mut rows = ClusterRows::default();
-    let targets =
-        [target_of(&c.haproxy)?, target_of(&c.single_haproxy)?, target_of(&c.single)?, target_of(&c.solo_haproxy)?];
+    let targets = [
+        target_of(&c.haproxy)?,
+        target_of(&c.single_haproxy)?,
+        target_of(&c.single)?,
+        target_of(&c.solo_haproxy)?,
+        target_of(&c.bare_haproxy)?,
+    ];
     for round in 1..=bench.plan.rounds {
         for sessions in bench.plan.cluster_sizes.clone() {
             for profile in [&p.json, &p.sse, &p.legacy] {
-                let mut order = [0, 1, 2, 3];
+                let mut order = [0, 4, 1, 2, 3];
                 if round % 2 == 0 {
                     order.reverse();
                 }
-                let mut found: [Option<LoadResult>; 4] = [None, None, None, None];
+                let mut found: [Option<LoadResult>; 5] = [None, None, None, None, None];
                 for which in order {
                     let (name, watched) = match which {
                         0 => (CLUSTER, c.cluster_watched()),
                         1 => (SINGLE_LB, c.single_lb_watched()),
                         2 => (SINGLE, Watched::from(Some(c.single.pid))),
-                        _ => (SOLO, c.solo_watched()),
+                        3 => (SOLO, c.solo_watched()),
+                        _ => (BARE, c.bare_watched()),
                     };
                     let target = &targets[which];
                     let what = format!("{name}, {}, {sessions} sessions", profile.transport.label());
@@ -139,7 +151,7 @@ async fn measure(bench: &mut Bench, c: &mut Clusters, mcpgw: &Path, p: &Profiles
                         .await?;
                     found[which] = Some(result);
                 }
-                let [Some(cluster), Some(single_lb), Some(single), Some(solo)] = found else {
+                let [Some(cluster), Some(single_lb), Some(single), Some(solo), Some(bare)] = found else {
                     bail!("a cluster row was not measured")
                 };
                 rows.rounds.push(ClusterRound {
@@ -147,6 +159,7 @@ async fn measure(bench: &mut Bench, c: &mut Clusters, mcpgw: &Path, p: &Profiles
                     transport: profile.transport.label().to_owned(),
                     sessions,
                     cluster,
+                    bare,
                     single_lb,
                     single,
                     solo,

@@ -9,7 +9,7 @@ use crate::peers;
 
 use super::auth::{MCPGW_AUTH, MCPGW_NO_AUDIT, NO_AUDIT_LOG};
 use super::bench::NOISY;
-use super::cluster::{CLUSTER, SINGLE, SINGLE_LB, SOLO, beside_us};
+use super::cluster::{BARE, CLUSTER, SINGLE, SINGLE_LB, SOLO, beside_us};
 use super::numbers::{median, opt, pct, thousands};
 use super::reading::reading_the_targets;
 use super::report::{MCPGW_1, RMCP_STATELESS_1, Report, Round};
@@ -165,27 +165,34 @@ fn cluster_table(md: &mut String, r: &Report) {
         md,
         "`{CLUSTER}`: three mcpgw with `[cluster]` on one `redis-server` (a unix socket, nothing saved), behind HAProxy \
          running `config/examples/haproxy.cfg` as shipped (every request of a session to the instance that minted it; \
-         one connection per request to the instances, `option http-server-close`); `{SINGLE_LB}`: one mcpgw without \
-         `[cluster]` behind the same HAProxy configuration; `{SINGLE}`: that mcpgw called directly. Every mcpgw on the \
-         built-in tools, with one worker thread (the instances share the machine's cores); and `{SOLO}`, a cluster of one: one more mcpgw with \
-         `[cluster]` on the same Redis, behind a HAProxy of its own. {} rounds, the order of the four reversed every \
-         other round. *CPU µs/req* is the server's: the cluster's three instances summed; HAProxy's and Redis's are \
-         read beside it and counted neither as the server's nor as other work. *cluster ×* is the cluster's CPU per \
-         request over `{SINGLE_LB}`'s: what the store and the split into three instances cost on the round-trip path \
-         (the target); *store ×* is the cluster of one's over the same: the store's part of it.\n",
+         one connection per request to the instances, `option http-server-close`); `{BARE}`: three more mcpgw with \
+         `[cluster] store = \"none\"` (their session ids tagged for the same routing, nothing shared) behind a \
+         HAProxy of their own; `{SINGLE_LB}`: one mcpgw without `[cluster]` behind the same HAProxy configuration; \
+         `{SINGLE}`: that mcpgw called directly; and `{SOLO}`, a cluster of one: one more mcpgw with `[cluster]` on \
+         the same Redis, behind a HAProxy of its own. Every mcpgw on the built-in tools, with one worker thread (the \
+         instances share the machine's cores). {} rounds, the order of the five reversed every other round. *CPU \
+         µs/req* is the server's: three instances summed; HAProxy's and Redis's are read beside it and counted \
+         neither as the server's nor as other work. *store ×* is the cluster's CPU per request over `{BARE}`'s: what \
+         the store costs three instances on the round-trip path (the target); *split ×* is `{BARE}` over \
+         `{SINGLE_LB}`: what three instances on this machine cost against one, with no store; *cluster ×* is the \
+         cluster over `{SINGLE_LB}` (the two together); *store × on one* is the cluster of one over `{SINGLE_LB}`.\n",
         r.plan.rounds
     );
     let _ = writeln!(
         md,
-        "| sessions | transport | round | cluster req/s | cluster p99 ms | cluster CPU µs/req | its HAProxy µs/req | Redis µs/req | 1 + HAProxy req/s | 1 + HAProxy CPU µs/req | its HAProxy µs/req | 1 alone req/s | 1 alone CPU µs/req | cluster of one req/s | cluster of one CPU µs/req | cluster × | store × | errors |"
+        "| sessions | transport | round | cluster req/s | cluster p99 ms | cluster CPU µs/req | its HAProxy µs/req | Redis µs/req | 3 without store req/s | 3 without store CPU µs/req | 1 + HAProxy req/s | 1 + HAProxy CPU µs/req | its HAProxy µs/req | 1 alone req/s | 1 alone CPU µs/req | cluster of one req/s | cluster of one CPU µs/req | store × | split × | cluster × | store × on one | errors |"
     );
-    let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for row in &c.rounds {
-        let (x, l, s, o) = (&row.cluster, &row.single_lb, &row.single, &row.solo);
+        let (x, b, l, s, o) = (&row.cluster, &row.bare, &row.single_lb, &row.single, &row.solo);
         let over_single = |y: Option<f64>| y.zip(l.server_us_per_req).map(|(y, l)| y / l);
+        let over_bare = x.server_us_per_req.zip(b.server_us_per_req).map(|(x, b)| x / b);
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.sessions,
             row.transport,
             row.round,
@@ -194,6 +201,8 @@ fn cluster_table(md: &mut String, r: &Report) {
             opt(x.server_us_per_req, 1),
             opt(beside_us(&x.cpu, 0, x.rps), 1),
             opt(beside_us(&x.cpu, 1, x.rps), 1),
+            thousands(b.rps),
+            opt(b.server_us_per_req, 1),
             thousands(l.rps),
             opt(l.server_us_per_req, 1),
             opt(beside_us(&l.cpu, 0, l.rps), 1),
@@ -201,9 +210,11 @@ fn cluster_table(md: &mut String, r: &Report) {
             opt(s.server_us_per_req, 1),
             thousands(o.rps),
             opt(o.server_us_per_req, 1),
+            opt(over_bare, 2),
+            opt(over_single(b.server_us_per_req), 2),
             opt(over_single(x.server_us_per_req), 2),
             opt(over_single(o.server_us_per_req), 2),
-            x.errors + l.errors + s.errors + o.errors
+            x.errors + b.errors + l.errors + s.errors + o.errors
         );
     }
     let _ = writeln!(md);
@@ -693,9 +704,10 @@ mod tests {
             transport: Transport::StreamableJson.label().into(),
             sessions: 64,
             cluster,
-            single_lb: fake::run(12_000.0, 100.0, 4.0),
+            bare: fake::run(10_500.0, 100.0, 4.0),
+            single_lb: fake::run(12_000.0, 80.0, 4.0),
             single: fake::run(15_000.0, 60.0, 3.0),
-            solo: fake::run(11_000.0, 104.0, 4.0),
+            solo: fake::run(11_000.0, 84.0, 4.0),
         }];
         report.cluster.takeovers = vec![Takeover {
             round: 1,
@@ -708,7 +720,7 @@ mod tests {
         let md = markdown(&report, Path::new("results.json"));
         assert!(md.contains("## Three instances behind HAProxy with Redis, against one"));
         assert!(
-            md.contains("| 64 | Streamable HTTP, JSON | 1 | 10,000 | 5.000 | 110.0 | 20.0 | 5.0 | 12,000 | 100.0 | – | 15,000 | 60.0 | 11,000 | 104.0 | 1.10 | 1.04 | 0 |"),
+            md.contains("| 64 | Streamable HTTP, JSON | 1 | 10,000 | 5.000 | 110.0 | 20.0 | 5.0 | 10,500 | 100.0 | 12,000 | 80.0 | – | 15,000 | 60.0 | 11,000 | 84.0 | 1.10 | 1.25 | 1.38 | 1.05 | 0 |"),
             "{md}"
         );
         assert!(md.contains("| 1 | 0002 | 50 | 0.0 | 50 | 50 |"), "{md}");

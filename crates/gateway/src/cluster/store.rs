@@ -133,14 +133,15 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Connects to the store of `config` (failing after a short deadline); records live
+    /// Connects to the store at `url` for the node of `config` (failing after a short deadline); records live
     /// `ttl` past their last refresh, and journals keep about `journal_events` events.
     pub(crate) async fn connect(
         config: &ClusterConfig,
+        url: &str,
         ttl: Duration,
         journal_events: usize,
     ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(config.store.as_str())?;
+        let client = redis::Client::open(url)?;
         let settings = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_DEADLINE))
             .set_response_timeout(Some(COMMAND_DEADLINE))
@@ -498,13 +499,14 @@ mod tests {
         }
 
         async fn store(&self, node: &str) -> Store {
+            let url = format!("unix://{}", self.dir.join("r.sock").display());
             let config = ClusterConfig {
                 node: node.parse().expect("a tag"),
                 node_derived: false,
-                store: format!("unix://{}", self.dir.join("r.sock").display()),
+                store: Some(url.clone()),
                 key_prefix: "test".to_owned(),
             };
-            Store::connect(&config, Duration::from_secs(60), 100).await.expect("connected")
+            Store::connect(&config, &url, Duration::from_secs(60), 100).await.expect("connected")
         }
     }
 

@@ -1,8 +1,13 @@
 //! `[cluster]`: several instances behind a load balancer, sharing their sessions through a
-//! Redis-protocol store. Absent, mcpgw is a single node and needs no store.
+//! Redis-protocol store (or, with `store = "none"`, only tagging their session ids for the
+//! load balancer). Absent, mcpgw is a single node and needs no store.
 
 use mcpgw_transport::NodeTag;
 use serde::Deserialize;
+
+/// `store = "none"`: affinity only, no store. Spelled out rather than implied by a missing
+/// `store`, so that a forgotten line cannot silently turn takeovers off.
+const NO_STORE: &str = "none";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,17 +25,24 @@ pub(crate) struct ClusterConfig {
     pub(crate) node: NodeTag,
     /// Whether `node` was derived from the host name rather than configured.
     pub(crate) node_derived: bool,
-    /// The store's URL: `redis://`, or `unix://` for a local socket.
-    pub(crate) store: String,
+    /// The store's URL: `redis://`, or `unix://` for a local socket. `None` (`store = "none"`):
+    /// the instances only tag their session ids for the load balancer's affinity and share
+    /// nothing, so a session ends with its instance.
+    pub(crate) store: Option<String>,
     /// What every key mcpgw writes in the store starts with.
     pub(crate) key_prefix: String,
 }
 
 impl RawCluster {
     pub(super) fn build(self) -> Result<ClusterConfig, String> {
-        let store = self.store.ok_or("cluster.store is required (\"redis://host:6379\" or \"unix:///path\")")?;
-        if let Err(e) = redis::IntoConnectionInfo::into_connection_info(store.as_str()) {
-            return Err(format!("cluster.store {store:?} is not a Redis URL: {e}"));
+        let store = self.store.ok_or(
+            "cluster.store is required (\"redis://host:6379\", \"unix:///path\", or \"none\" to share nothing)",
+        )?;
+        let store = (store != NO_STORE).then_some(store);
+        if let Some(url) = &store
+            && let Err(e) = redis::IntoConnectionInfo::into_connection_info(url.as_str())
+        {
+            return Err(format!("cluster.store {url:?} is not a Redis URL (nor \"none\"): {e}"));
         }
         let key_prefix = self.key_prefix.unwrap_or_else(|| "mcpgw".to_owned());
         if key_prefix.is_empty() || !key_prefix.bytes().all(|b| b.is_ascii_graphic()) {

@@ -596,6 +596,8 @@ kind = "builtin"
         assert_eq!(cluster.key_prefix, "mcpgw");
         let c = Config::parse("[cluster]\nstore = \"unix:///run/redis.sock\"\n", "f").expect("valid");
         assert!(c.cluster.expect("a cluster").node_derived, "no node: derived from the host name");
+        let c = Config::parse("[cluster]\nnode = \"0002\"\nstore = \"none\"\n", "f").expect("valid");
+        assert_eq!(c.cluster.expect("a cluster").store, None, "affinity only");
         for (bad, key) in [
             ("[cluster]\nnode = \"1\"\nstore = \"redis://h\"\n", "cluster.node"),
             ("[cluster]\nnode = \"0001\"\n", "cluster.store"),
