@@ -33,8 +33,8 @@ help:
 	@echo "             BENCH_QUICK=1 for a smoke run (target/bench/benchmarks-quick.md)"
 	@echo "make bench-auth  only its rows with JWT auth + a 20-rule policy, and the audit log's cost"
 	@echo "             (~3 min; target/bench/benchmarks-auth.md)"
-	@echo "make bench-cluster  only its rows with three mcpgw behind HAProxy with Redis against one, and a"
-	@echo "             takeover's latency (~8 min; target/bench/benchmarks-cluster.md)"
+	@echo "make bench-cluster  only its rows with three mcpgw behind HAProxy with Redis against three without"
+	@echo "             the store and against one, and a takeover's latency (~11 min; target/bench/benchmarks-cluster.md)"
 	@echo "make deps-bench  install the competing gateways the bench measures (crates/bench/peers)"
 	@echo "make bench-compare BASE=<commit>  CPU/req of that commit's mcpgw against this one, alternating"
 	@echo "             rounds, medians (target/bench/compare.md); BASE_BIN=<binary> instead of building"
@@ -253,7 +253,8 @@ bench-auth:
 		--command "make bench-auth$(if $(BENCH_QUICK), BENCH_QUICK=$(BENCH_QUICK))"
 
 # Only the cluster rows of `bench` (crates/bench/src/run/cluster.rs): three mcpgw with [cluster]
-# behind HAProxy with Redis against one mcpgw, and a takeover's latency; target/bench/benchmarks-cluster.md.
+# behind HAProxy with Redis against the same three with store = "none" (the store's cost) and against
+# one mcpgw, and a takeover's latency; target/bench/benchmarks-cluster.md.
 .PHONY: bench-cluster
 bench-cluster: deps-cluster
 	$(CARGO) build --release -p mcpgw
