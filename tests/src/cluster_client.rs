@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use http::StatusCode;
 use serde_json::json;
 
-use crate::cluster::{Cluster, Redis};
+use crate::cluster::{ClientSession, Cluster, Redis};
 use crate::{Http, SseReader, initialize, notification, request};
 
 /// A counter of an instance's `/metrics`, summed over the series whose labels contain all
@@ -18,6 +18,35 @@ pub async fn counter(base: &str, name: &str, labels: &[&str]) -> u64 {
         .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
+}
+
+/// Checks what SDK sessions run through `cluster`'s load balancer reported: each minted by one
+/// of its instances, no status of 400 or more, its `calls` echoes in order; sessions started
+/// on every instance (round robin); and on every instance no 404 (a request it was sent for
+/// a session it does not hold), no takeover, and as many sessions created as it minted: every
+/// request of a session reached its instance.
+pub async fn assert_every_session_stayed_on_its_instance(cluster: &Cluster, sessions: &[ClientSession], calls: usize) {
+    let tags: BTreeSet<&str> = cluster.nodes.iter().map(|n| n.tag.as_str()).collect();
+    let mut minted: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in sessions {
+        let what = format!("{} {} {}", s.client, s.transport, s.session);
+        assert_eq!(s.session.len(), 32, "{what}");
+        let tag = &s.session[..4];
+        assert!(tags.contains(tag), "{what}: minted by an instance of the cluster");
+        *minted.entry(tag).or_default() += 1;
+        assert!(s.statuses.iter().all(|&code| code < 400), "{what}: {:?}", s.statuses);
+        let expected: Vec<String> = (0..calls).map(|n| format!("{}-{n}", s.transport)).collect();
+        assert_eq!(s.echoes, expected, "{what}");
+    }
+    // initialize and GET /sse carry no id: round robin spreads the sessions.
+    assert_eq!(minted.len(), tags.len(), "new sessions on every instance: {minted:?}");
+    for node in &cluster.nodes {
+        let base = &node.gateway.as_ref().expect("running").base;
+        assert_eq!(counter(base, "mcpgw_http_requests_total", &["status=\"404\""]).await, 0, "node {}", node.tag);
+        let created = counter(base, "mcpgw_sessions_created_total", &[]).await as usize;
+        assert_eq!(created, minted[node.tag.as_str()], "node {} created the sessions it minted", node.tag);
+        assert_eq!(counter(base, "mcpgw_session_takeovers_total", &[]).await, 0, "node {}", node.tag);
+    }
 }
 
 /// Takeovers counted by the instances still running.

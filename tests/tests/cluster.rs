@@ -2,13 +2,14 @@
 //! driven by the official Python and TypeScript SDK clients on both transports. Needs
 //! `make deps-cluster` (haproxy, redis-server), `make deps-python` and `make deps-ts`.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use http::StatusCode;
 use mcpgw_tests::cluster::{
     ClientSession, ClientSteps, Cluster, TempDir, legacy_call_median, python_sessions, ts_sessions,
 };
-use mcpgw_tests::cluster_client::{CLOSED_STREAMS_CONFIG, RawSession, counter, open_then_close_streams, takeovers};
+use mcpgw_tests::cluster_client::{
+    CLOSED_STREAMS_CONFIG, RawSession, assert_every_session_stayed_on_its_instance, counter, open_then_close_streams,
+    takeovers,
+};
 use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request, run};
 use serde_json::json;
 
@@ -22,31 +23,7 @@ async fn every_request_of_a_session_is_served_by_the_instance_that_minted_it() {
     let sessions: Vec<ClientSession> = python.into_iter().chain(ts).collect();
     assert_eq!(sessions.len(), 16);
 
-    let tags: BTreeSet<&str> = cluster.nodes.iter().map(|n| n.tag.as_str()).collect();
-    let mut minted: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in &sessions {
-        let what = format!("{} {} {}", s.client, s.transport, s.session);
-        assert_eq!(s.session.len(), 32, "{what}");
-        let tag = &s.session[..4];
-        assert!(tags.contains(tag), "{what}: minted by an instance of the cluster");
-        *minted.entry(tag).or_default() += 1;
-        assert!(s.statuses.iter().all(|&code| code < 400), "{what}: {:?}", s.statuses);
-        let expected: Vec<String> = (0..5).map(|n| format!("{}-{n}", s.transport)).collect();
-        assert_eq!(s.echoes, expected, "{what}");
-    }
-    // initialize and GET /sse carry no id: round robin spreads the sessions.
-    assert_eq!(minted.len(), 3, "new sessions on every instance: {minted:?}");
-
-    // A request for a session an instance does not hold is answered 404 there (or taken
-    // over, later): none was, on any instance, so every request reached its session's
-    // instance.
-    for node in &cluster.nodes {
-        let base = &node.gateway.as_ref().expect("running").base;
-        assert_eq!(counter(base, "mcpgw_http_requests_total", &["status=\"404\""]).await, 0, "node {}", node.tag);
-        let created = counter(base, "mcpgw_sessions_created_total", &[]).await as usize;
-        assert_eq!(created, minted[node.tag.as_str()], "node {} created the sessions it minted", node.tag);
-        assert_eq!(counter(base, "mcpgw_session_takeovers_total", &[]).await, 0, "node {}", node.tag);
-    }
+    assert_every_session_stayed_on_its_instance(&cluster, &sessions, 5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,22 +32,7 @@ async fn without_a_store_every_session_stays_on_its_instance_and_ends_with_it() 
     let (python, ts) = tokio::join!(python_sessions(&cluster.base, 2, 3), ts_sessions(&cluster.base, 2, 3));
     let sessions: Vec<ClientSession> = python.into_iter().chain(ts).collect();
     assert_eq!(sessions.len(), 8);
-    let mut minted: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in &sessions {
-        let what = format!("{} {} {}", s.client, s.transport, s.session);
-        assert!(s.session.len() == 32 && ["0001", "0002"].contains(&&s.session[..4]), "{what}: tagged");
-        *minted.entry(&s.session[..4]).or_default() += 1;
-        assert!(s.statuses.iter().all(|&code| code < 400), "{what}: {:?}", s.statuses);
-        let expected: Vec<String> = (0..3).map(|n| format!("{}-{n}", s.transport)).collect();
-        assert_eq!(s.echoes, expected, "{what}");
-    }
-    assert_eq!(minted.len(), 2, "new sessions on both instances: {minted:?}");
-    for node in &cluster.nodes {
-        let base = &node.gateway.as_ref().expect("running").base;
-        assert_eq!(counter(base, "mcpgw_http_requests_total", &["status=\"404\""]).await, 0, "node {}", node.tag);
-        let created = counter(base, "mcpgw_sessions_created_total", &[]).await as usize;
-        assert_eq!(created, minted[node.tag.as_str()], "node {} created the sessions it minted", node.tag);
-    }
+    assert_every_session_stayed_on_its_instance(&cluster, &sessions, 3).await;
     assert_eq!(cluster.redis.cli(&["DBSIZE"]), "0", "nothing in any store");
 
     // Nothing to take over from: the session ends with its instance, as on a single node,

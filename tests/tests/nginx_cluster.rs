@@ -4,11 +4,13 @@
 //! continues the same session on the instance's one backup. Needs `make deps-cluster` (nginx,
 //! redis-server), `make deps-python` and `make deps-ts`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use http::StatusCode;
 use mcpgw_tests::cluster::{Balancer, ClientSession, ClientSteps, Cluster, python_sessions, ts_sessions};
-use mcpgw_tests::cluster_client::{CLOSED_STREAMS_CONFIG, open_then_close_streams};
+use mcpgw_tests::cluster_client::{
+    CLOSED_STREAMS_CONFIG, assert_every_session_stayed_on_its_instance, open_then_close_streams,
+};
 use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request};
 use serde_json::json;
 
@@ -52,30 +54,8 @@ async fn through_nginx_every_request_of_a_session_is_served_by_the_instance_that
     let sessions: Vec<ClientSession> = python.into_iter().chain(ts).collect();
     assert_eq!(sessions.len(), 16);
 
-    let tags: BTreeSet<&str> = cluster.nodes.iter().map(|n| n.tag.as_str()).collect();
-    let mut minted: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in &sessions {
-        let what = format!("{} {} {}", s.client, s.transport, s.session);
-        let tag = &s.session[..4];
-        assert!(tags.contains(tag), "{what}: minted by an instance of the cluster");
-        *minted.entry(tag).or_default() += 1;
-        assert!(s.statuses.iter().all(|&code| code < 400), "{what}: {:?}", s.statuses);
-        let expected: Vec<String> = (0..5).map(|n| format!("{}-{n}", s.transport)).collect();
-        assert_eq!(s.echoes, expected, "{what}");
-    }
-    // initialize and GET /sse carry no id: round robin spreads the sessions.
-    assert_eq!(minted.len(), 3, "new sessions on every instance: {minted:?}");
-
-    // An instance answers 404 to (or takes over) a session it does not hold: none did, so
-    // every request of a session (both transports: the header, ?sessionId=) reached its
-    // instance.
-    for node in &cluster.nodes {
-        let base = &node.gateway.as_ref().expect("running").base;
-        assert_eq!(counter(base, "mcpgw_http_requests_total", &["status=\"404\""]).await, 0, "node {}", node.tag);
-        let created = counter(base, "mcpgw_sessions_created_total", &[]).await as usize;
-        assert_eq!(created, minted[node.tag.as_str()], "node {} created the sessions it minted", node.tag);
-        assert_eq!(counter(base, "mcpgw_session_takeovers_total", &[]).await, 0, "node {}", node.tag);
-    }
+    // Both transports: the header and ?sessionId= reached the session's instance.
+    assert_every_session_stayed_on_its_instance(&cluster, &sessions, 5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
