@@ -255,9 +255,15 @@ async fn run(
             let derived = if c.node_derived { " (derived from the host name)" } else { "" };
             match &c.store {
                 Some(url) => {
-                    let store = cluster::Store::connect(c, url, config.idle_timeout, config.limits.log_events)
-                        .await
-                        .with_context(|| format!("cannot reach the cluster's store at {url}"))?;
+                    let store = cluster::Store::connect(
+                        url,
+                        c.node,
+                        &c.key_prefix,
+                        config.idle_timeout,
+                        config.limits.log_events,
+                    )
+                    .await
+                    .with_context(|| format!("cannot reach the cluster's store at {url}"))?;
                     tracing::info!("cluster node {}{derived}; sessions shared through {url}", c.node);
                     Some(cluster::Cluster::new(store, metrics.clone()))
                 }

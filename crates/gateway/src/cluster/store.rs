@@ -28,7 +28,6 @@ use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::append::{APPEND, APPEND_SESSIONS, add_batches};
-use crate::config::ClusterConfig;
 
 /// How long one command (or one pipeline) may take before it counts as failed.
 const COMMAND_DEADLINE: Duration = Duration::from_secs(2);
@@ -133,11 +132,13 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Connects to the store at `url` for the node of `config` (failing after a short deadline); records live
-    /// `ttl` past their last refresh, and journals keep about `journal_events` events.
+    /// Connects to the store at `url` as node `node`, its keys under `prefix` (failing after a
+    /// short deadline); records live `ttl` past their last refresh, and journals keep about
+    /// `journal_events` events.
     pub(crate) async fn connect(
-        config: &ClusterConfig,
         url: &str,
+        node: NodeTag,
+        prefix: &str,
         ttl: Duration,
         journal_events: usize,
     ) -> Result<Self, StoreError> {
@@ -151,9 +152,9 @@ impl Store {
         let boot = &SessionId::random().to_string()[..16];
         let store = Self {
             connection,
-            prefix: config.key_prefix.clone(),
-            me: format!("{}:{boot}", config.node),
-            node: config.node,
+            prefix: prefix.to_owned(),
+            me: format!("{node}:{boot}"),
+            node,
             ttl: ttl.max(Duration::from_secs(1)),
             journal_events,
             claim: Script::new(CLAIM),
@@ -500,13 +501,8 @@ mod tests {
 
         async fn store(&self, node: &str) -> Store {
             let url = format!("unix://{}", self.dir.join("r.sock").display());
-            let config = ClusterConfig {
-                node: node.parse().expect("a tag"),
-                node_derived: false,
-                store: Some(url.clone()),
-                key_prefix: "test".to_owned(),
-            };
-            Store::connect(&config, &url, Duration::from_secs(60), 100).await.expect("connected")
+            let node = node.parse().expect("a tag");
+            Store::connect(&url, node, "test", Duration::from_secs(60), 100).await.expect("connected")
         }
     }
 
