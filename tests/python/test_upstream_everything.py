@@ -158,3 +158,42 @@ async def test_session_child_gets_the_clients_capabilities(start_gateway, everyt
         async with connect(gw.url, "streamable", **me.options()) as capable:
             names = {t.name for t in (await capable.list_tools()).tools}
             assert {"trigger-sampling-request", "trigger-elicitation-request"} <= names, sorted(names)
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_concurrent_calls_each_get_all_their_progress_before_their_result(start_gateway, everything_js, mode):
+    """Twenty calls with progress at once through one upstream child, ten times over: each
+    gets every one of its progress notifications. While one call's progress is on its way,
+    the upstream connection also sends the other calls' requests; the gateway once lost a
+    notification then, or let the call's result overtake it (its stream had ended when the
+    notification came), as test_everything_tour[streamable-auto-session] did once in CI."""
+    gw = start_gateway(everything_config(everything_js, "session"))
+    steps, calls, rounds = 5, 20, 10
+    with anyio.fail_after(60):
+        async with connect(gw.url, "streamable", mode=mode) as client:
+
+            async def one(missed: list[tuple[int, list[float]]], n: int) -> None:
+                progress: list[float] = []
+                every = anyio.Event()
+
+                async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                    progress.append(value)
+                    if len(progress) == steps:
+                        every.set()
+
+                args = {"duration": 0.02, "steps": steps}
+                result = await client.call_tool("trigger-long-running-operation", args, progress_callback=on_progress)
+                assert "Long running operation completed" in text_of(result)
+                # The SDK runs progress callbacks on tasks of their own: they may run after
+                # the result is returned, never later than that by much.
+                with anyio.move_on_after(5):
+                    await every.wait()
+                if sorted(progress) != [float(s) for s in range(1, steps + 1)]:
+                    missed.append((n, progress))
+
+            for _ in range(rounds):
+                missed: list[tuple[int, list[float]]] = []
+                async with anyio.create_task_group() as tg:
+                    for n in range(calls):
+                        tg.start_soon(one, missed, n)
+                assert not missed, f"calls that missed progress: {missed}"

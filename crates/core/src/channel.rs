@@ -179,6 +179,9 @@ fn answered(result: Result<rmcp::model::ServerResult, rmcp::ErrorData>, id: Requ
     }
 }
 
+/// A message on its way out.
+type Sending = Pin<Box<dyn Future<Output = Result<(), OutboundClosed>> + Send>>;
+
 /// A bounded inbound channel and an outbound sink, as an rmcp server transport.
 pub struct ChannelTransport<O> {
     /// `None` once parked.
@@ -197,6 +200,9 @@ pub struct ChannelTransport<O> {
     last_activity: Instant,
     parking: Option<(Parking, Pin<Box<Sleep>>)>,
     direct: Option<Direct>,
+    /// A direct answer still waiting for room on its stream when rmcp dropped `receive`
+    /// (it polls `receive` in a `select!`): sent before anything else is read.
+    answering: Option<Sending>,
 }
 
 impl<O: Outbound> ChannelTransport<O> {
@@ -212,6 +218,7 @@ impl<O: Outbound> ChannelTransport<O> {
             last_activity: Instant::now(),
             parking: None,
             direct: None,
+            answering: None,
         }
     }
 
@@ -253,9 +260,9 @@ impl<O: Outbound> ChannelTransport<O> {
 
     /// Serves `message` directly when it may skip the loop (`crate::direct`); else gives it
     /// back for the loop. An answer ready at the first poll (a built-in tool, a list the
-    /// catalog holds) is sent from here, with no task and no wake-up; one that waits goes
-    /// on a task of its own.
-    async fn serve_directly(&mut self, message: ClientJsonRpcMessage) -> Option<ClientJsonRpcMessage> {
+    /// catalog holds) is sent by `receive` before it reads on, with no task and no wake-up;
+    /// one that waits goes on a task of its own.
+    fn serve_directly(&mut self, message: ClientJsonRpcMessage) -> Option<ClientJsonRpcMessage> {
         let Some(direct) = &self.direct else { return Some(message) };
         let request = match message {
             JsonRpcMessage::Request(request) if only_its_answer(&request) => request,
@@ -283,7 +290,8 @@ impl<O: Outbound> ChannelTransport<O> {
         if let Poll::Ready(result) = first {
             let mut message = answered(result, id);
             self.gave(&mut message);
-            let _ = self.outbound.deliver(message).await;
+            // Awaited by `receive`, from the field: a drop of `receive` must not drop it.
+            self.answering = Some(Box::pin(self.outbound.deliver(message)));
             return None;
         }
         // Counted as running until its answer is out, not as a request of the loop's.
@@ -405,6 +413,10 @@ impl<O: Outbound> Transport<RoleServer> for ChannelTransport<O> {
 
     async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
         loop {
+            if let Some(answer) = &mut self.answering {
+                let _ = answer.await;
+                self.answering = None;
+            }
             let message = match self.first.take() {
                 Some(mut message) => {
                     self.took(&mut message);
@@ -412,7 +424,7 @@ impl<O: Outbound> Transport<RoleServer> for ChannelTransport<O> {
                 }
                 None => self.next().await?,
             };
-            if let Some(message) = self.serve_directly(message).await {
+            if let Some(message) = self.serve_directly(message) {
                 return Some(message);
             }
         }
@@ -604,6 +616,48 @@ mod tests {
         assert_eq!(answers(&kept), vec![RequestId::Number(1), RequestId::Number(3)]);
         assert_eq!(tasks.len(), 0, "an answer ready at once needs no task");
         assert_eq!(transport.client_requests, 1, "only request 2 is unanswered");
+    }
+
+    /// A stream with no room for what is sent until the test makes some.
+    struct Full {
+        room: Arc<tokio::sync::Semaphore>,
+        kept: Arc<Kept>,
+    }
+
+    impl Outbound for Full {
+        fn deliver(
+            &self,
+            message: ServerJsonRpcMessage,
+        ) -> impl Future<Output = Result<(), OutboundClosed>> + Send + 'static {
+            let (room, kept) = (self.room.clone(), self.kept.clone());
+            async move {
+                let _room = room.acquire().await;
+                kept.0.lock().expect("not poisoned").push(message);
+                Ok(())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_direct_answer_waiting_for_room_when_rmcp_drops_receive_goes_out_before_the_next_message() {
+        let (tx, rx) = mpsc::channel(8);
+        let (room, kept) = (Arc::new(tokio::sync::Semaphore::new(0)), Arc::new(Kept::default()));
+        let slot = DirectSlot::default();
+        let full = Arc::new(Full { room: room.clone(), kept: kept.clone() });
+        let mut transport =
+            ChannelTransport::new(rx, full).direct(slot.clone(), CancellationToken::new(), TaskTracker::new());
+        let _ = slot.set(fake_server(false));
+        tx.send(Box::new(call(1, false))).await.expect("room");
+        tx.send(Box::new(cancel_of(99))).await.expect("room");
+        {
+            // rmcp's loop polls `receive` once, then serves another branch and drops it.
+            let mut receiving = Box::pin(transport.receive());
+            let polled = receiving.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            assert!(polled.is_pending(), "the answer waits for room");
+        }
+        room.add_permits(1);
+        assert!(matches!(transport.receive().await, Some(ClientJsonRpcMessage::Notification(_))));
+        assert_eq!(answers(&kept), vec![RequestId::Number(1)], "the answer went out, first");
     }
 
     #[tokio::test]

@@ -5,9 +5,15 @@
 //! responses at once, so a call's last progress notification could reach the client after
 //! the call's result, when the result's stream has already ended. Delivering them here, in
 //! the order the upstream sent them, keeps every progress notification ahead of its result.
+//!
+//! rmcp polls `receive` inside a `select!` and drops it whenever another branch is ready
+//! first (a request going out to the upstream, a send finishing), so a delivery under way
+//! is kept on the wrapper and finished at the next call, before anything else is read:
+//! dropped with the future, it was lost, or overtaken by the result behind it.
 
 #![allow(deprecated)] // logging is deprecated in 2026-07-28 but lives in every 2025 session
 
+use std::pin::Pin;
 use std::sync::Weak;
 
 use rmcp::RoleClient;
@@ -27,17 +33,22 @@ pub(crate) trait Deliver: Send + Sync + 'static {
     fn deliver_log(&self, n: LoggingMessageNotification) -> impl Future<Output = ()> + Send;
 }
 
+/// A notification on its way to the client.
+type Delivery = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// `T`, with progress and log notifications delivered in order.
 pub(crate) struct Ordered<T, D> {
     inner: T,
     link: Weak<D>,
     /// Cancelled when the upstream closes its side: calls in flight fail at once.
     lost: CancellationToken,
+    /// The delivery the last `receive` was in when rmcp dropped it.
+    delivering: Option<Delivery>,
 }
 
 impl<T, D> Ordered<T, D> {
     pub(crate) fn new(inner: T, link: Weak<D>, lost: CancellationToken) -> Self {
-        Self { inner, link, lost }
+        Self { inner, link, lost, delivering: None }
     }
 }
 
@@ -50,21 +61,100 @@ impl<T: Transport<RoleClient>, D: Deliver> Transport<RoleClient> for Ordered<T, 
 
     async fn receive(&mut self) -> Option<ServerJsonRpcMessage> {
         loop {
+            if let Some(delivery) = &mut self.delivering {
+                delivery.await;
+                self.delivering = None;
+            }
             let Some(message) = self.inner.receive().await else {
                 self.lost.cancel();
                 return None;
             };
             let JsonRpcMessage::Notification(note) = message else { return Some(message) };
             let Some(link) = self.link.upgrade() else { return Some(JsonRpcMessage::Notification(note)) };
-            match note.notification {
-                ServerNotification::ProgressNotification(n) => link.deliver_progress(n).await,
-                ServerNotification::LoggingMessageNotification(n) => link.deliver_log(n).await,
+            self.delivering = Some(match note.notification {
+                ServerNotification::ProgressNotification(n) => Box::pin(async move { link.deliver_progress(n).await }),
+                ServerNotification::LoggingMessageNotification(n) => Box::pin(async move { link.deliver_log(n).await }),
                 other => return Some(JsonRpcMessage::notification(other)),
-            }
+            });
         }
     }
 
     fn close(&mut self) -> impl Future<Output = Result<(), T::Error>> + Send {
         self.inner.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Waker};
+
+    use rmcp::model::{NumberOrString, ProgressNotificationParam, ProgressToken, RequestId, ServerResult};
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// An upstream that has sent what the test gives it, then nothing more.
+    struct Sent(VecDeque<ServerJsonRpcMessage>);
+
+    impl Transport<RoleClient> for Sent {
+        type Error = Infallible;
+
+        fn send(&mut self, _: ClientJsonRpcMessage) -> impl Future<Output = Result<(), Infallible>> + Send + 'static {
+            std::future::ready(Ok(()))
+        }
+
+        async fn receive(&mut self) -> Option<ServerJsonRpcMessage> {
+            match self.0.pop_front() {
+                Some(message) => Some(message),
+                None => std::future::pending().await,
+            }
+        }
+
+        async fn close(&mut self) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+
+    /// A client whose stream has no room until the test opens it.
+    struct Slow {
+        room: Semaphore,
+        delivered: Mutex<Vec<f64>>,
+    }
+
+    impl Deliver for Slow {
+        async fn deliver_progress(&self, n: ProgressNotification) {
+            let _room = self.room.acquire().await;
+            self.delivered.lock().expect("not poisoned").push(n.params.progress);
+        }
+
+        async fn deliver_log(&self, _: LoggingMessageNotification) {}
+    }
+
+    fn progress(value: f64) -> ServerJsonRpcMessage {
+        let token = ProgressToken(NumberOrString::Number(1));
+        JsonRpcMessage::notification(ServerNotification::ProgressNotification(ProgressNotification::new(
+            ProgressNotificationParam::new(token, value),
+        )))
+    }
+
+    #[tokio::test]
+    async fn a_delivery_rmcp_interrupts_is_finished_before_the_result_behind_it() {
+        let link = Arc::new(Slow { room: Semaphore::new(0), delivered: Mutex::default() });
+        let result = JsonRpcMessage::response(ServerResult::empty(()), RequestId::Number(1));
+        let sent = Sent(VecDeque::from([progress(1.0), progress(2.0), result]));
+        let mut ordered = Ordered::new(sent, Arc::downgrade(&link), CancellationToken::new());
+        {
+            // rmcp's loop polls `receive` once, then serves another branch and drops it.
+            let mut receiving = Box::pin(ordered.receive());
+            let polled = receiving.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            assert!(polled.is_pending(), "the first progress waits for room");
+        }
+        link.room.add_permits(2);
+        let next = ordered.receive().await.expect("the result");
+        assert!(matches!(next, JsonRpcMessage::Response(_)), "{next:?}");
+        assert_eq!(*link.delivered.lock().expect("not poisoned"), [1.0, 2.0], "both progress notifications, first");
     }
 }
