@@ -113,6 +113,18 @@ async def test_killed_child_fails_its_call_fast_and_is_restarted(start_gateway, 
             assert text_of(await client.call_tool("hang", {"seconds": 0})) == "woke up"
 
 
+async def test_a_child_that_answers_and_exits_at_once_gives_its_answer(start_gateway):
+    """The answer, then at once the end of the child's output: the call gets the answer. The
+    gateway saw both and once picked either at random, answering about half of these calls
+    "it exited during the call; it is being restarted" instead. A session per call (each
+    with a child of its own), twenty times."""
+    gw = start_gateway(NO_GRACE + victim())
+    with anyio.fail_after(60):
+        for _ in range(20):
+            async with connect(gw.url, "streamable") as client:
+                assert text_of(await client.call_tool("last_words", {})) == "goodbye"
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_ending_a_session_ends_its_child(start_gateway, transport):
     """`share = "session"`: a clean close (DELETE on Streamable HTTP, closing the stream on

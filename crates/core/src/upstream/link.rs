@@ -478,7 +478,10 @@ impl Link {
         for (n, mapped) in tracked.sent(&upstream_id, &handle.progress_token, ctx) {
             forward_progress(n, mapped).await;
         }
+        // The result first: an upstream that answers and exits at once is lost as soon as
+        // its answer is in, and the call has its result all the same.
         tokio::select! {
+            biased;
             result = handle.await_response() => {
                 // rmcp says only "Transport closed" for a reply it stopped resuming.
                 let not_resumed = gave_up.as_ref().and_then(|g| g.take(&upstream_id));
