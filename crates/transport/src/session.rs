@@ -208,6 +208,12 @@ impl Session {
         self.created.elapsed().saturating_sub(last)
     }
 
+    /// Whether an open stream or a request waiting for its answer keeps the session busy.
+    #[cfg(test)]
+    pub(crate) fn is_busy(&self) -> bool {
+        self.routes().is_busy()
+    }
+
     /// How many client requests are still waiting for their answer.
     pub fn in_flight(&self) -> usize {
         self.routes().in_flight()
@@ -230,10 +236,17 @@ impl Session {
     }
 
     /// Hands a client message to the session's MCP server, waiting while its queue is full.
+    /// The message is booked (a request as unanswered, in a cluster as pending) only once
+    /// there is room, in the same step as it is queued: dropped while it waits (its client
+    /// went away), nothing is left booked that no answer would ever clear.
     pub async fn send(&self, message: ClientJsonRpcMessage) -> Result<(), Closed> {
         if self.is_ended() {
             return Err(Closed);
         }
+        let room = tokio::select! {
+            room = self.inbound.reserve() => room.map_err(|_| Closed)?,
+            () = self.ended.cancelled() => return Err(Closed),
+        };
         let mut accepted = None;
         match &message {
             JsonRpcMessage::Request(r) => {
@@ -254,10 +267,7 @@ impl Session {
             }
             _ => {}
         }
-        tokio::select! {
-            sent = self.inbound.send(Box::new(message)) => sent.map_err(|_| Closed)?,
-            () = self.ended.cancelled() => return Err(Closed),
-        }
+        room.send(Box::new(message));
         if let Some(seq) = accepted
             && let Some(mut gate) = self.gate()
         {
@@ -435,6 +445,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_legacy_request_whose_post_is_dropped_while_the_queue_is_full_is_not_booked() {
+        let limits = SessionLimits { inbound: 1, ..SessionLimits::default() };
+        // The server reads nothing: the first request fills its queue.
+        let (s, _inbound) = Session::new(SessionId::random(), SessionKind::Legacy, None, limits);
+        let ping = |id: i64| {
+            ClientJsonRpcMessage::request(
+                rmcp::model::ClientRequest::PingRequest(Default::default()),
+                RequestId::Number(id),
+            )
+        };
+        s.send(ping(1)).await.expect("queued");
+        {
+            let mut second = Box::pin(s.send(ping(2)));
+            let polled = second.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+            assert!(polled.is_pending(), "request 2 waits for room");
+        }
+        assert_eq!(s.in_flight(), 1, "request 2 never reached the server: nothing waits for its answer");
+    }
+
+    #[tokio::test]
     async fn progress_follows_its_token_and_the_rest_goes_standalone() {
         let s = new_session();
         let token = ProgressToken(NumberOrString::String("t".into()));
@@ -491,13 +521,13 @@ mod tests {
     #[tokio::test]
     async fn requests_are_in_flight_until_answered_or_cancelled() {
         use rmcp::model::{ClientRequest, PingRequest};
-        let s = new_session();
+        // The server side reads nothing: only the bookkeeping is under test.
+        let (s, _inbound) = Session::new(SessionId::random(), SessionKind::Streamable, None, SessionLimits::default());
         let _rx = s.open_post([(RequestId::Number(1), None), (RequestId::Number(2), None)], PostReply::Either).0;
         for id in [1, 2] {
             let ping =
                 JsonRpcMessage::request(ClientRequest::PingRequest(PingRequest::default()), RequestId::Number(id));
-            // The server side is not running: only the bookkeeping is under test.
-            let _ = tokio::time::timeout(Duration::from_millis(1), s.send(ping)).await;
+            s.send(ping).await.expect("queued");
         }
         assert_eq!(s.in_flight(), 2);
         s.deliver(response(1)).await.expect("delivered");

@@ -165,8 +165,10 @@ async fn dispatch(
     } else {
         PostReply::Either
     };
-    let opened = (expected > 0).then(|| session.open_post(requests, reply));
+    let opened = (expected > 0).then(|| session.open_post(requests.iter().cloned(), reply));
+    let mut unsent = Unsent { session, requests: &requests, sent: 0 };
     for m in messages {
+        let request = matches!(m, JsonRpcMessage::Request(_));
         let cancelled = match &m {
             JsonRpcMessage::Notification(n) => match &n.notification {
                 ClientNotification::CancelledNotification(c) => c.params.request_id.clone(),
@@ -175,6 +177,7 @@ async fn dispatch(
             _ => None,
         };
         session.send(m).await.map_err(|_| Error::SessionNotFound)?;
+        unsent.sent += usize::from(request);
         if let Some(id) = cancelled {
             session.forget_request(&id);
         }
@@ -187,6 +190,24 @@ async fn dispatch(
         gate: session.gate(),
     };
     answer(session, rx, accepts, expected, batch, stream).await
+}
+
+/// The requests of a POST not handed to the session's server yet. hyper drops the handler
+/// when its client goes away, which here means while the session's queue is full: the
+/// requests not sent by then are forgotten, as nothing will ever answer them, and their
+/// open route would keep the session busy (never reaped) and a drain waiting for it.
+struct Unsent<'a> {
+    session: &'a Session,
+    requests: &'a [(RequestId, Option<ProgressToken>)],
+    sent: usize,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        for (id, _) in self.requests.iter().skip(self.sent) {
+            self.session.forget_request(id);
+        }
+    }
 }
 
 fn progress_token(request: &ClientRequest) -> Option<ProgressToken> {
@@ -457,5 +478,35 @@ mod tests {
         assert!(ready.contains("\"id\":1"), "the answer, ready with the head (one write): {ready:?}");
         answering.abort();
         storing.abort();
+    }
+
+    fn ping(id: i64) -> ClientJsonRpcMessage {
+        serde_json::from_value(serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "ping"})).expect("a request")
+    }
+
+    #[tokio::test]
+    async fn a_post_whose_client_leaves_while_the_queue_is_full_leaves_no_request_behind() {
+        let limits = SessionLimits { inbound: 1, ..SessionLimits::default() };
+        // The server reads nothing: the first request fills its queue.
+        let (session, _inbound) = Session::new(SessionId::random(), SessionKind::Streamable, None, limits);
+        let either = Accepts { json: true, sse: true };
+        let keepalive = Duration::from_secs(15);
+        let mut first = Box::pin(dispatch(&session, vec![ping(1)], either, false, keepalive, false));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(first.as_mut().poll(&mut cx).is_pending(), "request 1 is queued; its POST waits for the answer");
+        {
+            // Its client goes away while request 2 waits for room: hyper drops the handler.
+            let mut second = Box::pin(dispatch(&session, vec![ping(2), ping(3)], either, true, keepalive, false));
+            assert!(second.as_mut().poll(&mut cx).is_pending(), "request 2 waits for room");
+        }
+        assert_eq!(session.in_flight(), 1, "only request 1 is unanswered");
+        drop(first);
+        // Request 1 was handed on: its route stays until its answer, then nothing is open.
+        session
+            .deliver(JsonRpcMessage::response(ServerResult::EmptyResult(EmptyResult {}), RequestId::Number(1)))
+            .await
+            .expect("routed");
+        assert_eq!(session.in_flight(), 0);
+        assert!(!session.is_busy(), "no route is left open for requests 2 and 3");
     }
 }
