@@ -201,3 +201,24 @@ fn check_config_accepts_a_good_file_and_names_the_line_of_a_bad_one() {
     let _ = std::fs::remove_file(good);
     let _ = std::fs::remove_file(bad);
 }
+
+#[tokio::test]
+async fn a_sighup_during_start_up_is_applied_once_ready() {
+    // A shared upstream that never answers `initialize` holds start-up for its connect timeout.
+    let silent = "[upstreams.silent]\nkind = \"stdio\"\ncommand = \"sleep\"\nargs = [\"60\"]\nshare = \"shared\"\nconnect_timeout_secs = 5\n";
+    let gw = Gateway::start_with(&format!("[upstreams.builtin]\nkind = \"builtin\"\n\n{silent}"));
+    assert!(!gw.logged("mcpgw: ready"), "still starting");
+    std::fs::write(
+        gw.config_path(),
+        "[upstreams.builtin]\nkind = \"builtin\"\n\n[upstreams.second]\nkind = \"builtin\"\n",
+    )
+    .expect("rewrite the config");
+    gw.signal("HUP");
+    gw.wait_for_log("mcpgw: ready");
+    gw.wait_for_log("configuration reloaded");
+    let session = StreamableSession::open(&gw.url("/mcp"), "2025-06-18").await;
+    let tools = session.call(1, "tools/list", json!({})).await;
+    let names: Vec<&str> =
+        tools["result"]["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"second_echo"), "the reloaded configuration serves: {names:?}");
+}

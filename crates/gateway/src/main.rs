@@ -313,16 +313,33 @@ async fn run(
     ));
 
     // Ready once the shared upstreams have started (or failed to: the others still serve).
+    // A SIGHUP meanwhile is applied once ready, not lost.
     let startup = startup_limit(&config);
-    let stopped_early = tokio::select! {
-        () = upstreams.ready(startup) => false,
-        signal = signals.next() => signal == Received::Stop,
-    };
+    let (mut stopped_early, mut reload_asked) = (false, false);
+    {
+        let mut ready = std::pin::pin!(upstreams.ready(startup));
+        loop {
+            tokio::select! {
+                () = &mut ready => break,
+                signal = signals.next() => match signal {
+                    Received::Stop => {
+                        stopped_early = true;
+                        break;
+                    }
+                    Received::Reload => reload_asked = true,
+                },
+            }
+        }
+    }
     drop(upstreams);
     if !stopped_early {
         app.set_ready(true);
         systemd::ready(&systemd::status_line(registry.counts()));
         tracing::info!("ready");
+        if reload_asked {
+            tracing::info!("applying the reload asked for during start-up");
+            reload(path.as_deref(), &registry, &policies, &observers, &tasks, &stop).await;
+        }
         while signals.next().await == Received::Reload {
             reload(path.as_deref(), &registry, &policies, &observers, &tasks, &stop).await;
         }
