@@ -72,9 +72,10 @@ pub(crate) struct Options {
     /// judged on the auth targets alone.
     #[arg(long, conflicts_with = "only_cluster")]
     only_auth: bool,
-    /// Only the cluster rows (three instances behind HAProxy with Redis against one; `make
-    /// bench-cluster`): a partial report, written to target/bench/results-cluster.json and
-    /// target/bench/benchmarks-cluster.md, judged on the cluster targets alone.
+    /// Only the cluster rows (three instances behind HAProxy with Redis against the same
+    /// three without it and one; `make bench-cluster`): a partial report, written to
+    /// target/bench/results-cluster.json and target/bench/benchmarks-cluster.md, judged on
+    /// the cluster targets alone.
     #[arg(long)]
     only_cluster: bool,
     /// Competing gateways measured in front of the stdio fixture, when present.
@@ -192,7 +193,7 @@ pub(crate) async fn run(options: Options) -> Result<()> {
         auth = auth::auth(&mut bench, &options.mcpgw, &out_dir, &profiles).await?;
     }
 
-    // ---- three instances behind HAProxy with Redis, against one -----------------------------
+    // ---- three instances behind HAProxy with Redis, against three without it and one -------
     let mut cluster = cluster::ClusterRows::default();
     if !options.only_auth {
         cluster = cluster::cluster(&mut bench, &options.mcpgw, &out_dir, &profiles).await?;

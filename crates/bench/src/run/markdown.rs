@@ -160,7 +160,7 @@ fn cluster_table(md: &mut String, r: &Report) {
     if c.rounds.is_empty() && c.setup.is_empty() && c.takeovers.is_empty() {
         return;
     }
-    let _ = writeln!(md, "## Three instances behind HAProxy with Redis, against one\n");
+    let _ = writeln!(md, "## Three instances behind HAProxy with Redis, against the same three without it, and one\n");
     let _ = writeln!(
         md,
         "`{CLUSTER}`: three mcpgw with `[cluster]` on one `redis-server` (a unix socket, nothing saved), behind HAProxy \
@@ -718,7 +718,9 @@ mod tests {
             ..Takeover::default()
         }];
         let md = markdown(&report, Path::new("results.json"));
-        assert!(md.contains("## Three instances behind HAProxy with Redis, against one"));
+        assert!(
+            md.contains("## Three instances behind HAProxy with Redis, against the same three without it, and one")
+        );
         assert!(
             md.contains("| 64 | Streamable HTTP, JSON | 1 | 10,000 | 5.000 | 110.0 | 20.0 | 5.0 | 10,500 | 100.0 | 12,000 | 80.0 | – | 15,000 | 60.0 | 11,000 | 84.0 | 1.10 | 1.25 | 1.38 | 1.05 | 0 |"),
             "{md}"

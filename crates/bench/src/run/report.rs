@@ -188,7 +188,7 @@ pub(crate) struct Report {
     pub(crate) peers: Vec<PeerInfo>,
     /// mcpgw with JWT auth and a 20-rule policy, without, and with the audit log off.
     pub(crate) auth: Vec<AuthRound>,
-    /// Three instances behind HAProxy with Redis against one alone.
+    /// Three instances behind HAProxy with Redis against the same three without it, and one.
     pub(crate) cluster: ClusterRows,
     pub(crate) targets: Vec<Verdict>,
     pub(crate) observations: Vec<String>,
