@@ -256,3 +256,25 @@ async def test_a_call_whose_result_never_comes_ends_at_the_default_deadline(star
         assert "upstream 'poll'" in message and "call_timeout_secs" in message, message
         # The gateway and the upstream are still fine.
         assert text_of(await client.call_tool("py_polled", {"text": "after"}, read_timeout_seconds=30)) == "after"
+
+
+async def test_a_call_past_its_deadline_is_answered_though_its_upstream_never_takes_the_cancel(
+    start_gateway, remote_servers
+):
+    """`call_timeout_secs = 1` on a legacy SSE upstream that never answers the POST of a
+    `notifications/cancelled`: the client gets the deadline's error a moment after the
+    deadline. The gateway waited for the cancel to be sent before answering, for ever."""
+    url = remote_servers.url("sse-deaf")
+    gw = start_gateway(
+        f'[upstreams.remote]\nkind = "sse"\nurl = {toml_string(url)}\nshare = "session"\ncall_timeout_secs = 1\n'
+    )
+    with anyio.fail_after(30):
+        async with connect(gw.url, "streamable") as client:
+            started = time.monotonic()
+            with pytest.raises(MCPError) as refused:
+                await client.call_tool("py_sleep", {"seconds": 60})
+            took = time.monotonic() - started
+            assert "call_timeout_secs" in refused.value.message, refused.value.message
+            # The deadline (1 s) and the grace for the cancel (2 s), with room for a slow machine.
+            assert took < 10, f"answered {took:.1f} s after the call"
+            assert text_of(await client.call_tool("py_sleep", {"seconds": 0})) == "slept"

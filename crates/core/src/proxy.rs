@@ -50,7 +50,7 @@ use crate::upstream::builtin::Builtin;
 use crate::upstream::fetch::Collapsed;
 use crate::upstream::link::{Link, SessionKey, client_config};
 use crate::upstream::set::Upstreams;
-use crate::upstream::spec::{DEFAULT_CALL_TIMEOUT, Era, Share, UpstreamKind, UpstreamSpec};
+use crate::upstream::spec::{CANCEL_GRACE, DEFAULT_CALL_TIMEOUT, Era, Share, UpstreamKind, UpstreamSpec};
 use build::{Built, build, merged_capabilities};
 use view::{Shaped, View};
 
@@ -359,8 +359,9 @@ impl Proxy {
             result = &mut request => result,
             () = tokio::time::sleep(limit) => {
                 deadline_ct.cancel();
-                // Let the cancelled request finish (it tells the upstream), then report why.
-                let _ = request.await;
+                // Let the cancelled request finish (it tells the upstream), for a while, then
+                // report why.
+                let _ = tokio::time::timeout(CANCEL_GRACE, request).await;
                 let upstream = spec.map(|s| s.name.clone()).unwrap_or_default();
                 let mut e: ErrorData = Error::Timeout { upstream, what: what.into(), after: limit }.into();
                 e.message = format!("{} and was cancelled (its call_timeout_secs sets the limit)", e.message).into();

@@ -38,6 +38,7 @@ use crate::error::Error;
 use crate::seal::{Nonce, Sealer, request_digest};
 use crate::upstream::link::{Ask, Asker, Link, SessionKey};
 use crate::upstream::modern::with_answers;
+use crate::upstream::spec::CANCEL_GRACE;
 
 /// The header of a stateless request's parts that names its caller (the transport's
 /// `modern::PRINCIPAL_HEADER`: the crates share no code).
@@ -231,8 +232,8 @@ fn start(
             result = &mut forward => result.map_err(|e| e.to_jsonrpc()),
             () = tokio::time::sleep(limit) => {
                 deadline_ct.cancel();
-                // The cancelled forward tells the upstream.
-                let _ = forward.await;
+                // The cancelled forward tells the upstream, for a while.
+                let _ = tokio::time::timeout(CANCEL_GRACE, forward).await;
                 Err(Error::Timeout { upstream: name, what: "the call".into(), after: limit }.to_jsonrpc())
             }
         };

@@ -46,6 +46,12 @@ pub struct UpstreamSpec {
 /// waits forever, even on an upstream that never sends its result.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long a request cancelled at its deadline may take to wind up (telling its upstream)
+/// before its client is answered all the same: an upstream that does not take the cancel
+/// (a legacy SSE server whose POST hangs, a listen never acknowledged) must not hold the
+/// answer for ever.
+pub(crate) const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
 impl UpstreamSpec {
     /// A spec with the defaults for everything but the name and kind.
     pub fn new(name: impl Into<String>, kind: UpstreamKind) -> Self {
