@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -77,7 +77,7 @@ pub(crate) async fn serve(
     tasks: TaskTracker,
     activity: Arc<Activity>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(Tracked(tasks.clone()));
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -132,3 +132,19 @@ pub(crate) async fn serve(
         }
     }
 }
+
+/// Runs what hyper spawns (each HTTP/2 stream's handler) on the gateway's task tracker, so
+/// that the wait for every task at exit covers them too.
+#[derive(Clone)]
+struct Tracked(TaskTracker);
+
+impl<F> hyper::rt::Executor<F> for Tracked
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        self.0.spawn(future);
+    }
+}
+

@@ -94,7 +94,7 @@ impl Service<RoleClient> for LinkClient {
         // would stamp on anything sent from here as its origin; the upstream's ids mean
         // nothing to the client, so send from a task of its own.
         let forward =
-            tokio::spawn(async move { peer.send_request_with_option(request, PeerRequestOptions::no_options()).await });
+            link.tasks.spawn(async move { peer.send_request_with_option(request, PeerRequestOptions::no_options()).await });
         let handle = match forward.await {
             Ok(Ok(handle)) => handle,
             Ok(Err(e)) => return Err(link.error(e).into()),
