@@ -147,4 +147,3 @@ where
         self.0.spawn(future);
     }
 }
-

@@ -93,8 +93,9 @@ impl Service<RoleClient> for LinkClient {
         // This handler runs inside rmcp's task for the upstream's request, whose id rmcp
         // would stamp on anything sent from here as its origin; the upstream's ids mean
         // nothing to the client, so send from a task of its own.
-        let forward =
-            link.tasks.spawn(async move { peer.send_request_with_option(request, PeerRequestOptions::no_options()).await });
+        let forward = link
+            .tasks
+            .spawn(async move { peer.send_request_with_option(request, PeerRequestOptions::no_options()).await });
         let handle = match forward.await {
             Ok(Ok(handle)) => handle,
             Ok(Err(e)) => return Err(link.error(e).into()),
