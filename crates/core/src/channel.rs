@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::direct::Answer;
 use crate::state::Handshake;
+use crate::unfinished::Unfinished;
 
 /// The sink was closed: the session is gone.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -179,9 +180,6 @@ fn answered(result: Result<rmcp::model::ServerResult, rmcp::ErrorData>, id: Requ
     }
 }
 
-/// A message on its way out.
-type Sending = Pin<Box<dyn Future<Output = Result<(), OutboundClosed>> + Send>>;
-
 /// A bounded inbound channel and an outbound sink, as an rmcp server transport.
 pub struct ChannelTransport<O> {
     /// `None` once parked.
@@ -200,9 +198,8 @@ pub struct ChannelTransport<O> {
     last_activity: Instant,
     parking: Option<(Parking, Pin<Box<Sleep>>)>,
     direct: Option<Direct>,
-    /// A direct answer still waiting for room on its stream when rmcp dropped `receive`
-    /// (it polls `receive` in a `select!`): sent before anything else is read.
-    answering: Option<Sending>,
+    /// A direct answer on its way out (still waiting for room when rmcp dropped `receive`).
+    answering: Unfinished,
 }
 
 impl<O: Outbound> ChannelTransport<O> {
@@ -218,7 +215,7 @@ impl<O: Outbound> ChannelTransport<O> {
             last_activity: Instant::now(),
             parking: None,
             direct: None,
-            answering: None,
+            answering: Unfinished::default(),
         }
     }
 
@@ -290,8 +287,10 @@ impl<O: Outbound> ChannelTransport<O> {
         if let Poll::Ready(result) = first {
             let mut message = answered(result, id);
             self.gave(&mut message);
-            // Awaited by `receive`, from the field: a drop of `receive` must not drop it.
-            self.answering = Some(Box::pin(self.outbound.deliver(message)));
+            let delivery = self.outbound.deliver(message);
+            self.answering.start(async move {
+                let _ = delivery.await;
+            });
             return None;
         }
         // Counted as running until its answer is out, not as a request of the loop's.
@@ -413,10 +412,7 @@ impl<O: Outbound> Transport<RoleServer> for ChannelTransport<O> {
 
     async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
         loop {
-            if let Some(answer) = &mut self.answering {
-                let _ = answer.await;
-                self.answering = None;
-            }
+            self.answering.finish().await;
             let message = match self.first.take() {
                 Some(mut message) => {
                     self.took(&mut message);

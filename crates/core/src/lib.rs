@@ -18,6 +18,7 @@
 //! - [`upstream`]: the upstreams: built-in tools, stdio children, remote HTTP and SSE
 //!   servers, and the connections to them.
 //! - [`error`]: the crate's error enum.
+//! - `unfinished`: work a transport's `receive` must finish even when rmcp drops it.
 
 pub mod audit;
 pub mod catalog;
@@ -29,6 +30,7 @@ pub mod proxy;
 pub mod seal;
 pub mod session;
 mod state;
+mod unfinished;
 pub mod upstream;
 
 pub use channel::{Inbound, Notifier, Outbound, OutboundClosed, Recorder};

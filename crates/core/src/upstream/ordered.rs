@@ -5,15 +5,11 @@
 //! responses at once, so a call's last progress notification could reach the client after
 //! the call's result, when the result's stream has already ended. Delivering them here, in
 //! the order the upstream sent them, keeps every progress notification ahead of its result.
-//!
-//! rmcp polls `receive` inside a `select!` and drops it whenever another branch is ready
-//! first (a request going out to the upstream, a send finishing), so a delivery under way
-//! is kept on the wrapper and finished at the next call, before anything else is read:
-//! dropped with the future, it was lost, or overtaken by the result behind it.
+//! A delivery under way is kept as [`Unfinished`] work: rmcp drops `receive` whenever
+//! another branch of its loop is ready first.
 
 #![allow(deprecated)] // logging is deprecated in 2026-07-28 but lives in every 2025 session
 
-use std::pin::Pin;
 use std::sync::Weak;
 
 use rmcp::RoleClient;
@@ -24,6 +20,8 @@ use rmcp::model::{
 use rmcp::transport::Transport;
 use tokio_util::sync::CancellationToken;
 
+use crate::unfinished::Unfinished;
+
 /// Where the progress and log notifications of a connection go (its link): a trait, so
 /// this module need not know the link that uses it.
 pub(crate) trait Deliver: Send + Sync + 'static {
@@ -33,22 +31,19 @@ pub(crate) trait Deliver: Send + Sync + 'static {
     fn deliver_log(&self, n: LoggingMessageNotification) -> impl Future<Output = ()> + Send;
 }
 
-/// A notification on its way to the client.
-type Delivery = Pin<Box<dyn Future<Output = ()> + Send>>;
-
 /// `T`, with progress and log notifications delivered in order.
 pub(crate) struct Ordered<T, D> {
     inner: T,
     link: Weak<D>,
     /// Cancelled when the upstream closes its side: calls in flight fail at once.
     lost: CancellationToken,
-    /// The delivery the last `receive` was in when rmcp dropped it.
-    delivering: Option<Delivery>,
+    /// A notification on its way to the client.
+    delivering: Unfinished,
 }
 
 impl<T, D> Ordered<T, D> {
     pub(crate) fn new(inner: T, link: Weak<D>, lost: CancellationToken) -> Self {
-        Self { inner, link, lost, delivering: None }
+        Self { inner, link, lost, delivering: Unfinished::default() }
     }
 }
 
@@ -61,21 +56,22 @@ impl<T: Transport<RoleClient>, D: Deliver> Transport<RoleClient> for Ordered<T, 
 
     async fn receive(&mut self) -> Option<ServerJsonRpcMessage> {
         loop {
-            if let Some(delivery) = &mut self.delivering {
-                delivery.await;
-                self.delivering = None;
-            }
+            self.delivering.finish().await;
             let Some(message) = self.inner.receive().await else {
                 self.lost.cancel();
                 return None;
             };
             let JsonRpcMessage::Notification(note) = message else { return Some(message) };
             let Some(link) = self.link.upgrade() else { return Some(JsonRpcMessage::Notification(note)) };
-            self.delivering = Some(match note.notification {
-                ServerNotification::ProgressNotification(n) => Box::pin(async move { link.deliver_progress(n).await }),
-                ServerNotification::LoggingMessageNotification(n) => Box::pin(async move { link.deliver_log(n).await }),
+            match note.notification {
+                ServerNotification::ProgressNotification(n) => {
+                    self.delivering.start(async move { link.deliver_progress(n).await });
+                }
+                ServerNotification::LoggingMessageNotification(n) => {
+                    self.delivering.start(async move { link.deliver_log(n).await });
+                }
                 other => return Some(JsonRpcMessage::notification(other)),
-            });
+            }
         }
     }
 
