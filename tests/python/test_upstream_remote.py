@@ -278,3 +278,29 @@ async def test_a_call_past_its_deadline_is_answered_though_its_upstream_never_ta
             # The deadline (1 s) and the grace for the cancel (2 s), with room for a slow machine.
             assert took < 10, f"answered {took:.1f} s after the call"
             assert text_of(await client.call_tool("py_sleep", {"seconds": 0})) == "slept"
+
+
+async def test_a_post_its_legacy_sse_upstream_never_answers_is_given_up_at_the_call_deadline(
+    start_gateway, remote_servers
+):
+    """The cancel's POST that `sse-deaf` never answers is closed by the gateway once
+    `call_timeout_secs` has passed again, while the session lives on. It was kept open (and
+    the task sending it alive) until the session ended."""
+    url = remote_servers.url("sse-deaf")
+    gw = start_gateway(
+        f'[upstreams.remote]\nkind = "sse"\nurl = {toml_string(url)}\nshare = "session"\ncall_timeout_secs = 1\n'
+    )
+    with anyio.fail_after(30):
+        async with connect(gw.url, "streamable") as client:
+            # The server process is shared with other tests: count from here.
+            before = int(text_of(await client.call_tool("py_abandoned_posts", {})))
+            with pytest.raises(MCPError):
+                await client.call_tool("py_sleep", {"seconds": 60})
+            # The cancel went out at the deadline; its POST is given up a deadline later.
+            abandoned = before
+            with anyio.move_on_after(15):
+                while abandoned == before:
+                    abandoned = int(text_of(await client.call_tool("py_abandoned_posts", {})))
+                    await anyio.sleep(0.05)
+            assert abandoned == before + 1, "the unanswered POST of the cancel was never given up"
+            assert text_of(await client.call_tool("py_sleep", {"seconds": 0})) == "slept"

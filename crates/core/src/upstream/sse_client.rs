@@ -2,6 +2,8 @@
 //! ships: `GET` the event stream, wait for its `endpoint` event, POST every message there,
 //! and read the server's messages from the stream.
 
+use std::time::Duration;
+
 use futures::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use rmcp::RoleClient;
@@ -32,13 +34,23 @@ pub struct SseClientTransport {
     http: reqwest::Client,
     endpoint: reqwest::Url,
     headers: HeaderMap,
+    post_deadline: Duration,
     inbound: mpsc::Receiver<ServerJsonRpcMessage>,
     _reader: AbortOnDropHandle<()>,
 }
 
 impl SseClientTransport {
-    /// Opens the event stream at `url` and waits for its `endpoint` event.
-    pub async fn connect(url: &str, headers: HeaderMap, tasks: &TaskTracker) -> Result<Self, SseClientError> {
+    /// Opens the event stream at `url` and waits for its `endpoint` event. Every POST is
+    /// given up after `post_deadline`: a legacy server accepts a message at once (202) and
+    /// answers on the stream, but rmcp awaits each POST in a task of its own, and one that a
+    /// server never answers (a cancel it does not take, say) would otherwise live as long as
+    /// the session. A request whose POST fails ends with a transport error at once.
+    pub async fn connect(
+        url: &str,
+        headers: HeaderMap,
+        post_deadline: Duration,
+        tasks: &TaskTracker,
+    ) -> Result<Self, SseClientError> {
         let base = reqwest::Url::parse(url).map_err(|e| SseClientError::Protocol(format!("bad URL {url}: {e}")))?;
         let http = crate::upstream::http_client::shared();
         let response = http
@@ -81,7 +93,7 @@ impl SseClientTransport {
                 }
             }
         });
-        Ok(Self { http, endpoint, headers, inbound, _reader: AbortOnDropHandle::new(reader) })
+        Ok(Self { http, endpoint, headers, post_deadline, inbound, _reader: AbortOnDropHandle::new(reader) })
     }
 }
 
@@ -97,6 +109,7 @@ impl Transport<RoleClient> for SseClientTransport {
             .post(self.endpoint.clone())
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .timeout(self.post_deadline)
             .json(&item);
         async move {
             let mut response = request.send().await?.error_for_status()?;
