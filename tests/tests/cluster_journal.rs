@@ -276,6 +276,69 @@ async fn a_legacy_call_running_on_a_killed_holder_ends_with_a_definite_error_on_
     assert_eq!(takeovers(&cluster).await, 1);
 }
 
+/// A call that sends nothing for a long while (no progress, no event to carry its note) is
+/// pending in the store before its client sees anything of it: its Streamable reply stream
+/// is primed, and a legacy POST of it acknowledged, long before its answer; and a client of
+/// its killed holder gets a definite error for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_sends_nothing_is_pending_in_the_store_before_its_client_sees_anything() {
+    let mut cluster = Cluster::start(3, CONFIG);
+    let quiet = |id: i64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "sleep", "arguments": {"ms": 600_000, "steps": 0}}})
+    };
+
+    // A legacy session: the POST is acknowledged once the call is pending in the store.
+    let http = Http::new();
+    let sse = format!("{}/sse", cluster.base);
+    let mut stream = SseReader::new(http.open(http::Method::GET, &sse, &[("accept", "text/event-stream")], "").await);
+    let endpoint = stream.next().await.expect("the endpoint event");
+    let post_url = format!("{}{}", cluster.base, endpoint.data);
+    let legacy = post_url.split("sessionId=").nth(1).expect("a sessionId").to_owned();
+    let post = |body: serde_json::Value| {
+        let (http, url) = (&http, post_url.clone());
+        async move { http.send(http::Method::POST, &url, &[("content-type", "application/json")], body.to_string()).await }
+    };
+    assert_eq!(post(initialize("2024-11-05")).await.status, StatusCode::ACCEPTED);
+    assert_eq!(stream.next_message().await["id"], 0);
+    assert_eq!(post(notification("notifications/initialized")).await.status, StatusCode::ACCEPTED);
+    assert_eq!(post(quiet(5)).await.status, StatusCode::ACCEPTED, "acknowledged ten minutes before its answer");
+    assert_eq!(cluster.redis.cli(&["HGET", &format!("mcpgw:s:{{{legacy}}}:p"), "5"]), "0", "pending");
+
+    // A Streamable session whose client takes only an event stream: the stream is primed
+    // once the call is pending.
+    let session = RawSession::open(&cluster).await;
+    let stream_only = [
+        ("content-type", "application/json"),
+        ("accept", "text/event-stream"),
+        ("mcp-session-id", session.id.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let opened = session.http.open(http::Method::POST, &session.url, &stream_only, quiet(7).to_string()).await;
+    let mut call = SseReader::new(opened);
+    let priming = call.next().await.expect("the priming event, ten minutes before the answer");
+    assert_eq!(priming.data, "", "a priming event");
+    let primed = priming.id.expect("an event id");
+    let pending = format!("mcpgw:s:{{{}}}:p", session.id);
+    assert_eq!(cluster.redis.cli(&["HGET", &pending, "7"]), seq_of(&primed).0.to_string(), "pending");
+    drop(call);
+    cluster.kill(&session.id[..4]);
+
+    // Resumed from its priming event on another instance: the call's definite error.
+    let get = [
+        ("accept", "text/event-stream"),
+        ("mcp-session-id", session.id.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+        ("last-event-id", primed.as_str()),
+    ];
+    let mut resumed = SseReader::new(session.http.open(http::Method::GET, &session.url, &get, "").await);
+    assert_eq!(resumed.status, StatusCode::OK);
+    let (id, answer) = read_messages(&mut resumed, 1).await.remove(0);
+    assert_eq!((answer["id"].as_i64(), answer["error"]["code"].as_i64()), (Some(7), Some(-32603)), "{answer}");
+    assert_increasing(&[primed.as_str(), id.as_str()]);
+    assert_eq!(cluster.redis.cli(&["HLEN", &pending]), "0", "answered: no longer pending");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_an_append_only_store_nothing_acknowledged_is_lost_when_it_restarts() {
     let mut cluster = Cluster::start_on(Redis::start_durable(), 3, CONFIG);
