@@ -138,6 +138,50 @@ impl RawSession {
     }
 }
 
+/// A legacy session's event stream opened through the load balancer with raw requests, its
+/// `endpoint` event read: where to POST, the session id, and the balancer's `/sse` (what an
+/// EventSource reconnects to).
+pub struct RawLegacy {
+    /// The client.
+    pub http: Http,
+    /// The load balancer's `/sse`.
+    pub sse: String,
+    /// The URL the endpoint event named, on the load balancer.
+    pub post_url: String,
+    /// The `sessionId`.
+    pub id: String,
+    /// The endpoint event's id.
+    pub endpoint_id: Option<String>,
+}
+
+impl RawLegacy {
+    /// Opens `GET /sse` through the load balancer at `base` and reads the endpoint event;
+    /// returns the stream after it (the session is not initialized yet).
+    pub async fn connect(base: &str) -> (Self, SseReader) {
+        let (http, sse) = (Http::new(), format!("{base}/sse"));
+        let mut stream =
+            SseReader::new(http.open(http::Method::GET, &sse, &[("accept", "text/event-stream")], "").await);
+        assert_eq!(stream.status, StatusCode::OK);
+        let endpoint = stream.next().await.expect("the endpoint event");
+        assert_eq!(endpoint.event, "endpoint");
+        let post_url = format!("{base}{}", endpoint.data);
+        let id = post_url.split("sessionId=").nth(1).expect("a sessionId").to_owned();
+        (Self { http, sse, post_url, id, endpoint_id: endpoint.id }, stream)
+    }
+
+    /// POSTs `body` to the session's endpoint.
+    pub async fn post(&self, body: &serde_json::Value) -> crate::Reply {
+        let headers = [("content-type", "application/json")];
+        self.http.send(http::Method::POST, &self.post_url, &headers, body.to_string()).await
+    }
+
+    /// Reopens the event stream as an EventSource does, with `Last-Event-ID: last`.
+    pub async fn reconnect(&self, last: &str) -> SseReader {
+        let headers = [("accept", "text/event-stream"), ("last-event-id", last)];
+        SseReader::new(self.http.open(http::Method::GET, &self.sse, &headers, "").await)
+    }
+}
+
 /// A `sleep` call with a progress token.
 pub fn sleep_call(id: i64, ms: u64, steps: u32) -> serde_json::Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",

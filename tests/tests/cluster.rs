@@ -7,10 +7,10 @@ use mcpgw_tests::cluster::{
     ClientSession, ClientSteps, Cluster, TempDir, legacy_call_median, python_sessions, ts_sessions,
 };
 use mcpgw_tests::cluster_client::{
-    CLOSED_STREAMS_CONFIG, RawSession, assert_every_session_stayed_on_its_instance, counter, open_then_close_streams,
-    takeovers,
+    CLOSED_STREAMS_CONFIG, RawLegacy, RawSession, assert_every_session_stayed_on_its_instance, counter,
+    open_then_close_streams, takeovers,
 };
-use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request, run};
+use mcpgw_tests::{Http, eventually, initialize, notification, request, run};
 use serde_json::json;
 
 /// One runtime thread per instance: three of them share the machine with the clients.
@@ -185,17 +185,12 @@ async fn a_holder_paused_while_its_session_was_taken_over_lets_it_go_when_it_wak
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_client_reconnecting_with_its_last_event_id_carries_on_on_another_instance() {
     let mut cluster = Cluster::start(3, CONFIG);
-    let http = Http::new();
-    let sse = format!("{}/sse", cluster.base);
-    let accept = ("accept", "text/event-stream");
-    let mut stream = SseReader::new(http.open(http::Method::GET, &sse, &[accept], "").await);
-    let endpoint = stream.next().await.expect("the endpoint event");
-    let last = endpoint.id.clone().expect("the endpoint event has an id");
-    let post_url = format!("{}{}", cluster.base, endpoint.data);
-    let session = post_url.split("sessionId=").nth(1).expect("a sessionId").to_owned();
+    let (legacy, mut stream) = RawLegacy::connect(&cluster.base).await;
+    let last = legacy.endpoint_id.clone().expect("the endpoint event has an id");
+    let session = legacy.id.clone();
     let post = |body: serde_json::Value| {
-        let (http, url) = (&http, post_url.clone());
-        async move { http.send(http::Method::POST, &url, &[("content-type", "application/json")], body.to_string()).await }
+        let legacy = &legacy;
+        async move { legacy.post(&body).await }
     };
     assert_eq!(post(initialize("2024-11-05")).await.status, StatusCode::ACCEPTED);
     assert_eq!(stream.next_message().await["id"], 0);
@@ -204,7 +199,7 @@ async fn a_legacy_client_reconnecting_with_its_last_event_id_carries_on_on_anoth
     cluster.kill(&session[..4]);
     // What an EventSource does when its stream drops: the same URL, with the last event id
     // (here the client lost the answer to initialize: it saw only the endpoint event).
-    let mut resumed = SseReader::new(http.open(http::Method::GET, &sse, &[accept, ("last-event-id", &last)], "").await);
+    let mut resumed = legacy.reconnect(&last).await;
     assert_eq!(resumed.status, StatusCode::OK);
     let endpoint = resumed.next().await.expect("the endpoint event again");
     assert_eq!(endpoint.event, "endpoint");

@@ -10,10 +10,10 @@
 use http::StatusCode;
 use mcpgw_tests::cluster::{ClientSteps, Cluster, Redis};
 use mcpgw_tests::cluster_client::{
-    RawSession, assert_client_invariants, assert_increasing, counter, journaled_seqs, memory_usage, read_messages,
-    seq_of, sleep_call, takeovers,
+    RawLegacy, RawSession, assert_client_invariants, assert_increasing, counter, journaled_seqs, memory_usage,
+    read_messages, seq_of, sleep_call, takeovers,
 };
-use mcpgw_tests::{Http, POST_HEADERS, SseReader, eventually, initialize, notification, request};
+use mcpgw_tests::{POST_HEADERS, SseReader, eventually, initialize, notification, request};
 use serde_json::json;
 
 /// One runtime thread per instance: three of them share the machine with the clients.
@@ -222,16 +222,11 @@ async fn the_python_clients_call_on_a_killed_holder_ends_with_a_definite_error_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_call_running_on_a_killed_holder_ends_with_a_definite_error_on_the_reconnected_stream() {
     let mut cluster = Cluster::start(3, CONFIG);
-    let http = Http::new();
-    let sse = format!("{}/sse", cluster.base);
-    let accept = ("accept", "text/event-stream");
-    let mut stream = SseReader::new(http.open(http::Method::GET, &sse, &[accept], "").await);
-    let endpoint = stream.next().await.expect("the endpoint event");
-    let post_url = format!("{}{}", cluster.base, endpoint.data);
-    let session = post_url.split("sessionId=").nth(1).expect("a sessionId").to_owned();
+    let (legacy, mut stream) = RawLegacy::connect(&cluster.base).await;
+    let session = legacy.id.clone();
     let post = |body: serde_json::Value| {
-        let (http, url) = (&http, post_url.clone());
-        async move { http.send(http::Method::POST, &url, &[("content-type", "application/json")], body.to_string()).await }
+        let legacy = &legacy;
+        async move { legacy.post(&body).await }
     };
     assert_eq!(post(initialize("2024-11-05")).await.status, StatusCode::ACCEPTED);
     assert_eq!(stream.next_message().await["id"], 0);
@@ -248,7 +243,7 @@ async fn a_legacy_call_running_on_a_killed_holder_ends_with_a_definite_error_on_
     cluster.kill(&session[..4]);
 
     let last = seen[1].0.as_str();
-    let mut resumed = SseReader::new(http.open(http::Method::GET, &sse, &[accept, ("last-event-id", last)], "").await);
+    let mut resumed = legacy.reconnect(last).await;
     assert_eq!(resumed.status, StatusCode::OK);
     assert_eq!(resumed.next().await.expect("the endpoint event again").event, "endpoint");
     let mut after = Vec::new();
@@ -289,21 +284,12 @@ async fn a_call_that_sends_nothing_is_pending_in_the_store_before_its_client_see
     };
 
     // A legacy session: the POST is acknowledged once the call is pending in the store.
-    let http = Http::new();
-    let sse = format!("{}/sse", cluster.base);
-    let mut stream = SseReader::new(http.open(http::Method::GET, &sse, &[("accept", "text/event-stream")], "").await);
-    let endpoint = stream.next().await.expect("the endpoint event");
-    let post_url = format!("{}{}", cluster.base, endpoint.data);
-    let legacy = post_url.split("sessionId=").nth(1).expect("a sessionId").to_owned();
-    let post = |body: serde_json::Value| {
-        let (http, url) = (&http, post_url.clone());
-        async move { http.send(http::Method::POST, &url, &[("content-type", "application/json")], body.to_string()).await }
-    };
-    assert_eq!(post(initialize("2024-11-05")).await.status, StatusCode::ACCEPTED);
+    let (legacy, mut stream) = RawLegacy::connect(&cluster.base).await;
+    assert_eq!(legacy.post(&initialize("2024-11-05")).await.status, StatusCode::ACCEPTED);
     assert_eq!(stream.next_message().await["id"], 0);
-    assert_eq!(post(notification("notifications/initialized")).await.status, StatusCode::ACCEPTED);
-    assert_eq!(post(quiet(5)).await.status, StatusCode::ACCEPTED, "acknowledged ten minutes before its answer");
-    assert_eq!(cluster.redis.cli(&["HGET", &format!("mcpgw:s:{{{legacy}}}:p"), "5"]), "0", "pending");
+    assert_eq!(legacy.post(&notification("notifications/initialized")).await.status, StatusCode::ACCEPTED);
+    assert_eq!(legacy.post(&quiet(5)).await.status, StatusCode::ACCEPTED, "acknowledged ten minutes before its answer");
+    assert_eq!(cluster.redis.cli(&["HGET", &format!("mcpgw:s:{{{}}}:p", legacy.id), "5"]), "0", "pending");
 
     // A Streamable session whose client takes only an event stream: the stream is primed
     // once the call is pending.

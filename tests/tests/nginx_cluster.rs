@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use http::StatusCode;
 use mcpgw_tests::cluster::{Balancer, ClientSession, ClientSteps, Cluster, python_sessions, ts_sessions};
 use mcpgw_tests::cluster_client::{
-    CLOSED_STREAMS_CONFIG, assert_every_session_stayed_on_its_instance, open_then_close_streams,
+    CLOSED_STREAMS_CONFIG, RawLegacy, assert_every_session_stayed_on_its_instance, open_then_close_streams,
 };
-use mcpgw_tests::{Http, SseReader, eventually, initialize, notification, request};
+use mcpgw_tests::{Http, eventually, initialize, notification, request};
 use serde_json::json;
 
 /// One runtime thread per instance: three of them share the machine with the clients.
@@ -88,17 +88,11 @@ async fn through_nginx_the_next_call_after_the_holder_was_killed_carries_on_on_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_nginx_a_legacy_client_reconnecting_with_its_last_event_id_carries_on_on_the_backup() {
     let mut cluster = Cluster::start_behind(Balancer::Nginx, 3, CONFIG);
-    let http = Http::new();
-    let sse = format!("{}/sse", cluster.base);
-    let accept = ("accept", "text/event-stream");
-    let mut stream = SseReader::new(http.open(http::Method::GET, &sse, &[accept], "").await);
-    assert_eq!(stream.status, StatusCode::OK);
-    let endpoint = stream.next().await.expect("the endpoint event");
-    let post_url = format!("{}{}", cluster.base, endpoint.data);
-    let session = post_url.split("sessionId=").nth(1).expect("a sessionId").to_owned();
+    let (legacy, mut stream) = RawLegacy::connect(&cluster.base).await;
+    let session = legacy.id.clone();
     let post = |body: serde_json::Value| {
-        let (http, url) = (&http, post_url.clone());
-        async move { http.send(http::Method::POST, &url, &[("content-type", "application/json")], body.to_string()).await }
+        let legacy = &legacy;
+        async move { legacy.post(&body).await }
     };
     assert_eq!(post(initialize("2024-11-05")).await.status, StatusCode::ACCEPTED);
     // The last event id the client saw, as an EventSource keeps it: the initialize answer's.
@@ -112,7 +106,7 @@ async fn through_nginx_a_legacy_client_reconnecting_with_its_last_event_id_carri
     cluster.kill(&holder);
     // What an EventSource does when its stream drops: the same URL, with the last event id,
     // which is all nginx has to route it by.
-    let mut resumed = SseReader::new(http.open(http::Method::GET, &sse, &[accept, ("last-event-id", &last)], "").await);
+    let mut resumed = legacy.reconnect(&last).await;
     assert_eq!(resumed.status, StatusCode::OK);
     let endpoint = resumed.next().await.expect("the endpoint event again");
     assert_eq!(endpoint.event, "endpoint");
