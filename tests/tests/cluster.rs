@@ -4,13 +4,13 @@
 
 use http::StatusCode;
 use mcpgw_tests::cluster::{
-    ClientSession, ClientSteps, Cluster, TempDir, legacy_call_median, python_sessions, ts_sessions,
+    ClientSession, ClientSteps, Cluster, Redis, TempDir, legacy_call_median, python_sessions, ts_sessions,
 };
 use mcpgw_tests::cluster_client::{
     CLOSED_STREAMS_CONFIG, RawLegacy, RawSession, assert_every_session_stayed_on_its_instance, counter,
     open_then_close_streams, takeovers,
 };
-use mcpgw_tests::{Http, eventually, initialize, notification, request, run};
+use mcpgw_tests::{Http, Launch, eventually, initialize, notification, request, run};
 use serde_json::json;
 
 /// One runtime thread per instance: three of them share the machine with the clients.
@@ -351,4 +351,50 @@ async fn a_stream_its_client_closes_is_closed_on_the_instance_at_once() {
     // long gone (cluster_client::open_then_close_streams).
     let cluster = Cluster::start(3, CLOSED_STREAMS_CONFIG);
     open_then_close_streams(&cluster).await;
+}
+
+/// A draining instance keeps its listener open until MCP requests stop coming (the load
+/// balancer has seen `/readyz` 503), but its health checks, which go on after that, do not
+/// hold it: with a check on a new connection every 100 ms (HAProxy's come every second,
+/// two load balancers' more often), it stops within seconds, not at its `drain_timeout_secs`
+/// (60 here; the harness gives it 20 s). Counting every accepted connection kept it waiting
+/// the whole drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_instance_is_not_held_open_by_its_health_checks() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let redis = Redis::start();
+    let config = format!("[server]\ndrain_timeout_secs = 60\n[cluster]\nnode = \"0001\"\nstore = {:?}\n", redis.url);
+    let mut gateway = Launch::new(&config).start();
+    let addr = gateway.base.trim_start_matches("http://").to_owned();
+    let (stopped, refused) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let checker = {
+        let (stopped, refused) = (stopped.clone(), refused.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
+            // Bounded: 60 s of checks at most.
+            for _ in 0..600 {
+                every.tick().await;
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = tokio::net::TcpStream::connect(&addr).await else { continue };
+                let check = b"GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n";
+                let mut answer = Vec::new();
+                if conn.write_all(check).await.is_ok()
+                    && conn.read_to_end(&mut answer).await.is_ok()
+                    && answer.starts_with(b"HTTP/1.1 503")
+                {
+                    refused.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    let status = tokio::task::spawn_blocking(move || gateway.terminate()).await.expect("the stop");
+    stopped.store(true, Ordering::SeqCst);
+    checker.await.expect("the checker");
+    assert!(status.success(), "{status:?}");
+    assert!(refused.load(Ordering::SeqCst) >= 2, "the checks kept coming while it drained, answered 503");
 }

@@ -150,7 +150,7 @@ async fn a_call_running_on_an_instance_told_to_stop_finishes_there_and_the_sessi
     let mut cluster = Cluster::start(3, CONFIG);
     let session = RawSession::open(&cluster).await;
     // Six steps of half a second: it outlasts the holder's wait for the load balancer to see
-    // it go (a second with no new connection), so it finishes in the drain proper.
+    // it go (a second with no new MCP request), so it finishes in the drain proper.
     let mut call = session.post_stream(&sleep_call(7, 3000, 6)).await;
     let first = read_messages(&mut call, 1).await;
     let holder = session.id[..4].to_owned();

@@ -9,6 +9,7 @@
 //! - `router`: path → MCP transport or operational endpoint (`/healthz`, `/readyz`,
 //!   `/metrics`).
 //! - `server`: the listener, connections and their orderly close.
+//! - `activity`: when the last MCP request came, for a cluster instance's stop.
 //! - `systemd`: readiness, status, watchdog and socket activation.
 //! - `metrics`: the Prometheus metrics.
 //! - `io`: byte counting on connections.
@@ -16,6 +17,7 @@
 //! - `log`: the log's writer, which writes lines to stderr in batches.
 //! - `audit_log`: the audit line of every tool call, written to that writer.
 
+mod activity;
 mod audit_log;
 mod caller;
 mod cluster;
@@ -72,8 +74,8 @@ const RETRY_HINT: Duration = Duration::from_secs(2);
 /// How long connections may take to close once every session has ended.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
-/// In a cluster, a shutting-down instance closes its listener once no connection has come
-/// for this long (see `server::Activity`).
+/// In a cluster, a shutting-down instance closes its listener once no MCP request has come
+/// for this long (see `activity`).
 const CLUSTER_QUIET: Duration = Duration::from_secs(1);
 
 /// An MCP gateway: legacy HTTP+SSE and Streamable HTTP on one port.
@@ -301,7 +303,6 @@ async fn run(
         max_header_bytes: config.max_header_bytes,
         close_deadline: CLOSE_DEADLINE,
     };
-    let activity = server::Activity::new();
     let server = tokio::spawn(server::serve(
         listener,
         app.clone(),
@@ -309,7 +310,6 @@ async fn run(
         stop_accepting.clone(),
         sessions_ended.clone(),
         tasks.clone(),
-        activity.clone(),
     ));
 
     // Ready once the shared upstreams have started (or failed to: the others still serve).
@@ -353,7 +353,7 @@ async fn run(
         // Keep serving the sessions held here until the load balancer has seen /readyz
         // and stopped sending (new sessions and takeovers get 503 meanwhile, which it
         // retries elsewhere); only then close the listener.
-        activity.quiet_for(CLUSTER_QUIET, config.drain_timeout).await;
+        app.activity().quiet_for(CLUSTER_QUIET, config.drain_timeout).await;
     }
     stop_accepting.cancel();
     registry.hint_retry(RETRY_HINT);

@@ -8,6 +8,7 @@ use mcpgw_transport::Body;
 use mcpgw_transport::auth::metadata::is_metadata_path;
 use mcpgw_transport::edge::{Edge, Route};
 
+use crate::activity::Activity;
 use crate::config::Paths;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -18,6 +19,8 @@ pub(crate) struct App {
     paths: Paths,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
+    /// When the last MCP request came (a cluster instance's stop waits for them to stop).
+    activity: Arc<Activity>,
     /// Listening, upstreams started, not draining: what `/readyz` reports.
     ready: AtomicBool,
 }
@@ -25,7 +28,12 @@ pub(crate) struct App {
 impl App {
     /// An app serving `edge` on `paths`.
     pub(crate) fn new(edge: Edge<Registry>, paths: Paths, registry: Arc<Registry>, metrics: Arc<Metrics>) -> Self {
-        Self { edge, paths, registry, metrics, ready: AtomicBool::new(false) }
+        Self { edge, paths, registry, metrics, activity: Activity::new(), ready: AtomicBool::new(false) }
+    }
+
+    /// When the last MCP request came.
+    pub(crate) fn activity(&self) -> &Arc<Activity> {
+        &self.activity
     }
 
     /// The metrics.
@@ -67,7 +75,10 @@ impl App {
             // Boxed: hyper keeps room for a connection's request future as long as the
             // connection lives, and the MCP handlers make it KiBs; an idle legacy event
             // stream should not hold that.
-            (Some(route), _) => Box::pin(self.edge.handle(route, request)).await,
+            (Some(route), _) => {
+                self.activity.requested();
+                Box::pin(self.edge.handle(route, request)).await
+            }
             (None, "other") if root => self.index(),
             (None, "healthz") => self.health(),
             (None, "readyz") if self.ready.load(Ordering::SeqCst) => text(StatusCode::OK, "ready\n"),

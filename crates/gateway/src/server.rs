@@ -29,40 +29,6 @@ pub(crate) struct ServeOptions {
     pub(crate) close_deadline: Duration,
 }
 
-/// When the listener last accepted a connection: a cluster instance that is shutting down
-/// waits until connections stop coming (the load balancer has seen `/readyz` 503) before it
-/// closes the listener, so no request already sent waits in its queue when it closes (the
-/// kernel would reset it, and the load balancer cannot safely retry a request it sent).
-#[derive(Debug)]
-pub(crate) struct Activity {
-    start: tokio::time::Instant,
-    last_ms: std::sync::atomic::AtomicU64,
-}
-
-impl Activity {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self { start: tokio::time::Instant::now(), last_ms: std::sync::atomic::AtomicU64::new(0) })
-    }
-
-    fn accepted(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Returns once no connection has come for `quiet`, or at `deadline`.
-    pub(crate) async fn quiet_for(&self, quiet: Duration, deadline: Duration) {
-        let give_up = tokio::time::Instant::now() + deadline;
-        loop {
-            let last = self.start + Duration::from_millis(self.last_ms.load(std::sync::atomic::Ordering::Relaxed));
-            let until = (last + quiet).min(give_up);
-            if until <= tokio::time::Instant::now() {
-                return;
-            }
-            tokio::time::sleep_until(until).await;
-        }
-    }
-}
-
 /// Concurrent streams one HTTP/2 connection may have open.
 const HTTP2_MAX_STREAMS: u32 = 200;
 
@@ -75,7 +41,6 @@ pub(crate) async fn serve(
     stop_accepting: CancellationToken,
     sessions_ended: CancellationToken,
     tasks: TaskTracker,
-    activity: Arc<Activity>,
 ) {
     let mut builder = auto::Builder::new(Tracked(tasks.clone()));
     builder
@@ -104,7 +69,6 @@ pub(crate) async fn serve(
             },
             () = stop_accepting.cancelled() => break,
         };
-        activity.accepted();
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, %peer, "could not set TCP_NODELAY");
         }
