@@ -14,7 +14,8 @@ use crate::body::{Body, SseStream};
 use crate::checks::HostPolicy;
 use crate::error::Error;
 use crate::hub::Hub;
-use crate::limits::{self, RateLimits, Refusal};
+use crate::limits::{self, RateLimits};
+use crate::refusal::Refusal;
 use crate::session::{Session, SessionKind};
 use crate::session_id::SessionId;
 

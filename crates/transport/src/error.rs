@@ -89,7 +89,7 @@ pub enum Error {
     MissingCapability(serde_json::Value),
     /// A tool call over a rate limit.
     #[error("{0}")]
-    RateLimited(crate::limits::Refusal),
+    RateLimited(crate::refusal::Refusal),
 }
 
 /// JSON-RPC "invalid request".
@@ -139,7 +139,7 @@ impl Error {
             Error::InvalidMeta(_) | Error::InvalidParams { .. } => (StatusCode::BAD_REQUEST, INVALID_PARAMS),
             Error::MethodNotFound(_) => (StatusCode::NOT_FOUND, METHOD_NOT_FOUND),
             Error::MissingCapability(_) => (StatusCode::BAD_REQUEST, MISSING_CAPABILITY),
-            Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, crate::limits::RATE_LIMITED),
+            Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, crate::refusal::RATE_LIMITED),
         }
     }
 
@@ -259,8 +259,8 @@ mod tests {
 
     #[test]
     fn a_call_over_a_rate_limit_is_429_with_retry_after_rounded_up() {
-        let refusal = crate::limits::Refusal {
-            limit: crate::limits::Limit::Tool,
+        let refusal = crate::refusal::Refusal {
+            limit: crate::refusal::Limit::Tool,
             retry_after: std::time::Duration::from_millis(1200),
         };
         let r = Error::RateLimited(refusal).answering(Some(&RequestId::Number(9)));

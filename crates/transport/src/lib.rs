@@ -30,6 +30,7 @@
 //!   stateless, the checks they pass first, and their answers.
 //! - [`hub`]: [`Hub`](hub::Hub), the one server that answers stateless requests, as the
 //!   edge sees it: its inbound channel and the table that routes each answer to its POST.
+//! - [`refusal`]: [`Refusal`](refusal::Refusal), a tool call over a rate limit, and its answer.
 //! - [`limits`]: [`RateLimits`](limits::RateLimits), the token buckets on tool calls.
 //! - [`edge`]: [`Edge`], the entry point that ties the handlers to a [`Sessions`] store.
 //! - [`dispatch`]: [`Edge::handle`]: checks, authentication, the body read once, the
@@ -54,6 +55,7 @@ pub mod limits;
 pub mod message;
 pub mod modern;
 pub mod outgoing;
+pub mod refusal;
 pub mod routes;
 pub mod session;
 pub mod session_id;
