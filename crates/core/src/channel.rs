@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::direct::Answer;
-use crate::state::Handshake;
+use crate::handshake::Handshake;
 use crate::unfinished::Unfinished;
 
 /// The sink was closed: the session is gone.

@@ -9,9 +9,11 @@
 //! - [`session`]: [`ServerFactory`], which starts one session's server as a tracked task,
 //!   and parks it while the session is quiet.
 //! - `state`: what a session keeps across runs of its server.
+//! - `handshake`: a session's `initialize` as it ended, to start its next server from.
 //! - [`proxy`]: [`Proxy`], the per-session server over every upstream.
 //! - [`seal`]: the sealed `requestState` of input-required results (2026-07-28 MRTR).
 //! - [`policy`]: who may see and call what, per caller; [`Policies`] holds the one in force.
+//! - [`caller`]: a caller's [`Attributes`](caller::Attributes), behind a [`Caller`].
 //! - [`catalog`]: merging the upstreams' tools, prompts and resources, and their names.
 //! - [`audit`]: the audit line of every tool call, and the [`CallObserver`](audit::CallObserver)
 //!   the binary counts them with.
@@ -21,10 +23,12 @@
 //! - `unfinished`: work a transport's `receive` must finish even when rmcp drops it.
 
 pub mod audit;
+pub mod caller;
 pub mod catalog;
 pub mod channel;
 pub mod direct;
 pub mod error;
+mod handshake;
 pub mod policy;
 pub mod proxy;
 pub mod seal;
@@ -35,10 +39,10 @@ pub mod upstream;
 
 pub use channel::{Inbound, Notifier, Outbound, OutboundClosed, Recorder};
 pub use error::Error;
+pub use handshake::Handshake;
 pub use policy::{Caller, Policies, Policy, PolicySpec};
 pub use proxy::{MrtrConfig, Proxy};
 pub use seal::Sealer;
 pub use session::ServerFactory;
-pub use state::Handshake;
 pub use upstream::set::Upstreams;
 pub use upstream::spec::{DEFAULT_CALL_TIMEOUT, Era, Share, ToolFilter, UpstreamKind, UpstreamSpec};

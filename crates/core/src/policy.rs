@@ -25,6 +25,7 @@ mod memo;
 pub(crate) mod shape;
 mod slot;
 
+pub use crate::caller::{Attributes, Caller};
 pub use slot::Policies;
 
 use std::sync::Arc;
@@ -34,53 +35,6 @@ use serde_json::{Map, Value};
 
 use glob::Glob;
 use memo::Memo;
-
-/// What the policy reads of a caller: the edge's identity, seen through the gateway (the
-/// transport and this crate share no types).
-pub trait Attributes: Send + Sync + 'static {
-    /// The subject of a JWT (`sub`); `None` for a static token.
-    fn subject(&self) -> Option<&str>;
-    /// The configured name of a static token; `None` for a JWT or an unnamed token.
-    fn token_name(&self) -> Option<&str>;
-    /// Whether the credential was granted `scope`.
-    fn has_scope(&self, scope: &str) -> bool;
-    /// A claim of a JWT (`groups`, `realm_access`, …).
-    fn claim(&self, name: &str) -> Option<&Value>;
-    /// A number naming these attributes: callers given the same one have the same
-    /// attributes, and no caller with others ever gets it. The policy remembers which of
-    /// its rules match a caller by it. `None` (the default): no such number, the rules are
-    /// matched on every request.
-    fn serial(&self) -> Option<u64> {
-        None
-    }
-}
-
-/// An authenticated caller, as the policy sees it; cheap to clone. A session gets the
-/// caller that opened it; a stateless request carries its own in its extensions. No caller
-/// at all: authentication is off.
-#[derive(Clone)]
-pub struct Caller(Arc<dyn Attributes>);
-
-impl Caller {
-    /// The caller with these attributes.
-    pub fn new(attributes: impl Attributes) -> Self {
-        Self(Arc::new(attributes))
-    }
-
-    /// What its credential says about it.
-    pub fn attributes(&self) -> &dyn Attributes {
-        &*self.0
-    }
-}
-
-impl std::fmt::Debug for Caller {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Caller")
-            .field("subject", &self.0.subject())
-            .field("token", &self.0.token_name())
-            .finish_non_exhaustive()
-    }
-}
 
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -294,7 +248,7 @@ impl Policy {
     /// for a caller with a serial, else worked out.
     pub(crate) fn matching(&self, caller: Option<&Caller>) -> Matched {
         let Some(caller) = caller else { return self.unauthenticated.clone() };
-        match caller.0.serial() {
+        match caller.attributes().serial() {
             Some(serial) => self.memo.get_or(serial, || self.work_out(Some(caller))),
             None => self.work_out(Some(caller)),
         }
@@ -315,7 +269,7 @@ impl Policy {
         if who.anyone {
             return true;
         }
-        let Some(Caller(caller)) = caller else { return who.unauthenticated };
+        let Some(caller) = caller.map(Caller::attributes) else { return who.unauthenticated };
         let any = |values: &[String], test: &dyn Fn(&str) -> bool| values.is_empty() || values.iter().any(|v| test(v));
         let named =
             !(who.subjects.is_empty() && who.tokens.is_empty() && who.groups.is_empty() && who.scopes.is_empty());
@@ -323,7 +277,7 @@ impl Policy {
             && any(&who.subjects, &|s| caller.subject() == Some(s))
             && any(&who.tokens, &|t| caller.token_name() == Some(t))
             && any(&who.scopes, &|s| caller.has_scope(s))
-            && (who.groups.is_empty() || self.in_groups(caller.as_ref(), &who.groups))
+            && (who.groups.is_empty() || self.in_groups(caller, &who.groups))
     }
 
     /// Whether the caller's groups claim holds any of `groups`: an array of strings, or

@@ -24,10 +24,11 @@ use crate::audit::{Audit, Origin};
 use crate::channel::{ChannelTransport, DirectSlot, Inbound, Notifier, Outbound, Parking, Recorder};
 use crate::direct::{DirectServer, Looped};
 use crate::error::Error;
+use crate::handshake::Handshake;
 use crate::policy::{Caller, Policies, Policy};
 use crate::proxy::{HubServer, ModernHub, MrtrConfig, Proxy};
 use crate::seal::Sealer;
-use crate::state::{Handshake, SessionState};
+use crate::state::SessionState;
 use crate::upstream::set::Upstreams;
 use crate::upstream::spec::{Share, UpstreamKind};
 

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::policy::Attributes;
+use crate::caller::Attributes;
 
 /// A secret value: kept out of every `Debug`, so no log or error can show it.
 #[derive(Clone, PartialEq, Eq)]

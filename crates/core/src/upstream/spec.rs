@@ -73,7 +73,7 @@ impl UpstreamSpec {
 
     /// The spec of `caller`'s own connection: its per-caller values filled in from the
     /// caller's identity, or why the caller has none (and so does not get this upstream).
-    pub fn for_caller(&self, caller: Option<&dyn crate::policy::Attributes>) -> Result<UpstreamSpec, Missing> {
+    pub fn for_caller(&self, caller: Option<&dyn crate::caller::Attributes>) -> Result<UpstreamSpec, Missing> {
         let Some(per_caller) = &self.per_caller else { return Ok(self.clone()) };
         let values = per_caller.resolve(caller)?;
         let mut spec = self.clone();
