@@ -10,7 +10,7 @@ use std::time::Duration;
 use mcpgw_transport::auth::{Auth, IssuerConfig, JwtConfig, KeyPolicy, TokenSet, jwt};
 use serde::Deserialize;
 
-use crate::fetch::HttpFetch;
+use crate::fetch::{HttpFetch, secure_url};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -142,19 +142,6 @@ impl RawIssuer {
             algorithms,
             access_token_type: self.access_token_type,
         })
-    }
-}
-
-/// Keys fetched over plain HTTP could be swapped by anyone on the path: https, except on
-/// the loopback interface (a local identity provider, tests).
-fn secure_url(what: &str, url: &str) -> Result<(), String> {
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| url.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/'])));
-    if url.starts_with("https://") || loopback {
-        Ok(())
-    } else {
-        Err(format!("{what} {url:?} must be an https URL (plain http only on loopback)"))
     }
 }
 
