@@ -356,9 +356,9 @@ async fn a_stream_its_client_closes_is_closed_on_the_instance_at_once() {
 /// A draining instance keeps its listener open until MCP requests stop coming (the load
 /// balancer has seen `/readyz` 503), but its health checks, which go on after that, do not
 /// hold it: with a check on a new connection every 100 ms (HAProxy's come every second,
-/// two load balancers' more often), it stops within seconds, not at its `drain_timeout_secs`
-/// (60 here; the harness gives it 20 s). Counting every accepted connection kept it waiting
-/// the whole drain.
+/// two load balancers' more often), it stops a second after its last MCP request, not at its
+/// `drain_timeout_secs` (60 here; the harness gives it 20 s). Counting every accepted
+/// connection kept it waiting the whole drain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_instance_is_not_held_open_by_its_health_checks() {
     use std::sync::Arc;
@@ -369,9 +369,11 @@ async fn a_stopping_instance_is_not_held_open_by_its_health_checks() {
     let config = format!("[server]\ndrain_timeout_secs = 60\n[cluster]\nnode = \"0001\"\nstore = {:?}\n", redis.url);
     let mut gateway = Launch::new(&config).start();
     let addr = gateway.base.trim_start_matches("http://").to_owned();
-    let (stopped, refused) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let stopped = Arc::new(AtomicBool::new(false));
+    // Checks answered 200 (ready) and 503 (draining).
+    let (ready, draining) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let checker = {
-        let (stopped, refused) = (stopped.clone(), refused.clone());
+        let (stopped, ready, draining) = (stopped.clone(), ready.clone(), draining.clone());
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
             // Bounded: 60 s of checks at most.
@@ -383,18 +385,24 @@ async fn a_stopping_instance_is_not_held_open_by_its_health_checks() {
                 let Ok(mut conn) = tokio::net::TcpStream::connect(&addr).await else { continue };
                 let check = b"GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n";
                 let mut answer = Vec::new();
-                if conn.write_all(check).await.is_ok()
-                    && conn.read_to_end(&mut answer).await.is_ok()
-                    && answer.starts_with(b"HTTP/1.1 503")
-                {
-                    refused.fetch_add(1, Ordering::SeqCst);
+                if conn.write_all(check).await.is_err() || conn.read_to_end(&mut answer).await.is_err() {
+                    continue;
+                }
+                if answer.starts_with(b"HTTP/1.1 200") {
+                    ready.fetch_add(1, Ordering::SeqCst);
+                } else if answer.starts_with(b"HTTP/1.1 503") {
+                    draining.fetch_add(1, Ordering::SeqCst);
                 }
             }
         })
     };
+    eventually("the checks reach the instance", || async { ready.load(Ordering::SeqCst) >= 2 }).await;
+    // An MCP request just before the stop: the instance then waits a second for more.
+    let url = format!("{}/mcp", gateway.base);
+    assert_eq!(Http::new().post(&url, &[], &initialize("2025-11-25")).await.status, StatusCode::OK);
     let status = tokio::task::spawn_blocking(move || gateway.terminate()).await.expect("the stop");
     stopped.store(true, Ordering::SeqCst);
     checker.await.expect("the checker");
     assert!(status.success(), "{status:?}");
-    assert!(refused.load(Ordering::SeqCst) >= 2, "the checks kept coming while it drained, answered 503");
+    assert!(draining.load(Ordering::SeqCst) >= 1, "the checks went on while it drained (answered 503)");
 }
