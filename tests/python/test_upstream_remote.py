@@ -280,15 +280,17 @@ async def test_a_call_past_its_deadline_is_answered_though_its_upstream_never_ta
             assert text_of(await client.call_tool("py_sleep", {"seconds": 0})) == "slept"
 
 
-async def test_a_post_its_legacy_sse_upstream_never_answers_is_given_up_at_the_call_deadline(
+async def test_a_post_its_legacy_sse_upstream_never_answers_is_given_up_after_its_deadlines(
     start_gateway, remote_servers
 ):
-    """The cancel's POST that `sse-deaf` never answers is closed by the gateway once
-    `call_timeout_secs` has passed again, while the session lives on. It was kept open (and
-    the task sending it alive) until the session ended."""
+    """The cancel's POST that `sse-deaf` never answers is closed by the gateway once the
+    longest of the upstream's deadlines (here `connect_timeout_secs`, 2 s) and 2 s more have
+    passed, while the session lives on. It was kept open (and the task sending it alive)
+    until the session ended."""
     url = remote_servers.url("sse-deaf")
     gw = start_gateway(
-        f'[upstreams.remote]\nkind = "sse"\nurl = {toml_string(url)}\nshare = "session"\ncall_timeout_secs = 1\n'
+        f'[upstreams.remote]\nkind = "sse"\nurl = {toml_string(url)}\nshare = "session"\n'
+        "call_timeout_secs = 1\nconnect_timeout_secs = 2\nlist_timeout_secs = 1\n"
     )
     with anyio.fail_after(30):
         async with connect(gw.url, "streamable") as client:
@@ -296,7 +298,7 @@ async def test_a_post_its_legacy_sse_upstream_never_answers_is_given_up_at_the_c
             before = int(text_of(await client.call_tool("py_abandoned_posts", {})))
             with pytest.raises(MCPError):
                 await client.call_tool("py_sleep", {"seconds": 60})
-            # The cancel went out at the deadline; its POST is given up a deadline later.
+            # The cancel went out at the call's deadline; its POST is given up 4 s later.
             abandoned = before
             with anyio.move_on_after(15):
                 while abandoned == before:

@@ -353,11 +353,11 @@ async fn a_stream_its_client_closes_is_closed_on_the_instance_at_once() {
     open_then_close_streams(&cluster).await;
 }
 
-/// A draining instance keeps its listener open until MCP requests stop coming (the load
+/// A draining instance keeps its listener open until client requests stop coming (the load
 /// balancer has seen `/readyz` 503), but its health checks, which go on after that, do not
 /// hold it: with a check on a new connection every 100 ms (HAProxy's come every second,
-/// two load balancers' more often), it stops a second after its last MCP request, not at its
-/// `drain_timeout_secs` (60 here; the harness gives it 20 s). Counting every accepted
+/// two load balancers' more often), it stops a second after its last client request, not at
+/// its `drain_timeout_secs` (60 here; the harness gives it 20 s). Counting every accepted
 /// connection kept it waiting the whole drain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_instance_is_not_held_open_by_its_health_checks() {
@@ -369,6 +369,7 @@ async fn a_stopping_instance_is_not_held_open_by_its_health_checks() {
     let config = format!("[server]\ndrain_timeout_secs = 60\n[cluster]\nnode = \"0001\"\nstore = {:?}\n", redis.url);
     let mut gateway = Launch::new(&config).start();
     let addr = gateway.base.trim_start_matches("http://").to_owned();
+    let addr_for_requests = addr.clone();
     let stopped = Arc::new(AtomicBool::new(false));
     // Checks answered 200 (ready) and 503 (draining).
     let (ready, draining) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -397,12 +398,18 @@ async fn a_stopping_instance_is_not_held_open_by_its_health_checks() {
         })
     };
     eventually("the checks reach the instance", || async { ready.load(Ordering::SeqCst) >= 2 }).await;
-    // An MCP request just before the stop: the instance then waits a second for more.
-    let url = format!("{}/mcp", gateway.base);
-    assert_eq!(Http::new().post(&url, &[], &initialize("2025-11-25")).await.status, StatusCode::OK);
-    let status = tokio::task::spawn_blocking(move || gateway.terminate()).await.expect("the stop");
+    // Client requests keep coming after the SIGTERM until a check has been answered 503: the
+    // instance is draining, waiting for them to stop, with the checks coming meanwhile. Once
+    // they stop it closes a second later; the checks alone must not hold it.
+    let stopping = tokio::task::spawn_blocking(move || gateway.terminate());
+    let (http, url) = (Http::new(), format!("http://{}/mcp", addr_for_requests));
+    eventually("a check answered 503 while it drained", || async {
+        let _ = http.try_open(http::Method::GET, &url, &[], "").await;
+        draining.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let status = stopping.await.expect("the stop");
     stopped.store(true, Ordering::SeqCst);
     checker.await.expect("the checker");
     assert!(status.success(), "{status:?}");
-    assert!(draining.load(Ordering::SeqCst) >= 1, "the checks went on while it drained (answered 503)");
 }

@@ -18,16 +18,27 @@ const MAX_REDIRECTS: usize = 3;
 /// Keys fetched over plain HTTP could be swapped by anyone on the path: https, except on
 /// the loopback interface (a local identity provider, tests). The configuration checks the
 /// URLs it is given; every fetch checks its own, and every redirect's, since an issuer's
-/// metadata names the JWKS's.
+/// metadata names the JWKS's. The URL is parsed, not matched as text: in
+/// `http://127.0.0.1:1@keys.example/` the loopback address is a user name and the host is
+/// elsewhere.
 pub(crate) fn secure_url(what: &str, url: &str) -> Result<(), String> {
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| url.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/'])));
-    if url.starts_with("https://") || loopback {
-        Ok(())
-    } else {
-        Err(format!("{what} {url:?} must be an https URL (plain http only on loopback)"))
+    let refused = || Err(format!("{what} {url:?} must be an https URL (plain http only on loopback)"));
+    let Ok(parsed) = reqwest::Url::parse(url) else { return refused() };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&parsed) => Ok(()),
+        _ => refused(),
     }
+}
+
+/// Whether `url` names a loopback host (and no user: a name there only hides the host).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let named = !url.username().is_empty() || url.password().is_some();
+    // The parser gives an IPv6 host in brackets, and a domain in lower case.
+    let host = url.host_str().unwrap_or_default();
+    let ip = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
+    let host = host == "localhost" || ip.is_ok_and(|ip| ip.is_loopback());
+    host && !named
 }
 
 /// At most [`MAX_REDIRECTS`], each to a secure URL.
@@ -96,6 +107,35 @@ mod tests {
             let _ = socket.write_all(head.as_bytes()).await;
         });
         url
+    }
+
+    #[test]
+    fn only_https_or_plain_http_to_a_loopback_host_is_secure() {
+        for url in [
+            "https://issuer.example/jwks",
+            "HTTPS://issuer.example/jwks",
+            "http://127.0.0.1:8080/jwks",
+            "http://127.0.0.2/jwks",
+            "http://localhost/jwks",
+            "http://LOCALHOST:9000",
+            "http://[::1]:9000/jwks",
+            "http://[0:0:0:0:0:0:0:1]/jwks",
+        ] {
+            assert!(secure_url("url", url).is_ok(), "{url} is secure");
+        }
+        for url in [
+            "http://issuer.example/jwks",
+            "http://localhost.evil.example/jwks",
+            "http://127.0.0.1@evil.example/jwks",
+            "http://127.0.0.1:1@evil.example/jwks",
+            "http://localhost:x@evil.example/",
+            "http://[::1]:p@evil.example/",
+            "http://user@localhost/jwks",
+            "ftp://localhost/jwks",
+            "not a url",
+        ] {
+            assert!(secure_url("url", url).is_err(), "{url} is refused");
+        }
     }
 
     #[tokio::test]

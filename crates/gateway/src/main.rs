@@ -9,7 +9,7 @@
 //! - `router`: path → MCP transport or operational endpoint (`/healthz`, `/readyz`,
 //!   `/metrics`).
 //! - `server`: the listener, connections and their orderly close.
-//! - `activity`: when the last MCP request came, for a cluster instance's stop.
+//! - `activity`: when the last client request came, for a cluster instance's stop.
 //! - `systemd`: readiness, status, watchdog and socket activation.
 //! - `metrics`: the Prometheus metrics.
 //! - `io`: byte counting on connections.
@@ -74,8 +74,8 @@ const RETRY_HINT: Duration = Duration::from_secs(2);
 /// How long connections may take to close once every session has ended.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
-/// In a cluster, a shutting-down instance closes its listener once no MCP request has come
-/// for this long (see `activity`).
+/// In a cluster, a shutting-down instance closes its listener once no client request (a
+/// probe is none) has come for this long (see `activity`).
 const CLUSTER_QUIET: Duration = Duration::from_secs(1);
 
 /// An MCP gateway: legacy HTTP+SSE and Streamable HTTP on one port.

@@ -19,7 +19,7 @@ pub(crate) struct App {
     paths: Paths,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
-    /// When the last MCP request came (a cluster instance's stop waits for them to stop).
+    /// When the last client request came (a cluster instance's stop waits for them to stop).
     activity: Arc<Activity>,
     /// Listening, upstreams started, not draining: what `/readyz` reports.
     ready: AtomicBool,
@@ -31,7 +31,7 @@ impl App {
         Self { edge, paths, registry, metrics, activity: Activity::new(), ready: AtomicBool::new(false) }
     }
 
-    /// When the last MCP request came.
+    /// When the last client request came.
     pub(crate) fn activity(&self) -> &Arc<Activity> {
         &self.activity
     }
@@ -71,14 +71,15 @@ impl App {
                 _ => ("other", None),
             }
         };
+        // Probes go on after the load balancer has stopped sending clients' requests.
+        if !matches!(label, "healthz" | "readyz" | "metrics") {
+            self.activity.requested();
+        }
         let response = match (route, label) {
             // Boxed: hyper keeps room for a connection's request future as long as the
             // connection lives, and the MCP handlers make it KiBs; an idle legacy event
             // stream should not hold that.
-            (Some(route), _) => {
-                self.activity.requested();
-                Box::pin(self.edge.handle(route, request)).await
-            }
+            (Some(route), _) => Box::pin(self.edge.handle(route, request)).await,
             (None, "other") if root => self.index(),
             (None, "healthz") => self.health(),
             (None, "readyz") if self.ready.load(Ordering::SeqCst) => text(StatusCode::OK, "ready\n"),

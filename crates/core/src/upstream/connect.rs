@@ -19,7 +19,7 @@ use crate::error::{BoxError, Error};
 use crate::upstream::http_client;
 use crate::upstream::ordered::{Deliver, Ordered};
 use crate::upstream::resume::{GaveUp, ResumingClient};
-use crate::upstream::spec::{DEFAULT_CALL_TIMEOUT, Era, UpstreamKind, UpstreamSpec};
+use crate::upstream::spec::{CANCEL_GRACE, DEFAULT_CALL_TIMEOUT, Era, UpstreamKind, UpstreamSpec};
 use crate::upstream::sse_client::SseClientTransport;
 
 /// Variables a service manager gives the gateway alone: a child that inherited them could
@@ -156,9 +156,11 @@ pub(crate) async fn serve<C: Service<RoleClient> + Clone, D: Deliver>(
         }
         UpstreamKind::Sse { url, headers } => {
             let headers = header_map(headers).map_err(|e| failed(e, None))?;
-            // A POST may take as long as a call may (a server that holds it until its answer
-            // is sent is slow, not wrong), and no longer.
-            let post_deadline = spec.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
+            // A POST may take as long as what it carries may (a server that holds it until its
+            // answer is sent is slow, not wrong: `initialize`, a list, a call), and a moment
+            // more, so the request's own deadline is what answers its client.
+            let call = spec.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
+            let post_deadline = call.max(spec.connect_timeout).max(spec.list_timeout) + CANCEL_GRACE;
             let transport = SseClientTransport::connect(url, headers, post_deadline, tasks)
                 .await
                 .map_err(|e| failed("cannot connect".into(), Some(e.into())))?;
