@@ -1,10 +1,13 @@
-//! A wrapper around an upstream's client transport that delivers progress and log
-//! notifications to the client before rmcp sees the next message.
+//! A wrapper around an upstream's client transport that delivers progress, log and
+//! `list_changed` notifications before rmcp sees the next message.
 //!
 //! rmcp handles each incoming notification on a task of its own while it completes
 //! responses at once, so a call's last progress notification could reach the client after
 //! the call's result, when the result's stream has already ended. Delivering them here, in
-//! the order the upstream sent them, keeps every progress notification ahead of its result.
+//! the order the upstream sent them, keeps every progress notification ahead of its result;
+//! and a tool that changes the upstream's tools (announcing it, then answering) has the
+//! change known by the time its client has the answer, so a `tools/list` sent next lists
+//! the new tools.
 //! A delivery under way is kept as [`Unfinished`] work: rmcp drops `receive` whenever
 //! another branch of its loop is ready first.
 
@@ -29,6 +32,8 @@ pub(crate) trait Deliver: Send + Sync + 'static {
     fn deliver_progress(&self, n: ProgressNotification) -> impl Future<Output = ()> + Send;
     /// Passes a log message to the sessions it is for.
     fn deliver_log(&self, n: LoggingMessageNotification) -> impl Future<Output = ()> + Send;
+    /// One of the upstream's lists changed (`notifications/*/list_changed`).
+    fn deliver_list_changed(&self, n: ServerNotification) -> impl Future<Output = ()> + Send;
 }
 
 /// `T`, with progress and log notifications delivered in order.
@@ -69,6 +74,11 @@ impl<T: Transport<RoleClient>, D: Deliver> Transport<RoleClient> for Ordered<T, 
                 }
                 ServerNotification::LoggingMessageNotification(n) => {
                     self.delivering.start(async move { link.deliver_log(n).await });
+                }
+                n @ (ServerNotification::ToolListChangedNotification(_)
+                | ServerNotification::PromptListChangedNotification(_)
+                | ServerNotification::ResourceListChangedNotification(_)) => {
+                    self.delivering.start(async move { link.deliver_list_changed(n).await });
                 }
                 other => return Some(JsonRpcMessage::notification(other)),
             }
@@ -118,6 +128,7 @@ mod tests {
     struct Slow {
         room: Semaphore,
         delivered: Mutex<Vec<f64>>,
+        changed: Mutex<Vec<String>>,
     }
 
     impl Deliver for Slow {
@@ -127,6 +138,11 @@ mod tests {
         }
 
         async fn deliver_log(&self, _: LoggingMessageNotification) {}
+
+        async fn deliver_list_changed(&self, n: ServerNotification) {
+            let _room = self.room.acquire().await;
+            self.changed.lock().expect("not poisoned").push(format!("{n:?}"));
+        }
     }
 
     fn progress(value: f64) -> ServerJsonRpcMessage {
@@ -138,7 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_delivery_rmcp_interrupts_is_finished_before_the_result_behind_it() {
-        let link = Arc::new(Slow { room: Semaphore::new(0), delivered: Mutex::default() });
+        let link = Arc::new(Slow { room: Semaphore::new(0), delivered: Mutex::default(), changed: Mutex::default() });
         let result = JsonRpcMessage::response(ServerResult::empty(()), RequestId::Number(1));
         let sent = Sent(VecDeque::from([progress(1.0), progress(2.0), result]));
         let mut ordered = Ordered::new(sent, Arc::downgrade(&link), CancellationToken::new());
@@ -152,5 +168,21 @@ mod tests {
         let next = ordered.receive().await.expect("the result");
         assert!(matches!(next, JsonRpcMessage::Response(_)), "{next:?}");
         assert_eq!(*link.delivered.lock().expect("not poisoned"), [1.0, 2.0], "both progress notifications, first");
+    }
+
+    #[tokio::test]
+    async fn a_list_change_the_upstream_sent_before_a_result_is_known_before_the_result() {
+        let link = Arc::new(Slow { room: Semaphore::new(1), delivered: Mutex::default(), changed: Mutex::default() });
+        let changed = JsonRpcMessage::notification(ServerNotification::ToolListChangedNotification(
+            rmcp::model::ToolListChangedNotification::default(),
+        ));
+        let result = JsonRpcMessage::response(ServerResult::empty(()), RequestId::Number(1));
+        let mut ordered =
+            Ordered::new(Sent(VecDeque::from([changed, result])), Arc::downgrade(&link), CancellationToken::new());
+        let next = ordered.receive().await.expect("the result");
+        assert!(matches!(next, JsonRpcMessage::Response(_)), "the change is not left to rmcp's own task: {next:?}");
+        let changed = link.changed.lock().expect("not poisoned").clone();
+        assert_eq!(changed.len(), 1, "delivered before the result: {changed:?}");
+        assert!(changed[0].contains("ToolListChanged"), "{changed:?}");
     }
 }

@@ -147,6 +147,14 @@ impl Link {
     /// upstream, or one on a modern upstream's listen stream): the catalogs fetch it again,
     /// and every session that uses this link hears of it. Anything else is ignored.
     pub(super) async fn list_changed(&self, notification: ServerNotification) {
+        if let Some((changed, audience)) = self.changed_list(notification) {
+            announce(changed, audience).await;
+        }
+    }
+
+    /// The catalogs fetch the list again from now on; returns the notification every
+    /// session that uses this link is to hear, and those sessions.
+    fn changed_list(&self, notification: ServerNotification) -> Option<(ServerNotification, Vec<Notifier>)> {
         let changed = match notification {
             ServerNotification::ToolListChangedNotification(_) => {
                 ServerNotification::ToolListChangedNotification(ToolListChangedNotification::default())
@@ -157,18 +165,27 @@ impl Link {
             ServerNotification::ResourceListChangedNotification(_) => {
                 ServerNotification::ResourceListChangedNotification(ResourceListChangedNotification::default())
             }
-            _ => return,
+            _ => return None,
         };
         self.bump();
-        self.announce(changed).await;
+        Some((changed, self.audience()))
+    }
+
+    /// Every session that uses this link.
+    fn audience(&self) -> Vec<Notifier> {
+        self.routes().audience.values().cloned().collect()
     }
 
     /// Sends `notification` to every session that uses this link.
     async fn announce(&self, notification: ServerNotification) {
-        let audience: Vec<Notifier> = self.routes().audience.values().cloned().collect();
-        for notifier in audience {
-            notifier.notify(notification.clone()).await;
-        }
+        announce(notification, self.audience()).await;
+    }
+}
+
+/// Sends `notification` to each of `audience`, one after the other.
+async fn announce(notification: ServerNotification, audience: Vec<Notifier>) {
+    for notifier in audience {
+        notifier.notify(notification.clone()).await;
     }
 }
 
@@ -206,6 +223,15 @@ impl Deliver for Link {
                 let note = LoggingMessageNotification::new(n.params);
                 self.announce(ServerNotification::LoggingMessageNotification(note)).await;
             }
+        }
+    }
+
+    /// Has the catalogs fetch the list again at once, in order with the upstream's other
+    /// messages; every session that uses this link hears of it from a task of its own, so a
+    /// session slow to read holds up no message of the upstream's.
+    async fn deliver_list_changed(&self, n: ServerNotification) {
+        if let Some((changed, audience)) = self.changed_list(n) {
+            self.tasks.spawn(announce(changed, audience));
         }
     }
 }
