@@ -125,14 +125,12 @@ impl Service<RoleClient> for LinkClient {
         _ctx: NotificationContext<RoleClient>,
     ) -> Result<(), ErrorData> {
         let Ok(link) = self.link() else { return Ok(()) };
-        match notification {
-            ServerNotification::ResourceUpdatedNotification(n) => link.resource_updated(n).await,
-            n @ (ServerNotification::ToolListChangedNotification(_)
-            | ServerNotification::PromptListChangedNotification(_)
-            | ServerNotification::ResourceListChangedNotification(_)) => link.list_changed(n).await,
-            // Cancellation of the upstream's own requests reaches their handlers through
-            // `ctx.ct`; the rest has no downstream meaning for a 2025 session.
-            _ => {}
+        // Progress, log and list changes never get here: `Ordered` delivers them before rmcp
+        // sees the next message (`Deliver for Link` below). Cancellation of the upstream's own
+        // requests reaches their handlers through `ctx.ct`; the rest has no downstream meaning
+        // for a 2025 session.
+        if let ServerNotification::ResourceUpdatedNotification(n) = notification {
+            link.resource_updated(n).await;
         }
         Ok(())
     }
