@@ -219,12 +219,16 @@ impl Gateway {
 
     /// Waits (at most [`WAIT`]) for a log line containing `text`.
     pub fn wait_for_log(&self, text: &str) {
-        let deadline = std::time::Instant::now() + WAIT;
-        let mut lines = self.log.lock().expect("log lock");
-        while !lines.iter().any(|l| l.contains(text)) {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            assert!(!left.is_zero(), "no log line with {text:?} in {WAIT:?}; log: {lines:?}");
-            lines = self.logged.wait_timeout(lines, left).expect("log lock").0;
+        wait_for_line(&self.log, &self.logged, text);
+    }
+
+    /// [`Self::wait_for_log`] for async tests: the wait runs on a blocking thread, so the
+    /// futures joined with this one go on meanwhile. (`block_in_place` stops them all until
+    /// it returns: a request joined with it may never be sent.)
+    pub async fn until_logged(&self, text: &str) {
+        let (log, logged, text) = (self.log.clone(), self.logged.clone(), text.to_owned());
+        if let Err(e) = tokio::task::spawn_blocking(move || wait_for_line(&log, &logged, &text)).await {
+            std::panic::resume_unwind(e.into_panic());
         }
     }
 
@@ -275,6 +279,18 @@ impl Drop for Gateway {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Waits (at most [`WAIT`]) until `log` has a line containing `text`; `logged` is signalled
+/// after each new line.
+fn wait_for_line(log: &Mutex<Vec<String>>, logged: &std::sync::Condvar, text: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut lines = log.lock().expect("log lock");
+    while !lines.iter().any(|l| l.contains(text)) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "no log line with {text:?} in {WAIT:?}; log: {lines:?}");
+        lines = logged.wait_timeout(lines, left).expect("log lock").0;
     }
 }
 

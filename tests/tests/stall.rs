@@ -116,7 +116,7 @@ async fn a_stalled_upstream_holds_up_only_its_own_calls() {
     };
     let measure = async {
         // The gateway has asked the stalled upstream for its tools, and is waiting.
-        tokio::task::block_in_place(|| gw.wait_for_log("tools/list stalled"));
+        gw.until_logged("tools/list stalled").await;
         healthy_latencies(&sessions).await
     };
     let all = async { futures::join!(lists_call, stdin_call, measure) };
@@ -147,7 +147,7 @@ async fn a_stalled_upstream_holds_up_only_its_own_calls() {
     let names = tool_names(&sessions[3].call(6, "tools/list", json!({})).await);
     assert!(names.iter().any(|n| n == "test_simple_text") && names.iter().any(|n| n == "stdin_test_simple_text"));
     assert!(!names.iter().any(|n| n.starts_with("lists_")), "{names:?}");
-    tokio::task::block_in_place(|| gw.wait_for_log("listing failed; leaving it out"));
+    gw.until_logged("listing failed; leaving it out").await;
     let metrics = Http::new().send(Method::GET, &gw.url("/metrics"), &[], Bytes::new()).await.text();
     let failures = metrics
         .lines()
@@ -210,7 +210,7 @@ async fn every_request_to_a_stalled_upstream_ends_at_its_deadline() {
     assert_eq!(stalled["result"]["content"][0]["text"], "lists stalled", "{stalled}");
     let listing = s.call(6, "tools/list", json!({}));
     let prompt = async {
-        tokio::task::block_in_place(|| gw.wait_for_log("tools/list stalled"));
+        gw.until_logged("tools/list stalled").await;
         let started = Instant::now();
         let r = s.call(7, "prompts/get", json!({"name": "healthy_test_simple_prompt"})).await;
         (r, started.elapsed())

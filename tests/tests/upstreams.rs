@@ -90,7 +90,7 @@ async fn a_shared_upstream_asking_for_roots_outside_a_call_gets_none() {
     let mut gw = Launch::new(&config).env("MCPGW_LOG", "info,rmcp=warn,mcpgw_core=debug").start();
     let s = StreamableSession::open_with(&gw.url("/mcp"), "2025-11-25", json!({"roots": {"listChanged": true}})).await;
     // Answered before the call below: the call is not what it could be tied to.
-    tokio::task::block_in_place(|| gw.wait_for_log("roots/list outside any call; answered with no roots"));
+    gw.until_logged("roots/list outside any call; answered with no roots").await;
     let seen = s.call(1, "tools/call", json!({"name": "roots_seen", "arguments": {}})).await;
     assert_eq!(seen["result"]["content"][0]["text"], r#"{"roots":[]}"#, "{seen}");
     assert!(gw.terminate().success());
