@@ -214,7 +214,8 @@ fn main() -> std::process::ExitCode {
         Command::Rate { client, rate, sessions, duration, warmup } => current_thread(async move {
             let (target, profile) = client.resolve()?;
             let result =
-                rate::open_loop(&target, &profile, sessions, rate, secs(warmup), secs(duration), client.pid).await?;
+                rate::open_loop(&target, &profile, sessions, rate, secs(warmup), secs(duration), client.pid.into())
+                    .await?;
             println!("{}", serde_json::to_string_pretty(&result)?);
             Ok(())
         }),

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::client::{OP_TIMEOUT, Profile, Session, Target};
-use crate::load::{self, Cpu, Latency};
+use crate::load::{self, Cpu, Latency, Watched};
 
 /// Requests a session may have waiting before the pacer drops the next one.
 const QUEUE: usize = 1024;
@@ -213,7 +213,7 @@ pub(crate) async fn open_loop(
     rate: f64,
     warmup: Duration,
     duration: Duration,
-    pid: Option<u32>,
+    watched: Watched,
 ) -> Result<RateResult> {
     ensure!(rate > 0.0 && rate <= MAX_RATE, "the rate must be above 0 and at most {MAX_RATE} per second");
     ensure!(!duration.is_zero(), "the measured window must not be empty");
@@ -230,7 +230,7 @@ pub(crate) async fn open_loop(
     let schedule = Schedule { t0, interval_ns, first, total, give_up: end + DRAIN };
 
     let (start, end) = (tokio::time::Instant::from_std(schedule.due(first)), tokio::time::Instant::from_std(end));
-    let probe = Cpu::probe(start, end, pid.into());
+    let probe = Cpu::probe(start, end, watched);
     let mut set = JoinSet::new();
     let mut queues = Vec::with_capacity(opened.len());
     let sessions_opened = opened.len();
@@ -368,7 +368,7 @@ mod tests {
         let profile = Profile::new(Transport::StreamableJson, "echo", &json!({}));
         let result = tokio::time::timeout(
             Duration::from_secs(30),
-            open_loop(&target, &profile, 4, 1000.0, Duration::ZERO, Duration::from_secs(2), None),
+            open_loop(&target, &profile, 4, 1000.0, Duration::ZERO, Duration::from_secs(2), Watched::default()),
         )
         .await??;
         server.abort_all();

@@ -186,15 +186,32 @@ impl Bench {
 
     async fn open_loop(&mut self, proc: &mut Proc, server: &str, profile: &Profile, rate: f64) -> Result<RateResult> {
         let target = target_of(proc)?;
-        let (sessions, warmup, duration) = (self.plan.open_loop_sessions, self.plan.warmup(), self.plan.duration());
-        let result = match rate::open_loop(&target, profile, sessions, rate, warmup, duration, Some(proc.pid)).await {
+        let sessions = self.plan.open_loop_sessions;
+        let result = self.open_loop_at(&target, Some(proc.pid).into(), server, profile, sessions, rate).await;
+        self.check_alive(proc)?;
+        Ok(result)
+    }
+
+    /// An open-loop run against `target`, reading the CPU of `watched`.
+    pub(crate) async fn open_loop_at(
+        &mut self,
+        target: &Target,
+        watched: Watched,
+        server: &str,
+        profile: &Profile,
+        sessions: usize,
+        rate: f64,
+    ) -> RateResult {
+        let (warmup, duration) = (self.plan.warmup(), self.plan.duration());
+        let result = match rate::open_loop(target, profile, sessions, rate, warmup, duration, watched).await {
             Ok(result) => result,
             Err(e) => {
                 RateResult { rate, sessions, errors: 1, first_error: Some(format!("{e:#}")), ..RateResult::default() }
             }
         };
         self.clock.say(format!(
-            "{server}, open loop at {rate:.0} req/s over {sessions} sessions: p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms, {:.3}% over 10 ms, send lag p99 {:.3} ms, {} CPU µs/req, cores: server {} client {:.2} other {:.2}; {} errors",
+            "{server}, {}, open loop at {rate:.0} req/s over {sessions} sessions: p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms, {:.3}% over 10 ms, send lag p99 {:.3} ms, {} CPU µs/req, cores: server {} client {:.2} other {:.2}; {} errors",
+            profile.transport.label(),
             result.latency.p50_ms,
             result.latency.p99_ms,
             result.latency.p999_ms,
@@ -207,8 +224,7 @@ impl Bench {
             result.other_cores,
             result.errors,
         ));
-        self.check_alive(proc)?;
-        Ok(result)
+        result
     }
 }
 

@@ -29,6 +29,7 @@ use crate::client::{Conn, Parked, Profile, Session, Target, within};
 use crate::clusters::{Clusters, counter};
 use crate::launch::target_of;
 use crate::load::{self, Held, Latency, LoadResult, SetupResult, Watched};
+use crate::rate::RateResult;
 
 use super::bench::{Bench, Profiles};
 
@@ -58,6 +59,19 @@ pub(crate) struct ClusterRound {
     pub(crate) single_lb: LoadResult,
     pub(crate) single: LoadResult,
     pub(crate) solo: LoadResult,
+}
+
+/// The cluster and the same three without the store at one fixed rate
+/// (`plan.cluster_rate` over `plan.cluster_rate_sessions`), one transport, one round: the
+/// store's cost under the same offered load. (In the closed loop the cluster, each request
+/// waiting one store round trip more, runs at a lower rate than the three without it, and a
+/// server's CPU per request rises as its rate falls: fewer requests share each wake-up.)
+#[derive(Serialize)]
+pub(crate) struct ClusterRate {
+    pub(crate) round: usize,
+    pub(crate) transport: String,
+    pub(crate) cluster: RateResult,
+    pub(crate) bare: RateResult,
 }
 
 /// Sessions set up back to back through each HAProxy, one transport, one round.
@@ -92,6 +106,7 @@ pub(crate) struct Takeover {
 #[derive(Default, Serialize)]
 pub(crate) struct ClusterRows {
     pub(crate) rounds: Vec<ClusterRound>,
+    pub(crate) rates: Vec<ClusterRate>,
     pub(crate) setup: Vec<ClusterSetup>,
     pub(crate) takeovers: Vec<Takeover>,
 }
@@ -166,6 +181,9 @@ async fn measure(bench: &mut Bench, c: &mut Clusters, mcpgw: &Path, p: &Profiles
                 });
             }
         }
+        for profile in [&p.json, &p.sse, &p.legacy] {
+            rows.rates.push(rate(bench, c, &targets, profile, round).await?);
+        }
         for profile in [&p.json, &p.legacy] {
             let mut order = [0, 1];
             if round % 2 == 0 {
@@ -191,6 +209,49 @@ async fn measure(bench: &mut Bench, c: &mut Clusters, mcpgw: &Path, p: &Profiles
         rows.takeovers.push(takeover(bench, c, mcpgw, &p.json, round).await?);
     }
     Ok(rows)
+}
+
+/// The cluster and the same three without the store at the plan's fixed rate, in this
+/// round's order.
+async fn rate(
+    bench: &mut Bench,
+    c: &mut Clusters,
+    targets: &[Target; 5],
+    profile: &Profile,
+    round: usize,
+) -> Result<ClusterRate> {
+    let (rate, sessions) = (bench.plan.cluster_rate, bench.plan.cluster_rate_sessions);
+    let mut order = [0, 4];
+    if round.is_multiple_of(2) {
+        order.reverse();
+    }
+    let (mut cluster, mut bare) = (None, None);
+    for which in order {
+        let (name, watched) = if which == 0 { (CLUSTER, c.cluster_watched()) } else { (BARE, c.bare_watched()) };
+        let target = &targets[which];
+        let what = format!("{name}, {}, open loop at {rate:.0} req/s", profile.transport.label());
+        let result = bench
+            .quietest(c, &what, async |bench, c| {
+                let result = bench.open_loop_at(target, watched.clone(), name, profile, sessions, rate).await;
+                c.check_alive()?;
+                Ok(result)
+            })
+            .await?;
+        if result.errors > 0 {
+            bench.note(format!(
+                "{what}: {} errors; first: {}",
+                result.errors,
+                result.first_error.clone().unwrap_or_default()
+            ));
+        }
+        if which == 0 {
+            cluster = Some(result);
+        } else {
+            bare = Some(result);
+        }
+    }
+    let (Some(cluster), Some(bare)) = (cluster, bare) else { bail!("a cluster open-loop row was not measured") };
+    Ok(ClusterRate { round, transport: profile.transport.label().to_owned(), cluster, bare })
 }
 
 /// Sessions set up back to back against `target` (load.rs `setup_rate`).

@@ -218,6 +218,45 @@ fn cluster_table(md: &mut String, r: &Report) {
         );
     }
     let _ = writeln!(md);
+    if !c.rates.is_empty() {
+        let _ = writeln!(
+            md,
+            "The cluster and the same three without the store at the same offered load: an open loop of {} \
+             requests a second over {} sessions (latency from when each request was due), the order of the two \
+             reversed every other round. In the closed loop above, each request waits one store round trip more in \
+             the cluster, so it runs at a lower rate than the three without the store, and CPU per request rises as \
+             the rate falls (fewer requests share each wake-up).\n",
+            thousands(r.plan.cluster_rate),
+            r.plan.cluster_rate_sessions
+        );
+        let _ = writeln!(
+            md,
+            "| transport | round | cluster req/s answered | cluster p50 ms | cluster p99 ms | cluster CPU µs/req | its HAProxy µs/req | Redis µs/req | 3 without store p99 ms | 3 without store CPU µs/req | its HAProxy µs/req | store × | errors |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for row in &c.rates {
+            let (x, b) = (&row.cluster, &row.bare);
+            let store = x.server_us_per_req.zip(b.server_us_per_req).map(|(x, b)| x / b);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.3} | {:.3} | {} | {} | {} | {:.3} | {} | {} | {} | {} |",
+                row.transport,
+                row.round,
+                thousands(x.answered_per_s),
+                x.latency.p50_ms,
+                x.latency.p99_ms,
+                opt(x.server_us_per_req, 1),
+                opt(beside_us(&x.cpu, 0, x.answered_per_s), 1),
+                opt(beside_us(&x.cpu, 1, x.answered_per_s), 1),
+                b.latency.p99_ms,
+                opt(b.server_us_per_req, 1),
+                opt(beside_us(&b.cpu, 0, b.answered_per_s), 1),
+                opt(store, 2),
+                x.errors + b.errors
+            );
+        }
+        let _ = writeln!(md);
+    }
     if !c.setup.is_empty() {
         let _ = writeln!(
             md,
@@ -726,6 +765,32 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| 1 | 0002 | 50 | 0.0 | 50 | 50 |"), "{md}");
+        assert!(!md.contains("at the same offered load"), "no open-loop rows, no table: {md}");
+
+        // 1 s window at 3,000 answered a second: 0.3 s of HAProxy is 100 µs a request.
+        let open = |us: f64| {
+            let mut r = crate::rate::RateResult { rate: 3_000.0, answered_per_s: 3_000.0, ..Default::default() };
+            r.server_us_per_req = Some(us);
+            r.latency.p50_ms = 0.5;
+            r.latency.p99_ms = 2.0;
+            r.cpu.window_s = 1.0;
+            r.cpu.beside_s = vec![Some(0.3), Some(0.06)];
+            r
+        };
+        report.cluster.rates = vec![crate::run::cluster::ClusterRate {
+            round: 2,
+            transport: Transport::Legacy.label().into(),
+            cluster: open(120.0),
+            bare: open(100.0),
+        }];
+        let md = markdown(&report, Path::new("results.json"));
+        assert!(md.contains("an open loop of 3,000 requests a second over 16 sessions"), "{md}");
+        assert!(
+            md.contains(
+                "| legacy SSE | 2 | 3,000 | 0.500 | 2.000 | 120.0 | 100.0 | 20.0 | 2.000 | 100.0 | 100.0 | 1.20 | 0 |"
+            ),
+            "{md}"
+        );
     }
 
     #[test]

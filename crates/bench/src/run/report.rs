@@ -18,6 +18,11 @@ use super::cluster::ClusterRows;
 pub(crate) const MCPGW_1: &str = "mcpgw, 1 thread";
 pub(crate) const RMCP_STATELESS_1: &str = "rmcp stateless JSON, 1 thread";
 
+/// The cluster's open-loop rate: about half what the cluster answers in the closed loop at
+/// 16 sessions on the slowest transport here, so that neither it nor the three without the
+/// store is near its limit.
+const CLUSTER_RATE: f64 = 3_000.0;
+
 /// Sizes and durations of one run.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Plan {
@@ -36,6 +41,9 @@ pub(crate) struct Plan {
     /// The cluster rows' sizes, and how many idle sessions the killed instance holds.
     pub(crate) cluster_sizes: Vec<usize>,
     pub(crate) takeover_sessions: usize,
+    /// The cluster's open loop: requests per second, all sessions together, and sessions.
+    pub(crate) cluster_rate: f64,
+    pub(crate) cluster_rate_sessions: usize,
 }
 
 impl Plan {
@@ -55,6 +63,8 @@ impl Plan {
                 open_loop_sessions: 64,
                 cluster_sizes: vec![16, 64],
                 takeover_sessions: 50,
+                cluster_rate: CLUSTER_RATE,
+                cluster_rate_sessions: 16,
             }
         } else {
             Plan {
@@ -71,6 +81,8 @@ impl Plan {
                 open_loop_sessions: 64,
                 cluster_sizes: vec![16, 64],
                 takeover_sessions: 200,
+                cluster_rate: CLUSTER_RATE,
+                cluster_rate_sessions: 16,
             }
         }
     }

@@ -6,7 +6,7 @@ use crate::load::LoadResult;
 
 use super::auth::{AuthRound, MCPGW_AUTH};
 use super::cluster::{BARE, CLUSTER, ClusterRound, SINGLE_LB, SOLO};
-use super::numbers::{median, pct};
+use super::numbers::{median, pct, thousands};
 use super::report::{MCPGW_1, Report, Round, Verdict};
 
 /// The CPU-efficiency and wall-clock verdicts of one set of alternating rounds at `n` sessions;
@@ -255,6 +255,7 @@ pub(crate) fn cluster_verdicts(report: &Report) -> Vec<Verdict> {
             margin: format!("{} against 1.15×{}", pct(ratio / CLUSTER_CPU - 1.0), errors_note(errors)),
         });
     }
+    out.extend(cluster_rate_verdicts(report));
     let mut transports: Vec<&str> = Vec::new();
     for row in &c.setup {
         if !transports.contains(&row.transport.as_str()) {
@@ -299,6 +300,49 @@ pub(crate) fn cluster_verdicts(report: &Report) -> Vec<Verdict> {
             } else {
                 format!("{} sessions lost{}", sessions - answered, errors_note(errors))
             },
+        });
+    }
+    out
+}
+
+/// The store's cost at the same offered load: per transport, the median over the rounds of the
+/// cluster's CPU per request over the same three's without the store, both sent
+/// `plan.cluster_rate` requests a second, at most [`CLUSTER_CPU`]. Any error misses.
+fn cluster_rate_verdicts(report: &Report) -> Vec<Verdict> {
+    let (rates, plan) = (&report.cluster.rates, &report.plan);
+    let mut transports: Vec<&str> = Vec::new();
+    for row in rates {
+        if !transports.contains(&row.transport.as_str()) {
+            transports.push(&row.transport);
+        }
+    }
+    let mut out = Vec::new();
+    for transport in transports {
+        let rows: Vec<_> = rates.iter().filter(|r| r.transport == transport).collect();
+        let ratios: Vec<f64> =
+            rows.iter().filter_map(|r| Some(r.cluster.server_us_per_req? / r.bare.server_us_per_req?)).collect();
+        if ratios.is_empty() {
+            continue;
+        }
+        let ratio = median(ratios.clone());
+        let errors: usize = rows.iter().map(|r| r.cluster.errors + r.bare.errors).sum();
+        out.push(Verdict {
+            target: format!(
+                "{transport}, open loop at {} req/s over {} sessions: the store's cost at the same offered load, `{CLUSTER}` ≤ 1.15× the server CPU per request of `{BARE}`",
+                thousands(plan.cluster_rate),
+                plan.cluster_rate_sessions
+            ),
+            measured: format!(
+                "{ratio:.2}× ({:.1} vs {:.1} CPU µs/req, medians; {} alternating rounds: {}); p99 {:.3} vs {:.3} ms",
+                median(rows.iter().filter_map(|r| r.cluster.server_us_per_req).collect()),
+                median(rows.iter().filter_map(|r| r.bare.server_us_per_req).collect()),
+                ratios.len(),
+                ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", "),
+                median(rows.iter().map(|r| r.cluster.latency.p99_ms).collect()),
+                median(rows.iter().map(|r| r.bare.latency.p99_ms).collect()),
+            ),
+            met: ratio <= CLUSTER_CPU && errors == 0,
+            margin: format!("{} against 1.15×{}", pct(ratio / CLUSTER_CPU - 1.0), errors_note(errors)),
         });
     }
     out
@@ -535,6 +579,48 @@ mod tests {
         report.cluster.takeovers.push(lost);
         let v = cluster_verdicts(&report);
         assert!(!v[3].met && v[3].margin == "1 sessions lost; 1 errors", "{}", v[3].margin);
+    }
+
+    /// Open loop: Streamable SSE ratios 1.10, 1.20, 1.12 (median 1.12) met; legacy with an
+    /// error in one round missed.
+    #[test]
+    fn the_stores_cost_at_the_same_offered_load_is_judged_per_transport() {
+        use crate::rate::RateResult;
+        use crate::run::cluster::ClusterRate;
+        let run = |us: f64, p99: f64| {
+            let mut r =
+                RateResult { rate: 3_000.0, sessions: 16, server_us_per_req: Some(us), ..RateResult::default() };
+            r.latency.p99_ms = p99;
+            r
+        };
+        let row = |round, transport: Transport, cluster_us, bare_us| ClusterRate {
+            round,
+            transport: transport.label().into(),
+            cluster: run(cluster_us, 2.0),
+            bare: run(bare_us, 1.0),
+        };
+        let mut report = fake::report();
+        report.cluster.rates = vec![
+            row(1, Transport::StreamableSse, 110.0, 100.0),
+            row(1, Transport::Legacy, 100.0, 100.0),
+            row(2, Transport::StreamableSse, 120.0, 100.0),
+            row(2, Transport::Legacy, 100.0, 100.0),
+            row(3, Transport::StreamableSse, 112.0, 100.0),
+        ];
+        report.cluster.rates[3].cluster.errors = 1;
+        let v = cluster_verdicts(&report);
+        assert_eq!(v.len(), 2, "{:#?}", v.iter().map(|v| &v.target).collect::<Vec<_>>());
+        assert!(
+            v[0].target.starts_with("Streamable HTTP, SSE, open loop at 3,000 req/s over 16 sessions"),
+            "{}",
+            v[0].target
+        );
+        assert_eq!(
+            v[0].measured,
+            "1.12× (112.0 vs 100.0 CPU µs/req, medians; 3 alternating rounds: 1.10, 1.20, 1.12); p99 2.000 vs 1.000 ms"
+        );
+        assert_eq!((v[0].met, v[0].margin.as_str()), (true, "-3% against 1.15×"));
+        assert!(!v[1].met && v[1].margin.ends_with("; 1 errors"), "{}", v[1].margin);
     }
 
     #[test]
