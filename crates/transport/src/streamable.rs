@@ -224,10 +224,7 @@ async fn answer(
     stream: SseSetup,
 ) -> Result<Response<Body>, Error> {
     if !accepts.json || (accepts.sse && batch) {
-        let first = match stream.gate {
-            Some(_) => first_stored(session, &mut rx, stream.priming).await,
-            None => None,
-        };
+        let first = first_message(session, &mut rx, stream.priming).await;
         return Ok(sse_response(stream.build(rx, first)));
     }
     if !accepts.sse {
@@ -249,17 +246,16 @@ async fn answer(
     }
 }
 
-/// In a cluster, how long a POST's event stream holds its head back for its first event to be
-/// in the store. Its frames wait for the store anyway: without the wait the head goes out
-/// alone and the first event a round trip later, two writes (and two wake-ups of a load
-/// balancer) where one does.
+/// How long a POST's event stream holds its head back for its first event (in a cluster, for
+/// that event to be in the store too), so that the head, the priming event and the first event
+/// leave in one write rather than two (and wake a load balancer in front once).
 const HEAD_WAIT: Duration = Duration::from_millis(20);
 
-/// In a cluster: the stream's first message, once the store holds it and the priming note,
-/// if both come within [`HEAD_WAIT`], so the head, the priming event and the message leave
-/// together. `None` when no message comes in time: the head goes out at once, as it would
-/// without a store. A message taken is always returned, stored or not.
-async fn first_stored(
+/// The stream's first message, if it comes within [`HEAD_WAIT`] (in a cluster, once the store
+/// holds it and the priming note, if that is also within the wait). `None` when no message
+/// comes in time: the head goes out alone, and the events as they come. A message taken is
+/// always returned, stored or not.
+async fn first_message(
     session: &Session,
     rx: &mut mpsc::Receiver<Outgoing>,
     priming: Option<EventId>,
@@ -478,6 +474,43 @@ mod tests {
         assert!(ready.contains("\"id\":1"), "the answer, ready with the head (one write): {ready:?}");
         answering.abort();
         storing.abort();
+    }
+
+    #[tokio::test]
+    async fn a_post_stream_goes_out_with_its_first_event_when_it_comes_at_once() {
+        let (session, mut inbound) =
+            Session::new(SessionId::random(), SessionKind::Streamable, None, SessionLimits::default());
+        let server = session.clone();
+        let answering = tokio::spawn(async move {
+            let Some(request) = inbound.recv().await else { return };
+            if let JsonRpcMessage::Request(request) = *request {
+                let answer = JsonRpcMessage::response(ServerResult::EmptyResult(EmptyResult {}), request.id);
+                server.deliver(answer).await.expect("delivered");
+            }
+        });
+        let sse_only = Accepts { json: false, sse: true };
+        let response = dispatch(&session, vec![ping(1)], sse_only, false, Duration::from_secs(15), true)
+            .await
+            .expect("an event stream");
+        let ready = ready_now(&mut response.into_body());
+        assert!(ready.contains("retry: 1000"), "the priming event: {ready:?}");
+        assert!(ready.contains("\"id\":1"), "the answer, ready with the head (one write): {ready:?}");
+        answering.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_post_stream_whose_first_event_is_slow_goes_out_without_it() {
+        // Nobody answers: the head goes once the wait is over, with the priming event alone.
+        let (session, _inbound) =
+            Session::new(SessionId::random(), SessionKind::Streamable, None, SessionLimits::default());
+        let sse_only = Accepts { json: false, sse: true };
+        let started = tokio::time::Instant::now();
+        let response = dispatch(&session, vec![ping(1)], sse_only, false, Duration::from_secs(15), true)
+            .await
+            .expect("an event stream");
+        assert_eq!(started.elapsed(), HEAD_WAIT, "held back no longer than the wait");
+        let ready = ready_now(&mut response.into_body());
+        assert!(ready.contains("retry: 1000") && !ready.contains("\"id\":1"), "{ready:?}");
     }
 
     fn ping(id: i64) -> ClientJsonRpcMessage {
