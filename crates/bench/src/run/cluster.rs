@@ -9,7 +9,8 @@
 //! Each round measures, at each size of `plan.cluster_sizes` and on each transport, the five
 //! under the same closed-loop load, one after the other (the order reversed every other
 //! round). The cluster's server CPU is its three instances' summed; HAProxy's and Redis's are
-//! read beside it, and counted neither as the server's nor as other work. Then the session
+//! read beside it, and counted neither as the server's nor as other work. Then the cluster and
+//! the three without the store at one fixed rate (an open loop: the same offered load). Then the session
 //! set-up rate through each HAProxy; then a takeover: one instance (another each round),
 //! holding `plan.takeover_sessions` idle Streamable HTTP sessions, is killed (SIGKILL), and
 //! once it is gone each of those sessions makes one call at once, on a new connection through
