@@ -441,20 +441,28 @@ mod tests {
         ready
     }
 
-    #[tokio::test]
-    async fn in_a_cluster_a_post_stream_goes_out_with_its_first_event_once_the_store_has_it() {
-        let (session, mut inbound) =
-            Session::new(SessionId::random(), SessionKind::Streamable, None, SessionLimits::default());
-        let journal = Arc::new(Journal::new(0));
-        session.journal_to(journal.clone());
+    /// A server that answers the session's first request at once.
+    fn answer_first(
+        session: &Arc<Session>,
+        mut inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
+    ) -> tokio::task::JoinHandle<()> {
         let server = session.clone();
-        let answering = tokio::spawn(async move {
+        tokio::spawn(async move {
             let Some(request) = inbound.recv().await else { return };
             if let JsonRpcMessage::Request(request) = *request {
                 let answer = JsonRpcMessage::response(ServerResult::EmptyResult(EmptyResult {}), request.id);
                 server.deliver(answer).await.expect("delivered");
             }
-        });
+        })
+    }
+
+    #[tokio::test]
+    async fn in_a_cluster_a_post_stream_goes_out_with_its_first_event_once_the_store_has_it() {
+        let (session, inbound) =
+            Session::new(SessionId::random(), SessionKind::Streamable, None, SessionLimits::default());
+        let journal = Arc::new(Journal::new(0));
+        session.journal_to(journal.clone());
+        let answering = answer_first(&session, inbound);
         let store = journal.clone();
         let storing = tokio::spawn(async move {
             loop {
@@ -478,16 +486,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_post_stream_goes_out_with_its_first_event_when_it_comes_at_once() {
-        let (session, mut inbound) =
+        let (session, inbound) =
             Session::new(SessionId::random(), SessionKind::Streamable, None, SessionLimits::default());
-        let server = session.clone();
-        let answering = tokio::spawn(async move {
-            let Some(request) = inbound.recv().await else { return };
-            if let JsonRpcMessage::Request(request) = *request {
-                let answer = JsonRpcMessage::response(ServerResult::EmptyResult(EmptyResult {}), request.id);
-                server.deliver(answer).await.expect("delivered");
-            }
-        });
+        let answering = answer_first(&session, inbound);
         let sse_only = Accepts { json: false, sse: true };
         let response = dispatch(&session, vec![ping(1)], sse_only, false, Duration::from_secs(15), true)
             .await

@@ -168,12 +168,7 @@ pub(crate) const AUTH_CPU: f64 = 1.10;
 /// server's CPU per request over plain mcpgw's, at most [`AUTH_CPU`], with no error.
 pub(crate) fn auth_verdicts(report: &Report) -> Vec<Verdict> {
     let n = report.plan.round_sessions;
-    let mut transports: Vec<&str> = Vec::new();
-    for row in &report.auth {
-        if !transports.contains(&row.transport.as_str()) {
-            transports.push(&row.transport);
-        }
-    }
+    let transports = distinct(report.auth.iter().map(|r| r.transport.as_str()));
     let mut out = Vec::new();
     for transport in transports {
         let rows: Vec<&AuthRound> =
@@ -256,12 +251,7 @@ pub(crate) fn cluster_verdicts(report: &Report) -> Vec<Verdict> {
         });
     }
     out.extend(cluster_rate_verdicts(report));
-    let mut transports: Vec<&str> = Vec::new();
-    for row in &c.setup {
-        if !transports.contains(&row.transport.as_str()) {
-            transports.push(&row.transport);
-        }
-    }
+    let transports = distinct(c.setup.iter().map(|r| r.transport.as_str()));
     for transport in transports {
         let rows: Vec<_> = c.setup.iter().filter(|r| r.transport == transport).collect();
         let rate = median(rows.iter().map(|r| r.cluster.per_second).collect());
@@ -305,17 +295,23 @@ pub(crate) fn cluster_verdicts(report: &Report) -> Vec<Verdict> {
     out
 }
 
+/// Each transport named in `names`, once, in the order first named.
+fn distinct<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for name in names {
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// The store's cost at the same offered load: per transport, the median over the rounds of the
 /// cluster's CPU per request over the same three's without the store, both sent
 /// `plan.cluster_rate` requests a second, at most [`CLUSTER_CPU`]. Any error misses.
 fn cluster_rate_verdicts(report: &Report) -> Vec<Verdict> {
     let (rates, plan) = (&report.cluster.rates, &report.plan);
-    let mut transports: Vec<&str> = Vec::new();
-    for row in rates {
-        if !transports.contains(&row.transport.as_str()) {
-            transports.push(&row.transport);
-        }
-    }
+    let transports = distinct(rates.iter().map(|r| r.transport.as_str()));
     let mut out = Vec::new();
     for transport in transports {
         let rows: Vec<_> = rates.iter().filter(|r| r.transport == transport).collect();
