@@ -369,7 +369,7 @@ async fn a_stopping_instance_is_not_held_open_by_its_health_checks() {
     let config = format!("[server]\ndrain_timeout_secs = 60\n[cluster]\nnode = \"0001\"\nstore = {:?}\n", redis.url);
     let mut gateway = Launch::new(&config).start();
     let addr = gateway.base.trim_start_matches("http://").to_owned();
-    let addr_for_requests = addr.clone();
+    let url = gateway.url("/mcp");
     let stopped = Arc::new(AtomicBool::new(false));
     // Checks answered 200 (ready) and 503 (draining).
     let (ready, draining) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -402,7 +402,7 @@ async fn a_stopping_instance_is_not_held_open_by_its_health_checks() {
     // instance is draining, waiting for them to stop, with the checks coming meanwhile. Once
     // they stop it closes a second later; the checks alone must not hold it.
     let stopping = tokio::task::spawn_blocking(move || gateway.terminate());
-    let (http, url) = (Http::new(), format!("http://{}/mcp", addr_for_requests));
+    let http = Http::new();
     eventually("a check answered 503 while it drained", || async {
         let _ = http.try_open(http::Method::GET, &url, &[], "").await;
         draining.load(Ordering::SeqCst) >= 1

@@ -74,11 +74,10 @@ impl HttpFetch {
 
 impl Fetch for HttpFetch {
     fn get(&self, url: &str) -> Pin<Box<dyn Future<Output = Result<Bytes, FetchError>> + Send + '_>> {
-        let request = self.client.get(url).header(http::header::ACCEPT, "application/json");
-        let secure = secure_url("the URL", url);
+        let request =
+            secure_url("the URL", url).map(|()| self.client.get(url).header(http::header::ACCEPT, "application/json"));
         Box::pin(async move {
-            secure?;
-            let mut response = request.send().await?.error_for_status()?;
+            let mut response = request?.send().await?.error_for_status()?;
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await? {
                 if body.len() + chunk.len() > MAX_BYTES {

@@ -284,7 +284,8 @@ async fn run(
     let registry =
         Registry::new(factory, config.park_after, config.limits, config.caps, metrics.clone(), node, cluster);
     let edge = Edge::new(registry.clone(), config.edge.clone(), tasks.clone());
-    let app = Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics.clone()));
+    let app =
+        Arc::new(App::new(edge, config.paths.clone(), registry.clone(), metrics.clone(), config.cluster.is_some()));
     tasks.spawn(registry.clone().run_reaper(config.idle_timeout, stop.clone()));
     tasks.spawn(registry.clone().run_fence(stop.clone()));
     tasks.spawn(systemd::watchdog(stop.clone()));
@@ -349,11 +350,11 @@ async fn run(
     systemd::stopping();
     app.set_ready(false);
     registry.close();
-    if config.cluster.is_some() {
+    if let Some(activity) = app.activity() {
         // Keep serving the sessions held here until the load balancer has seen /readyz
         // and stopped sending (new sessions and takeovers get 503 meanwhile, which it
         // retries elsewhere); only then close the listener.
-        app.activity().quiet_for(CLUSTER_QUIET, config.drain_timeout).await;
+        activity.quiet_for(CLUSTER_QUIET, config.drain_timeout).await;
     }
     stop_accepting.cancel();
     registry.hint_retry(RETRY_HINT);

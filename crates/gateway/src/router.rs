@@ -19,21 +19,29 @@ pub(crate) struct App {
     paths: Paths,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
-    /// When the last client request came (a cluster instance's stop waits for them to stop).
-    activity: Arc<Activity>,
+    /// In a cluster, when the last client request came (its stop waits for them to stop);
+    /// nothing is kept per request without one.
+    activity: Option<Arc<Activity>>,
     /// Listening, upstreams started, not draining: what `/readyz` reports.
     ready: AtomicBool,
 }
 
 impl App {
-    /// An app serving `edge` on `paths`.
-    pub(crate) fn new(edge: Edge<Registry>, paths: Paths, registry: Arc<Registry>, metrics: Arc<Metrics>) -> Self {
-        Self { edge, paths, registry, metrics, activity: Activity::new(), ready: AtomicBool::new(false) }
+    /// An app serving `edge` on `paths`; `clustered`, an instance of a cluster.
+    pub(crate) fn new(
+        edge: Edge<Registry>,
+        paths: Paths,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        clustered: bool,
+    ) -> Self {
+        let activity = clustered.then(Activity::new);
+        Self { edge, paths, registry, metrics, activity, ready: AtomicBool::new(false) }
     }
 
-    /// When the last client request came.
-    pub(crate) fn activity(&self) -> &Arc<Activity> {
-        &self.activity
+    /// In a cluster, when the last client request came.
+    pub(crate) fn activity(&self) -> Option<&Arc<Activity>> {
+        self.activity.as_ref()
     }
 
     /// The metrics.
@@ -72,8 +80,10 @@ impl App {
             }
         };
         // Probes go on after the load balancer has stopped sending clients' requests.
-        if !matches!(label, "healthz" | "readyz" | "metrics") {
-            self.activity.requested();
+        if let Some(activity) = &self.activity
+            && !matches!(label, "healthz" | "readyz" | "metrics")
+        {
+            activity.requested();
         }
         let response = match (route, label) {
             // Boxed: hyper keeps room for a connection's request future as long as the

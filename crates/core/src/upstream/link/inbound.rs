@@ -173,11 +173,6 @@ impl Link {
     fn audience(&self) -> Vec<Notifier> {
         self.routes().audience.values().cloned().collect()
     }
-
-    /// Sends `notification` to every session that uses this link.
-    async fn announce(&self, notification: ServerNotification) {
-        announce(notification, self.audience()).await;
-    }
 }
 
 /// Sends `notification` to each of `audience`, one after the other.
@@ -219,7 +214,7 @@ impl Deliver for Link {
             }
             _ => {
                 let note = LoggingMessageNotification::new(n.params);
-                self.announce(ServerNotification::LoggingMessageNotification(note)).await;
+                announce(ServerNotification::LoggingMessageNotification(note), self.audience()).await;
             }
         }
     }
