@@ -1,6 +1,7 @@
 //! Opening one connection to a remote upstream and running rmcp's client over it.
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use process_wrap::tokio::{CommandWrap, ProcessGroup};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -126,7 +127,7 @@ pub(crate) async fn serve<C: Service<RoleClient> + Clone, D: Deliver>(
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                     .custom_headers(headers.clone().into_iter().filter_map(|(k, v)| k.map(|k| (k, v))).collect());
                 config.retry_config = http_client::resume_policy();
-                let http = ResumingClient::new(http_client::shared());
+                let http = ResumingClient::new(http_client::shared(), post_deadline(spec));
                 *gave_up = Some(http.gave_up());
                 Ordered::new(StreamableHttpClientTransport::with_client(http, config), link.clone(), lost.clone())
             };
@@ -156,12 +157,7 @@ pub(crate) async fn serve<C: Service<RoleClient> + Clone, D: Deliver>(
         }
         UpstreamKind::Sse { url, headers } => {
             let headers = header_map(headers).map_err(|e| failed(e, None))?;
-            // A POST may take as long as what it carries may (a server that holds it until its
-            // answer is sent is slow, not wrong: `initialize`, a list, a call), and a moment
-            // more, so the request's own deadline is what answers its client.
-            let call = spec.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
-            let post_deadline = call.max(spec.connect_timeout).max(spec.list_timeout) + CANCEL_GRACE;
-            let transport = SseClientTransport::connect(url, headers, post_deadline, tasks)
+            let transport = SseClientTransport::connect(url, headers, post_deadline(spec), tasks)
                 .await
                 .map_err(|e| failed("cannot connect".into(), Some(e.into())))?;
             // The legacy transport has no modern era (the configuration refuses one).
@@ -178,6 +174,15 @@ pub(crate) async fn serve<C: Service<RoleClient> + Clone, D: Deliver>(
 }
 
 /// What starting a connection in `era` is called, for errors.
+/// How long a POST to an HTTP upstream of what is not bounded by a request's own deadline may
+/// take: as long as anything it carries may (a legacy server that holds a POST until its
+/// answer is sent is slow, not wrong: `initialize`, a list, a call), and a moment more, so a
+/// request's own deadline is what answers its client.
+fn post_deadline(spec: &UpstreamSpec) -> Duration {
+    let call = spec.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
+    call.max(spec.connect_timeout).max(spec.list_timeout) + CANCEL_GRACE
+}
+
 fn starting(era: Era) -> &'static str {
     match era {
         Era::Handshake => "initialize",

@@ -13,11 +13,17 @@
 //!
 //! rmcp fails a call whose reply it stopped resuming with a bare "Transport closed"; why it
 //! stopped is kept here by the call's request id ([`GaveUp`]) for the error the call gets.
+//!
+//! A POST of what is not a request (a notification, or the answer to the upstream's own
+//! request) is given up after a deadline of its own: the upstream should accept it at once
+//! (202), and rmcp's worker puts no deadline on it (a request's POST is bounded by its
+//! call's).
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use futures::Stream;
 use futures::stream::BoxStream;
@@ -42,6 +48,8 @@ type Error = StreamableHttpError<reqwest::Error>;
 #[derive(Clone)]
 pub(crate) struct ResumingClient {
     http: reqwest::Client,
+    /// How long a POST of a message that is not a request may take.
+    message_deadline: Duration,
     ended: Arc<Mutex<Ended>>,
     gave_up: GaveUp,
 }
@@ -118,8 +126,26 @@ impl GaveUp {
 }
 
 impl ResumingClient {
-    pub(crate) fn new(http: reqwest::Client) -> Self {
-        Self { http, ended: Arc::default(), gave_up: GaveUp::default() }
+    pub(crate) fn new(http: reqwest::Client, message_deadline: Duration) -> Self {
+        Self { http, message_deadline, ended: Arc::default(), gave_up: GaveUp::default() }
+    }
+
+    /// `post` as it is for a request (its call's deadline bounds it); given up after the
+    /// message deadline for anything else.
+    async fn bounded<T>(
+        &self,
+        request: Option<&RequestId>,
+        post: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        if request.is_some() {
+            return post.await;
+        }
+        tokio::time::timeout(self.message_deadline, post).await.unwrap_or_else(|_| {
+            Err(StreamableHttpError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the upstream did not accept the message within {:?}", self.message_deadline),
+            )))
+        })
     }
 
     /// Why resumes were given up, for the errors of the calls they were for.
@@ -261,7 +287,8 @@ impl StreamableHttpClient for ResumingClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<StreamableHttpPostResponse, Error> {
         let request = request_id(&message);
-        let response = self.http.post_message(uri, message, session_id, auth_header, custom_headers).await?;
+        let post = self.http.post_message(uri, message, session_id, auth_header, custom_headers);
+        let response = self.bounded(request.as_ref(), post).await?;
         Ok(self.followed_post(request, response))
     }
 
@@ -277,10 +304,9 @@ impl StreamableHttpClient for ResumingClient {
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, Error> {
         let request = request_id(&message);
-        let response = self
-            .http
-            .post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits)
-            .await?;
+        let post =
+            self.http.post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits);
+        let response = self.bounded(request.as_ref(), post).await?;
         Ok(self.followed_post(request, response))
     }
 
@@ -350,7 +376,7 @@ mod tests {
     }
 
     fn client() -> ResumingClient {
-        ResumingClient::new(reqwest::Client::new())
+        ResumingClient::new(reqwest::Client::new(), Duration::from_secs(60))
     }
 
     /// A reply to request 1 that `empty` resumes in a row brought nothing.
@@ -418,40 +444,111 @@ mod tests {
         assert_eq!(c.gave_up().take(&RequestId::Number(1)), None);
     }
 
+    /// Reads one whole HTTP request from `socket`: its head, then as many bytes as its
+    /// Content-Length says.
+    async fn read_request(socket: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut buf).await.expect("read");
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request);
+            if let Some(head_end) = text.find("\r\n\r\n") {
+                let length = text[..head_end]
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                if n == 0 || request.len() >= head_end + 4 + length {
+                    return text.into_owned();
+                }
+            }
+            if n == 0 {
+                return text.into_owned();
+            }
+        }
+    }
+
+    fn json_response(body: &str) -> String {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
     /// Serves one HTTP request on loopback with `body` as its JSON response.
     async fn answer_once(body: String) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
         tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.expect("accept");
-            // The whole request: its head, then as many bytes as its Content-Length says.
-            let mut request = Vec::new();
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = socket.read(&mut buf).await.expect("read");
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request);
-                if let Some(head_end) = text.find("\r\n\r\n") {
-                    let length = text[..head_end]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
-                        })
-                        .and_then(|v| v.parse::<usize>().ok())
-                        .unwrap_or(0);
-                    if n == 0 || request.len() >= head_end + 4 + length {
-                        break;
-                    }
-                }
-            }
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            socket.write_all(response.as_bytes()).await.expect("write");
+            read_request(&mut socket).await;
+            socket.write_all(json_response(&body).as_bytes()).await.expect("write");
         });
         url
+    }
+
+    /// An upstream that never accepts a notification (holds its POST open) and answers a
+    /// request once `release` is notified, saying on `received` that the request came.
+    async fn holding_upstream(received: tokio::sync::mpsc::Sender<()>, release: Arc<tokio::sync::Notify>) -> String {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (received, release) = (received.clone(), release.clone());
+                tokio::spawn(async move {
+                    let request = read_request(&mut socket).await;
+                    if !request.contains("\"id\"") {
+                        // Held open, unanswered, for as long as the test runs.
+                        return std::future::pending::<()>().await;
+                    }
+                    let _ = received.send(()).await;
+                    release.notified().await;
+                    let answer = r#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+                    socket.write_all(json_response(answer).as_bytes()).await.expect("write");
+                });
+            }
+        });
+        url
+    }
+
+    fn message(json: serde_json::Value) -> ClientJsonRpcMessage {
+        serde_json::from_value(json).expect("a client message")
+    }
+
+    #[tokio::test]
+    async fn a_message_that_is_no_request_is_given_up_at_its_deadline_and_a_request_is_not() {
+        let (received_tx, mut received) = tokio::sync::mpsc::channel(1);
+        let release = Arc::new(tokio::sync::Notify::new());
+        let url: Arc<str> = holding_upstream(received_tx, release.clone()).await.into();
+        let deadline = Duration::from_millis(200);
+        let c = ResumingClient::new(reqwest::Client::new(), deadline);
+
+        let ping = message(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}));
+        let request = tokio::spawn({
+            let (c, url) = (c.clone(), url.clone());
+            async move { c.post_message(url, ping, None, None, HashMap::new()).await.map(drop) }
+        });
+        let bound = Duration::from_secs(10);
+        tokio::time::timeout(bound, received.recv()).await.expect("the request reached the upstream");
+
+        let note = message(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        let posted = tokio::time::timeout(bound, c.post_message(url.clone(), note, None, None, HashMap::new()))
+            .await
+            .expect("the notification's POST ends by itself");
+        assert!(
+            matches!(&posted, Err(StreamableHttpError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut),
+            "given up at its deadline: {:?}",
+            posted.map(drop)
+        );
+
+        // The request has been waiting longer than that deadline; it is still answered.
+        release.notify_one();
+        let answered = tokio::time::timeout(bound, request).await.expect("answered").expect("joined");
+        assert!(answered.is_ok(), "{answered:?}");
     }
 
     #[tokio::test]
