@@ -193,6 +193,30 @@ impl Redis {
         self.peer = Some(Self::spawn(&self._dir, &self.socket, self.durable));
     }
 
+    /// `redis-cli MONITOR` on it: every command it runs from now on, one output line each
+    /// (a script's own commands marked `[0 lua]`). Read what came before a point with
+    /// [`Redis::commands_until`].
+    pub fn monitor(&self) -> Peer {
+        let mut command = Command::new("redis-cli");
+        command.arg("-s").arg(&self.socket).arg("MONITOR").stdin(Stdio::null());
+        let monitor = Peer::spawn("redis-cli MONITOR", command);
+        monitor.wait_for_log("OK");
+        monitor
+    }
+
+    /// The commands `monitor` saw, in order, up to now: the store is sent a marker (a new one
+    /// each call), which comes after every command it ran before it.
+    pub fn commands_until(&self, monitor: &Peer) -> Vec<String> {
+        static MARKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MARKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marker = format!("\"mark-{}-{n}\"", std::process::id());
+        self.cli(&["ECHO", marker.trim_matches('"')]);
+        monitor.wait_for_log(&marker);
+        let lines = monitor.output();
+        let end = lines.iter().position(|l| l.contains(&marker)).unwrap_or(lines.len());
+        lines[..end].to_vec()
+    }
+
     /// What `redis-cli` prints for this command.
     pub fn cli(&self, args: &[&str]) -> String {
         let output = Command::new("redis-cli")

@@ -359,6 +359,45 @@ async fn with_an_append_only_store_nothing_acknowledged_is_lost_when_it_restarts
     assert_eq!(takeovers(&cluster).await, 1);
 }
 
+/// A session's record goes to the store in the journal writer's round, not alone: a legacy
+/// session's record and its `initialize` answer in one script call, a Streamable HTTP one
+/// in one call before its `initialize` answer leaves (docs/deployment.md, Redis sizing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_sessions_record_goes_in_one_round_trip_with_a_legacy_sessions_initialize_answer() {
+    let cluster = Cluster::start(1, CONFIG);
+    // A first session loads the script into the store (a call before that is refused, and
+    // the monitor shows it too).
+    let (warm, mut warm_stream) = RawLegacy::connect(&cluster.base).await;
+    assert_eq!(warm.post(&initialize("2024-11-05")).await.status, StatusCode::ACCEPTED);
+    assert_eq!(warm_stream.next_message().await["id"], 0);
+    let monitor = cluster.redis.monitor();
+    // The writes this instance sent about one session before now (not a script's own, nor
+    // the once-a-second check's reads and lifetime renewals).
+    let sent_about = |id: &str| {
+        let key = format!("mcpgw:s:{{{id}}}");
+        cluster
+            .redis
+            .commands_until(&monitor)
+            .into_iter()
+            .filter(|l| l.contains(&key) && !l.contains("[0 lua]"))
+            .map(|l| l.split('"').nth(1).unwrap_or_default().to_owned())
+            .filter(|command| ["EVALSHA", "EVAL", "HSET", "HMSET"].contains(&command.as_str()))
+            .collect::<Vec<_>>()
+    };
+
+    let (legacy, mut stream) = RawLegacy::connect(&cluster.base).await;
+    assert_eq!(legacy.post(&initialize("2024-11-05")).await.status, StatusCode::ACCEPTED);
+    let answer = stream.next_message().await;
+    assert_eq!(answer["id"], 0, "{answer}");
+    assert_eq!(sent_about(&legacy.id), ["EVALSHA"], "the record and the answer in one call");
+    assert_eq!(cluster.redis.cli(&["HGET", &format!("mcpgw:s:{{{}}}", legacy.id), "kind"]), "legacy");
+    assert_eq!(journaled_seqs(&cluster.redis, &legacy.id).len(), 1, "the answer is journaled");
+
+    let session = RawSession::open(&cluster).await;
+    assert_eq!(sent_about(&session.id), ["EVALSHA"], "the record in one call, before the answer with its id");
+    assert_eq!(cluster.redis.cli(&["HGET", &format!("mcpgw:s:{{{}}}", session.id), "kind"]), "streamable");
+}
+
 /// What the store holds per session and per event (the figures in docs/deployment.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_holds_a_few_hundred_bytes_per_session_and_per_event() {

@@ -361,7 +361,7 @@ impl Sessions for Registry {
         let started = match &self.cluster {
             None => factory.start(origin, policy_caller, inbound, SessionOutbound(session.clone()), cancel, on_end),
             Some(cluster) => {
-                let outbound = ClusterOutbound { session: session.clone(), cluster: cluster.clone() };
+                let outbound = ClusterOutbound::new(session.clone(), cluster.clone());
                 factory.start(origin, policy_caller, inbound, outbound, cancel, on_end)
             }
         };
@@ -503,7 +503,7 @@ impl Registry {
         // Held before it is in the map: whoever takes it out of the map finds its epoch.
         cluster.hold(id, claimed.epoch);
         self.map.insert(id, session.clone());
-        let outbound = ClusterOutbound { session: session.clone(), cluster: cluster.clone() };
+        let outbound = ClusterOutbound::new(session.clone(), cluster.clone());
         let caller = session.owner().map_or_else(|| "anonymous".to_owned(), Identity::name);
         let origin = Origin { name: caller.into(), session: id.to_string().into() };
         let started = self.factory().start_taken_over(

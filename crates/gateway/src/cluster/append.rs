@@ -16,16 +16,23 @@ use super::store::JournalBatch;
 /// holds its session at the batch's epoch: three keys a session (its record, its journal
 /// `<record>:j`, its pending requests `<record>:p`); `ARGV[1]` this instance, `ARGV[2]` the
 /// bound of a journal, `ARGV[3]` the lifetime in ms, then for each session its epoch, its
-/// number of entries and five arguments an entry: `e` (an event: stream, number, message,
-/// the request it answers or ''), `p` (a pending request: stream, '', '', the request) or
-/// `f` (a forgotten request: '', '', '', the request). For each session, 1 written, 0 not
-/// held (nothing of it written).
+/// number of entries, `1` and its new record's `kind`, `cred` and `hs` when the session was
+/// created here since the last round (the record is written first, held here at epoch 0) or
+/// `0`, and five arguments an entry: `e` (an event: stream, number, message, the request it
+/// answers or ''), `p` (a pending request: stream, '', '', the request) or `f` (a forgotten
+/// request: '', '', '', the request). For each session, 1 written, 0 not held (nothing of
+/// it written).
 pub(super) const APPEND: &str = r"
 local held = {}
 local a = 4
 for k = 1, #KEYS, 3 do
   local epoch, n = ARGV[a], tonumber(ARGV[a + 1])
-  local first, last = a + 2, a + 2 + 5 * (n - 1)
+  if ARGV[a + 2] == '1' then
+    redis.call('HSET', KEYS[k], 'kind', ARGV[a + 3], 'cred', ARGV[a + 4], 'hs', ARGV[a + 5], 'owner', ARGV[1], 'epoch', '0')
+    redis.call('PEXPIRE', KEYS[k], ARGV[3])
+    a = a + 3
+  end
+  local first, last = a + 3, a + 3 + 5 * (n - 1)
   a = last + 5
   local r = redis.call('HMGET', KEYS[k], 'owner', 'epoch')
   if r[1] == ARGV[1] and r[2] == epoch then
@@ -113,6 +120,10 @@ pub(super) fn add_batches(
     for batch in batches {
         let steps = steps(&batch.entries);
         call.arg(batch.epoch).arg(steps.len());
+        match &batch.create {
+            Some(record) => call.arg(1).arg(record.kind.as_str()).arg(&record.cred).arg(&record.handshake),
+            None => call.arg(0),
+        };
         for step in steps {
             match step {
                 Step::Event { stream, seq, json, answers } => {

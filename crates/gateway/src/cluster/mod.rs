@@ -32,10 +32,11 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use mcpgw_core::{Handshake, Outbound, OutboundClosed};
-use mcpgw_transport::auth::Identity;
-use mcpgw_transport::{NodeTag, Session, SessionId};
+use mcpgw_transport::{NodeTag, Session, SessionId, SessionKind};
 use rmcp::model::ServerJsonRpcMessage;
+use tokio::sync::oneshot;
 
+use store::NewRecord;
 pub(crate) use store::{Claimed, Lost, Store, StoreError};
 
 use crate::metrics::Metrics;
@@ -158,10 +159,23 @@ impl Cluster {
 }
 
 /// A session's outbound side in a cluster: delivers as a single node does, and records the
-/// handshake in the store before the answer to `initialize` leaves.
+/// handshake in the store before the answer to `initialize` reaches the client.
 pub(crate) struct ClusterOutbound {
-    pub(crate) session: Arc<Session>,
-    pub(crate) cluster: Arc<Cluster>,
+    session: Arc<Session>,
+    cluster: Arc<Cluster>,
+    /// A legacy session's record, from its handshake until its next message is delivered.
+    record: std::sync::Mutex<Option<NewRecord>>,
+}
+
+impl ClusterOutbound {
+    pub(crate) fn new(session: Arc<Session>, cluster: Arc<Cluster>) -> Self {
+        Self { session, cluster, record: std::sync::Mutex::default() }
+    }
+
+    fn record(&self) -> std::sync::MutexGuard<'_, Option<NewRecord>> {
+        // Plain data, never left half-written by a panic.
+        self.record.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Outbound for ClusterOutbound {
@@ -169,29 +183,37 @@ impl Outbound for ClusterOutbound {
         &self,
         message: ServerJsonRpcMessage,
     ) -> impl Future<Output = Result<(), OutboundClosed>> + Send + 'static {
+        // Routed, and so journaled, before this returns.
         let delivered = self.session.deliver(message);
+        if let Some(record) = self.record().take() {
+            // The `initialize` answer is journaled: its round carries the record too.
+            self.cluster.create(self.session.id(), record, None);
+        }
         async move { delivered.await.map_err(|_| OutboundClosed) }
     }
 
     const RECORDS_HANDSHAKE: bool = true;
 
+    /// The record goes to the journal's writer, which writes it with the session's next
+    /// batch. A Streamable HTTP client learns the session's id from this `initialize`
+    /// answer, which is not journaled when it is JSON: it leaves once the record is written.
+    /// A legacy client has its id already, and the answer goes on its event stream, which
+    /// the journal holds back until the round it is written in: the record is handed over
+    /// once the answer is journaled, so that both go in one round trip.
     fn initialized(&self, handshake: &Handshake) -> impl Future<Output = ()> + Send + 'static {
-        let (session, cluster) = (self.session.clone(), self.cluster.clone());
-        let handshake = handshake.to_json();
+        let session = &self.session;
+        let record = NewRecord::new(session.kind(), session.owner(), handshake.to_json());
+        let waits = session.kind() != SessionKind::Legacy;
+        let (written, recorded) = oneshot::channel();
+        if waits {
+            self.cluster.create(session.id(), record, Some(written));
+        } else {
+            *self.record() = Some(record);
+        }
         async move {
-            let id = session.id();
-            let owner: Option<&Identity> = session.owner();
-            match cluster.store.record(id, session.kind(), owner, &handshake).await {
-                Ok(()) => {
-                    cluster.hold(id, 0);
-                    cluster.recorded(id, true);
-                }
-                Err(e) => {
-                    cluster.recorded(id, false);
-                    // The session still works here; only a takeover of it is impossible.
-                    cluster.metrics.store_error("record");
-                    tracing::warn!(session = %id, error = %e, "could not record the session; no other instance can take it over");
-                }
+            if waits {
+                // Not recorded (the store failed): the session still works here.
+                let _ = recorded.await;
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The session records in the store (Redis or Valkey), and the atomic steps on them: write
-//! one at `initialize`, claim one for this instance (a Lua compare-and-set that raises the
+//! one at `initialize` (with the first round of its journal), claim one for this instance (a Lua compare-and-set that raises the
 //! record's epoch), delete one only while it is still ours, and check which of the sessions
 //! held here are still ours.
 //!
@@ -14,7 +14,8 @@
 //! are due on an event stream (the request id as JSON, to the stream's number). Both are
 //! written by a script that, for each session's batch, first checks that this instance
 //! still holds the session at its epoch, so an instance that lost a session writes nothing
-//! more of it; one call writes the batches of up to 64 sessions (`append`).
+//! more of it; one call writes the batches of up to 64 sessions (`append`), and the records
+//! of those among them created since the last round, before their batches.
 
 use std::time::Duration;
 
@@ -55,6 +56,24 @@ pub(crate) struct JournalBatch {
     pub(crate) epoch: u64,
     /// The entries, oldest first.
     pub(crate) entries: Vec<JournalEntry>,
+    /// The session's record, when it was created here since the last round: written first.
+    pub(crate) create: Option<NewRecord>,
+}
+
+/// The record of a session created here, as the journal's writer writes it (at epoch 0).
+#[derive(Debug, Clone)]
+pub(crate) struct NewRecord {
+    pub(crate) kind: SessionKind,
+    /// Whom the session is bound to, as the record keeps it.
+    pub(crate) cred: String,
+    /// The handshake, as JSON.
+    pub(crate) handshake: String,
+}
+
+impl NewRecord {
+    pub(crate) fn new(kind: SessionKind, owner: Option<&Identity>, handshake: String) -> Self {
+        Self { kind, cred: credential(owner), handshake }
+    }
 }
 
 /// A session held here that another instance holds now.
@@ -300,36 +319,11 @@ impl Store {
         u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Writes the record of a session created here, at epoch 0.
-    pub(crate) async fn record(
-        &self,
-        id: SessionId,
-        kind: SessionKind,
-        owner: Option<&Identity>,
-        handshake: &str,
-    ) -> Result<(), StoreError> {
-        let key = self.key(id);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset_multiple(
-                &key,
-                &[
-                    ("kind", kind.as_str()),
-                    ("cred", &credential(owner)),
-                    ("hs", handshake),
-                    ("owner", &self.me),
-                    ("epoch", "0"),
-                ],
-            )
-            .ignore()
-            .pexpire(&key, i64::try_from(self.ttl_ms()).unwrap_or(i64::MAX))
-            .ignore();
-        once_more(|| {
-            let mut connection = self.connection.clone();
-            let pipe = &pipe;
-            async move { deadline(pipe.query_async::<()>(&mut connection)).await }
-        })
-        .await
+    /// Writes the record of a session created here, at epoch 0, alone (the journal's writer
+    /// writes it with the session's first batch).
+    #[cfg(test)]
+    pub(crate) async fn record(&self, id: SessionId, record: NewRecord) -> Result<(), StoreError> {
+        self.append(&[JournalBatch { id, epoch: 0, entries: Vec::new(), create: Some(record) }]).await.map(drop)
     }
 
     /// Claims a session held elsewhere (or nowhere), if it is of `kind` and `owner`'s:
@@ -516,6 +510,10 @@ mod tests {
             .collect()
     }
 
+    fn new_record() -> NewRecord {
+        NewRecord::new(SessionKind::Streamable, None, "{}".into())
+    }
+
     async fn seqs(store: &Store, id: SessionId) -> Vec<u64> {
         store.history(id).await.expect("history").events.iter().map(|(id, _)| id.seq).collect()
     }
@@ -526,7 +524,7 @@ mod tests {
         let (here, there) = (redis.store("0001").await, redis.store("0002").await);
         let ids: Vec<SessionId> = (0..3).map(|_| SessionId::random_on(here.node())).collect();
         for id in &ids {
-            here.record(*id, SessionKind::Streamable, None, "{}").await.expect("recorded");
+            here.record(*id, new_record()).await.expect("recorded");
         }
         let taken = there.claim(ids[1], SessionKind::Streamable, None).await.expect("claim").expect("claimed");
         assert_eq!(taken.epoch, 1);
@@ -537,6 +535,7 @@ mod tests {
                     id: *id,
                     epoch: 0,
                     entries: events(&(first..first + n).collect::<Vec<_>>()),
+                    create: None,
                 })
                 .collect::<Vec<_>>()
         };
@@ -552,19 +551,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_record_goes_in_the_same_call_as_its_first_batch_and_can_be_taken_over() {
+        let redis = Redis::start().await;
+        let (here, there) = (redis.store("0001").await, redis.store("0002").await);
+        let (new, unknown) = (SessionId::random_on(here.node()), SessionId::random_on(here.node()));
+        let record = NewRecord::new(SessionKind::Legacy, None, r#"{"hs":1}"#.into());
+        let batches = [
+            JournalBatch { id: new, epoch: 0, entries: events(&[1, 2]), create: Some(record) },
+            JournalBatch { id: unknown, epoch: 0, entries: events(&[1]), create: None },
+        ];
+        let held = here.append(&batches).await.expect("written");
+        assert_eq!(
+            held,
+            [true, false],
+            "the new record is written before its batch; a session never recorded is not held"
+        );
+        assert_eq!(seqs(&here, new).await, [1, 2]);
+        assert_eq!(seqs(&here, unknown).await, Vec::<u64>::new());
+        assert!(there.claim(new, SessionKind::Streamable, None).await.expect("claim").is_none(), "of its kind only");
+        let taken = there.claim(new, SessionKind::Legacy, None).await.expect("claim").expect("claimed");
+        assert_eq!((taken.epoch, taken.handshake.as_str()), (1, r#"{"hs":1}"#));
+        assert!(taken.previous.starts_with("0001:"), "{}", taken.previous);
+    }
+
+    #[tokio::test]
     async fn a_round_of_more_sessions_than_one_call_takes_is_cut_into_calls_answered_in_order() {
         let redis = Redis::start().await;
         let (here, there) = (redis.store("0001").await, redis.store("0002").await);
         let ids: Vec<SessionId> = (0..APPEND_SESSIONS + 3).map(|_| SessionId::random_on(here.node())).collect();
         for id in &ids {
-            here.record(*id, SessionKind::Streamable, None, "{}").await.expect("recorded");
+            here.record(*id, new_record()).await.expect("recorded");
         }
         // One lost in the first call, one in the second.
         for lost in [ids[1], ids[APPEND_SESSIONS + 1]] {
             there.claim(lost, SessionKind::Streamable, None).await.expect("claim").expect("claimed");
         }
         let batches: Vec<JournalBatch> =
-            ids.iter().map(|id| JournalBatch { id: *id, epoch: 0, entries: events(&[1]) }).collect();
+            ids.iter().map(|id| JournalBatch { id: *id, epoch: 0, entries: events(&[1]), create: None }).collect();
         let held = here.append(&batches).await.expect("written");
         let expected: Vec<bool> = (0..ids.len()).map(|n| n != 1 && n != APPEND_SESSIONS + 1).collect();
         assert_eq!(held, expected);
@@ -576,14 +599,14 @@ mod tests {
         let redis = Redis::start().await;
         let here = redis.store("0001").await;
         let id = SessionId::random_on(here.node());
-        here.record(id, SessionKind::Streamable, None, "{}").await.expect("recorded");
+        here.record(id, new_record()).await.expect("recorded");
         let pending = |n| JournalEntry::Pending { stream: 1, requests: vec![RequestId::Number(n)] };
         let answer = |seq, n| JournalEntry::Event {
             id: EventId { stream: 1, seq },
             json: Bytes::from_static(b"{}"),
             answers: Some(RequestId::Number(n)),
         };
-        let batch = |entries| [JournalBatch { id, epoch: 0, entries }];
+        let batch = |entries| [JournalBatch { id, epoch: 0, entries, create: None }];
         assert_eq!(here.append(&batch(vec![pending(1), pending(2), answer(3, 1)])).await.expect("written"), [true]);
         let history = here.history(id).await.expect("history");
         assert_eq!(history.pending, [(RequestId::Number(2), 1)], "only the request not answered yet");

@@ -5,8 +5,11 @@
 //! round, so the busier the instance the more sessions share a round trip.
 //!
 //! A session's entries keep their order: only this task takes them, one round at a time.
-//! Those of a session created here wait until its record is in the store (the script that
-//! writes them checks the record), which is before the answer to its `initialize` leaves.
+//! The record of a session created here is written by this task too, in the same script
+//! call as the first batch after its handshake (so a legacy session's `initialize` answer
+//! costs no round trip of its own, and the records of sessions set up at once share one);
+//! its entries wait until then, and a Streamable HTTP session's `initialize` answer, which
+//! carries its id, leaves once that round is written.
 //! The task runs while a journal is live here, and stops once the last one has ended (so it
 //! ends at shutdown); the next journal starts it again.
 
@@ -16,12 +19,12 @@ use std::sync::{Arc, Mutex, Weak};
 use dashmap::DashMap;
 use mcpgw_transport::SessionId;
 use mcpgw_transport::journal::Journal;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Cluster;
-use super::store::JournalBatch;
+use super::store::{JournalBatch, NewRecord};
 
 /// The journals with something to write, and whether the task runs.
 #[derive(Default)]
@@ -53,8 +56,15 @@ struct Slot {
     lost: AtomicBool,
     /// Written for the last time (it can be rung as ended twice in one round).
     closed: AtomicBool,
-    /// Whether its record is in the store: [`WAITING`], [`RECORDED`] or [`UNRECORDED`].
+    /// Whether its record is in the store: [`WAITING`], [`TO_WRITE`], [`RECORDED`] or
+    /// [`UNRECORDED`].
     record: AtomicU8,
+    /// The record of a session created here, handed over at its handshake, and who waits
+    /// for it to be written.
+    new_record: Mutex<Option<(NewRecord, Option<oneshot::Sender<bool>>)>>,
+    /// Rung while its record was not handed over yet: entries wait in its queue, and no
+    /// entry queued after them rings again.
+    deferred: AtomicBool,
 }
 
 /// The session's record is not written yet: its entries wait.
@@ -63,6 +73,8 @@ const WAITING: u8 = 0;
 const RECORDED: u8 = 1;
 /// The record could not be written: its entries are let through unwritten.
 const UNRECORDED: u8 = 2;
+/// The record is handed over: it goes in the next round, with the entries so far.
+const TO_WRITE: u8 = 3;
 
 impl Writer {
     fn ring(&self, slot: Arc<Slot>) {
@@ -76,14 +88,35 @@ impl Writer {
     }
 }
 
+impl Slot {
+    fn new_record(&self) -> std::sync::MutexGuard<'_, Option<(NewRecord, Option<oneshot::Sender<bool>>)>> {
+        // Plain data, never left half-written by a panic.
+        self.new_record.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl Cluster {
-    /// The record of session `id`, created here, is in the store (`true`), or could not be
-    /// written: its journal's entries go on, written or let through.
-    pub(crate) fn recorded(&self, id: SessionId, written: bool) {
-        let Some((_, slot)) = self.writer.unrecorded.remove(&id) else { return };
-        let Some(slot) = slot.upgrade() else { return };
-        slot.record.store(if written { RECORDED } else { UNRECORDED }, Ordering::SeqCst);
-        self.writer.ring(slot);
+    /// Hands the record of session `id`, created here, to the writer: it is written in the
+    /// next round, before the entries queued so far, and `written` (if any) is told whether
+    /// it was. Without `written`, the round starts once an entry is queued (one may be
+    /// already: a legacy session's record is handed over once its `initialize` answer is),
+    /// so that the record and the entries go in one round trip. A session already over, or
+    /// not journaled here, is not recorded.
+    pub(crate) fn create(&self, id: SessionId, record: NewRecord, written: Option<oneshot::Sender<bool>>) {
+        let Some(slot) = self.writer.unrecorded.remove(&id).and_then(|(_, slot)| slot.upgrade()) else {
+            if let Some(written) = written {
+                let _ = written.send(false);
+            }
+            return;
+        };
+        let waited = written.is_some();
+        *slot.new_record() = Some((record, written));
+        slot.record.store(TO_WRITE, Ordering::SeqCst);
+        // The writer sets `deferred` and then looks at the record's state again, so one of
+        // the two rings when entries wait.
+        if waited || slot.deferred.load(Ordering::SeqCst) {
+            self.writer.ring(slot);
+        }
     }
 
     /// A journal for session `id`, held here at `epoch`, whose events up to `written` are
@@ -113,6 +146,8 @@ impl Cluster {
                 lost: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 record: AtomicU8::new(if epoch == 0 { WAITING } else { RECORDED }),
+                new_record: Mutex::new(None),
+                deferred: AtomicBool::new(false),
             }
         });
         if epoch == 0 {
@@ -155,33 +190,59 @@ impl Cluster {
                 notified.await;
                 continue;
             }
-            let mut round = Vec::new();
+            let mut round: Vec<InRound> = Vec::new();
             let mut batches = Vec::new();
             for slot in ready {
                 // Whether it ended, read before its batch is taken: a session that ended
                 // by then queued all it will, and it is all in this batch.
                 let ended = slot.ended.load(Ordering::SeqCst);
                 let lost = slot.lost.load(Ordering::SeqCst);
-                let record = slot.record.load(Ordering::SeqCst);
+                let mut record = slot.record.load(Ordering::SeqCst);
                 if record == WAITING && !ended {
-                    // Rung again once its record is written.
+                    // Rung again once its record is handed over (by `create`, or here when
+                    // it was handed over meanwhile).
+                    slot.deferred.store(true, Ordering::SeqCst);
+                    if slot.record.load(Ordering::SeqCst) == TO_WRITE {
+                        self.writer.ring(slot);
+                    }
                     continue;
                 }
+                let mut create = None;
+                if record == TO_WRITE {
+                    // Taken once; a slot rung twice in one round finds it gone and its
+                    // batch goes after the one that carries it.
+                    if let Some((new, written)) = slot.new_record().take() {
+                        if ended {
+                            // Over before its record went out: nothing to take over.
+                            if let Some(written) = written {
+                                let _ = written.send(false);
+                            }
+                            slot.record.store(UNRECORDED, Ordering::SeqCst);
+                            record = UNRECORDED;
+                        } else {
+                            create = Some((new, written));
+                        }
+                    }
+                }
                 let batch = if lost { None } else { slot.journal.take_batch() };
-                if record != RECORDED {
+                if record != RECORDED && record != TO_WRITE {
                     // Nothing to write it against: let it through.
                     if let Some((_, through)) = batch {
                         slot.journal.written_through(through);
                     }
                     if ended {
                         self.writer.unrecorded.remove_if(&slot.id, |_, w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&slot)));
-                        round.push((slot, None, true));
+                        round.push(InRound::closing(slot));
                     }
-                } else if let Some((entries, through)) = batch {
-                    batches.push(JournalBatch { id: slot.id, epoch: slot.epoch, entries });
-                    round.push((slot.clone(), Some(through), ended));
+                } else if create.is_some() || batch.is_some() {
+                    let (entries, through) =
+                        batch.map_or((Vec::new(), None), |(entries, through)| (entries, Some(through)));
+                    let (new, written) = create.map_or((None, None), |(new, written)| (Some(new), written));
+                    let creates = new.is_some();
+                    batches.push(JournalBatch { id: slot.id, epoch: slot.epoch, entries, create: new });
+                    round.push(InRound { slot, through, ended, in_call: true, creates, written });
                 } else if ended {
-                    round.push((slot, None, true));
+                    round.push(InRound::closing(slot));
                 }
             }
             // While the store is known to be down, nothing waits for it: streams go on
@@ -205,9 +266,14 @@ impl Cluster {
                 }
             };
             let mut held = written.into_iter().flatten();
-            for (slot, through, ended) in round {
+            for entry in round {
+                let InRound { slot, through, ended, in_call, creates, written } = entry;
+                let held_here = if in_call { held.next() } else { None };
+                if creates {
+                    self.created(&slot, held_here.is_some(), written);
+                }
                 if let Some(through) = through {
-                    if held.next() == Some(false) {
+                    if held_here == Some(false) {
                         // Taken over meanwhile (this instance was paused, or cut off): its
                         // streams here end without another frame; the fencing check ends
                         // the session.
@@ -223,8 +289,59 @@ impl Cluster {
                     // does not have.
                     slot.journal.close();
                     self.writer.live.fetch_sub(1, Ordering::SeqCst);
+                    self.release_unheld(&slot).await;
                 }
             }
         }
+    }
+
+    /// The round that carried the record of `slot`'s session, created here, is over:
+    /// `recorded`, it is held here from now on; not, its entries are let through unwritten
+    /// (it works here; no other instance can take it over).
+    fn created(&self, slot: &Slot, recorded: bool, written: Option<oneshot::Sender<bool>>) {
+        if recorded {
+            self.hold(slot.id, 0);
+            slot.record.store(RECORDED, Ordering::SeqCst);
+        } else {
+            slot.record.store(UNRECORDED, Ordering::SeqCst);
+            self.metrics.store_error("record");
+            tracing::warn!(session = %slot.id, "could not record the session; no other instance can take it over");
+        }
+        if let Some(written) = written {
+            let _ = written.send(recorded);
+        }
+    }
+
+    /// A session created here that ended while the round with its record was out was not
+    /// held yet when it ended, so its end did not release the record: released here.
+    async fn release_unheld(&self, slot: &Slot) {
+        if slot.epoch != 0 || slot.record.load(Ordering::SeqCst) != RECORDED {
+            return;
+        }
+        if let Some(epoch) = self.forget(slot.id) {
+            self.release(slot.id, epoch).await;
+        }
+    }
+}
+
+/// A slot in the round being written.
+struct InRound {
+    slot: Arc<Slot>,
+    /// Its entries up to this number are in the round.
+    through: Option<u64>,
+    /// It ended before its batch was taken.
+    ended: bool,
+    /// It has a batch in the script call (and so a result).
+    in_call: bool,
+    /// Its record is in the batch.
+    creates: bool,
+    /// Who waits for the record to be written.
+    written: Option<oneshot::Sender<bool>>,
+}
+
+impl InRound {
+    /// An ended slot with nothing to write: it closes after the round.
+    fn closing(slot: Arc<Slot>) -> Self {
+        Self { slot, through: None, ended: true, in_call: false, creates: false, written: None }
     }
 }
