@@ -23,6 +23,7 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rmcp::model::RequestId;
@@ -53,9 +54,29 @@ pub enum JournalEntry {
     Forgotten(RequestId),
 }
 
-/// Rung when a journal's queue gets its first entry since the last batch was taken: the
-/// binary's writer then takes that journal's next batch. Called outside the journal's lock.
-pub type Doorbell = Box<dyn Fn() + Send + Sync>;
+/// Rung when a journal's queue gets its first entry since the last batch was taken, and
+/// again when an event joins a queue of notes: the binary's writer then takes that
+/// journal's next batch ([`Ring::Now`]), or takes it with the next round it writes
+/// ([`Ring::Soon`]). Called outside the journal's lock.
+pub type Doorbell = Box<dyn Fn(Ring) + Send + Sync>;
+
+/// How soon a journal's queue must be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ring {
+    /// An event (or a cancellation) is queued: a client waits to be sent it.
+    Now,
+    /// Only notes of pending requests are queued. What waits on a note is the request's
+    /// acknowledgement (a legacy POST's `202`, a reply stream's priming event), and a
+    /// request answered at once settles its note in the same batch as its answer, so the
+    /// note goes with the next round the writer makes for any journal; a waiter left
+    /// waiting [`NOTE_GRACE`] rings [`Ring::Now`] itself. At low load this spares the
+    /// writer a wake-up and a round trip of its own per request.
+    Soon,
+}
+
+/// How long an acknowledgement waits for its request's note to go with another round
+/// before it asks the writer for one of its own.
+pub const NOTE_GRACE: Duration = Duration::from_millis(1);
 
 /// A session's queue of entries for the store, and how far the store holds them.
 pub struct Journal {
@@ -73,6 +94,8 @@ struct Queue {
     entries: Vec<JournalEntry>,
     /// The number the last entry queued was given.
     last: u64,
+    /// The doorbell rang [`Ring::Now`] for these entries.
+    rung_now: bool,
 }
 
 impl std::fmt::Debug for Journal {
@@ -103,16 +126,43 @@ impl Journal {
     /// Queues an entry numbered `seq` (an event's number; the number given to a pending
     /// note). Called in the order of the numbers.
     pub(crate) fn push(&self, entry: JournalEntry, seq: u64) {
+        let now = !matches!(entry, JournalEntry::Pending { .. });
         let mut queue = self.queue();
-        let first = queue.entries.is_empty();
+        // At most twice per batch (a first note, then an event): the writer takes
+        // everything queued until then at once.
+        let ring = if queue.entries.is_empty() {
+            Some(if now { Ring::Now } else { Ring::Soon })
+        } else {
+            (now && !queue.rung_now).then_some(Ring::Now)
+        };
+        queue.rung_now |= now;
         queue.entries.push(entry);
         queue.last = queue.last.max(seq);
         drop(queue);
-        match &self.doorbell {
-            // Once per batch: the writer takes everything queued until then at once.
-            Some(ring) if first => ring(),
-            Some(_) => {}
-            None => self.wake.notify_one(),
+        match (&self.doorbell, ring) {
+            (Some(doorbell), Some(ring)) => doorbell(ring),
+            (Some(_), None) => {}
+            (None, _) => self.wake.notify_one(),
+        }
+    }
+
+    /// Whether the queue holds notes only, which the writer takes when it next writes.
+    fn notes_only(&self) -> bool {
+        let queue = self.queue();
+        !queue.entries.is_empty() && !queue.rung_now
+    }
+
+    /// Rings [`Ring::Now`] for a queue of notes only: an acknowledgement waited long
+    /// enough for another round to carry them.
+    fn hurry(&self) {
+        let mut queue = self.queue();
+        if queue.entries.is_empty() || queue.rung_now {
+            return;
+        }
+        queue.rung_now = true;
+        drop(queue);
+        if let Some(doorbell) = &self.doorbell {
+            doorbell(Ring::Now);
         }
     }
 
@@ -131,6 +181,7 @@ impl Journal {
     /// The entries queued since the last batch, if any, without waiting.
     pub fn take_batch(&self) -> Option<(Vec<JournalEntry>, u64)> {
         let mut queue = self.queue();
+        queue.rung_now = false;
         (!queue.entries.is_empty()).then(|| (std::mem::take(&mut queue.entries), queue.last))
     }
 
@@ -189,8 +240,21 @@ impl Gate {
         }
         let waiting = self.waiting.get_or_insert_with(|| {
             let mut written = self.written.clone();
-            // A journal dropped without closing releases its gates too.
-            Box::pin(async move { drop(written.wait_for(|w| *w >= seq).await) })
+            let journal = self.journal.clone();
+            Box::pin(async move {
+                // A journal dropped without closing releases its gates too.
+                let stored = written.wait_for(|w| *w >= seq);
+                tokio::pin!(stored);
+                if journal.notes_only() {
+                    // A note waits for another round to carry it, for a while ([`Ring::Soon`]).
+                    tokio::select! {
+                        biased;
+                        _ = &mut stored => return,
+                        () = tokio::time::sleep(NOTE_GRACE) => journal.hurry(),
+                    }
+                }
+                drop(stored.await);
+            })
         });
         match waiting.as_mut().poll(cx) {
             Poll::Ready(()) => {
@@ -244,13 +308,66 @@ mod tests {
         assert_eq!(std::future::poll_fn(|cx| Poll::Ready(later.poll_written(1, cx))).await, Poll::Ready(false));
     }
 
+    fn pending(n: i64) -> JournalEntry {
+        JournalEntry::Pending { stream: 0, requests: vec![RequestId::Number(n)] }
+    }
+
+    /// A journal whose doorbell's rings are kept, in order.
+    fn recorded() -> (std::sync::Arc<Journal>, std::sync::Arc<Mutex<Vec<Ring>>>) {
+        let rings = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let kept = rings.clone();
+        let doorbell = Box::new(move |ring| kept.lock().expect("rings").push(ring));
+        (std::sync::Arc::new(Journal::with_doorbell(0, doorbell)), rings)
+    }
+
+    #[test]
+    fn a_note_rings_soon_and_an_event_after_it_rings_now() {
+        let (journal, rings) = recorded();
+        journal.push(pending(1), 1);
+        journal.push(pending(2), 2);
+        assert_eq!(*rings.lock().expect("rings"), [Ring::Soon], "notes alone do not start a round");
+        journal.push(event(3), 3);
+        journal.push(event(4), 4);
+        assert_eq!(*rings.lock().expect("rings"), [Ring::Soon, Ring::Now], "the first event asks for one");
+        assert_eq!(journal.take_batch().map(|(batch, last)| (batch.len(), last)), Some((4, 4)));
+        journal.push(event(5), 5);
+        journal.push(pending(6), 6);
+        assert_eq!(*rings.lock().expect("rings"), [Ring::Soon, Ring::Now, Ring::Now]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_acknowledgement_waiting_on_a_note_asks_for_a_round_after_the_grace() {
+        let (journal, rings) = recorded();
+        journal.push(pending(1), 1);
+        let mut gate = journal.gate();
+        let acknowledged = tokio::spawn(async move { std::future::poll_fn(|cx| gate.poll_written(1, cx)).await });
+        tokio::time::sleep(NOTE_GRACE / 2).await;
+        assert_eq!(*rings.lock().expect("rings"), [Ring::Soon], "within the grace the note waits for another round");
+        tokio::time::sleep(NOTE_GRACE).await;
+        assert_eq!(*rings.lock().expect("rings"), [Ring::Soon, Ring::Now], "then it asks for one");
+        assert!(!acknowledged.is_finished(), "not written yet");
+        assert!(journal.take_batch().is_some());
+        journal.written_through(1);
+        assert!(acknowledged.await.expect("task"), "acknowledged once written");
+
+        // A note queued behind an event waits for no grace: the event rang.
+        journal.push(event(2), 2);
+        journal.push(pending(3), 3);
+        let mut gate = journal.gate();
+        let waiting = tokio::spawn(async move { std::future::poll_fn(|cx| gate.poll_written(3, cx)).await });
+        tokio::time::sleep(NOTE_GRACE * 3).await;
+        assert_eq!(*rings.lock().expect("rings"), [Ring::Soon, Ring::Now, Ring::Now], "no ring of its own");
+        journal.written_through(3);
+        assert!(waiting.await.expect("task"));
+    }
+
     #[test]
     fn the_doorbell_rings_once_per_batch() {
         let rings = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = rings.clone();
         let journal = Journal::with_doorbell(
             0,
-            Box::new(move || {
+            Box::new(move |_| {
                 counted.fetch_add(1, Ordering::SeqCst);
             }),
         );

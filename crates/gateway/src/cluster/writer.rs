@@ -10,6 +10,10 @@
 //! costs no round trip of its own, and the records of sessions set up at once share one);
 //! its entries wait until then, and a Streamable HTTP session's `initialize` answer, which
 //! carries its id, leaves once that round is written.
+//! A request's pending note does not start a round ([`Ring::Soon`]): it goes with the
+//! next one, usually with the request's own answer, which settles it in the same batch, so a
+//! request answered at once costs one round trip, not two (its acknowledgement waits for
+//! the round that carries its note, and asks for one after [`NOTE_GRACE`]).
 //! The task runs while a journal is live here, and stops once the last one has ended (so it
 //! ends at shutdown); the next journal starts it again.
 
@@ -18,7 +22,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use dashmap::DashMap;
 use mcpgw_transport::SessionId;
-use mcpgw_transport::journal::Journal;
+#[cfg(doc)]
+use mcpgw_transport::journal::NOTE_GRACE;
+use mcpgw_transport::journal::{Journal, Ring};
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -41,6 +47,9 @@ pub(super) struct Writer {
 struct State {
     /// Rung since the last round, each once per batch (and once more when it ends).
     ready: Vec<Arc<Slot>>,
+    /// Rung with notes only since the last round: they go with the next one, which they
+    /// do not start ([`Ring::Soon`]).
+    soon: Vec<Arc<Slot>>,
     running: bool,
 }
 
@@ -80,6 +89,10 @@ impl Writer {
     fn ring(&self, slot: Arc<Slot>) {
         self.state().ready.push(slot);
         self.wake.notify_one();
+    }
+
+    fn ring_soon(&self, slot: Arc<Slot>) {
+        self.state().soon.push(slot);
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -133,9 +146,12 @@ impl Cluster {
         let writer = Arc::downgrade(&self.writer);
         let slot = Arc::new_cyclic(|me: &Weak<Slot>| {
             let me = me.clone();
-            let doorbell = Box::new(move || {
+            let doorbell = Box::new(move |ring| {
                 if let (Some(writer), Some(slot)) = (writer.upgrade(), me.upgrade()) {
-                    writer.ring(slot);
+                    match ring {
+                        Ring::Now => writer.ring(slot),
+                        Ring::Soon => writer.ring_soon(slot),
+                    }
                 }
             });
             Slot {
@@ -181,10 +197,17 @@ impl Cluster {
             let ready = {
                 let mut state = self.writer.state();
                 if state.ready.is_empty() && self.writer.live.load(Ordering::SeqCst) == 0 {
+                    // Notes of sessions all ended, and so written (their ends ring now).
+                    state.soon.clear();
                     state.running = false;
                     return;
                 }
-                std::mem::take(&mut state.ready)
+                let mut ready = std::mem::take(&mut state.ready);
+                if !ready.is_empty() {
+                    // Their notes ride along.
+                    ready.append(&mut state.soon);
+                }
+                ready
             };
             if ready.is_empty() {
                 notified.await;
