@@ -10,14 +10,16 @@
 //! request the client cancelled. The binary drains the queue in batches (one store round
 //! trip per batch, however many entries; its [`Doorbell`] tells it which journals have
 //! something queued, so one writer can serve every session of an instance) and reports how
-//! far it got; a stream writes an
-//! event only once the journal holds it ([`Gate`]), so whatever a client was sent is in the
-//! store, for another instance to replay. A journal that cannot be written (the store is
+//! far it got; a frame routed to an open
+//! stream is held here, with its room on the stream reserved, until the store has its event
+//! (`Journal::hold`), and a stream writes an event only once the journal holds it ([`Gate`]),
+//! so whatever a client was sent is in the store, for another instance to replay. A journal that cannot be written (the store is
 //! down) is reported as written all the same: the session keeps working on its instance,
 //! and only a resumption elsewhere loses what was not stored. A journal the store refuses
 //! because another instance holds the session now is lost: its streams end without writing
 //! anything more, so only one instance ever writes to a session's clients.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -27,9 +29,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rmcp::model::RequestId;
+use tokio::sync::mpsc::OwnedPermit;
 use tokio::sync::{Notify, watch};
 
 use crate::event_log::EventId;
+use crate::outgoing::Outgoing;
 
 /// One thing the store must hold before a client sees what follows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +100,17 @@ struct Queue {
     last: u64,
     /// The doorbell rang [`Ring::Now`] for these entries.
     rung_now: bool,
+    /// Frames routed to open streams whose events the store does not hold yet, in the
+    /// order of their numbers, each with the room reserved for it on its stream.
+    held: VecDeque<Held>,
+}
+
+/// A frame held until the store holds its event ([`Journal::hold`]).
+#[derive(Debug)]
+struct Held {
+    seq: u64,
+    room: OwnedPermit<Outgoing>,
+    out: Outgoing,
 }
 
 impl std::fmt::Debug for Journal {
@@ -185,13 +200,42 @@ impl Journal {
         (!queue.entries.is_empty()).then(|| (std::mem::take(&mut queue.entries), queue.last))
     }
 
-    /// The store holds every entry up to number `seq` (or gave up on them).
+    /// The store holds every entry up to number `seq` (or gave up on them): the frames
+    /// held for them go to their streams, then whatever waits on the journal goes on.
     pub fn written_through(&self, seq: u64) {
+        // Under the queue's lock, the held frames first: a frame that waited on the gate
+        // (its stream was full when it was routed) is sent only after them, so each
+        // stream gets its frames in order.
+        let mut queue = self.queue();
+        let due = queue.held.iter().take_while(|h| h.seq <= seq).count();
+        let lost = self.lost.load(Ordering::SeqCst);
+        for held in queue.held.drain(..due) {
+            if !lost {
+                held.room.send(held.out);
+            }
+        }
         self.written.send_if_modified(|written| {
             let advanced = seq > *written;
             *written = (*written).max(seq);
             advanced
         });
+    }
+
+    /// Sends `out`, event number `seq`, into the room reserved for it on its stream once
+    /// the store holds that event (at once if it does), or never if the session is lost
+    /// to another instance. Its stream is woken once, with a frame it can write, rather
+    /// than once to find the frame not stored and again when it is.
+    pub(crate) fn hold(&self, seq: u64, room: OwnedPermit<Outgoing>, out: Outgoing) {
+        let mut queue = self.queue();
+        if self.lost.load(Ordering::SeqCst) {
+            return;
+        }
+        if queue.held.is_empty() && *self.written.borrow() >= seq {
+            drop(queue);
+            room.send(out);
+            return;
+        }
+        queue.held.push_back(Held { seq, room, out });
     }
 
     /// No more writes: every stream waiting on the journal goes on (the session ended).

@@ -475,11 +475,23 @@ impl Routes {
         self.last_seq += 1;
         let event = EventId { stream, seq: self.last_seq };
         self.log.push(event, json.clone());
-        if let Some(journal) = &self.journal {
-            let answers = if response { answered(message) } else { None };
-            journal.push(JournalEntry::Event { id: event, json: json.clone(), answers }, event.seq);
+        let out = Outgoing::Message { json: json.clone(), response, event: Some(event) };
+        let Some(journal) = self.journal.clone() else {
+            return self.send(target, out);
+        };
+        let answers = if response { answered(message) } else { None };
+        journal.push(JournalEntry::Event { id: event, json, answers }, event.seq);
+        // Room is taken on the stream now, so the order of its frames is kept; the frame
+        // goes in once the store holds its event.
+        match target.map(mpsc::Sender::try_reserve_owned) {
+            Some(Ok(room)) => {
+                journal.hold(event.seq, room, out);
+                Routed::Done
+            }
+            Some(Err(TrySendError::Full(tx))) => Routed::Full(tx, out),
+            Some(Err(TrySendError::Closed(tx))) => self.send(Some(tx), out),
+            None => self.send(None, out),
         }
-        self.send(target, Outgoing::Message { json, response, event: Some(event) })
     }
 
     /// Enqueues `out` on `target` (the standalone stream's backlog when there is none).

@@ -355,7 +355,14 @@ impl Session {
                 session.close_stalled(&tx);
                 return Ok(());
             }
-            let sent = tokio::time::timeout(stall, tx.send(out)).await;
+            let sent = tokio::time::timeout(stall, async {
+                // In a cluster, the frames held for the store before this one go first.
+                if let (Outgoing::Message { event: Some(event), .. }, Some(mut gate)) = (&out, session.gate()) {
+                    std::future::poll_fn(|cx| gate.poll_written(event.seq, cx)).await;
+                }
+                tx.send(out).await
+            })
+            .await;
             session.waiting.fetch_sub(1, Ordering::AcqRel);
             if sent.is_err() {
                 session.close_stalled(&tx);
@@ -653,9 +660,46 @@ mod tests {
         assert_eq!((requests.as_slice(), answered), (&[RequestId::Number(2)][..], &RequestId::Number(2)));
         assert!(first.stream == *pending_on && last.stream == *pending_on && first.seq < last.seq);
         assert_eq!(through, last.seq);
+        assert!(stream.try_recv().is_err(), "nothing on the stream before the store holds it");
+        journal.written_through(through);
         for _ in 0..2 {
             assert!(matches!(stream.recv().await, Some(Outgoing::Message { event: Some(_), .. })));
         }
+    }
+
+    #[tokio::test]
+    async fn a_frame_goes_to_its_stream_once_the_store_holds_it_in_order_and_never_once_lost() {
+        let (s, journal) = journaled();
+        let token = ProgressToken(NumberOrString::String("t".into()));
+        let (mut stream, _) = s.open_post([(RequestId::Number(1), Some(token))], PostReply::Stream);
+        for _ in 0..3 {
+            s.deliver(progress("t")).await.expect("delivered");
+        }
+        let (batch, through) = journal.next_batch().await;
+        let seqs: Vec<u64> = batch
+            .iter()
+            .filter_map(|e| match e {
+                crate::journal::JournalEntry::Event { id, .. } => Some(id.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs.len(), 3);
+        assert!(stream.try_recv().is_err(), "held until stored");
+        journal.written_through(seqs[1]);
+        let got = |o: Option<Outgoing>| match o {
+            Some(Outgoing::Message { event: Some(e), .. }) => e.seq,
+            other => panic!("a message with an event id: {other:?}"),
+        };
+        assert_eq!(got(stream.recv().await), seqs[0]);
+        assert_eq!(got(stream.recv().await), seqs[1]);
+        assert!(stream.try_recv().is_err(), "the third is not stored yet");
+        journal.written_through(through);
+        assert_eq!(got(stream.recv().await), seqs[2]);
+
+        // Lost to another instance: what was held is never sent.
+        s.deliver(progress("t")).await.expect("delivered");
+        journal.lose();
+        assert!(stream.try_recv().is_err(), "nothing of a lost session reaches its client");
     }
 
     #[tokio::test]

@@ -203,15 +203,16 @@ impl Outbound for ClusterOutbound {
     fn initialized(&self, handshake: &Handshake) -> impl Future<Output = ()> + Send + 'static {
         let session = &self.session;
         let record = NewRecord::new(session.kind(), session.owner(), handshake.to_json());
-        let waits = session.kind() != SessionKind::Legacy;
-        let (written, recorded) = oneshot::channel();
-        if waits {
-            self.cluster.create(session.id(), record, Some(written));
-        } else {
+        let recorded = if session.kind() == SessionKind::Legacy {
             *self.record() = Some(record);
-        }
+            None
+        } else {
+            let (written, recorded) = oneshot::channel();
+            self.cluster.create(session.id(), record, Some(written));
+            Some(recorded)
+        };
         async move {
-            if waits {
+            if let Some(recorded) = recorded {
                 // Not recorded (the store failed): the session still works here.
                 let _ = recorded.await;
             }
