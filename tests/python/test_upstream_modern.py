@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +35,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
-from support import connect, text_of, toml_string
+from support import connect, text_of, toml_string, wait_for_log
 
 ROOT = Path(__file__).resolve().parents[2]
 MODERN_SERVER = ROOT / "tests" / "ts" / "fixtures" / "modern-server.mjs"
@@ -75,6 +76,15 @@ class Upstream:
             self.proc.kill()
             pytest.fail(f"{argv} did not start within {START_TIMEOUT_S} s:\n" + "\n".join(self.stderr))
         self.url = match.group(1)
+
+    async def logged(self, line: str, *, within: float = CALL_TIMEOUT_S) -> None:
+        """Wait until the process has written `line` to its stderr: a reader thread takes it in,
+        so what the process wrote before an answer may not be in `stderr` yet when it comes."""
+        deadline = time.monotonic() + within
+        while line not in self.stderr:
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no stderr line {line!r} within {within} s:\n" + "\n".join(self.stderr))
+            await anyio.sleep(0.02)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -282,9 +292,16 @@ async def test_results_reach_a_session_in_its_eras_shape(upstreams, start_gatewa
 async def test_a_call_refused_for_its_headers_is_retried_once_with_the_tools_listed_again(start_gateway) -> None:
     """A modern upstream whose tool now takes its argument in another `Mcp-Param-*` header
     refuses a call built from the schema mcpgw listed before (-32020); mcpgw lists its tools
-    again and sends the call once more, with the header the new schema names."""
+    again and sends the call once more, with the header the new schema names.
+
+    The fixture answers its lists as JSON (`--json-replies`): rmcp's Streamable HTTP client
+    (3.11) learns a tool's `Mcp-Param-*` headers from a `tools/list` answer read from an event
+    stream only when it reads that answer before it sees the stream end; when the stream's end
+    comes first it hands the answer on without learning from it, and the retry goes out with
+    the old header (seen once in CI; docs/testing.md, "Known client bugs")."""
     fixture_bin = Path(os.environ.get("MCPGW_FIXTURE_BIN") or ROOT / "target" / "debug" / "mcpgw-fixture")
-    fixture = Upstream([str(fixture_bin), "--http", "127.0.0.1:0"])  # its own: the rename is for good
+    # Its own fixture: the rename is for good.
+    fixture = Upstream([str(fixture_bin), "--http", "127.0.0.1:0", "--json-replies"])
     try:
         gw = start_gateway(
             "[sessions]\nlegacy_grace_secs = 0\n\n"
@@ -295,8 +312,8 @@ async def test_a_call_refused_for_its_headers_is_retried_once_with_the_tools_lis
                 assert text_of(await client.call_tool("test_custom_headers", {"region": "eu"})) == "region: eu"
                 await client.call_tool("test_rename_header", {})
                 assert text_of(await client.call_tool("test_custom_headers", {"region": "ap"})) == "region: ap"
-        assert "test_custom_headers Mcp-Name=test_custom_headers Mcp-Param-Zone=ap" in fixture.stderr, fixture.stderr
-        assert "(-32020); listing its tools again and retrying once" in gw.log_text(), gw.log_text()
+        await fixture.logged("test_custom_headers Mcp-Name=test_custom_headers Mcp-Param-Zone=ap")
+        await wait_for_log(gw, re.escape("(-32020); listing its tools again and retrying once"))
     finally:
         fixture.stop()
 
@@ -377,12 +394,12 @@ async def test_auto_speaks_each_clients_era_to_an_upstream_that_offers_both(upst
         with anyio.fail_after(CALL_TIMEOUT_S):
             result = await client.call_tool("test_custom_headers", {"region": "eu"})
             assert text_of(result) == "region: eu"
-    assert "test_custom_headers Mcp-Name=- Mcp-Param-Region=-" in fixture.stderr, fixture.stderr
-    assert 'upstream connected upstream=fixture kind="http" era="handshake"' in gw.log_text(), gw.log_text()
+    await fixture.logged("test_custom_headers Mcp-Name=- Mcp-Param-Region=-")
+    await wait_for_log(gw, re.escape('upstream connected upstream=fixture kind="http" era="handshake"'))
     async with httpx2.AsyncClient(timeout=CALL_TIMEOUT_S) as http:
         headers, body = stateless_call(1, "test_custom_headers")
         body["params"]["arguments"] = {"region": "ap"}
         answer = answer_of(await http.post(f"{gw.url}/mcp", json=body, headers=headers))
     assert answer["result"]["content"][0]["text"] == "region: ap", answer
-    assert "test_custom_headers Mcp-Name=test_custom_headers Mcp-Param-Region=ap" in fixture.stderr, fixture.stderr
-    assert 'upstream connected upstream=fixture kind="http" era="modern"' in gw.log_text(), gw.log_text()
+    await fixture.logged("test_custom_headers Mcp-Name=test_custom_headers Mcp-Param-Region=ap")
+    await wait_for_log(gw, re.escape('upstream connected upstream=fixture kind="http" era="modern"'))
