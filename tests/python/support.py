@@ -356,18 +356,23 @@ async def wait_all_gone(pids: set[int] | list[int], groups: set[int] | list[int]
         await anyio.sleep(0.02)
 
 
-async def wait_for_log(gw: Gateway, pattern: str, *, within: float = 20.0) -> str:
-    """Poll the gateway's stderr (every 20 ms) until a line matches the regex `pattern`;
-    returns the line, fails after `within` s."""
+async def wait_for_line(lines: list[str], pattern: str, *, within: float, what: str) -> str:
+    """Poll `lines`, which a reader thread fills from a process's output, every 20 ms until
+    one matches the regex `pattern`; returns it, fails after `within` s naming `what`."""
     regex = re.compile(pattern)
     deadline = time.monotonic() + within
     while True:
-        for line in list(gw.log):
+        for line in list(lines):
             if regex.search(line):
                 return line
         if time.monotonic() >= deadline:
-            raise AssertionError(f"no mcpgw log line matched {pattern!r} within {within} s:\n{gw.log_text()}")
+            raise AssertionError(f"no {what} line matched {pattern!r} within {within} s:\n" + "\n".join(lines))
         await anyio.sleep(0.02)
+
+
+async def wait_for_log(gw: Gateway, pattern: str, *, within: float = 20.0) -> str:
+    """Wait until a line of the gateway's stderr matches the regex `pattern`; returns it."""
+    return await wait_for_line(gw.log, pattern, within=within, what="mcpgw log")
 
 
 async def wait_shared_upstreams_up(gw: Gateway, *names: str, within: float = 30.0) -> None:

@@ -22,7 +22,6 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +34,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
-from support import connect, text_of, toml_string, wait_for_log
+from support import connect, text_of, toml_string, wait_for_line, wait_for_log
 
 ROOT = Path(__file__).resolve().parents[2]
 MODERN_SERVER = ROOT / "tests" / "ts" / "fixtures" / "modern-server.mjs"
@@ -80,11 +79,7 @@ class Upstream:
     async def logged(self, line: str, *, within: float = CALL_TIMEOUT_S) -> None:
         """Wait until the process has written `line` to its stderr: a reader thread takes it in,
         so what the process wrote before an answer may not be in `stderr` yet when it comes."""
-        deadline = time.monotonic() + within
-        while line not in self.stderr:
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"no stderr line {line!r} within {within} s:\n" + "\n".join(self.stderr))
-            await anyio.sleep(0.02)
+        await wait_for_line(self.stderr, f"^{re.escape(line)}$", within=within, what="upstream stderr")
 
     def stop(self) -> None:
         self.proc.terminate()
